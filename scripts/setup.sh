@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Create or reuse .venv/ at the repo root and install ssl_ray with everything it needs.
+#
+# Idempotent: a stamp file records a hash of pyproject.toml and this script; when both are
+# unchanged and the venv imports ssl_ray, nothing is reinstalled and this returns in about a second.
+#
+#   bash scripts/setup.sh            # install (or verify) everything
+#   SSL_RAY_SKIP_FFCV=1 bash ...     # skip the optional FFCV extra (no system packages needed)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+PY_BIN="${PYTHON:-python3.11}"
+STAMP="$VENV/.ssl_ray_installed"
+SYS_PKGS=(pkg-config libopencv-dev libturbojpeg0-dev)
+
+want_hash() {
+    cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1
+    echo "ffcv=${SSL_RAY_SKIP_FFCV:-0}"
+}
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(want_hash)" ] \
+    && "$VENV/bin/python" -c "import ssl_ray" 2>/dev/null; then
+    echo "[setup] .venv is up to date (delete $STAMP to force a reinstall)"
+    exit 0
+fi
+
+if ! command -v "$PY_BIN" >/dev/null 2>&1; then
+    echo "[setup] error: $PY_BIN not found; ssl_ray needs Python 3.11 (set PYTHON=/path/to/python3.11)" >&2
+    exit 2
+fi
+if ! "$PY_BIN" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    echo "[setup] error: $PY_BIN is $("$PY_BIN" --version 2>&1); ssl_ray needs Python 3.11" >&2
+    exit 2
+fi
+
+# System packages FFCV compiles against.
+missing_sys() {
+    local miss=()
+    for p in "${SYS_PKGS[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || miss+=("$p")
+    done
+    echo "${miss[@]:-}"
+}
+EXTRAS="dev"
+if [ "${SSL_RAY_SKIP_FFCV:-0}" != "1" ]; then
+    miss="$(missing_sys)"
+    if [ -n "$miss" ]; then
+        if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+            echo "[setup] installing system packages for FFCV: $miss"
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $miss >/dev/null
+        else
+            echo "[setup] error: FFCV needs the system packages: $miss" >&2
+            echo "[setup]   install them with: sudo apt-get install -y $miss" >&2
+            echo "[setup]   or skip FFCV (torchvision loaders only): SSL_RAY_SKIP_FFCV=1 bash scripts/setup.sh" >&2
+            exit 2
+        fi
+    fi
+    EXTRAS="dev,ffcv"
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "[setup] creating $VENV"
+    "$PY_BIN" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+# Keep the log readable: drop pip's notes about unreachable extra index locations.
+quiet() {
+    local rc
+    "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+    rc=${PIPESTATUS[0]}
+    return "$rc"
+}
+quiet "${PIP[@]}" install -q --upgrade pip setuptools wheel
+echo "[setup] installing ssl_ray[$EXTRAS] (torch, ray, mlflow, ... this takes a few minutes the first time)"
+quiet "${PIP[@]}" install --progress-bar off -q -e ".[$EXTRAS]"
+"$VENV/bin/python" -c "import ssl_ray, torch, ray, mlflow, sklearn; print('[setup] ok: torch', torch.__version__, '| ray', ray.__version__, '| mlflow', mlflow.__version__)"
+if [ "${SSL_RAY_SKIP_FFCV:-0}" != "1" ]; then
+    "$VENV/bin/python" -c "import ffcv; print('[setup] ok: ffcv', ffcv.__version__)"
+fi
+want_hash >"$STAMP"

@@ -1,0 +1,153 @@
+"""``ssl-ray`` command line, and the shared face of the ``experiments/`` scripts.
+
+Every bad input ends in one line, ``error: <what is wrong>``, and exit code 2, before Ray starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+from ssl_ray.config import SweepConfig, load_yaml_mapping, parse_value, set_path
+from ssl_ray.errors import ConfigError
+
+EXIT_BAD_INPUT = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is a single ``error: ...`` line (exit 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise ConfigError(f"{self.prog}: {message}")
+
+
+def _kv(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"expected KEY=VALUE, got {text!r}")
+    k, v = text.split("=", 1)
+    return k.strip(), parse_value(v)
+
+
+def _deep_merge(base: Dict[str, Any], over: Dict[str, Any]) -> Dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if k == "search_space":  # a search space given replaces the default one
+            out[k] = copy.deepcopy(v)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def add_sweep_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML file with sweep settings (name, base, search_space, ...)")
+    p.add_argument("--name", help="sweep name: the MLflow experiment and the sweep directory")
+    p.add_argument("--epochs", type=int, help="training epochs per trial")
+    p.add_argument("--batch-size", type=int, help="per-worker batch size")
+    p.add_argument("--objective", help="objective name (vicreg, ...)")
+    p.add_argument("--backbone", help="backbone name (res, ...)")
+    p.add_argument("--workers", type=int, help="Ray Train workers per trial (DDP over gloo on CPU)")
+    p.add_argument("--cpus-per-worker", type=float, help="CPUs per training worker")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a base value, e.g. --set optim.lr=1e-3 (repeatable)")
+    p.add_argument("--search", action="append", default=[], metavar="KEY=VALUES",
+                   help="search a key over a YAML list (grid) or {choice|uniform|loguniform|randint: [...]}, "
+                        "e.g. --search model.width=[16,32] (repeatable; replaces that key's default)")
+    p.add_argument("--num-samples", type=int, help="Tune num_samples (repeats of the grid)")
+    p.add_argument("--max-concurrent-trials", type=int, help="at most this many trials at once")
+    p.add_argument("--address", help="connect to an existing Ray cluster (e.g. 'auto' or ray://host:10001)")
+    p.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance (default: all cores)")
+    p.add_argument("--mlflow-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite under results/)")
+    p.add_argument("--storage-path", help="where sweeps keep checkpoints and Tune state (default: results/sweeps)")
+    p.add_argument("--verbose", action="store_true", help="stream worker logs to the console")
+
+
+def sweep_config_from_args(args: argparse.Namespace, defaults: Optional[Dict[str, Any]] = None) -> SweepConfig:
+    raw: Dict[str, Any] = copy.deepcopy(defaults or {})
+    if args.config:
+        raw = _deep_merge(raw, load_yaml_mapping(args.config))
+    raw.setdefault("base", {})
+    for key, attr in (("name", "name"), ("num_samples", "num_samples"), ("max_concurrent_trials", "max_concurrent_trials"),
+                      ("address", "address"), ("num_cpus", "num_cpus"), ("mlflow_uri", "mlflow_uri"),
+                      ("storage_path", "storage_path")):
+        if getattr(args, attr) is not None:
+            raw[key] = getattr(args, attr)
+    flag_keys = {"epochs": "train.epochs", "batch_size": "optim.batch_size", "objective": "objective.name",
+                 "backbone": "model.backbone", "workers": "train.workers", "cpus_per_worker": "train.cpus_per_worker"}
+    for attr, key in flag_keys.items():
+        if getattr(args, attr) is not None:
+            set_path(raw["base"], key, getattr(args, attr))
+    for text in args.set:
+        k, v = _kv(text)
+        set_path(raw["base"], k, v)
+    if args.search:
+        raw["search_space"] = dict(raw.get("search_space") or {})
+        for text in args.search:
+            k, v = _kv(text)
+            set_path({}, k, None)  # checks the key's form
+            raw["search_space"][k] = v
+    return SweepConfig.from_dict(raw).validate()
+
+
+def print_summary(out: dict, cfg: SweepConfig, stream=None) -> None:
+    from ssl_ray.reports.tables import best_trial, format_table, trial_rows
+
+    stream = stream or sys.stdout
+    rows = trial_rows(out["mlflow_uri"], out["parent_run_id"], list(cfg.search_space))
+    print("\n=== ssl_ray sweep summary: " + cfg.name + " ===", file=stream)
+    print(format_table(rows), file=stream)
+    best = best_trial(rows)
+    if best is not None:
+        traj = ", ".join(f"epoch {e}: {v:.3f}" for e, v in best.get("ncc_by_epoch", {}).items())
+        print(f"\nbest trial {best['trial']}: class NCC test {best['class_ncc_test']:.3f} at {best['best_layer']}"
+              f" vs {best['random_target']} {best['random_ncc_test']:.3f}", file=stream)
+        print(f"class NCC test of {best['best_layer']} over training: {traj}", file=stream)
+    for job, msg in out.get("probe_failures", []):
+        print(f"probe FAILED: trial {job.trial_id} epoch {job.epoch} layer {job.layer}: {msg}", file=stream)
+    n_err = len(out["results"].errors) if out.get("results") is not None else 0
+    if n_err:
+        print(f"{n_err} trial(s) errored; see {out['sweep_dir']}", file=stream)
+    print(f"\nsweep directory: {out['sweep_dir']}", file=stream)
+    uri = out["mlflow_uri"]
+    if uri.startswith(("http://", "https://")):
+        print(f"browse in MLflow: {uri}  (experiment '{cfg.name}')", file=stream)
+    else:
+        print("browse in MLflow:", file=stream)
+        print(f"  .venv/bin/mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000", file=stream)
+        print("  then open http://127.0.0.1:5000", file=stream)
+
+
+def sweep_main(argv: Optional[Sequence[str]] = None, defaults: Optional[Dict[str, Any]] = None, prog: Optional[str] = None) -> int:
+    parser = OneLineParser(prog=prog, description="Run a Ray Tune sweep of SSL trials with probes, tracked in MLflow.")
+    add_sweep_args(parser)
+    try:
+        args = parser.parse_args(argv)
+        cfg = sweep_config_from_args(args, defaults)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from ssl_ray.sweep.tuner import run_sweep
+
+    out = run_sweep(cfg, verbose=args.verbose)
+    print_summary(out, cfg)
+    return 0 if not out["results"].errors else 1
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"sweep": sweep_main}
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
+        known = ", ".join(commands)
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"error: unknown command {argv[0]!r} (known: {known})", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"usage: ssl-ray {{{known}}} [options]   (ssl-ray <command> --help for its options)")
+        return 0
+    return commands[argv[0]](argv[1:], prog=f"ssl-ray {argv[0]}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

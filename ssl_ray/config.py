@@ -1,0 +1,447 @@
+"""Typed configuration, validated once at the edge.
+
+An :class:`ExperimentConfig` describes one trial (data, model, objective, optimizer, training,
+probes). A :class:`SweepConfig` holds a base experiment, a search space over dotted keys of it
+(``objective.lam``, ``model.width``, ...) and how to run the sweep.
+
+Everything a user can get wrong -- unknown names, out-of-range numbers, unknown YAML keys, a search
+space value that would make an invalid trial -- raises :class:`ssl_ray.errors.ConfigError` from
+:func:`SweepConfig.validate`, which the CLI calls before Ray starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import itertools
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+from ssl_ray.errors import ConfigError
+
+# ----------------------------------------------------------------------------------------------
+# Pieces of one experiment
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "digits"
+    data_root: Optional[str] = None
+    image_size: int = 16
+    augment: str = "digits"
+    views: int = 2
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "res"
+    depth: int = 4
+    width: int = 32
+    projector_dims: List[int] = field(default_factory=lambda: [128, 128])
+    projector_bn: bool = True
+
+
+@dataclass
+class ObjectiveConfig:
+    """``name`` selects the objective; every other key is passed to its constructor."""
+
+    name: str = "vicreg"
+    params: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "ObjectiveConfig":
+        d = dict(d)
+        name = d.pop("name", cls.name)
+        params = dict(d.pop("params", {}) or {})
+        params.update(d)
+        return cls(name=name, params=params)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"name": self.name, **self.params}
+
+
+@dataclass
+class OptimConfig:
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 1
+    batch_size: int = 256
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    seed: int = 0
+    workers: int = 1
+    cpus_per_worker: float = 1.0
+    use_gpu: bool = False
+    # Epochs whose checkpoints are kept for the probes; None -> 0, 1, 2, 4, 8, ... and the last.
+    checkpoint_epochs: Optional[List[int]] = None
+    max_failures: int = 2
+
+    def checkpoint_schedule(self) -> List[int]:
+        if self.checkpoint_epochs is not None:
+            return sorted(set(e for e in self.checkpoint_epochs if 0 <= e <= self.epochs) | {self.epochs})
+        sched = {0, self.epochs}
+        e = 1
+        while e < self.epochs:
+            sched.add(e)
+            e *= 2
+        return sorted(sched)
+
+
+@dataclass
+class ProbeConfig:
+    targets: List[str] = field(default_factory=lambda: ["class", "random_1.0"])
+    layers: Optional[List[str]] = None  # None -> every tap of the model
+    num_cpus: float = 1.0
+    max_retries: int = 2
+    seed: int = 0
+
+
+_SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "objective": ObjectiveConfig,
+    "optim": OptimConfig,
+    "train": TrainConfig,
+    "probe": ProbeConfig,
+}
+
+
+def _build_section(name: str, cls: type, raw: Any) -> Any:
+    if raw is None:
+        return cls()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"section {name!r} must be a mapping, got {type(raw).__name__}: {raw!r}")
+    if cls is ObjectiveConfig:
+        return ObjectiveConfig.from_dict(raw)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown key {name}.{unknown[0]} (known keys of {name}: {', '.join(sorted(known))})")
+    return cls(**raw)
+
+
+@dataclass
+class ExperimentConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+
+    @classmethod
+    def from_dict(cls, d: Optional[Dict[str, Any]]) -> "ExperimentConfig":
+        d = d or {}
+        if not isinstance(d, dict):
+            raise ConfigError(f"an experiment config must be a mapping, got {d!r}")
+        unknown = sorted(set(d) - set(_SECTIONS))
+        if unknown:
+            raise ConfigError(f"unknown key {unknown[0]!r} (known sections: {', '.join(_SECTIONS)})")
+        return cls(**{k: _build_section(k, c, d.get(k)) for k, c in _SECTIONS.items()})
+
+    def to_dict(self) -> Dict[str, Any]:
+        out = {k: dataclasses.asdict(getattr(self, k)) for k in _SECTIONS if k != "objective"}
+        out["objective"] = self.objective.to_dict()
+        return out
+
+    def validate(self) -> "ExperimentConfig":
+        """Check every value; raise ConfigError naming the first bad one. Returns self."""
+        from ssl_ray.data.augment import AUGMENTATIONS
+        from ssl_ray.data.datasets import DATASETS
+        from ssl_ray.models.backbones import BACKBONES
+        from ssl_ray.objectives import OBJECTIVES
+        from ssl_ray.probes.targets import parse_target
+
+        d, m, o, opt, t, p = self.data, self.model, self.objective, self.optim, self.train, self.probe
+        DATASETS.get(d.dataset)
+        AUGMENTATIONS.get(d.augment)
+        _check_int("data.image_size", d.image_size, lo=4)
+        _check_int("data.views", d.views, lo=2)
+        if d.data_root is not None and not Path(d.data_root).expanduser().is_dir():
+            raise ConfigError(f"data.data_root {d.data_root!r} is not a directory")
+
+        BACKBONES.get(m.backbone)
+        _check_int("model.depth", m.depth, lo=1)
+        _check_int("model.width", m.width, lo=1)
+        if not isinstance(m.projector_dims, list) or not m.projector_dims:
+            raise ConfigError(f"model.projector_dims must be a non-empty list of positive ints, got {m.projector_dims!r}")
+        for i, dim in enumerate(m.projector_dims):
+            _check_int(f"model.projector_dims[{i}]", dim, lo=1)
+
+        obj_cls = OBJECTIVES.get(o.name)
+        sig = inspect.signature(obj_cls)
+        for k, v in o.params.items():
+            if k not in sig.parameters:
+                raise ConfigError(f"unknown hyperparameter objective.{k} for {o.name!r} (known: {', '.join(sig.parameters)})")
+            _check_number(f"objective.{k}", v)
+        check = getattr(obj_cls, "check_hparams", None)
+        if check is not None:
+            try:
+                check(**o.params)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+
+        if opt.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {opt.optimizer!r} (known: {', '.join(OPTIMIZERS)})")
+        _check_number("optim.lr", opt.lr, lo=0.0, strict=True)
+        _check_number("optim.weight_decay", opt.weight_decay, lo=0.0)
+        _check_int("optim.warmup_epochs", opt.warmup_epochs, lo=0)
+        _check_int("optim.batch_size", opt.batch_size, lo=2)
+
+        _check_int("train.epochs", t.epochs, lo=1)
+        _check_int("train.seed", t.seed, lo=0)
+        _check_int("train.workers", t.workers, lo=1)
+        _check_number("train.cpus_per_worker", t.cpus_per_worker, lo=0.0, strict=True)
+        _check_int("train.max_failures", t.max_failures, lo=-1)
+        if t.checkpoint_epochs is not None:
+            if not isinstance(t.checkpoint_epochs, list):
+                raise ConfigError(f"train.checkpoint_epochs must be a list of epochs, got {t.checkpoint_epochs!r}")
+            for e in t.checkpoint_epochs:
+                _check_int("train.checkpoint_epochs[]", e, lo=0, hi=t.epochs)
+
+        if not p.targets:
+            raise ConfigError("probe.targets must name at least one target set")
+        for name in p.targets:
+            parse_target(name)
+        _check_number("probe.num_cpus", p.num_cpus, lo=0.0)
+        _check_int("probe.max_retries", p.max_retries, lo=0)
+        if p.layers is not None:
+            if not isinstance(p.layers, list) or not p.layers:
+                raise ConfigError(f"probe.layers must be null or a non-empty list of tap names, got {p.layers!r}")
+        return self
+
+
+OPTIMIZERS = ("adamw", "sgd")
+
+
+def _check_int(key: str, v: Any, lo: Optional[int] = None, hi: Optional[int] = None) -> None:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ConfigError(f"{key} must be an integer, got {v!r}")
+    if lo is not None and v < lo:
+        raise ConfigError(f"{key} must be >= {lo}, got {v!r}")
+    if hi is not None and v > hi:
+        raise ConfigError(f"{key} must be <= {hi}, got {v!r}")
+
+
+def _check_number(key: str, v: Any, lo: Optional[float] = None, strict: bool = False) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ConfigError(f"{key} must be a finite number, got {v!r}")
+    if lo is not None and (v <= lo if strict else v < lo):
+        raise ConfigError(f"{key} must be {'>' if strict else '>='} {lo}, got {v!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Dotted keys
+
+
+def get_path(d: Dict[str, Any], dotted: str) -> Any:
+    cur: Any = d
+    for part in dotted.split("."):
+        cur = cur[part]
+    return cur
+
+
+def set_path(d: Dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``d['a']['b'] = value`` for ``dotted='a.b'``; the section must exist."""
+    parts = dotted.split(".")
+    if len(parts) != 2 or parts[0] not in _SECTIONS:
+        raise ConfigError(f"bad key {dotted!r}: keys look like <section>.<name> with section in {', '.join(_SECTIONS)}")
+    d.setdefault(parts[0], {})
+    if not isinstance(d[parts[0]], dict):
+        raise ConfigError(f"section {parts[0]!r} must be a mapping")
+    d[parts[0]][parts[1]] = value
+
+
+def flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Search spaces: dotted key -> list (grid) or {choice|uniform|loguniform|randint: [...]}
+
+_SAMPLERS = ("grid", "choice", "uniform", "loguniform", "randint")
+
+
+@dataclass
+class SearchDim:
+    key: str
+    kind: str
+    values: List[Any]
+
+    @classmethod
+    def parse(cls, key: str, spec: Any) -> "SearchDim":
+        if isinstance(spec, list):
+            kind, values = "grid", spec
+        elif isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in _SAMPLERS:
+            kind, values = next(iter(spec.items()))
+        else:
+            raise ConfigError(f"search_space.{key}: expected a list or one of {{{', '.join(_SAMPLERS)}: [...]}}, got {spec!r}")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"search_space.{key}: expected a non-empty list of values, got {values!r}")
+        if kind in ("uniform", "loguniform", "randint"):
+            if len(values) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) or values[0] >= values[1]:
+                raise ConfigError(f"search_space.{key}: {kind} takes [low, high] with low < high, got {values!r}")
+            if kind == "loguniform" and values[0] <= 0:
+                raise ConfigError(f"search_space.{key}: loguniform needs low > 0, got {values!r}")
+        return cls(key, kind, values)
+
+    def probe_values(self) -> List[Any]:
+        """Values that stand for the whole dimension when validating: every grid/choice value, the range ends."""
+        if self.kind == "randint":
+            return [self.values[0], self.values[1] - 1]
+        return list(self.values)
+
+    def to_tune(self):
+        from ray import tune
+
+        if self.kind == "grid":
+            return tune.grid_search(self.values)
+        if self.kind == "choice":
+            return tune.choice(self.values)
+        if self.kind == "uniform":
+            return tune.uniform(*self.values)
+        if self.kind == "loguniform":
+            return tune.loguniform(*self.values)
+        return tune.randint(*self.values)
+
+
+def default_results_dir() -> Path:
+    return Path(os.environ.get("SSL_RAY_RESULTS", Path.cwd() / "results")).resolve()
+
+
+def default_mlflow_uri() -> str:
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{default_results_dir() / 'mlflow.db'}"
+
+
+@dataclass
+class SweepConfig:
+    name: str = "vicreg_digits"
+    base: ExperimentConfig = field(default_factory=ExperimentConfig)
+    search_space: Dict[str, Any] = field(default_factory=dict)
+    num_samples: int = 1
+    max_concurrent_trials: Optional[int] = None
+    storage_path: Optional[str] = None  # default: results/sweeps
+    mlflow_uri: Optional[str] = None  # default: MLFLOW_TRACKING_URI or sqlite under results/
+    address: Optional[str] = None  # an existing Ray cluster; None starts a local one
+    num_cpus: Optional[int] = None  # for a local Ray: CPUs to offer (None = all cores)
+
+    # ---- loading
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "SweepConfig":
+        if not isinstance(d, dict):
+            raise ConfigError(f"a sweep config must be a mapping, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown key {unknown[0]!r} in sweep config (known: {', '.join(sorted(known))})")
+        d = dict(d)
+        base = ExperimentConfig.from_dict(d.pop("base", None))
+        space = d.pop("search_space", None) or {}
+        if not isinstance(space, dict):
+            raise ConfigError(f"search_space must be a mapping of <section>.<key> to values, got {space!r}")
+        return cls(base=base, search_space=dict(space), **d)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> "SweepConfig":
+        return cls.from_dict(load_yaml_mapping(path))
+
+    # ---- derived
+
+    def dims(self) -> List[SearchDim]:
+        return [SearchDim.parse(k, v) for k, v in self.search_space.items()]
+
+    def resolved_storage(self) -> Path:
+        return Path(self.storage_path).expanduser().resolve() if self.storage_path else default_results_dir() / "sweeps"
+
+    def resolved_mlflow_uri(self) -> str:
+        return self.mlflow_uri or default_mlflow_uri()
+
+    def trial_configs_for_validation(self) -> List[Dict[str, Any]]:
+        """The cross product of every dimension's representative values, applied to the base."""
+        dims = self.dims()
+        base = self.base.to_dict()
+        combos = itertools.product(*[d.probe_values() for d in dims]) if dims else [()]
+        out = []
+        for combo in combos:
+            cfg = copy.deepcopy(base)
+            for dim, v in zip(dims, combo):
+                set_path(cfg, dim.key, v)
+            out.append(cfg)
+        return out
+
+    def param_space(self) -> Dict[str, Any]:
+        """The Ray Tune param space: the full base config with searched leaves as Tune domains."""
+        space = self.base.to_dict()
+        for dim in self.dims():
+            set_path(space, dim.key, dim.to_tune())
+        return space
+
+    def validate(self) -> "SweepConfig":
+        if not isinstance(self.name, str) or not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
+            raise ConfigError(f"sweep name must be letters, digits, '-', '_' or '.', got {self.name!r}")
+        _check_int("num_samples", self.num_samples, lo=1)
+        if self.max_concurrent_trials is not None:
+            _check_int("max_concurrent_trials", self.max_concurrent_trials, lo=1)
+        if self.num_cpus is not None:
+            _check_int("num_cpus", self.num_cpus, lo=1)
+        self.base.validate()
+        for cfg in self.trial_configs_for_validation():
+            try:
+                ExperimentConfig.from_dict(cfg).validate()
+            except ConfigError as e:
+                raise ConfigError(f"search space gives an invalid trial: {e}") from None
+        return self
+
+
+def load_yaml_mapping(path: str | os.PathLike) -> Dict[str, Any]:
+    """Read a YAML file that must hold a mapping; ConfigError naming the file and the problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"malformed YAML in {str(p)!r}{where}: {problem}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {str(p)!r} must hold a mapping, got {type(raw).__name__}")
+    return raw
+
+
+def parse_value(text: str) -> Any:
+    """Parse a CLI value with YAML rules: ``25`` -> int, ``1e-3`` -> float, ``[16,32]`` -> list."""
+    try:
+        v = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ConfigError(f"cannot parse value {text!r}") from None
+    if isinstance(v, str):  # YAML 1.1 reads '1e-3' as a string
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    return v

@@ -1,0 +1,1 @@
+"""Figures and tables read back from MLflow."""

@@ -1,0 +1,61 @@
+"""The end-of-sweep table: one row per trial, read back from MLflow."""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Optional, Sequence
+
+from ssl_ray.tracking import TAG_TRIAL_ID, child_runs, client
+
+
+def _probe_values(metrics: Dict[str, float], target: str, metric: str) -> Dict[str, float]:
+    prefix = f"probe/{target}/{metric}/"
+    return {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
+
+
+def trial_rows(uri: str, parent_run_id: str, search_keys: Sequence[str] = ()) -> List[dict]:
+    """Per trial: its searched params, final loss, the best layer by class NCC test accuracy at the last
+    checkpoint, that accuracy, the random-label accuracy at the same layer, and the class NCC of
+    the best layer at every checkpoint (``ncc_by_epoch``)."""
+    c = client(uri)
+    rows = []
+    for run in child_runs(c, parent_run_id):
+        m, p = run.data.metrics, run.data.params
+        row: dict = {"trial": run.data.tags.get(TAG_TRIAL_ID, run.info.run_id), "run_id": run.info.run_id}
+        for k in search_keys:
+            row[k] = p.get(k)
+        row["final_loss"] = m.get("train/loss", math.nan)
+        cls = _probe_values(m, "class", "ncc_test")
+        random_targets = sorted({k.split("/")[1] for k in m if k.startswith("probe/random_")})
+        if cls:
+            best = max(cls, key=cls.get)
+            row["best_layer"] = best
+            row["class_ncc_test"] = cls[best]
+            row["random_target"] = random_targets[-1] if random_targets else None
+            row["random_ncc_test"] = m.get(f"probe/{random_targets[-1]}/ncc_test/{best}", math.nan) if random_targets else math.nan
+            hist = c.get_metric_history(run.info.run_id, f"probe/class/ncc_test/{best}")
+            row["ncc_by_epoch"] = {h.step: h.value for h in sorted(hist, key=lambda h: h.step)}
+        rows.append(row)
+    rows.sort(key=lambda r: r["trial"])
+    return rows
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.4g}"
+    return "-" if v is None else str(v)
+
+
+def format_table(rows: List[dict], columns: Optional[Sequence[str]] = None) -> str:
+    if not rows:
+        return "(no trials)"
+    columns = list(columns or [k for k in rows[0] if k not in ("run_id", "ncc_by_epoch")])
+    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths))  # noqa: E731
+    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def best_trial(rows: List[dict]) -> Optional[dict]:
+    scored = [r for r in rows if "class_ncc_test" in r]
+    return max(scored, key=lambda r: r["class_ncc_test"]) if scored else None

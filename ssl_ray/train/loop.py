@@ -1,0 +1,132 @@
+"""``train_loop_per_worker``: the whole SSL training step of one Ray Train worker.
+
+State leaves a worker only through ``ray.train.report(metrics, checkpoint=...)`` and comes back only
+through ``ray.train.get_checkpoint()``. A checkpoint (at each scheduled epoch; epoch 0 is the
+initialization) holds model, optimizer, scheduler, epoch, RNG state and the experiment config.
+Rank 0 logs ``train/loss`` and ``train/<term>`` to the trial's MLflow run, with step = epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, Dict
+
+import torch
+import ray.train
+import ray.train.torch
+
+from ssl_ray.config import ExperimentConfig
+from ssl_ray.data.augment import build_augment
+from ssl_ray.data.datasets import load_dataset
+from ssl_ray.objectives import build_objective
+from ssl_ray.probes.engine import CHECKPOINT_FILE, model_from_config
+from ssl_ray.train.optim import build_optimizer, build_scheduler
+
+
+def epoch_order(n: int, seed: int, epoch: int, rank: int, world: int) -> torch.Tensor:
+    """This rank's sample indices for ``epoch``: a seeded permutation of all n, split into disjoint
+    equal shards (the tail that does not divide evenly is dropped, as DistributedSampler(drop_last))."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(n, generator=g)
+    per_rank = n // world
+    return perm[rank * per_rank : (rank + 1) * per_rank]
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def save_state(path: str, model, optimizer, scheduler, epoch: int, cfg: Dict[str, Any], mlflow_run_id: str | None) -> None:
+    torch.save(
+        {
+            "model": _unwrap(model).state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+            "rng": torch.get_rng_state(),
+            "config": cfg,
+            "mlflow_run_id": mlflow_run_id or "",
+        },
+        os.path.join(path, CHECKPOINT_FILE),
+    )
+
+
+def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
+    cfg = ExperimentConfig.from_dict(loop_config["experiment"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    t = cfg.train
+    torch.manual_seed(t.seed)
+    torch.set_num_threads(max(1, int(t.cpus_per_worker)))
+    device = ray.train.torch.get_device()
+
+    data = load_dataset(cfg.data.dataset, "train", image_size=cfg.data.image_size, data_root=cfg.data.data_root)
+    images = data.float_images()
+    augment = build_augment(cfg.data.augment)
+    local_batch = cfg.optim.batch_size
+    steps_per_epoch = max(1, (len(data) // world) // local_batch)
+
+    model = model_from_config(cfg)
+    objective = build_objective(cfg.objective.name, **cfg.objective.params)
+    optimizer = build_optimizer(model.parameters(), cfg.optim, world)
+    scheduler = build_scheduler(optimizer, cfg.optim.warmup_epochs * steps_per_epoch, t.epochs * steps_per_epoch)
+
+    start_epoch = 0
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            state = torch.load(os.path.join(d, CHECKPOINT_FILE), map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        start_epoch = int(state["epoch"]) + 1
+    model = ray.train.torch.prepare_model(model)
+
+    writer = None
+    if rank == 0 and loop_config.get("mlflow_run_id"):
+        from ssl_ray.tracking import MetricWriter
+
+        writer = MetricWriter(loop_config["mlflow_uri"], loop_config["mlflow_run_id"])
+
+    schedule = set(t.checkpoint_schedule())
+
+    def report(epoch: int, metrics: Dict[str, float]) -> None:
+        if writer is not None and metrics:
+            writer.log(metrics, step=epoch)
+        payload = {"epoch": epoch, **{k.replace("/", "_"): v for k, v in metrics.items()}}
+        if epoch in schedule:
+            with tempfile.TemporaryDirectory() as tmp:
+                if rank == 0:
+                    save_state(tmp, model, optimizer, scheduler, epoch, loop_config["experiment"], loop_config.get("mlflow_run_id"))
+                ray.train.report(payload, checkpoint=ray.train.Checkpoint.from_directory(tmp) if rank == 0 else None,
+                                 checkpoint_dir_name=f"epoch_{epoch:04d}")
+        else:
+            ray.train.report(payload)
+
+    if start_epoch == 0:
+        report(0, {})
+        start_epoch = 1
+
+    for epoch in range(start_epoch, t.epochs + 1):
+        model.train()
+        order = epoch_order(len(data), t.seed, epoch, rank, world)
+        g = torch.Generator(device="cpu").manual_seed(t.seed * 7919 + epoch * 104729 + rank)
+        totals: Dict[str, float] = {}
+        for step in range(steps_per_epoch):
+            idx = order[step * local_batch : (step + 1) * local_batch]
+            views = augment(images[idx], cfg.data.views, g).to(device, non_blocking=True)
+            b, v = views.shape[:2]
+            z = model(views.flatten(0, 1)).view(b, v, -1)
+            out = objective(z)
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            optimizer.step()
+            scheduler.step()
+            totals["train/loss"] = totals.get("train/loss", 0.0) + float(out.loss.detach())
+            for k, val in out.terms.items():
+                totals[f"train/{k}"] = totals.get(f"train/{k}", 0.0) + float(val)
+        metrics = {k: v / steps_per_epoch for k, v in totals.items()}
+        metrics["train/lr"] = scheduler.get_last_lr()[0]
+        report(epoch, metrics)

@@ -1,0 +1,23 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path):
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture
+def clean_env(tmp_path):
+    """Environment for subprocesses: no inherited tracking URI, results under tmp_path."""
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env["SSL_RAY_RESULTS"] = str(tmp_path / "results")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

@@ -77,6 +77,10 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
+    # "ssl": the objective on the projector's embeddings of V views. "supervised": cross-entropy on the
+    # class labels, with the projector's last layer as the classifier (one view; augment "none" for
+    # no augmentation) -- the baseline the study compares SSL clustering against.
+    mode: str = "ssl"
     epochs: int = 20
     seed: int = 0
     workers: int = 1
@@ -198,6 +202,8 @@ class ExperimentConfig:
         _check_int("optim.warmup_epochs", opt.warmup_epochs, lo=0)
         _check_int("optim.batch_size", opt.batch_size, lo=2)
 
+        if t.mode not in MODES:
+            raise ConfigError(f"unknown train.mode {t.mode!r} (known: {', '.join(MODES)})")
         _check_int("train.epochs", t.epochs, lo=1)
         _check_int("train.seed", t.seed, lo=0)
         _check_int("train.workers", t.workers, lo=1)
@@ -221,7 +227,8 @@ class ExperimentConfig:
         return self
 
 
-OPTIMIZERS = ("adamw", "sgd")
+OPTIMIZERS = ("adamw", "sgd", "lars")
+MODES = ("ssl", "supervised")
 
 
 def _check_int(key: str, v: Any, lo: Optional[int] = None, hi: Optional[int] = None) -> None:

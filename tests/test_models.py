@@ -33,3 +33,31 @@ def test_unknown_tap_and_backbone():
         model.forward_features(torch.randn(2, 3, 8, 8), ["block9"])
     with pytest.raises(ConfigError, match="unknown backbone 'vit'"):
         build_backbone("vit")
+
+
+@pytest.mark.parametrize("name,expansion", [("resnet18", 1), ("resnet50", 4)])
+@pytest.mark.parametrize("width", [16, 32])
+def test_resnet_taps_and_shapes_at_two_widths(name, expansion, width):
+    model = build_model(name, [64], width=width, stem="cifar")
+    assert model.taps == ["layer1", "layer2", "layer3", "layer4", "projector"]
+    feats = model.forward_features(torch.randn(2, 3, 32, 32), model.taps)
+    for i in range(4):
+        assert feats[f"layer{i + 1}"].shape == (2, width * 2**i * expansion)
+    assert feats["projector"].shape == (2, 64)
+    maps = model.backbone.forward_taps(torch.randn(2, 3, 32, 32), ["layer1", "layer4"])
+    assert maps["layer1"].shape[-1] == 32 and maps["layer4"].shape[-1] == 4  # CIFAR stem keeps 32 px
+
+
+def test_imagenet_stem_downsamples_by_four():
+    bb = build_backbone("resnet18", width=8, stem="imagenet")
+    assert bb.forward_taps(torch.randn(1, 3, 64, 64), ["layer1"])["layer1"].shape[-1] == 16
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_parameter_count_matches_torchvision(name):
+    import torchvision
+
+    ours = sum(p.numel() for p in build_backbone(name, width=64, stem="imagenet").parameters())
+    tv = getattr(torchvision.models, name)(weights=None)
+    tv_no_head = sum(p.numel() for p in tv.parameters()) - sum(p.numel() for p in tv.fc.parameters())
+    assert ours == tv_no_head

@@ -101,3 +101,15 @@ def digits_protocol() -> BatchAugment:
 def simclr_protocol() -> BatchAugment:
     """SimCLR's protocol for small images: crop scale (0.2, 1), flip, color jitter 0.4/0.4/0.4 (p=0.8), grayscale (p=0.2)."""
     return BatchAugment(scale=(0.2, 1.0), hflip_p=0.5, jitter_p=0.8, brightness=0.4, contrast=0.4, saturation=0.4, grayscale_p=0.2)
+
+
+class NoAugment:
+    """The identity protocol: every view is the normalized image itself (supervised without augmentation)."""
+
+    def __call__(self, x: torch.Tensor, views: int, g: torch.Generator) -> torch.Tensor:
+        return normalize(x).unsqueeze(1).expand(-1, views, -1, -1, -1).contiguous()
+
+
+@AUGMENTATIONS.register("none")
+def no_augment() -> NoAugment:
+    return NoAugment()

@@ -97,3 +97,51 @@ def res(depth: int = 4, width: int = 32, in_channels: int = 3, downsample_at: It
         block = BasicBlock(width, width, stride=2 if i in stride_blocks else 1)
         stages[f"block{i}"] = nn.Sequential(stem, block) if i == 1 else block
     return TappedSequential(stages, out_dim=width)
+
+
+def _resnet(block, layers, width: int, stem: str, in_channels: int) -> TappedSequential:
+    """A ResNet built from torchvision's own blocks, with every stage ``width * 2^i`` channels wide.
+
+    ``width`` is the base width (64 for the standard ResNet; 128 is "ResNet-2x"). ``stem`` is
+    ``imagenet`` (7x7/2 conv and 3x3/2 max-pool) or ``cifar`` (3x3/1 conv, no pool) for small images.
+    Taps: ``layer1`` ... ``layer4``.
+    """
+    if width < 1:
+        raise ValueError(f"resnet width must be >= 1, got {width}")
+    if stem == "imagenet":
+        stem_mod = nn.Sequential(nn.Conv2d(in_channels, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width),
+                                 nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+    elif stem == "cifar":
+        stem_mod = nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+    else:
+        raise ValueError(f"unknown stem {stem!r} (expected 'imagenet' or 'cifar')")
+    stages: Dict[str, nn.Module] = {}
+    c_in = width
+    for i, n_blocks in enumerate(layers):
+        planes = width * 2**i
+        stride = 1 if i == 0 else 2
+        blocks = []
+        for j in range(n_blocks):
+            down = None
+            if j == 0 and (stride != 1 or c_in != planes * block.expansion):
+                down = nn.Sequential(nn.Conv2d(c_in, planes * block.expansion, 1, stride, bias=False),
+                                     nn.BatchNorm2d(planes * block.expansion))
+            blocks.append(block(c_in, planes, stride if j == 0 else 1, down))
+            c_in = planes * block.expansion
+        stage = nn.Sequential(*blocks)
+        stages[f"layer{i + 1}"] = nn.Sequential(stem_mod, stage) if i == 0 else stage
+    return TappedSequential(stages, out_dim=c_in)
+
+
+@BACKBONES.register("resnet18")
+def resnet18(width: int = 64, stem: str = "cifar", in_channels: int = 3) -> TappedSequential:
+    from torchvision.models.resnet import BasicBlock as TVBasicBlock
+
+    return _resnet(TVBasicBlock, [2, 2, 2, 2], width, stem, in_channels)
+
+
+@BACKBONES.register("resnet50")
+def resnet50(width: int = 64, stem: str = "imagenet", in_channels: int = 3) -> TappedSequential:
+    from torchvision.models.resnet import Bottleneck
+
+    return _resnet(Bottleneck, [3, 4, 6, 3], width, stem, in_channels)

@@ -14,13 +14,16 @@ from typing import Any
 
 import torch
 
-from ssl_ray.objectives.base import OBJECTIVES, ObjectiveOutput, check_views
-from ssl_ray.objectives import vicreg as _vicreg  # noqa: F401  (registers "vicreg")
+from ssl_ray.objectives.base import OBJECTIVES, Objective, ObjectiveOutput, check_views
+# Importing each module registers its objective.
+from ssl_ray.objectives import arb, barlow, mmcr, simclr, vicreg  # noqa: F401,E402
 
 
 def build_objective(name: str, **hparams: Any) -> torch.nn.Module:
-    """Return the objective registered as ``name``, built with ``hparams``."""
-    return OBJECTIVES.build(name, **hparams)
+    """Return the objective registered as ``name``, built with ``hparams`` (range-checked first)."""
+    cls = OBJECTIVES.get(name)
+    cls.check_hparams(**hparams)
+    return cls(**hparams)
 
 
-__all__ = ["OBJECTIVES", "ObjectiveOutput", "build_objective", "check_views"]
+__all__ = ["OBJECTIVES", "Objective", "ObjectiveOutput", "build_objective", "check_views"]

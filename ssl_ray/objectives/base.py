@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict
 
+import inspect
+from typing import ClassVar, Tuple
+
 import torch
+from torch import nn
 
 from ssl_ray.registry import Registry
 
@@ -26,3 +30,28 @@ def check_views(z: torch.Tensor) -> None:
         raise ValueError(f"objectives take z of shape (B, V, D); got shape {tuple(z.shape)}")
     if z.shape[0] < 2 or z.shape[1] < 2:
         raise ValueError(f"objectives need B >= 2 images and V >= 2 views; got shape {tuple(z.shape)}")
+
+
+class Objective(nn.Module):
+    """Base of every objective: hyperparameter ranges are declared, checked once by :meth:`check_hparams`
+    (config validation calls it before Ray starts) and again when the module is built."""
+
+    name: ClassVar[str] = "objective"
+    nonnegative: ClassVar[Tuple[str, ...]] = ()
+    positive: ClassVar[Tuple[str, ...]] = ()
+    positive_int: ClassVar[Tuple[str, ...]] = ()
+
+    @classmethod
+    def check_hparams(cls, **hp) -> None:
+        """Raise ValueError naming the first out-of-range hyperparameter (defaults fill the rest)."""
+        params = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if k != "self"}
+        params.update(hp)
+        for key in cls.nonnegative:
+            if params[key] < 0:
+                raise ValueError(f"objective.{key} must be >= 0 for {cls.name}, got {params[key]!r}")
+        for key in cls.positive:
+            if params[key] <= 0:
+                raise ValueError(f"objective.{key} must be > 0 for {cls.name}, got {params[key]!r}")
+        for key in cls.positive_int:
+            if params[key] < 1 or int(params[key]) != params[key]:
+                raise ValueError(f"objective.{key} must be a positive integer for {cls.name}, got {params[key]!r}")

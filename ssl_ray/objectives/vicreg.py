@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_ray.objectives.base import OBJECTIVES, ObjectiveOutput, check_views
+from ssl_ray.objectives.base import OBJECTIVES, Objective, ObjectiveOutput, check_views
 from ssl_ray.objectives.distributed import gather_batch
 
 
@@ -56,7 +56,11 @@ def covariance_loss(x: torch.Tensor) -> torch.Tensor:
 
 
 @OBJECTIVES.register("vicreg")
-class VICReg(nn.Module):
+class VICReg(Objective):
+    name = "vicreg"
+    nonnegative = ('lam', 'mu', 'nu', 'eps')
+    positive = ('gamma',)
+
     def __init__(self, lam: float = 25.0, mu: float = 25.0, nu: float = 1.0, gamma: float = 1.0, eps: float = 1e-4):
         super().__init__()
         self.lam, self.mu, self.nu, self.gamma, self.eps = float(lam), float(mu), float(nu), float(gamma), float(eps)
@@ -72,12 +76,3 @@ class VICReg(nn.Module):
         terms = {"invariance": inv.detach(), "variance": var.detach(), "covariance": cov.detach()}
         return ObjectiveOutput(loss=loss, terms=terms)
 
-    @staticmethod
-    def check_hparams(lam: float = 25.0, mu: float = 25.0, nu: float = 1.0, gamma: float = 1.0, eps: float = 1e-4) -> None:
-        """Raise ValueError naming the first out-of-range hyperparameter."""
-        for key, v in (("lam", lam), ("mu", mu), ("nu", nu)):
-            if v < 0:
-                raise ValueError(f"objective.{key} must be >= 0 for vicreg, got {v!r}")
-        for key, v in (("gamma", gamma), ("eps", eps)):
-            if v <= 0:
-                raise ValueError(f"objective.{key} must be > 0 for vicreg, got {v!r}")

@@ -22,8 +22,17 @@ CHECKPOINT_FILE = "state.pt"
 
 
 def model_from_config(cfg: ExperimentConfig) -> SSLModel:
+    """The model an experiment trains. ``res`` takes depth and width; ResNets take width (their base
+    channel count) and a stem chosen by image size (the CIFAR stem below 64 px)."""
     m = cfg.model
-    return build_model(m.backbone, m.projector_dims, projector_bn=m.projector_bn, depth=m.depth, width=m.width)
+    if m.backbone == "res":
+        kw = {"depth": m.depth, "width": m.width}
+    else:
+        kw = {"width": m.width, "stem": "cifar" if cfg.data.image_size < 64 else "imagenet"}
+    dims = list(m.projector_dims)
+    if cfg.train.mode == "supervised":  # the projector's last layer is the classifier
+        dims[-1] = load_dataset(cfg.data.dataset, "train", image_size=cfg.data.image_size, data_root=cfg.data.data_root).num_classes
+    return build_model(m.backbone, dims, projector_bn=m.projector_bn, **kw)
 
 
 def load_checkpoint_state(ckpt_dir: str | Path) -> dict:

@@ -13,13 +13,14 @@ import tempfile
 from typing import Any, Dict
 
 import torch
+import torch.nn.functional as F
 import ray.train
 import ray.train.torch
 
 from ssl_ray.config import ExperimentConfig
 from ssl_ray.data.augment import build_augment
 from ssl_ray.data.datasets import load_dataset
-from ssl_ray.objectives import build_objective
+from ssl_ray.objectives import ObjectiveOutput, build_objective
 from ssl_ray.probes.engine import CHECKPOINT_FILE, model_from_config
 from ssl_ray.train.optim import build_optimizer, build_scheduler
 
@@ -52,6 +53,14 @@ def save_state(path: str, model, optimizer, scheduler, epoch: int, cfg: Dict[str
     )
 
 
+def supervised_step(model, x: torch.Tensor, y: torch.Tensor) -> ObjectiveOutput:
+    """Cross-entropy of the classifier (the projector's last layer) on the labels."""
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    acc = (logits.detach().argmax(1) == y).float().mean()
+    return ObjectiveOutput(loss=loss, terms={"cross_entropy": loss.detach(), "accuracy": acc})
+
+
 def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
     cfg = ExperimentConfig.from_dict(loop_config["experiment"])
     ctx = ray.train.get_context()
@@ -62,7 +71,8 @@ def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
     device = ray.train.torch.get_device()
 
     data = load_dataset(cfg.data.dataset, "train", image_size=cfg.data.image_size, data_root=cfg.data.data_root)
-    images = data.float_images()
+    images, labels = data.float_images(), data.labels
+    supervised = t.mode == "supervised"
     augment = build_augment(cfg.data.augment)
     local_batch = cfg.optim.batch_size
     steps_per_epoch = max(1, (len(data) // world) // local_batch)
@@ -116,10 +126,12 @@ def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
         totals: Dict[str, float] = {}
         for step in range(steps_per_epoch):
             idx = order[step * local_batch : (step + 1) * local_batch]
-            views = augment(images[idx], cfg.data.views, g).to(device, non_blocking=True)
-            b, v = views.shape[:2]
-            z = model(views.flatten(0, 1)).view(b, v, -1)
-            out = objective(z)
+            if supervised:
+                out = supervised_step(model, augment(images[idx], 1, g)[:, 0].to(device), labels[idx].to(device))
+            else:
+                views = augment(images[idx], cfg.data.views, g).to(device, non_blocking=True)
+                b, v = views.shape[:2]
+                out = objective(model(views.flatten(0, 1)).view(b, v, -1))
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             optimizer.step()

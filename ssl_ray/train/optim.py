@@ -9,9 +9,50 @@ import torch
 from ssl_ray.config import OptimConfig
 
 
+class LARS(torch.optim.Optimizer):
+    """LARS: Layer-wise Adaptive Rate Scaling (You, Gitman, Ginsburg, 2017), as VICReg and Barlow
+    Twins use it (facebookresearch/vicreg ``main_vicreg.py``).
+
+    For a parameter p with gradient g (weight matrices and kernels)::
+
+        u = g + weight_decay * p
+        u = u * eta * ||p|| / ||u||        (when both norms are > 0)
+        m = momentum * m + u ;  p = p - lr * m
+
+    Biases and normalization parameters (every 1-D parameter) are excluded: no weight decay and no
+    adaptation, only momentum SGD.
+    """
+
+    def __init__(self, params, lr: float, weight_decay: float = 0.0, momentum: float = 0.9, eta: float = 0.001):
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, eta=eta))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                u = p.grad
+                if p.ndim > 1:
+                    u = u.add(p, alpha=group["weight_decay"])
+                    p_norm, u_norm = torch.norm(p), torch.norm(u)
+                    trust = torch.where((p_norm > 0) & (u_norm > 0), group["eta"] * p_norm / u_norm, torch.ones_like(p_norm))
+                    u = u.mul(trust)
+                state = self.state[p]
+                if "mu" not in state:
+                    state["mu"] = torch.zeros_like(p)
+                mu = state["mu"]
+                mu.mul_(group["momentum"]).add_(u)
+                p.add_(mu, alpha=-group["lr"])
+        return loss
+
+
 def build_optimizer(params, cfg: OptimConfig, world_size: int = 1) -> torch.optim.Optimizer:
     """The base learning rate is ``lr * global_batch / 256`` (Goyal et al., 2017's linear scaling rule)."""
     lr = cfg.lr * cfg.batch_size * world_size / 256
+    if cfg.optimizer == "lars":
+        return LARS(params, lr=lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":

@@ -1,0 +1,42 @@
+"""MMCR: Maximum Manifold Capacity Representations.
+
+Paper: T. Yerxa, Y. Kuang, E. Simoncelli, S. Chung, "Learning Efficient Coding of Natural Images with
+Maximum Manifold Capacity Representations", NeurIPS 2023. Official code: ThomasYerxa/mmcr.
+
+Each view embedding is L2-normalized; ``C`` is the B x D matrix of per-image centroids (the mean of
+its V views) and ``Z_b`` image b's V x D matrix of views::
+
+    loss = -||C||_*  +  lam / B * sum_b ||Z_b||_*
+
+``||.||_*`` is the nuclear norm (sum of singular values). Terms: ``centroid_nuclear`` = ||C||_*,
+``view_nuclear`` = (1/B) sum_b ||Z_b||_*. The centroid nuclear norm is taken over the global batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssl_ray.objectives.base import OBJECTIVES, Objective, ObjectiveOutput, check_views
+from ssl_ray.objectives.distributed import gather_batch
+
+
+@OBJECTIVES.register("mmcr")
+class MMCR(Objective):
+    name = "mmcr"
+    nonnegative = ('lam',)
+
+    def __init__(self, lam: float = 0.0):
+        super().__init__()
+        self.lam = float(lam)
+
+
+    def forward(self, z: torch.Tensor) -> ObjectiveOutput:
+        check_views(z)
+        z = F.normalize(gather_batch(z), dim=-1)
+        centroids = z.mean(dim=1)
+        centroid_nuc = torch.linalg.svdvals(centroids).sum()
+        view_nuc = torch.linalg.svdvals(z).sum(dim=-1).mean()  # batched over images
+        loss = -centroid_nuc + self.lam * view_nuc
+        return ObjectiveOutput(loss=loss, terms={"centroid_nuclear": centroid_nuc.detach(), "view_nuclear": view_nuc.detach()})

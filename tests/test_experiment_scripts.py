@@ -1,0 +1,43 @@
+"""The other experiment scripts end to end on tiny settings: every SSL objective and the supervised
+baseline train under Ray Train, and each trial gets its probe metrics in MLflow."""
+
+import subprocess
+
+from mlflow.tracking import MlflowClient
+
+from conftest import PY, ROOT
+
+TINY = ["--epochs", "1", "--set", "model.depth=2", "--set", "model.width=8", "--num-cpus", "2"]
+
+
+def run_script(script, name, tmp_path, *extra):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cmd = [PY, str(ROOT / "experiments" / script), "--name", name, *TINY, *extra,
+           "--storage-path", str(tmp_path / "sweeps"), "--mlflow-uri", uri]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    c = MlflowClient(uri)
+    exp = c.get_experiment_by_name(name)
+    return c, [r for r in c.search_runs([exp.experiment_id]) if r.data.tags.get("ssl_ray.kind") == "trial"]
+
+
+def test_sweep_objectives_all_five(tmp_path):
+    c, trials = run_script("sweep_objectives.py", "objs", tmp_path, "--search", "model.width=[8]")
+    names = sorted(t.data.params["objective.name"] for t in trials)
+    assert names == ["arb", "barlow", "mmcr", "simclr", "vicreg"]
+    for t in trials:
+        m = t.data.metrics
+        assert {"train/loss"} <= set(m)
+        assert m["train/loss"] == m["train/loss"]  # finite, not NaN
+        for layer in ["block1", "block2", "proj_hidden1", "projector"]:
+            steps = sorted(x.step for x in c.get_metric_history(t.info.run_id, f"probe/class/ncc_test/{layer}"))
+            assert steps == [0, 1], (t.data.params["objective.name"], layer)
+
+
+def test_supervised_baseline(tmp_path):
+    c, trials = run_script("supervised_baseline.py", "sup", tmp_path)
+    assert sorted(t.data.params["data.augment"] for t in trials) == ["digits", "none"]
+    for t in trials:
+        assert t.data.params["train.mode"] == "supervised"
+        assert "train/cross_entropy" in t.data.metrics and "train/accuracy" in t.data.metrics
+        assert "probe/class/ncc_test/projector" in t.data.metrics

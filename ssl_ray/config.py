@@ -45,6 +45,7 @@ class ModelConfig:
     width: int = 32
     projector_dims: List[int] = field(default_factory=lambda: [128, 128])
     projector_bn: bool = True
+    projector_last_bias: bool = False
 
 
 @dataclass

@@ -41,3 +41,13 @@ def test_supervised_baseline(tmp_path):
         assert t.data.params["train.mode"] == "supervised"
         assert "train/cross_entropy" in t.data.metrics and "train/accuracy" in t.data.metrics
         assert "probe/class/ncc_test/projector" in t.data.metrics
+
+
+def test_mmcr_with_momentum_and_many_views(tmp_path):
+    c, trials = run_script("sweep_objectives.py", "mmcr_m", tmp_path, "--search", "objective.name=[mmcr]",
+                           "--search", "model.width=[8]", "--set", "objective.momentum=0.9", "--set", "data.views=4")
+    assert len(trials) == 1
+    t = trials[0]
+    assert t.data.params["objective.momentum"] == "0.9" and t.data.params["data.views"] == "4"
+    assert "train/centroid_nuclear" in t.data.metrics
+    assert "probe/class/ncc_test/projector" in t.data.metrics

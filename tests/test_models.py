@@ -61,3 +61,16 @@ def test_parameter_count_matches_torchvision(name):
     tv = getattr(torchvision.models, name)(weights=None)
     tv_no_head = sum(p.numel() for p in tv.parameters()) - sum(p.numel() for p in tv.fc.parameters())
     assert ours == tv_no_head
+
+
+def test_projector_options():
+    from ssl_ray.models import Projector
+
+    p = Projector([8, 16, 16, 4], batch_norm=True, last_bias=False)
+    assert p.taps == ["proj_hidden1", "proj_hidden2", "projector"]
+    assert p.layers[-1].bias is None
+    assert isinstance(p.layers[0][1], torch.nn.BatchNorm1d) and isinstance(p.layers[0][2], torch.nn.ReLU)
+    q = Projector([8, 16, 4], batch_norm=False, last_bias=True)
+    assert q.layers[-1].bias is not None
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in q.modules())
+    assert q.layers[0][0].bias is not None  # without BN the hidden Linear keeps its bias

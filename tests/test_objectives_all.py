@@ -134,3 +134,25 @@ def test_collapsed_is_worse_and_gradients_finite(name):
     for z, loss in ((spread, ls), (collapsed, lc)):
         (g,) = torch.autograd.grad(loss, z)
         assert torch.isfinite(g).all(), name
+
+
+def test_mmcr_momentum_target_centroids():
+    z, zt = rand_z(10, 4, 6, 1), rand_z(10, 4, 6, 2)
+    out = build_objective("mmcr", lam=0.0, momentum=0.9)(torch.tensor(z), target=torch.tensor(zt))
+    n = lambda a: a / np.linalg.norm(a, axis=2, keepdims=True)  # noqa: E731
+    cent = 0.5 * (n(z).mean(1) + n(zt).mean(1))
+    assert out.loss.item() == pytest.approx(-np.linalg.svd(cent, compute_uv=False).sum(), rel=1e-9)
+
+
+def test_mmcr_momentum_range():
+    with pytest.raises(ValueError, match="momentum must be < 1"):
+        build_objective("mmcr", momentum=1.0)
+
+
+def test_ema_update():
+    from ssl_ray.train.loop import ema_update
+
+    online, target = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    expected = 0.9 * target.weight.detach() + 0.1 * online.weight.detach()
+    ema_update(target, online, 0.9)
+    torch.testing.assert_close(target.weight.detach(), expected)

@@ -10,6 +10,12 @@ its V views) and ``Z_b`` image b's V x D matrix of views::
 
 ``||.||_*`` is the nuclear norm (sum of singular values). Terms: ``centroid_nuclear`` = ||C||_*,
 ``view_nuclear`` = (1/B) sum_b ||Z_b||_*. The centroid nuclear norm is taken over the global batch.
+
+Momentum (the paper's ImageNet setting, ``loss_mmcr_momentum.py`` in the official code): with
+``momentum > 0`` the training loop keeps an EMA copy of the network, ``theta_t <- m * theta_t +
+(1 - m) * theta``, and passes its (gradient-free) embeddings of the same views as ``target``. The
+centroid of each image is then the average of the online and the target centroids,
+``C = (mean_v z_bv + mean_v z'_bv) / 2``.
 """
 
 from __future__ import annotations
@@ -25,17 +31,26 @@ from ssl_ray.objectives.distributed import gather_batch
 @OBJECTIVES.register("mmcr")
 class MMCR(Objective):
     name = "mmcr"
-    nonnegative = ('lam',)
+    nonnegative = ('lam', 'momentum')
 
-    def __init__(self, lam: float = 0.0):
+    def __init__(self, lam: float = 0.0, momentum: float = 0.0):
         super().__init__()
         self.lam = float(lam)
+        self.momentum = float(momentum)  # read by the training loop: > 0 keeps an EMA target encoder
 
 
-    def forward(self, z: torch.Tensor) -> ObjectiveOutput:
+    @classmethod
+    def check_hparams(cls, **hp) -> None:
+        super().check_hparams(**hp)
+        if hp.get("momentum", 0.0) >= 1.0:
+            raise ValueError(f"objective.momentum must be < 1 for mmcr, got {hp['momentum']!r}")
+
+    def forward(self, z: torch.Tensor, target: torch.Tensor | None = None) -> ObjectiveOutput:
         check_views(z)
         z = F.normalize(gather_batch(z), dim=-1)
         centroids = z.mean(dim=1)
+        if target is not None:
+            centroids = 0.5 * (centroids + F.normalize(gather_batch(target.detach()), dim=-1).mean(dim=1))
         centroid_nuc = torch.linalg.svdvals(centroids).sum()
         view_nuc = torch.linalg.svdvals(z).sum(dim=-1).mean()  # batched over images
         loss = -centroid_nuc + self.lam * view_nuc

@@ -32,7 +32,7 @@ def model_from_config(cfg: ExperimentConfig) -> SSLModel:
     dims = list(m.projector_dims)
     if cfg.train.mode == "supervised":  # the projector's last layer is the classifier
         dims[-1] = load_dataset(cfg.data.dataset, "train", image_size=cfg.data.image_size, data_root=cfg.data.data_root).num_classes
-    return build_model(m.backbone, dims, projector_bn=m.projector_bn, **kw)
+    return build_model(m.backbone, dims, projector_bn=m.projector_bn, projector_last_bias=m.projector_last_bias, **kw)
 
 
 def load_checkpoint_state(ckpt_dir: str | Path) -> dict:

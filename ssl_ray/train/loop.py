@@ -8,6 +8,7 @@ Rank 0 logs ``train/loss`` and ``train/<term>`` to the trial's MLflow run, with 
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from typing import Any, Dict
@@ -38,9 +39,12 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def save_state(path: str, model, optimizer, scheduler, epoch: int, cfg: Dict[str, Any], mlflow_run_id: str | None) -> None:
+def save_state(path: str, model, optimizer, scheduler, epoch: int, cfg: Dict[str, Any], mlflow_run_id: str | None,
+               target_model=None) -> None:
+    extra = {"target_model": target_model.state_dict()} if target_model is not None else {}
     torch.save(
         {
+            **extra,
             "model": _unwrap(model).state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
@@ -51,6 +55,15 @@ def save_state(path: str, model, optimizer, scheduler, epoch: int, cfg: Dict[str
         },
         os.path.join(path, CHECKPOINT_FILE),
     )
+
+
+@torch.no_grad()
+def ema_update(target: torch.nn.Module, online: torch.nn.Module, momentum: float) -> None:
+    """``theta_t <- m * theta_t + (1 - m) * theta`` for parameters; buffers (BN statistics) are copied."""
+    for pt, po in zip(target.parameters(), online.parameters()):
+        pt.mul_(momentum).add_(po.detach(), alpha=1.0 - momentum)
+    for bt, bo in zip(target.buffers(), online.buffers()):
+        bt.copy_(bo)
 
 
 def supervised_step(model, x: torch.Tensor, y: torch.Tensor) -> ObjectiveOutput:
@@ -92,6 +105,16 @@ def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         start_epoch = int(state["epoch"]) + 1
+    # An EMA target encoder for objectives that take one (MMCR with momentum > 0).
+    momentum = float(getattr(objective, "momentum", 0.0) or 0.0)
+    target_model = None
+    if momentum > 0 and not supervised:
+        target_model = copy.deepcopy(model).to(device)
+        if ckpt is not None and "target_model" in state:
+            target_model.load_state_dict(state["target_model"])
+        target_model.train()
+        for p in target_model.parameters():
+            p.requires_grad_(False)
     model = ray.train.torch.prepare_model(model)
 
     writer = None
@@ -109,7 +132,8 @@ def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
         if epoch in schedule:
             with tempfile.TemporaryDirectory() as tmp:
                 if rank == 0:
-                    save_state(tmp, model, optimizer, scheduler, epoch, loop_config["experiment"], loop_config.get("mlflow_run_id"))
+                    save_state(tmp, model, optimizer, scheduler, epoch, loop_config["experiment"], loop_config.get("mlflow_run_id"),
+                               target_model)
                 ray.train.report(payload, checkpoint=ray.train.Checkpoint.from_directory(tmp) if rank == 0 else None,
                                  checkpoint_dir_name=f"epoch_{epoch:04d}")
         else:
@@ -131,11 +155,19 @@ def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
             else:
                 views = augment(images[idx], cfg.data.views, g).to(device, non_blocking=True)
                 b, v = views.shape[:2]
-                out = objective(model(views.flatten(0, 1)).view(b, v, -1))
+                flat = views.flatten(0, 1)
+                if target_model is None:
+                    out = objective(model(flat).view(b, v, -1))
+                else:
+                    with torch.no_grad():
+                        z_target = target_model(flat).view(b, v, -1)
+                    out = objective(model(flat).view(b, v, -1), target=z_target)
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             optimizer.step()
             scheduler.step()
+            if target_model is not None:
+                ema_update(target_model, _unwrap(model), momentum)
             totals["train/loss"] = totals.get("train/loss", 0.0) + float(out.loss.detach())
             for k, val in out.terms.items():
                 totals[f"train/{k}"] = totals.get(f"train/{k}", 0.0) + float(val)

@@ -89,6 +89,12 @@ def sweep_config_from_args(args: argparse.Namespace, defaults: Optional[Dict[str
             k, v = _kv(text)
             set_path({}, k, None)  # checks the key's form
             raw["search_space"][k] = v
+    searched = raw.get("search_space") or {}
+    for text in args.set:
+        k = text.split("=", 1)[0].strip()
+        if k in searched:
+            raise ConfigError(f"{k} is searched over {searched[k]!r}, so --set {k} would be ignored; "
+                              f"use --search {k}=[...] to change it")
     return SweepConfig.from_dict(raw).validate()
 
 

@@ -385,8 +385,9 @@ class SweepConfig:
     def resolved_mlflow_uri(self) -> str:
         return self.mlflow_uri or default_mlflow_uri()
 
-    def trial_configs_for_validation(self) -> List[Dict[str, Any]]:
-        """The cross product of every dimension's representative values, applied to the base."""
+    def trial_configs_for_validation(self) -> List[tuple[Dict[str, Any], Dict[str, Any]]]:
+        """``(searched values, full trial config)`` for the cross product of every dimension's
+        representative values applied to the base; just the base when nothing is searched."""
         dims = self.dims()
         base = self.base.to_dict()
         combos = itertools.product(*[d.probe_values() for d in dims]) if dims else [()]
@@ -395,7 +396,7 @@ class SweepConfig:
             cfg = copy.deepcopy(base)
             for dim, v in zip(dims, combo):
                 set_path(cfg, dim.key, v)
-            out.append(cfg)
+            out.append(({dim.key: v for dim, v in zip(dims, combo)}, cfg))
         return out
 
     def param_space(self) -> Dict[str, Any]:
@@ -413,12 +414,16 @@ class SweepConfig:
             _check_int("max_concurrent_trials", self.max_concurrent_trials, lo=1)
         if self.num_cpus is not None:
             _check_int("num_cpus", self.num_cpus, lo=1)
-        self.base.validate()
-        for cfg in self.trial_configs_for_validation():
+        # Every trial the search space yields must be valid; the base alone is never run when a
+        # searched key overrides it (e.g. base objective vicreg, searched objective.name=[mmcr]).
+        for searched, cfg in self.trial_configs_for_validation():
             try:
                 ExperimentConfig.from_dict(cfg).validate()
             except ConfigError as e:
-                raise ConfigError(f"search space gives an invalid trial: {e}") from None
+                # name the trial when the fault lies in a section that the search changes
+                blamed = any(f"{k.split('.')[0]}." in str(e) for k in searched)
+                where = f" (in the trial with {', '.join(f'{k}={v}' for k, v in searched.items())})" if blamed else ""
+                raise ConfigError(f"{e}{where}") from None
         return self
 
 

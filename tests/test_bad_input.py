@@ -14,12 +14,14 @@ SCRIPT = str(ROOT / "experiments" / "sweep_vicreg.py")
 CASES = [
     (["--objective", "simclrr"], "unknown objective 'simclrr'"),
     (["--backbone", "vit_huge"], "unknown backbone 'vit_huge'"),
-    (["--set", "model.width=0"], "model.width must be >= 1, got 0"),
+    (["--search", "model.width=[0]"], "model.width must be >= 1, got 0"),
     (["--set", "model.depth=-2"], "model.depth must be >= 1, got -2"),
     (["--search", "model.width=[16,0]"], "model.width must be >= 1, got 0"),
-    (["--set", "objective.lam=-1"], "objective.lam must be >= 0 for vicreg, got -1"),
+    (["--search", "objective.lam=[-1]"], "objective.lam must be >= 0 for vicreg, got -1"),
     (["--search", "objective.mu=[-5]"], "objective.mu must be >= 0 for vicreg, got -5"),
-    (["--set", "objective.nu=-0.5"], "objective.nu must be >= 0 for vicreg, got -0.5"),
+    (["--search", "objective.nu=[-0.5]"], "objective.nu must be >= 0 for vicreg, got -0.5"),
+    (["--set", "objective.gamma=0"], "objective.gamma must be > 0 for vicreg, got 0"),
+    (["--set", "objective.lam=5"], "objective.lam is searched over [10.0, 25.0], so --set objective.lam would be ignored"),
     (["--batch-size", "1"], "optim.batch_size must be >= 2, got 1"),
     (["--epochs", "0"], "train.epochs must be >= 1, got 0"),
     (["--set", "objective.temperature=0.1"], "unknown hyperparameter objective.temperature"),
@@ -29,7 +31,7 @@ CASES = [
 
 
 def run(args, env):
-    return subprocess.run([PY, "-X", "importtime", SCRIPT, *args], capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    return subprocess.run([PY, "-X", "importtime", SCRIPT, *args], capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
 
 
 def assert_clean_failure(proc, message, env):

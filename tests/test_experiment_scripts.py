@@ -7,7 +7,7 @@ from mlflow.tracking import MlflowClient
 
 from conftest import PY, ROOT
 
-TINY = ["--epochs", "1", "--set", "model.depth=2", "--set", "model.width=8", "--num-cpus", "2"]
+TINY = ["--epochs", "1", "--set", "model.depth=2", "--num-cpus", "2"]
 
 
 def run_script(script, name, tmp_path, *extra):
@@ -35,7 +35,7 @@ def test_sweep_objectives_all_five(tmp_path):
 
 
 def test_supervised_baseline(tmp_path):
-    c, trials = run_script("supervised_baseline.py", "sup", tmp_path)
+    c, trials = run_script("supervised_baseline.py", "sup", tmp_path, "--set", "model.width=8")
     assert sorted(t.data.params["data.augment"] for t in trials) == ["digits", "none"]
     for t in trials:
         assert t.data.params["train.mode"] == "supervised"

@@ -66,6 +66,19 @@ def ema_update(target: torch.nn.Module, online: torch.nn.Module, momentum: float
         bt.copy_(bo)
 
 
+def ssl_step(model, objective, views: torch.Tensor, target_model=None) -> ObjectiveOutput:
+    """The objective on the embeddings of ``views`` (B, V, C, H, W); with a target encoder, its
+    gradient-free embeddings of the same views go to the objective as ``target``."""
+    b, v = views.shape[:2]
+    flat = views.flatten(0, 1)
+    z = model(flat).view(b, v, -1)
+    if target_model is None:
+        return objective(z)
+    with torch.no_grad():
+        z_target = target_model(flat).view(b, v, -1)
+    return objective(z, target=z_target)
+
+
 def supervised_step(model, x: torch.Tensor, y: torch.Tensor) -> ObjectiveOutput:
     """Cross-entropy of the classifier (the projector's last layer) on the labels."""
     logits = model(x)
@@ -153,15 +166,7 @@ def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
             if supervised:
                 out = supervised_step(model, augment(images[idx], 1, g)[:, 0].to(device), labels[idx].to(device))
             else:
-                views = augment(images[idx], cfg.data.views, g).to(device, non_blocking=True)
-                b, v = views.shape[:2]
-                flat = views.flatten(0, 1)
-                if target_model is None:
-                    out = objective(model(flat).view(b, v, -1))
-                else:
-                    with torch.no_grad():
-                        z_target = target_model(flat).view(b, v, -1)
-                    out = objective(model(flat).view(b, v, -1), target=z_target)
+                out = ssl_step(model, objective, augment(images[idx], cfg.data.views, g).to(device, non_blocking=True), target_model)
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             optimizer.step()

@@ -189,12 +189,10 @@ class ExperimentConfig:
             if k not in sig.parameters:
                 raise ConfigError(f"unknown hyperparameter objective.{k} for {o.name!r} (known: {', '.join(sig.parameters)})")
             _check_number(f"objective.{k}", v)
-        check = getattr(obj_cls, "check_hparams", None)
-        if check is not None:
-            try:
-                check(**o.params)
-            except ValueError as e:
-                raise ConfigError(str(e)) from None
+        try:
+            obj_cls.check_hparams(**o.params)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
         if opt.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {opt.optimizer!r} (known: {', '.join(OPTIMIZERS)})")

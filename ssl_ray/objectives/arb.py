@@ -58,7 +58,6 @@ class ARB(Objective):
         super().__init__()
         self.groups = int(groups)
 
-
     def permutation(self, d: int, device) -> torch.Tensor:
         perm = torch.randperm(d, device=device)
         if world_size() > 1:

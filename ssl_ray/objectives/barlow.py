@@ -41,7 +41,6 @@ class BarlowTwins(Objective):
         super().__init__()
         self.lambd = float(lambd)
 
-
     def forward(self, z: torch.Tensor) -> ObjectiveOutput:
         check_views(z)
         z = gather_batch(z)

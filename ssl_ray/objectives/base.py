@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Dict
-
 import inspect
-from typing import ClassVar, Tuple
+from dataclasses import dataclass, field
+from typing import ClassVar, Dict, Tuple
 
 import torch
 from torch import nn
@@ -40,6 +38,7 @@ class Objective(nn.Module):
     nonnegative: ClassVar[Tuple[str, ...]] = ()
     positive: ClassVar[Tuple[str, ...]] = ()
     positive_int: ClassVar[Tuple[str, ...]] = ()
+    below_one: ClassVar[Tuple[str, ...]] = ()
 
     @classmethod
     def check_hparams(cls, **hp) -> None:
@@ -55,3 +54,6 @@ class Objective(nn.Module):
         for key in cls.positive_int:
             if params[key] < 1 or int(params[key]) != params[key]:
                 raise ValueError(f"objective.{key} must be a positive integer for {cls.name}, got {params[key]!r}")
+        for key in cls.below_one:
+            if params[key] >= 1:
+                raise ValueError(f"objective.{key} must be < 1 for {cls.name}, got {params[key]!r}")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ssl_ray.objectives.base import OBJECTIVES, Objective, ObjectiveOutput, check_views
 from ssl_ray.objectives.distributed import gather_batch
@@ -32,18 +31,12 @@ from ssl_ray.objectives.distributed import gather_batch
 class MMCR(Objective):
     name = "mmcr"
     nonnegative = ('lam', 'momentum')
+    below_one = ('momentum',)
 
     def __init__(self, lam: float = 0.0, momentum: float = 0.0):
         super().__init__()
         self.lam = float(lam)
         self.momentum = float(momentum)  # read by the training loop: > 0 keeps an EMA target encoder
-
-
-    @classmethod
-    def check_hparams(cls, **hp) -> None:
-        super().check_hparams(**hp)
-        if hp.get("momentum", 0.0) >= 1.0:
-            raise ValueError(f"objective.momentum must be < 1 for mmcr, got {hp['momentum']!r}")
 
     def forward(self, z: torch.Tensor, target: torch.Tensor | None = None) -> ObjectiveOutput:
         check_views(z)

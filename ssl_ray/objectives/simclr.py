@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ssl_ray.objectives.base import OBJECTIVES, Objective, ObjectiveOutput, check_views
 from ssl_ray.objectives.distributed import gather_batch
@@ -43,7 +42,6 @@ class SimCLR(Objective):
     def __init__(self, temperature: float = 0.5):
         super().__init__()
         self.temperature = float(temperature)
-
 
     def forward(self, z: torch.Tensor) -> ObjectiveOutput:
         check_views(z)

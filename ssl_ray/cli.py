@@ -49,6 +49,11 @@ def add_sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, help="per-worker batch size")
     p.add_argument("--objective", help="objective name (vicreg, ...)")
     p.add_argument("--backbone", help="backbone name (res, ...)")
+    p.add_argument("--dataset", help="dataset name (digits, cifar10, cifar100, imagefolder, imagenet)")
+    p.add_argument("--data-root", help="folder holding the dataset's files")
+    p.add_argument("--beton", help="training .beton (ssl-ray data write-beton): read with FFCV")
+    p.add_argument("--augment", help="augmentation protocol (simclr, byol, mmcr, digits, none)")
+    p.add_argument("--views", type=int, help="views per image")
     p.add_argument("--workers", type=int, help="Ray Train workers per trial (DDP over gloo on CPU)")
     p.add_argument("--cpus-per-worker", type=float, help="CPUs per training worker")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -75,7 +80,9 @@ def sweep_config_from_args(args: argparse.Namespace, defaults: Optional[Dict[str
                       ("storage_path", "storage_path")):
         if getattr(args, attr) is not None:
             raw[key] = getattr(args, attr)
-    flag_keys = {"epochs": "train.epochs", "batch_size": "optim.batch_size", "objective": "objective.name",
+    flag_keys = {"dataset": "data.dataset", "data_root": "data.data_root", "beton": "data.beton",
+                 "augment": "data.augment", "views": "data.views",
+                 "epochs": "train.epochs", "batch_size": "optim.batch_size", "objective": "objective.name",
                  "backbone": "model.backbone", "workers": "train.workers", "cpus_per_worker": "train.cpus_per_worker"}
     for attr, key in flag_keys.items():
         if getattr(args, attr) is not None:
@@ -144,7 +151,9 @@ def sweep_main(argv: Optional[Sequence[str]] = None, defaults: Optional[Dict[str
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"sweep": sweep_main}
+    from ssl_ray.data.cli import data_main
+
+    commands = {"sweep": sweep_main, "data": data_main}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         known = ", ".join(commands)
         if argv and argv[0] not in ("-h", "--help"):

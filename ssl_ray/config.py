@@ -34,8 +34,12 @@ class DataConfig:
     dataset: str = "digits"
     data_root: Optional[str] = None
     image_size: int = 16
-    augment: str = "digits"
+    augment: str = "digits"  # an augmentation protocol (ssl_ray/data/protocols.py)
     views: int = 2
+    beton: Optional[str] = None  # a training .beton (`ssl-ray data write-beton`); read with FFCV
+    loader: str = "auto"  # auto | memory | torchvision | ffcv (ssl_ray/data/loaders.py)
+    superclass_map: Optional[str] = None  # image folders: class -> superclass file
+    num_workers: int = 0  # loader threads/processes; 0 -> train.cpus_per_worker (FFCV), in-process (torchvision)
 
 
 @dataclass
@@ -163,17 +167,29 @@ class ExperimentConfig:
         """Check every value; raise ConfigError naming the first bad one. Returns self."""
         from ssl_ray.data.augment import AUGMENTATIONS
         from ssl_ray.data.datasets import DATASETS
+        from ssl_ray.data.loaders import LOADERS
         from ssl_ray.models.backbones import BACKBONES
         from ssl_ray.objectives import OBJECTIVES
         from ssl_ray.probes.targets import parse_target
 
         d, m, o, opt, t, p = self.data, self.model, self.objective, self.optim, self.train, self.probe
-        DATASETS.get(d.dataset)
         AUGMENTATIONS.get(d.augment)
         _check_int("data.image_size", d.image_size, lo=4)
         _check_int("data.views", d.views, lo=2)
-        if d.data_root is not None and not Path(d.data_root).expanduser().is_dir():
-            raise ConfigError(f"data.data_root {d.data_root!r} is not a directory")
+        _check_int("data.num_workers", d.num_workers, lo=0)
+        if d.loader not in LOADERS:
+            raise ConfigError(f"unknown data.loader {d.loader!r} (known: {', '.join(LOADERS)})")
+        if d.beton is not None:
+            from ssl_ray.data.beton import inspect_beton
+
+            inspect_beton(d.beton)
+        elif d.loader == "ffcv":
+            raise ConfigError("data.loader 'ffcv' needs data.beton (--beton): a .beton written by `ssl-ray data write-beton`")
+        source = DATASETS.get(d.dataset)
+        source.check(d.dataset, d.data_root, d.superclass_map)  # probes read the dataset even when training reads a .beton
+        if d.loader == "memory" and not source.in_memory:
+            raise ConfigError(f"data.loader 'memory' needs an in-memory dataset; {d.dataset!r} is read from image files "
+                              f"(use 'torchvision' or a .beton)")
 
         BACKBONES.get(m.backbone)
         _check_int("model.depth", m.depth, lo=1)

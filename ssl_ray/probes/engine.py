@@ -13,7 +13,7 @@ import torch
 
 from ssl_ray.config import ExperimentConfig
 from ssl_ray.data.augment import normalize
-from ssl_ray.data.datasets import load_dataset
+from ssl_ray.data.datasets import dataset_meta, load_dataset
 from ssl_ray.models import SSLModel, build_model
 from ssl_ray.probes.metrics import cdnv, ncc_accuracy
 from ssl_ray.probes.targets import make_targets
@@ -31,7 +31,7 @@ def model_from_config(cfg: ExperimentConfig) -> SSLModel:
         kw = {"width": m.width, "stem": "cifar" if cfg.data.image_size < 64 else "imagenet"}
     dims = list(m.projector_dims)
     if cfg.train.mode == "supervised":  # the projector's last layer is the classifier
-        dims[-1] = load_dataset(cfg.data.dataset, "train", image_size=cfg.data.image_size, data_root=cfg.data.data_root).num_classes
+        dims[-1] = dataset_meta(cfg.data.dataset, cfg.data.data_root, cfg.data.superclass_map)["num_classes"]
     return build_model(m.backbone, dims, projector_bn=m.projector_bn, projector_last_bias=m.projector_last_bias, **kw)
 
 
@@ -83,8 +83,8 @@ def probe_checkpoint(ckpt_dir: str | Path, layers: Optional[Iterable[str]] = Non
     targets = list(targets) if targets is not None else cfg.probe.targets
     seed = cfg.probe.seed if seed is None else seed
     d = cfg.data
-    train = load_dataset(d.dataset, "train", image_size=d.image_size, data_root=d.data_root)
-    test = load_dataset(d.dataset, "test", image_size=d.image_size, data_root=d.data_root)
+    train = load_dataset(d.dataset, "train", d.image_size, d.data_root, d.superclass_map).to_array(d.image_size)
+    test = load_dataset(d.dataset, "test", d.image_size, d.data_root, d.superclass_map).to_array(d.image_size)
     ftr = extract_features(model, train.images, layers)
     fte = extract_features(model, test.images, layers)
     out: Dict[str, float] = {}

@@ -19,20 +19,10 @@ import ray.train
 import ray.train.torch
 
 from ssl_ray.config import ExperimentConfig
-from ssl_ray.data.augment import build_augment
-from ssl_ray.data.datasets import load_dataset
+from ssl_ray.data.loaders import build_train_views
 from ssl_ray.objectives import ObjectiveOutput, build_objective
 from ssl_ray.probes.engine import CHECKPOINT_FILE, model_from_config
 from ssl_ray.train.optim import build_optimizer, build_scheduler
-
-
-def epoch_order(n: int, seed: int, epoch: int, rank: int, world: int) -> torch.Tensor:
-    """This rank's sample indices for ``epoch``: a seeded permutation of all n, split into disjoint
-    equal shards (the tail that does not divide evenly is dropped, as DistributedSampler(drop_last))."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    perm = torch.randperm(n, generator=g)
-    per_rank = n // world
-    return perm[rank * per_rank : (rank + 1) * per_rank]
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -96,12 +86,9 @@ def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
     torch.set_num_threads(max(1, int(t.cpus_per_worker)))
     device = ray.train.torch.get_device()
 
-    data = load_dataset(cfg.data.dataset, "train", image_size=cfg.data.image_size, data_root=cfg.data.data_root)
-    images, labels = data.float_images(), data.labels
     supervised = t.mode == "supervised"
-    augment = build_augment(cfg.data.augment)
-    local_batch = cfg.optim.batch_size
-    steps_per_epoch = max(1, (len(data) // world) // local_batch)
+    batches = build_train_views(cfg, rank, world, device, views=1 if supervised else cfg.data.views)
+    steps_per_epoch = len(batches)
 
     model = model_from_config(cfg)
     objective = build_objective(cfg.objective.name, **cfg.objective.params)
@@ -158,15 +145,13 @@ def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
 
     for epoch in range(start_epoch, t.epochs + 1):
         model.train()
-        order = epoch_order(len(data), t.seed, epoch, rank, world)
-        g = torch.Generator(device="cpu").manual_seed(t.seed * 7919 + epoch * 104729 + rank)
+        batches.set_epoch(epoch)
         totals: Dict[str, float] = {}
-        for step in range(steps_per_epoch):
-            idx = order[step * local_batch : (step + 1) * local_batch]
+        for views, labels, _, _ in batches:
             if supervised:
-                out = supervised_step(model, augment(images[idx], 1, g)[:, 0].to(device), labels[idx].to(device))
+                out = supervised_step(model, views[:, 0].to(device, non_blocking=True), labels.to(device, non_blocking=True))
             else:
-                out = ssl_step(model, objective, augment(images[idx], cfg.data.views, g).to(device, non_blocking=True), target_model)
+                out = ssl_step(model, objective, views.to(device, non_blocking=True), target_model)
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             optimizer.step()

@@ -243,6 +243,7 @@ class ExperimentConfig:
 
 
 OPTIMIZERS = ("adamw", "sgd", "lars")
+TRIAL_DRIVER_CPUS = 0.01  # what each trial's Tune function (which drives its TorchTrainer) reserves
 MODES = ("ssl", "supervised")
 
 
@@ -430,9 +431,17 @@ class SweepConfig:
             _check_int("num_cpus", self.num_cpus, lo=1)
         # Every trial the search space yields must be valid; the base alone is never run when a
         # searched key overrides it (e.g. base objective vicreg, searched objective.name=[mmcr]).
+        # A local Ray instance has a known size: a trial that can never fit would wait forever.
+        local_cpus = None if self.address else (self.num_cpus or os.cpu_count() or 1)
         for searched, cfg in self.trial_configs_for_validation():
             try:
-                ExperimentConfig.from_dict(cfg).validate()
+                exp = ExperimentConfig.from_dict(cfg).validate()
+                need = exp.train.workers * exp.train.cpus_per_worker + TRIAL_DRIVER_CPUS
+                if local_cpus is not None and need > local_cpus + 1e-9:
+                    raise ConfigError(
+                        f"a trial needs {need:g} CPUs (train.workers {exp.train.workers} x train.cpus_per_worker "
+                        f"{exp.train.cpus_per_worker:g} + {TRIAL_DRIVER_CPUS} for the trial's driver) but the local Ray "
+                        f"instance has {local_cpus}; lower --cpus-per-worker (fractions work, e.g. 0.95) or --workers")
             except ConfigError as e:
                 # name the trial when the fault lies in a section that the search changes
                 blamed = any(f"{k.split('.')[0]}." in str(e) for k in searched)

@@ -27,6 +27,7 @@ CASES = [
     (["--set", "objective.temperature=0.1"], "unknown hyperparameter objective.temperature"),
     (["--set", "model.widht=3"], "unknown key model.widht"),
     (["--epochs", "three"], "argument --epochs: invalid int value: 'three'"),
+    (["--workers", "2", "--num-cpus", "2"], "a trial needs 2.01 CPUs (train.workers 2 x train.cpus_per_worker 1"),
 ]
 
 
@@ -70,3 +71,76 @@ def test_yaml_unknown_key_and_bad_value(tmp_path, clean_env):
 
 def test_missing_config_file(tmp_path, clean_env):
     assert_clean_failure(run(["--config", str(tmp_path / "nope.yaml")], clean_env), "does not exist", clean_env)
+
+
+# ------------------------------------------------------------------------------------------------
+# Data: each error names the file and the problem
+
+
+@pytest.fixture(scope="module")
+def betons(tmp_path_factory):
+    """A good .beton, a truncated copy, one with a corrupt header, and one without an image field."""
+    import numpy as np
+    from ffcv.fields import IntField
+    from ffcv.writer import DatasetWriter
+
+    from ssl_ray.data import load_dataset
+    from ssl_ray.data.beton import write_beton
+
+    d = tmp_path_factory.mktemp("betons")
+    good = write_beton(load_dataset("digits", "test", image_size=16), d / "good.beton", write_mode="raw", num_workers=1)
+    data = good.read_bytes()
+    (d / "truncated.beton").write_bytes(data[: len(data) // 2])
+    (d / "corrupt.beton").write_bytes(b"\x07\x00" + data[2:])  # format version 7
+    (d / "garbage.beton").write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+
+    class Labels:
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, i):
+            return (i % 3,)
+
+    DatasetWriter(str(d / "labels_only.beton"), {"label": IntField()}, num_workers=1).from_indexed_dataset(Labels())
+    return d
+
+
+DATA_CASES = [
+    (lambda d: ["--dataset", "cifar100"], "dataset 'cifar100' needs data.data_root"),
+    (lambda d: ["--dataset", "cifar10", "--data-root", str(d / "no_such_dir")], "no_such_dir: no such directory"),
+    (lambda d: ["--dataset", "cifar100", "--data-root", str(d)], "missing cifar-100-python/train"),
+    (lambda d: ["--dataset", "imagenet", "--data-root", str(d)], "missing train/ (expected <root>/<split>/<class>/<image>)"),
+    (lambda d: ["--beton", str(d / "nope.beton")], "nope.beton: no such .beton file"),
+    (lambda d: ["--beton", str(d / "truncated.beton")], "truncated.beton: truncated"),
+    (lambda d: ["--beton", str(d / "corrupt.beton")], "corrupt.beton: not an FFCV .beton (format version 7"),
+    (lambda d: ["--beton", str(d / "garbage.beton")], "garbage.beton: not an FFCV .beton"),
+    (lambda d: ["--beton", str(d / "labels_only.beton")], "labels_only.beton: has fields ['label'] but no 'image' field"),
+    (lambda d: ["--augment", "autoaugment"], "unknown augmentation protocol 'autoaugment'"),
+    (lambda d: ["--set", "data.loader=ffcv"], "data.loader 'ffcv' needs data.beton"),
+    (lambda d: ["--dataset", "imagefolder", "--data-root", str(d), "--set", "data.loader=memory"], None),
+]
+
+
+@pytest.mark.parametrize("make_args,message", DATA_CASES, ids=[c[1][:40] if c[1] else "memory-loader-folder" for c in DATA_CASES])
+def test_bad_data_input(make_args, message, betons, tmp_path, clean_env):
+    if message is None:  # an image folder cannot use the in-memory loader
+        for split in ("train", "test"):
+            (betons / split / "cls").mkdir(parents=True, exist_ok=True)
+        message = "data.loader 'memory' needs an in-memory dataset"
+    assert_clean_failure(run(make_args(betons), clean_env), message, clean_env)
+
+
+def test_write_beton_errors_name_the_problem(betons, tmp_path, clean_env):
+    cli = [PY, "-m", "ssl_ray.cli", "data"]
+    for args, message in [
+        (["write-beton", "--dataset", "cifar10", "--split", "train", "--out", str(tmp_path / "x.beton")], "needs data.data_root"),
+        (["write-beton", "--dataset", "digits", "--split", "val", "--out", str(tmp_path / "x.beton")], "invalid choice: 'val'"),
+        (["write-beton", "--dataset", "digits", "--split", "train", "--out", str(tmp_path / "x.beton"), "--jpeg-quality", "0"],
+         "jpeg quality must be in 1..100"),
+        (["inspect", str(betons / "truncated.beton")], "truncated.beton: truncated"),
+    ]:
+        proc = subprocess.run(cli + args, capture_output=True, text=True, env=clean_env, timeout=120, cwd=ROOT)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+        assert not (tmp_path / "x.beton").exists()

@@ -41,6 +41,15 @@ class _BetonSource:
         return np.ascontiguousarray(self.ds.image(i)), int(self.ds.labels[i]), sup, int(i)
 
 
+def check_write_options(write_mode: str, jpeg_quality: int, max_resolution: Optional[int]) -> None:
+    if write_mode not in WRITE_MODES:
+        raise ConfigError(f"unknown write mode {write_mode!r} (known: {', '.join(WRITE_MODES)})")
+    if not 1 <= int(jpeg_quality) <= 100:
+        raise ConfigError(f"jpeg quality must be in 1..100, got {jpeg_quality!r}")
+    if max_resolution is not None and max_resolution < 1:
+        raise ConfigError(f"max resolution must be >= 1, got {max_resolution}")
+
+
 def write_beton(ds, out: str | os.PathLike, max_resolution: Optional[int] = None, jpeg_quality: int = 90,
                 write_mode: str = "smart", num_workers: int = -1, chunksize: int = 100) -> Path:
     """Write ``ds`` to ``out`` (FFCV shows a progress bar). Raw mode stores exact pixels; ``jpg``
@@ -49,10 +58,7 @@ def write_beton(ds, out: str | os.PathLike, max_resolution: Optional[int] = None
     from ffcv.fields import IntField, RGBImageField
     from ffcv.writer import DatasetWriter
 
-    if write_mode not in WRITE_MODES:
-        raise ConfigError(f"unknown write mode {write_mode!r} (known: {', '.join(WRITE_MODES)})")
-    if not 1 <= int(jpeg_quality) <= 100:
-        raise ConfigError(f"jpeg quality must be in 1..100, got {jpeg_quality!r}")
+    check_write_options(write_mode, jpeg_quality, max_resolution)
     out = Path(out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")

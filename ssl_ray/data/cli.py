@@ -40,7 +40,7 @@ def _parser(prog: Optional[str]):
 
 
 def data_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
-    from ssl_ray.data.beton import inspect_beton, write_beton
+    from ssl_ray.data.beton import check_write_options, inspect_beton, write_beton
     from ssl_ray.data.datasets import DATASETS, download_cifar, load_dataset
 
     try:
@@ -50,13 +50,13 @@ def data_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) 
             print(f"{info.path}: {info.num_samples} samples, fields {info.fields}, max {info.max_height}x{info.max_width} px, "
                   f"{info.num_classes} classes, {info.num_superclasses} superclasses")
             return 0
+        if args.cmd == "write-beton":
+            check_write_options(args.write_mode, args.jpeg_quality, args.max_resolution)
         if args.cmd == "download" or args.download:
             DATASETS.get(args.dataset)
             download_cifar(args.dataset, args.data_root or ".")
             if args.cmd == "download":
                 return 0
-        if args.max_resolution is not None and args.max_resolution < 1:
-            raise ConfigError(f"--max-resolution must be >= 1, got {args.max_resolution}")
         ds = load_dataset(args.dataset, args.split, image_size=args.image_size, data_root=args.data_root,
                           superclass_map=args.superclass_map)
         print(f"writing {len(ds)} {args.dataset}/{args.split} images to {args.out} ({args.write_mode})", file=sys.stderr)

@@ -264,8 +264,11 @@ def download_cifar(name: str, data_root: str) -> None:
     if cls is None:
         raise ConfigError(f"--download supports cifar10 and cifar100, not {name!r}")
     Path(data_root).mkdir(parents=True, exist_ok=True)
-    for train in (True, False):
-        cls(data_root, train=train, download=True)
+    try:
+        for train in (True, False):
+            cls(data_root, train=train, download=True)
+    except (OSError, RuntimeError) as e:  # no network, a bad checksum, a full disk
+        raise ConfigError(f"could not download {name} into {data_root}: {e}") from None
 
 
 # ------------------------------------------------------------------------------------------------

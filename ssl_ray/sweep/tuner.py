@@ -13,14 +13,14 @@ from typing import Optional
 import ray
 from ray import tune
 
-from ssl_ray.config import SweepConfig, flatten
+from ssl_ray.config import TRIAL_DRIVER_CPUS, SweepConfig, flatten
 from ssl_ray.probes.fanout import ProbeFanout
 from ssl_ray.sweep.callbacks import ProbeOnCompleteCallback
 from ssl_ray.sweep.trial import SweepContext, run_trial
 from ssl_ray.tracking import get_or_create_parent_run
 
 # The Tune trainable only drives a TorchTrainer, whose workers hold the real resources.
-DRIVER_CPUS = 0.01
+DRIVER_CPUS = TRIAL_DRIVER_CPUS
 
 
 def init_ray(cfg: SweepConfig, verbose: bool = False) -> None:

@@ -122,6 +122,8 @@ def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
         from ssl_ray.tracking import MetricWriter
 
         writer = MetricWriter(loop_config["mlflow_uri"], loop_config["mlflow_run_id"])
+        writer.set_tags({"ssl_ray.loader": type(batches).__name__, "ssl_ray.steps_per_epoch": steps_per_epoch,
+                         "ssl_ray.world_size": world})
 
     schedule = set(t.checkpoint_schedule())
 

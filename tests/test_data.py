@@ -25,3 +25,37 @@ def test_augment_shapes_determinism_and_views_differ():
     assert v1.shape == (16, 3, 3, 16, 16)
     assert torch.equal(v1, v2)
     assert not torch.allclose(v1[:, 0], v1[:, 1])
+
+
+def _epoch(loader, epoch):
+    loader.set_epoch(epoch)
+    batches = list(loader)
+    return torch.cat([b[0] for b in batches]), torch.cat([torch.as_tensor(b[3]) for b in batches])
+
+
+def test_memory_and_torchvision_loaders_replay_any_epoch():
+    """A fresh loader started at epoch 1 (a resume) gives exactly epoch 1's batches; the torchvision
+    loader's augmentations do not depend on how many worker processes draw them."""
+    from ssl_ray.data.loaders import TensorViews, epoch_order
+    from ssl_ray.data.protocols import PROTOCOLS, view_specs
+    from ssl_ray.data.augment import BatchAugment
+    from ssl_ray.data.torchvision_loader import TorchvisionViews
+
+    ds = load_dataset("digits", "test", image_size=16)
+
+    def memory():
+        return TensorViews(ds, BatchAugment(PROTOCOLS.build("simclr", image_size=16), 16), 2, 64, seed=4)
+
+    def tv(workers):
+        return TorchvisionViews(ds, view_specs("byol", 2, 16), 16, 64, order_fn=lambda e: epoch_order(len(ds), 4, e, 0, 1),
+                                seed=4, num_workers=workers)
+
+    for make in (memory, lambda: tv(0)):
+        a = make()
+        v0, i0 = _epoch(a, 0)
+        v1, i1 = _epoch(a, 1)
+        w1, j1 = _epoch(make(), 1)
+        assert torch.equal(v1, w1) and torch.equal(i1, j1)
+        assert not torch.equal(i0, i1) and v0.shape == v1.shape == (5 * 64, 2, 3, 16, 16)
+    x1, k1 = _epoch(tv(2), 1)
+    assert torch.equal(x1, v1) and torch.equal(k1, i1)

@@ -34,11 +34,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ssl_ray.data.augment import BatchAugment  # noqa: E402
+from ssl_ray.data.augment import build_augment  # noqa: E402
 from ssl_ray.data.beton import write_beton  # noqa: E402
 from ssl_ray.data.datasets import ArrayDataset, load_dataset  # noqa: E402
 from ssl_ray.data.loaders import TensorViews, epoch_order  # noqa: E402
-from ssl_ray.data.protocols import PROTOCOLS, view_specs  # noqa: E402
+from ssl_ray.data.protocols import view_specs  # noqa: E402
 from ssl_ray.data.torchvision_loader import TorchvisionViews  # noqa: E402
 
 VIEWS = 2
@@ -78,7 +78,7 @@ def bench_size(size: int, n: int, batch: int, workers: int, epochs: dict, tmp: P
     tv = TorchvisionViews(ds, specs, size, batch, order_fn=lambda e: epoch_order(n, 0, e, 0, 1), seed=0, num_workers=workers)
     out["torchvision"] = images_per_second(tv, epochs["torchvision"])
     torch.set_num_threads(workers)
-    mem = TensorViews(ds, BatchAugment(PROTOCOLS.build("simclr", image_size=size), size), VIEWS, batch)
+    mem = TensorViews(ds, build_augment("simclr", size, size), VIEWS, batch)
     out["memory"] = images_per_second(mem, epochs["memory"])
     out["ratio_ffcv_vs_torchvision"] = round(out["ffcv"]["images_per_s"] / out["torchvision"]["images_per_s"], 2)
     out["ratio_memory_vs_torchvision"] = round(out["memory"]["images_per_s"] / out["torchvision"]["images_per_s"], 2)

@@ -37,14 +37,13 @@ def test_memory_and_torchvision_loaders_replay_any_epoch():
     """A fresh loader started at epoch 1 (a resume) gives exactly epoch 1's batches; the torchvision
     loader's augmentations do not depend on how many worker processes draw them."""
     from ssl_ray.data.loaders import TensorViews, epoch_order
-    from ssl_ray.data.protocols import PROTOCOLS, view_specs
-    from ssl_ray.data.augment import BatchAugment
+    from ssl_ray.data.protocols import view_specs
     from ssl_ray.data.torchvision_loader import TorchvisionViews
 
     ds = load_dataset("digits", "test", image_size=16)
 
     def memory():
-        return TensorViews(ds, BatchAugment(PROTOCOLS.build("simclr", image_size=16), 16), 2, 64, seed=4)
+        return TensorViews(ds, build_augment("simclr", 16, 16), 2, 64, seed=4)
 
     def tv(workers):
         return TorchvisionViews(ds, view_specs("byol", 2, 16), 16, 64, order_fn=lambda e: epoch_order(len(ds), 4, e, 0, 1),

@@ -22,29 +22,26 @@ def to_uint8(views: torch.Tensor) -> np.ndarray:
     return ((views * 0.5 + 0.5) * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def torchvision_all(ds, size):
-    tv = TorchvisionViews(ds, view_specs("none", 1, size), size, batch_size=7, order_fn=lambda e: torch.arange(len(ds)),
-                          drop_last=False)
+def drain(loader):
+    """Every batch of one pass of a loader, as uint8 images and numpy labels/superclasses/indices."""
     out = {"img": [], "y": [], "sup": [], "idx": []}
-    for views, y, sup, idx in tv:
+    for views, y, sup, idx in loader:
         out["img"].append(to_uint8(views[:, 0]))
         out["y"].append(y.numpy())
         out["sup"].append(sup.numpy())
         out["idx"].append(idx.numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def torchvision_all(ds, size):
+    return drain(TorchvisionViews(ds, view_specs("none", 1, size), size, batch_size=7,
+                                  order_fn=lambda e: torch.arange(len(ds)), drop_last=False))
 
 
 def ffcv_all(path, size):
     from ssl_ray.data.ffcv_loader import FFCVViews
 
-    fl = FFCVViews(str(path), view_specs("none", 1, size), size, batch_size=7, shuffle=False, drop_last=False)
-    out = {"img": [], "y": [], "sup": [], "idx": []}
-    for views, y, sup, idx in fl:
-        out["img"].append(to_uint8(views[:, 0]))
-        out["y"].append(y.numpy())
-        out["sup"].append(sup.numpy())
-        out["idx"].append(idx.numpy())
-    return {k: np.concatenate(v) for k, v in out.items()}
+    return drain(FFCVViews(str(path), view_specs("none", 1, size), size, batch_size=7, shuffle=False, drop_last=False))
 
 
 def test_cifar100_pickles_through_both_loaders(tmp_path):

@@ -91,7 +91,7 @@ class BetonInfo:
 
     @property
     def num_superclasses(self) -> int:
-        return int(self.superclasses.max()) + 1 if self.superclasses is not None and (self.superclasses >= 0).all() else 0
+        return int(self.superclasses.max()) + 1 if self.superclasses is not None else 0  # None unless every sample has one
 
 
 def inspect_beton(path: str | os.PathLike, required: Sequence[str] = REQUIRED_FIELDS) -> BetonInfo:

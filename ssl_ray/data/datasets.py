@@ -38,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ssl_ray.data.augment import to_unit_float
 from ssl_ray.errors import ConfigError
 from ssl_ray.registry import Registry
 
@@ -62,7 +63,7 @@ class ArrayDataset:
 
     def float_images(self) -> torch.Tensor:
         """Images as float32 in [0, 1]."""
-        return self.images.float().div_(255.0)
+        return to_unit_float(self.images)
 
     def image(self, i: int) -> np.ndarray:
         return self.images[i].permute(1, 2, 0).numpy()

@@ -18,7 +18,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 import torch
 
-from ssl_ray.data.augment import normalize
+from ssl_ray.data.augment import normalize, to_unit_float
 from ssl_ray.data.beton import inspect_beton
 from ssl_ray.data.protocols import ViewSpec, blur_kernel_size
 
@@ -112,7 +112,7 @@ class FFCVViews:
         self.loader.next_epoch = self.epoch
         for batch in self.loader:
             out = dict(zip(self.fields, batch))
-            views = torch.stack([normalize(out[f"view_{v}"].float().div_(255.0)) for v in range(self.views)], 1)
+            views = torch.stack([normalize(to_unit_float(out[f"view_{v}"])) for v in range(self.views)], 1)
             # FFCV reuses its output buffers batches_ahead batches later: the small int fields are copied
             # (the views already are, by the stack).
             ints = [out[f].clone() if f in out else None for f in ("label", "superclass", "index")]

@@ -21,9 +21,9 @@ from typing import Optional
 
 import torch
 
-from ssl_ray.data.augment import BatchAugment, to_unit_float
+from ssl_ray.data.augment import BatchAugment, build_augment
 from ssl_ray.data.datasets import load_dataset
-from ssl_ray.data.protocols import PROTOCOLS, view_specs
+from ssl_ray.data.protocols import view_specs
 
 LOADERS = ("auto", "memory", "torchvision", "ffcv")
 
@@ -50,7 +50,7 @@ class TensorViews:
 
     def __init__(self, ds, augment: BatchAugment, views: int, batch_size: int, seed: int = 0, rank: int = 0,
                  world: int = 1) -> None:
-        self.images, self.labels, self.superclasses = to_unit_float(ds.images), ds.labels, ds.superclasses
+        self.images, self.labels, self.superclasses = ds.float_images(), ds.labels, ds.superclasses
         self.augment, self.views, self.batch_size = augment, views, batch_size
         self.seed, self.rank, self.world, self.epoch = seed, rank, world, 0
 
@@ -84,8 +84,7 @@ def build_train_views(cfg, rank: int = 0, world: int = 1, device: Optional[torch
     ds = load_dataset(d.dataset, "train", image_size=d.image_size, data_root=d.data_root, superclass_map=d.superclass_map)
     kind = resolve_loader(d.loader, None, ds.in_memory)
     if kind == "memory":
-        aug = BatchAugment(PROTOCOLS.build(d.augment, image_size=d.image_size), d.image_size)
-        return TensorViews(ds, aug, views, batch, seed=t.seed, rank=rank, world=world)
+        return TensorViews(ds, build_augment(d.augment, d.image_size, d.image_size), views, batch, seed=t.seed, rank=rank, world=world)
     from ssl_ray.data.torchvision_loader import TorchvisionViews
 
     return TorchvisionViews(ds, view_specs(d.augment, views, d.image_size), d.image_size, batch,

@@ -12,6 +12,7 @@ gets the sample.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import List, Optional, Sequence
 
 import torch
@@ -80,13 +81,10 @@ class MultiViewDataset(Dataset):
     def __getitem__(self, i: int):
         img = torch.from_numpy(self.ds.image(i)).permute(2, 0, 1)
         seed = (self.seed * 1_000_003 + self.epoch) * 2_147_483_647 + int(i)
-        if get_worker_info() is not None:
+        # A worker process owns its RNG; in the main process the caller's RNG state is preserved.
+        with nullcontext() if get_worker_info() is not None else torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             views = torch.stack([t(img) for t in self.transforms])
-        else:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                views = torch.stack([t(img) for t in self.transforms])
         sup = int(self.ds.superclasses[i]) if self.ds.superclasses is not None else -1
         return views, int(self.ds.labels[i]), sup, int(i)
 

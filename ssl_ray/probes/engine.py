@@ -12,7 +12,7 @@ from typing import Dict, Iterable, Optional
 import torch
 
 from ssl_ray.config import ExperimentConfig
-from ssl_ray.data.augment import normalize
+from ssl_ray.data.augment import normalize, to_unit_float
 from ssl_ray.data.datasets import dataset_meta, load_dataset
 from ssl_ray.models import SSLModel, build_model
 from ssl_ray.probes.metrics import cdnv, ncc_accuracy
@@ -56,7 +56,7 @@ def extract_features(model: SSLModel, images: torch.Tensor, layers: Iterable[str
     layers = list(layers)
     chunks: Dict[str, list] = {name: [] for name in layers}
     for i in range(0, images.shape[0], batch_size):
-        x = normalize(images[i : i + batch_size].float() / 255.0)
+        x = normalize(to_unit_float(images[i : i + batch_size]))
         feats = model.forward_features(x, layers)
         for name in layers:
             chunks[name].append(feats[name])

@@ -15,7 +15,6 @@ DEFAULTS = {
         "model": {"backbone": "res", "depth": 4, "width": 32, "projector_dims": [128, 10]},
         "optim": {"optimizer": "adamw", "lr": 2e-3, "batch_size": 256, "warmup_epochs": 1},
         "train": {"mode": "supervised", "epochs": 20},
-        "probe": {"targets": ["class", "random_1.0"]},
     },
     "search_space": {"data.augment": ["digits", "none"]},
 }

@@ -21,7 +21,6 @@ DEFAULTS = {
         "objective": {"name": "vicreg"},
         "optim": {"optimizer": "adamw", "lr": 2e-3, "batch_size": 256, "warmup_epochs": 1},
         "train": {"epochs": 20},
-        "probe": {"targets": ["class", "random_1.0"]},
     },
     "search_space": {
         "objective.name": ["vicreg", "simclr", "barlow", "mmcr", "arb"],

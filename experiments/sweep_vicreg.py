@@ -19,7 +19,6 @@ DEFAULTS = {
         "objective": {"name": "vicreg", "lam": 25.0, "mu": 25.0, "nu": 1.0},
         "optim": {"optimizer": "adamw", "lr": 2e-3, "batch_size": 256, "warmup_epochs": 1},
         "train": {"epochs": 20},
-        "probe": {"targets": ["class", "random_1.0"]},
     },
     "search_space": {
         "objective.lam": [10.0, 25.0],

@@ -118,8 +118,7 @@ def print_summary(out: dict, cfg: SweepConfig, stream=None) -> None:
         print(f"\nbest trial {best['trial']}: class NCC test {best['class_ncc_test']:.3f} at {best['best_layer']}"
               f" vs {best['random_target']} {best['random_ncc_test']:.3f}", file=stream)
         print(f"class NCC test of {best['best_layer']} over training: {traj}", file=stream)
-    for job, msg in out.get("probe_failures", []):
-        print(f"probe FAILED: trial {job.trial_id} epoch {job.epoch} layer {job.layer}: {msg}", file=stream)
+    print_probe_failures(out.get("probe_failures", []), stream)
     n_err = len(out["results"].errors) if out.get("results") is not None else 0
     if n_err:
         print(f"{n_err} trial(s) errored; see {out['sweep_dir']}", file=stream)
@@ -131,6 +130,13 @@ def print_summary(out: dict, cfg: SweepConfig, stream=None) -> None:
         print("browse in MLflow:", file=stream)
         print(f"  .venv/bin/mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000", file=stream)
         print("  then open http://127.0.0.1:5000", file=stream)
+
+
+def print_probe_failures(failures, stream) -> None:
+    for f in failures:
+        what = "retried" if f.retried else "GAVE UP (backfill with `ssl-ray probe --run-id " + f.run_id + "`)"
+        print(f"probe task failed: trial {f.trial_id} epoch {f.epoch} layer {f.layer}, attempt {f.attempt}: {f.error} -- {what}",
+              file=stream)
 
 
 def sweep_main(argv: Optional[Sequence[str]] = None, defaults: Optional[Dict[str, Any]] = None, prog: Optional[str] = None) -> int:
@@ -152,8 +158,9 @@ def sweep_main(argv: Optional[Sequence[str]] = None, defaults: Optional[Dict[str
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from ssl_ray.data.cli import data_main
+    from ssl_ray.probes.cli import probe_main
 
-    commands = {"sweep": sweep_main, "data": data_main}
+    commands = {"sweep": sweep_main, "data": data_main, "probe": probe_main}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         known = ", ".join(commands)
         if argv and argv[0] not in ("-h", "--help"):

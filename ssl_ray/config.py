@@ -108,9 +108,37 @@ class TrainConfig:
 
 @dataclass
 class ProbeConfig:
-    targets: List[str] = field(default_factory=lambda: ["class", "random_1.0"])
+    """What every kept checkpoint is probed with (``ssl_ray.probes``)."""
+
+    # Target sets: sample, class, superclass, random_<r>. None -> sample, class, superclass (where the
+    # dataset has superclasses), random_0.5 and random_1.0.
+    targets: Optional[List[str]] = None
+    # Probe families from ssl_ray.probes.scoring.PROBES; None -> all of them.
+    metrics: Optional[List[str]] = None
     layers: Optional[List[str]] = None  # None -> every tap of the model
+    # The sample-level target: N images, each augmented train_views + test_views times. None -> the
+    # dataset's default (the study's 500/100/20 for CIFAR and ImageNet; 100/20/5 for digits).
+    sample_images: Optional[int] = None
+    sample_train_views: Optional[int] = None
+    sample_test_views: Optional[int] = None
+    sample_augment: Optional[str] = None  # None -> the trial's data.augment (or the dataset's if that is 'none')
+    # How random_<r> targets are made: "permute" (a fraction r of the labels permuted) or "supervised"
+    # (the predictions of a supervised classifier over its training, from target_bank).
+    randomness: str = "permute"
+    target_bank: Optional[str] = None  # .npz written by `ssl-ray probe bank`
+    max_train_images: int = 50000  # class-level probe sets are subsampled (seeded) beyond these
+    max_test_images: int = 10000
+    linear_c: float = 1.0  # inverse L2 strength, as scikit-learn's C
+    linear_max_iter: int = 100
+    mine_seeds: int = 3
+    mine_steps: int = 200
+    mine_hidden: int = 64
+    mine_batch_size: int = 128
+    # Fan-out: resources per Ray task, checkpoints in flight at once (None -> cluster CPUs / num_cpus),
+    # and attempts after the first for a task that fails.
     num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    max_concurrent: Optional[int] = None
     max_retries: int = 2
     seed: int = 0
 
@@ -170,7 +198,6 @@ class ExperimentConfig:
         from ssl_ray.data.loaders import LOADERS
         from ssl_ray.models.backbones import BACKBONES
         from ssl_ray.objectives import OBJECTIVES
-        from ssl_ray.probes.targets import parse_target
 
         d, m, o, opt, t, p = self.data, self.model, self.objective, self.optim, self.train, self.probe
         AUGMENTATIONS.get(d.augment)
@@ -230,16 +257,53 @@ class ExperimentConfig:
             for e in t.checkpoint_epochs:
                 _check_int("train.checkpoint_epochs[]", e, lo=0, hi=t.epochs)
 
-        if not p.targets:
-            raise ConfigError("probe.targets must name at least one target set")
-        for name in p.targets:
-            parse_target(name)
-        _check_number("probe.num_cpus", p.num_cpus, lo=0.0)
-        _check_int("probe.max_retries", p.max_retries, lo=0)
-        if p.layers is not None:
-            if not isinstance(p.layers, list) or not p.layers:
-                raise ConfigError(f"probe.layers must be null or a non-empty list of tap names, got {p.layers!r}")
+        self._validate_probe()
         return self
+
+    def _validate_probe(self) -> None:
+        from ssl_ray.data.augment import AUGMENTATIONS
+        from ssl_ray.data.datasets import dataset_meta
+        from ssl_ray.probes.scoring import PROBES
+        from ssl_ray.probes.targets import RANDOMNESS, TargetBank, parse_target
+
+        d, p = self.data, self.probe
+        for key in ("targets", "metrics", "layers"):
+            v = getattr(p, key)
+            if v is not None and (not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v)):
+                raise ConfigError(f"probe.{key} must be null or a non-empty list of names, got {v!r}")
+        for name in p.metrics or []:
+            PROBES.get(name)
+        kinds = [parse_target(name)[0] for name in p.targets or []]
+        if "superclass" in kinds and not dataset_meta(d.dataset, d.data_root, d.superclass_map)["num_superclasses"]:
+            raise ConfigError(f"probe target 'superclass': dataset {d.dataset!r} has no superclass labels"
+                              + ("" if d.dataset == "digits" else " (give data.superclass_map)"))
+        for key in ("sample_images", "sample_train_views", "sample_test_views"):
+            if getattr(p, key) is not None:
+                _check_int(f"probe.{key}", getattr(p, key), lo=2 if key == "sample_images" else 1)
+        if p.sample_augment is not None:
+            AUGMENTATIONS.get(p.sample_augment)
+        if p.randomness not in RANDOMNESS:
+            raise ConfigError(f"unknown probe.randomness {p.randomness!r} (known: {', '.join(RANDOMNESS)})")
+        if p.randomness == "supervised":
+            if p.target_bank is None:
+                raise ConfigError("probe.randomness 'supervised' needs probe.target_bank: a .npz written by `ssl-ray probe bank`")
+            TargetBank.load(p.target_bank)
+        elif p.target_bank is not None:
+            raise ConfigError("probe.target_bank is only read with probe.randomness 'supervised'")
+        _check_int("probe.max_train_images", p.max_train_images, lo=10)
+        _check_int("probe.max_test_images", p.max_test_images, lo=10)
+        _check_number("probe.linear_c", p.linear_c, lo=0.0, strict=True)
+        _check_int("probe.linear_max_iter", p.linear_max_iter, lo=1)
+        _check_int("probe.mine_seeds", p.mine_seeds, lo=1)
+        _check_int("probe.mine_steps", p.mine_steps, lo=1)
+        _check_int("probe.mine_hidden", p.mine_hidden, lo=1)
+        _check_int("probe.mine_batch_size", p.mine_batch_size, lo=2)
+        _check_number("probe.num_cpus", p.num_cpus, lo=0.0)
+        _check_number("probe.num_gpus", p.num_gpus, lo=0.0)
+        if p.max_concurrent is not None:
+            _check_int("probe.max_concurrent", p.max_concurrent, lo=1)
+        _check_int("probe.max_retries", p.max_retries, lo=0)
+        _check_int("probe.seed", p.seed, lo=0)
 
 
 OPTIMIZERS = ("adamw", "sgd", "lars")

@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 
 TAG_SWEEP_DIR = "ssl_ray.sweep_dir"
 TAG_TRIAL_ID = "ssl_ray.trial_id"
+TAG_TRIAL_DIR = "ssl_ray.trial_dir"  # where Ray Train keeps the trial's checkpoints
 TAG_PARENT = "mlflow.parentRunId"
 TAG_RUN_NAME = "mlflow.runName"
 TAG_KIND = "ssl_ray.kind"
@@ -102,12 +103,18 @@ class MetricWriter:
         self.client = client(uri)
         self.run_id = run_id
         self._steps: Dict[str, Set[int]] = {}
+        self._present: Optional[Set[str]] = None
 
     def _known_steps(self, key: str) -> Set[int]:
+        if self._present is None:  # keys the run has at all: the others need no history query
+            self._present = set(self.client.get_run(self.run_id).data.metrics)
         if key not in self._steps:
-            hist = self.client.get_metric_history(self.run_id, key)
+            hist = self.client.get_metric_history(self.run_id, key) if key in self._present else []
             self._steps[key] = {m.step for m in hist}
         return self._steps[key]
+
+    def has(self, key: str, step: int) -> bool:
+        return int(step) in self._known_steps(key)
 
     def log(self, metrics: Mapping[str, float], step: int) -> int:
         """Log the metrics that are new at ``step``; returns how many were written."""

@@ -32,7 +32,7 @@ import json
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -131,6 +131,8 @@ class DatasetSource:
     check_fn: Optional[Callable[[Optional[str], Optional[str]], None]] = None
     needs_root: bool = False
     in_memory: bool = True  # loads as an ArrayDataset (else a FileDataset)
+    # The sample-level probe's default (images, train views, test views): the study's CIFAR-100 setting.
+    sample_probe: Tuple[int, int, int] = (500, 100, 20)
 
     def check(self, name: str, data_root: Optional[str], superclass_map: Optional[str] = None) -> None:
         if self.needs_root:
@@ -180,7 +182,7 @@ def _digits(split: str, image_size: Optional[int] = 16, data_root=None, supercla
     return ArrayDataset(images=imgs.contiguous(), labels=torch.from_numpy(y[idx]), num_classes=10)
 
 
-DATASETS.register("digits")(DatasetSource(_digits))
+DATASETS.register("digits")(DatasetSource(_digits, sample_probe=(20, 100, 20)))
 
 
 # ------------------------------------------------------------------------------------------------

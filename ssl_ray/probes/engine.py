@@ -1,22 +1,25 @@
-"""Compute probe metrics of one checkpoint: load it, extract features, score every target.
+"""Probe one checkpoint: load it, run *one* forward pass over every probe image at every layer, and
+score each layer against every target (``scoring.py``).
 
-Engine-free: the Ray fan-out (``fanout.py``) and the CLI both call :func:`probe_checkpoint`.
+Engine-free: the Ray fan-out (``fanout.py``) runs :func:`checkpoint_features` once per checkpoint and
+:func:`ssl_ray.probes.scoring.score_layer` once per layer; :func:`probe_checkpoint` does both serially.
 Metric keys follow the MLflow naming contract: ``probe/<target>/<metric>/<layer>``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 
-from ssl_ray.config import ExperimentConfig
-from ssl_ray.data.augment import normalize, to_unit_float
-from ssl_ray.data.datasets import dataset_meta, load_dataset
+from ssl_ray.config import ExperimentConfig, ProbeConfig
+from ssl_ray.data.datasets import dataset_meta
 from ssl_ray.models import SSLModel, build_model
-from ssl_ray.probes.metrics import cdnv, ncc_accuracy
-from ssl_ray.probes.targets import make_targets
+from ssl_ray.probes.probe_data import ProbeData, build_probe_data, pooled_inputs
+from ssl_ray.probes.scoring import FeatureSet, score_layer
+from ssl_ray.probes.targets import LabelTarget
 
 CHECKPOINT_FILE = "state.pt"
 
@@ -50,44 +53,78 @@ def load_model(ckpt_dir: str | Path) -> tuple[SSLModel, ExperimentConfig, int]:
     return model, cfg, int(state["epoch"])
 
 
+@dataclass
+class CheckpointFeatures:
+    """One forward pass of a checkpoint over every probe image, at every requested layer."""
+
+    epoch: int
+    layers: Dict[str, Dict[str, torch.Tensor]]  # layer -> {clean_train, clean_test, sample_train, sample_test}
+    inputs: Dict[str, torch.Tensor]  # {clean, sample}: pooled inputs, train rows then test rows
+    clean_targets: List[LabelTarget]
+    sample_targets: List[LabelTarget]
+
+    def feature_sets(self, layer: str) -> List[FeatureSet]:
+        f = self.layers[layer]
+        return [FeatureSet("clean", f["clean_train"], f["clean_test"], self.inputs["clean"], self.clean_targets),
+                FeatureSet("sample", f["sample_train"], f["sample_test"], self.inputs["sample"], self.sample_targets)]
+
+
+def probe_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
 @torch.no_grad()
-def extract_features(model: SSLModel, images: torch.Tensor, layers: Iterable[str], batch_size: int = 512) -> Dict[str, torch.Tensor]:
-    """One forward pass over ``images`` (uint8) for every requested layer: ``{layer: (N, C)}``."""
+def extract_features(model: SSLModel, data: ProbeData, layers: Iterable[str], batch_size: int = 512,
+                     device: Optional[torch.device] = None) -> Tuple[Dict[str, Dict[str, torch.Tensor]], Dict[str, torch.Tensor]]:
+    """Every layer's ``(N, C)`` features of every probe image from one forward pass per image, and the
+    pooled inputs MINE pairs them with. Features come back as float32 on the CPU."""
     layers = list(layers)
-    chunks: Dict[str, list] = {name: [] for name in layers}
-    for i in range(0, images.shape[0], batch_size):
-        x = normalize(to_unit_float(images[i : i + batch_size]))
-        feats = model.forward_features(x, layers)
+    device = device or probe_device()
+    model = model.to(device).eval()
+    parts: Dict[str, Dict[str, list]] = {name: {} for name in layers}
+    inputs: Dict[str, Dict[str, list]] = {"clean": {}, "sample": {}}
+
+    def run(part: str, x: torch.Tensor) -> None:
+        feats = model.forward_features(x.to(device, non_blocking=True), layers)
         for name in layers:
-            chunks[name].append(feats[name])
-    return {name: torch.cat(c) for name, c in chunks.items()}
+            parts[name].setdefault(part, []).append(feats[name].float().cpu())
+        inputs["clean" if part.startswith("clean") else "sample"].setdefault(part, []).append(pooled_inputs(x))
+
+    for split in ("train", "test"):
+        for x in data.clean_batches(split, batch_size):
+            run(f"clean_{split}", x)
+    if data.has_sample:
+        for x_tr, x_te in data.sample_batches():
+            run("sample_train", x_tr)
+            run("sample_test", x_te)
+    empty = torch.empty(0, 0)
+    feats = {name: {part: torch.cat(chunks) for part, chunks in p.items()} for name, p in parts.items()}
+    for name in layers:
+        for part in ("sample_train", "sample_test"):
+            feats[name].setdefault(part, empty)
+    pooled = {}
+    for group, split_parts in inputs.items():
+        rows = [torch.cat(split_parts[k]) for k in (f"{group}_train", f"{group}_test") if k in split_parts]
+        pooled[group] = torch.cat(rows) if rows else empty
+    return feats, pooled
 
 
-def score_layer(train_f: torch.Tensor, test_f: torch.Tensor, y_train: torch.Tensor, y_test: torch.Tensor,
-                layer: str, targets: Iterable[str], seed: int = 0) -> Dict[str, float]:
-    out: Dict[str, float] = {}
-    for target in targets:
-        ytr, yte = make_targets(target, y_train, y_test, seed)
-        out[f"probe/{target}/ncc_train/{layer}"] = ncc_accuracy(train_f, ytr, train_f, ytr)
-        out[f"probe/{target}/ncc_test/{layer}"] = ncc_accuracy(train_f, ytr, test_f, yte)
-        out[f"probe/{target}/cdnv/{layer}"] = cdnv(train_f, ytr)
-    return out
+def checkpoint_features(ckpt_dir: str | Path, layers: Optional[Iterable[str]] = None,
+                        data: Optional[ProbeData] = None) -> CheckpointFeatures:
+    """Load a checkpoint and run its one forward pass over the trial's probe data."""
+    model, cfg, epoch = load_model(ckpt_dir)
+    layers = list(layers) if layers is not None else (cfg.probe.layers or model.taps)
+    data = data or build_probe_data(cfg)
+    feats, inputs = extract_features(model, data, layers)
+    return CheckpointFeatures(epoch, feats, inputs, data.clean, [data.sample_target()] if data.has_sample else [])
 
 
 def probe_checkpoint(ckpt_dir: str | Path, layers: Optional[Iterable[str]] = None,
-                     targets: Optional[Iterable[str]] = None, seed: Optional[int] = None) -> tuple[int, Dict[str, float]]:
-    """Probe one checkpoint at ``layers`` (default: every tap) -> ``(epoch, {metric key: value})``."""
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    model, cfg, epoch = load_model(ckpt_dir)
-    layers = list(layers) if layers is not None else (cfg.probe.layers or model.taps)
-    targets = list(targets) if targets is not None else cfg.probe.targets
-    seed = cfg.probe.seed if seed is None else seed
-    d = cfg.data
-    train = load_dataset(d.dataset, "train", d.image_size, d.data_root, d.superclass_map).to_array(d.image_size)
-    test = load_dataset(d.dataset, "test", d.image_size, d.data_root, d.superclass_map).to_array(d.image_size)
-    ftr = extract_features(model, train.images, layers)
-    fte = extract_features(model, test.images, layers)
+                     probe_cfg: Optional[ProbeConfig] = None) -> tuple[int, Dict[str, float]]:
+    """Every probe of one checkpoint, serially: ``(epoch, {probe/<target>/<metric>/<layer>: value})``."""
+    cf = checkpoint_features(ckpt_dir, layers)
+    p = probe_cfg or ExperimentConfig.from_dict(load_checkpoint_state(ckpt_dir)["config"]).probe
     out: Dict[str, float] = {}
-    for layer in layers:
-        out.update(score_layer(ftr[layer], fte[layer], train.labels, test.labels, layer, targets, seed))
-    return epoch, out
+    for layer in cf.layers:
+        out.update(score_layer(layer, cf.feature_sets(layer), p))
+    return cf.epoch, out

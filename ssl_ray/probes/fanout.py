@@ -1,103 +1,256 @@
-"""Fan the probes of a finished trial out as Ray tasks, one per (checkpoint x layer).
+"""Fan the probes of finished trials out as Ray tasks, over checkpoint x layer.
 
-:class:`ProbeFanout` submits the tasks without blocking (it is called from Tune's driver loop),
-collects results as they finish, and logs them to the trial's MLflow run through the idempotent
-:class:`ssl_ray.tracking.MetricWriter`, with step = the checkpoint's epoch. Tasks are retried by Ray
-(``max_retries``, ``retry_exceptions=True``); a task that still fails is recorded (an MLflow tag on
-the trial's run and a line in the summary) and does not stop the sweep.
+For every kept checkpoint, one ``features_task`` runs the checkpoint's single forward pass over the
+probe images and returns each layer's features as its own object (``num_returns = 1 + layers``); one
+``score_task`` per layer then scores that object against every target. So the forward pass is shared
+by every layer, target and metric, and the expensive part (the linear probes and MINE) spreads over
+as many cores as there are layers x checkpoints.
+
+:class:`ProbeFanout` is driven from Tune's event loop, so it never blocks there: ``submit`` queues a
+trial's checkpoints, ``poll`` collects whatever has finished. At most ``max_concurrent`` checkpoints
+are in flight (their features sit in the object store). Tasks have ``num_cpus``/``num_gpus`` each.
+
+Failures: Ray re-runs a task whose *worker died* (``max_retries``). A task that *raises* is recorded --
+a ``ssl_ray.probe.failure.<epoch>.<layer>`` tag on the trial's run and an entry in ``failures`` -- and
+its layers are submitted again (a fresh forward pass), up to ``max_retries`` more times; a failure never
+stops the sweep. Results are logged through the idempotent :class:`ssl_ray.tracking.MetricWriter` (one
+value per (key, step), however often a checkpoint is probed), with step = the checkpoint's epoch.
+When a trial's last checkpoint settles, its tidy table of every probe value is written as the run's
+``probes/probes.csv`` artifact and its ``ssl_ray.probe.status`` tag says whether anything is missing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Deque, Dict, List, Optional, Sequence, Set, Tuple
 
 import ray
 
+from ssl_ray.config import ProbeConfig
 from ssl_ray.tracking import MetricWriter
+
+TAG_STATUS = "ssl_ray.probe.status"
+TAG_FAILURE = "ssl_ray.probe.failure"
 
 
 @ray.remote
-def probe_task(ckpt_dir: str, layer: str, targets: Sequence[str], seed: int) -> dict:
+def features_task(ckpt_dir: str, layers: Sequence[str], threads: int) -> list:
     import torch
 
-    from ssl_ray.probes.engine import probe_checkpoint
+    from ssl_ray.faults import maybe_fail
+    from ssl_ray.probes.engine import checkpoint_features
 
-    torch.set_num_threads(1)
-    epoch, metrics = probe_checkpoint(ckpt_dir, layers=[layer], targets=targets, seed=seed)
-    return {"epoch": epoch, "metrics": metrics, "node_id": ray.get_runtime_context().get_node_id()}
+    torch.set_num_threads(threads)
+    cf = checkpoint_features(ckpt_dir, layers)
+    maybe_fail("probe.features", epoch=cf.epoch)
+    meta = dataclasses.replace(cf, layers={})
+    return [meta] + [cf.layers[name] for name in layers]
+
+
+@ray.remote
+def score_task(meta, layer_features: dict, layer: str, probe: dict, threads: int) -> Dict[str, float]:
+    import torch
+
+    from ssl_ray.faults import maybe_fail
+    from ssl_ray.probes.scoring import score_layer
+
+    torch.set_num_threads(threads)
+    maybe_fail("probe.score", epoch=meta.epoch, layer=layer)
+    cf = dataclasses.replace(meta, layers={layer: layer_features})
+    return score_layer(layer, cf.feature_sets(layer), ProbeConfig(**probe))
 
 
 @dataclass
-class ProbeJob:
+class ProbeFailure:
     trial_id: str
     run_id: str
     epoch: int
     layer: str
+    attempt: int
+    error: str
+    retried: bool  # another attempt was submitted
+
+
+@dataclass
+class CheckpointJob:
+    trial_id: str
+    run_id: str
+    epoch: int
     ckpt_dir: str
+    layers: List[str]
+    probe: dict
+    attempts: Dict[str, int] = field(default_factory=dict)
+    retry: Set[str] = field(default_factory=set)
+    outstanding: int = 0
+    refs: list = field(default_factory=list)  # keeps the features alive while layers are scored
+
+
+@dataclass
+class TrialProbes:
+    trial_id: str
+    jobs: int = 0
+    settled: int = 0
+    missing: List[str] = field(default_factory=list)
+
+
+def failure_message(e: BaseException) -> str:
+    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+    return (lines[-1] if lines else type(e).__name__)[:500]
 
 
 @dataclass
 class ProbeFanout:
     mlflow_uri: str
     num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    max_concurrent: Optional[int] = None
     max_retries: int = 2
-    pending: Dict[ray.ObjectRef, ProbeJob] = field(default_factory=dict)
-    done: List[ProbeJob] = field(default_factory=list)
-    failed: List[Tuple[ProbeJob, str]] = field(default_factory=list)
+    write_tables: bool = True
+    queue: Deque[CheckpointJob] = field(default_factory=deque)
+    active: List[CheckpointJob] = field(default_factory=list)
+    in_flight: Dict[ray.ObjectRef, Tuple[CheckpointJob, str]] = field(default_factory=dict)
+    failures: List[ProbeFailure] = field(default_factory=list)
+    trials: Dict[str, TrialProbes] = field(default_factory=dict)
+    done_layers: int = 0
+    total_layers: int = 0
     _writers: Dict[str, MetricWriter] = field(default_factory=dict)
 
+    @classmethod
+    def from_config(cls, uri: str, p: ProbeConfig, **kw) -> "ProbeFanout":
+        return cls(uri, num_cpus=p.num_cpus, num_gpus=p.num_gpus, max_concurrent=p.max_concurrent, max_retries=p.max_retries, **kw)
+
+    # -- submission --------------------------------------------------------------------------
     def submit(self, trial_id: str, run_id: str, checkpoints: Sequence[Tuple[int, str]], layers: Sequence[str],
-               targets: Sequence[str], seed: int = 0) -> int:
-        task = probe_task.options(num_cpus=self.num_cpus, max_retries=self.max_retries, retry_exceptions=True)
-        n = 0
+               probe: ProbeConfig) -> int:
+        """Queue the probes of ``checkpoints`` (``[(epoch, dir)]``) at ``layers``; returns the layer tasks queued."""
+        pdict = dataclasses.asdict(probe)
+        tp = self.trials.setdefault(run_id, TrialProbes(trial_id))
         for epoch, path in checkpoints:
-            for layer in layers:
-                ref = task.remote(path, layer, list(targets), seed)
-                self.pending[ref] = ProbeJob(trial_id, run_id, int(epoch), layer, path)
-                n += 1
+            self.queue.append(CheckpointJob(trial_id, run_id, int(epoch), str(path), list(layers), pdict))
+            tp.jobs += 1
+        n = len(checkpoints) * len(layers)
+        self.total_layers += n
+        self._launch()
         return n
 
-    def _writer(self, run_id: str) -> MetricWriter:
+    def _limit(self) -> int:
+        if self.max_concurrent:
+            return self.max_concurrent
+        cpus = ray.cluster_resources().get("CPU", 1.0)
+        return max(1, int(cpus // max(self.num_cpus, 1e-3)))
+
+    def _launch(self) -> None:
+        limit = self._limit()
+        while self.queue and len(self.active) < limit:
+            job = self.queue.popleft()
+            self._start(job, job.layers)
+            self.active.append(job)
+
+    def _start(self, job: CheckpointJob, layers: Sequence[str]) -> None:
+        threads = max(1, int(self.num_cpus))
+        opts = dict(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=self.max_retries, retry_exceptions=False)
+        refs = features_task.options(num_returns=1 + len(layers), **opts).remote(job.ckpt_dir, list(layers), threads)
+        job.refs = refs
+        for layer, feats in zip(layers, refs[1:]):
+            job.attempts[layer] = job.attempts.get(layer, 0) + 1
+            ref = score_task.options(**opts).remote(refs[0], feats, layer, job.probe, threads)
+            self.in_flight[ref] = (job, layer)
+            job.outstanding += 1
+
+    # -- collection --------------------------------------------------------------------------
+    def writer(self, run_id: str) -> MetricWriter:
         if run_id not in self._writers:
             self._writers[run_id] = MetricWriter(self.mlflow_uri, run_id)
         return self._writers[run_id]
 
     def _collect(self, ref: ray.ObjectRef) -> None:
-        job = self.pending.pop(ref)
+        job, layer = self.in_flight.pop(ref)
+        job.outstanding -= 1
+        w = self.writer(job.run_id)
+        tag = f"{TAG_FAILURE}.e{job.epoch:04d}.{layer}"
         try:
-            out = ray.get(ref)
+            metrics = ray.get(ref)
         except Exception as e:  # noqa: BLE001 - a probe failure must not stop the sweep
-            msg = str(e).strip().splitlines()[-1][:500] if str(e).strip() else type(e).__name__
-            self.failed.append((job, msg))
-            self._writer(job.run_id).set_tags({f"ssl_ray.probe_failed.epoch{job.epoch}.{job.layer}": msg})
+            attempt = job.attempts[layer]
+            retried = attempt <= self.max_retries
+            f = ProbeFailure(job.trial_id, job.run_id, job.epoch, layer, attempt, failure_message(e), retried)
+            self.failures.append(f)
+            w.set_tags({tag: f"attempt {attempt} failed: {f.error}" + ("; retrying" if retried else "; gave up")})
+            if retried:
+                job.retry.add(layer)
+            else:
+                self.trials[job.run_id].missing.append(f"e{job.epoch}/{layer}")
+                self.done_layers += 1
+        else:
+            w.log(metrics, step=job.epoch)
+            self.done_layers += 1
+            if job.attempts[layer] > 1:
+                w.set_tags({tag: f"failed {job.attempts[layer] - 1} time(s), then succeeded on attempt {job.attempts[layer]}"})
+        if job.outstanding == 0:
+            self._settle(job)
+
+    def _settle(self, job: CheckpointJob) -> None:
+        job.refs = []
+        if job.retry:
+            layers, job.retry = sorted(job.retry), set()
+            self._start(job, layers)
             return
-        self._writer(job.run_id).log(out["metrics"], step=out["epoch"])
-        self.done.append(job)
+        self.active.remove(job)
+        tp = self.trials[job.run_id]
+        tp.settled += 1
+        if tp.settled == tp.jobs:
+            self._finish_trial(job.run_id, tp)
+        self._launch()
+
+    def _finish_trial(self, run_id: str, tp: TrialProbes) -> None:
+        w = self.writer(run_id)
+        w.set_tags({TAG_STATUS: "complete" if not tp.missing else f"incomplete: {', '.join(tp.missing)[:4000]}"})
+        if self.write_tables:
+            from ssl_ray.probes.table import log_probe_table
+
+            log_probe_table(w.client, run_id)
 
     def poll(self, timeout: float = 0.0) -> int:
-        """Log every finished task; wait at most ``timeout`` seconds for the first. Returns how many."""
-        if not self.pending:
+        """Collect every finished task; wait at most ``timeout`` seconds for the first. Returns how many."""
+        if not self.in_flight:
             return 0
-        ready, _ = ray.wait(list(self.pending), num_returns=len(self.pending), timeout=timeout)
+        refs = list(self.in_flight)
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
         if not ready and timeout > 0:
-            ready, _ = ray.wait(list(self.pending), num_returns=1, timeout=timeout)
+            ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
         for ref in ready:
             self._collect(ref)
         return len(ready)
 
+    @property
+    def pending(self) -> bool:
+        return bool(self.in_flight or self.queue)
+
     def drain(self, progress: bool = True, stream=None) -> None:
-        """Block until every submitted probe has finished, with a progress line."""
+        """Block until every queued probe has finished, with a progress line."""
         stream = stream or sys.stderr
-        total = len(self.pending) + len(self.done) + len(self.failed)
-        t0 = time.time()
+        tty = hasattr(stream, "isatty") and stream.isatty()
+        t0, last = time.time(), [-1.0, -1]
+
+        def show(final: bool = False) -> None:
+            """A live line on a terminal; in a log, a line per change at most every 10 s."""
+            if not progress or not self.total_layers:
+                return
+            now = time.time()
+            if not tty and not final and (self.done_layers == last[1] or now - last[0] < 10):
+                return
+            last[:] = [now, self.done_layers]
+            gave_up = sum(not f.retried for f in self.failures)
+            line = (f"[probes] {self.done_layers}/{self.total_layers} checkpoint x layer tasks done, "
+                    f"{len(self.failures)} failed attempts, {gave_up} given up, {now - t0:.0f}s")
+            stream.write(("\r" + line + ("\n" if final else "")) if tty else line + "\n")
+            stream.flush()
+
         while self.pending:
             self.poll(timeout=1.0)
-            if progress:
-                finished = total - len(self.pending)
-                stream.write(f"\r[probes] {finished}/{total} tasks done, {len(self.failed)} failed, {time.time() - t0:.0f}s")
-                stream.flush()
-        if progress and total:
-            stream.write(f"\r[probes] {total}/{total} tasks done, {len(self.failed)} failed, {time.time() - t0:.0f}s\n")
+            show()
+        show(final=True)

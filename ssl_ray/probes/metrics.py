@@ -1,7 +1,9 @@
 """Clustering metrics of a representation, in closed form (no Python loops over classes).
 
 All functions take features ``(N, D)`` and integer labels ``(N,)`` as numpy arrays or torch
-tensors, and compute in float64 torch on the features' device.
+tensors, and compute in float64 torch on the features' device. The linear probe lives in
+``linear.py``, the label-free geometry in ``geometry.py`` and MINE in ``mine.py``;
+:func:`linear_probe_accuracy` is re-exported here, where the probe-metrics contract names it.
 
 References: T. Galanti, A. Gyorgy, M. Hutter, "On the Role of Neural Collapse in Transfer
 Learning", ICLR 2022 (CDNV); I. Ben-Shaul, R. Shwartz-Ziv, T. Galanti, S. Dekel, Y. LeCun,
@@ -54,6 +56,25 @@ def ncc_accuracy(train_x: Array, train_y: Array, test_x: Array, test_y: Array) -
     return float((pred == yte).double().mean().item())
 
 
+def class_spread(x: Array, y: Array) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per present class c: ``Var_c = mean_{x in c} ||x - mu_c||^2``, and the squared distances
+    ``||mu_i - mu_j||^2`` of every pair i < j of present classes (in ``triu_indices`` order)."""
+    xt, yt = _as_tensors(x, y)
+    means, counts = class_means(xt, yt, int(yt.max().item()) + 1)
+    present = counts > 0
+    means, counts = means[present], counts[present]
+    if means.shape[0] < 2:
+        raise ValueError("needs at least two classes")
+    yc = (torch.cumsum(present.long(), 0) - 1)[yt]
+    sq = ((xt - means[yc]) ** 2).sum(1)
+    var = torch.zeros_like(counts).index_add_(0, yc, sq) / counts
+    # ||mu_i - mu_j||^2 from the Gram matrix, exact in float64 (cdist's matmul path is not).
+    sqn = (means * means).sum(1)
+    iu = torch.triu_indices(means.shape[0], means.shape[0], offset=1, device=xt.device)
+    dist2 = (sqn[iu[0]] + sqn[iu[1]] - 2.0 * (means[iu[0]] * means[iu[1]]).sum(1)).clamp(min=0.0)
+    return var, dist2
+
+
 def cdnv(x: Array, y: Array) -> float:
     """Class-distance normalized variance, averaged over class pairs i < j::
 
@@ -61,18 +82,23 @@ def cdnv(x: Array, y: Array) -> float:
 
     Lower means tighter, better separated classes (Galanti et al., 2022).
     """
-    xt, yt = _as_tensors(x, y)
-    k = int(yt.max().item()) + 1
-    means, counts = class_means(xt, yt, k)
-    present = counts > 0
-    means, counts = means[present], counts[present]
-    if means.shape[0] < 2:
-        raise ValueError("cdnv needs at least two classes")
-    remap = torch.cumsum(present.long(), 0) - 1
-    yc = remap[yt]
-    sq = ((xt - means[yc]) ** 2).sum(1)
-    var = torch.zeros_like(counts).index_add_(0, yc, sq) / counts
-    dist2 = torch.cdist(means, means).pow(2)
-    iu = torch.triu_indices(means.shape[0], means.shape[0], offset=1, device=xt.device)
-    ratios = (var[iu[0]] + var[iu[1]]) / (2.0 * dist2[iu[0], iu[1]])
-    return float(ratios.mean().item())
+    return cdnv_from_spread(*class_spread(x, y))
+
+
+def cdnv_from_spread(var: torch.Tensor, dist2: torch.Tensor) -> float:
+    """CDNV from :func:`class_spread`'s per-class variances and pairwise squared mean distances."""
+    iu = torch.triu_indices(var.shape[0], var.shape[0], offset=1, device=var.device)
+    return float(((var[iu[0]] + var[iu[1]]) / (2.0 * dist2)).mean().item())
+
+
+def within_class_variance(x: Array, y: Array) -> float:
+    """The mean over classes of ``Var_c = mean_{x in c} ||x - mu_c||^2`` (CDNV's numerator terms)."""
+    return float(class_spread(x, y)[0].mean().item())
+
+
+def class_mean_distance(x: Array, y: Array) -> float:
+    """The mean over class pairs i < j of ``||mu_i - mu_j||^2`` (CDNV's denominator terms)."""
+    return float(class_spread(x, y)[1].mean().item())
+
+
+from ssl_ray.probes.linear import linear_probe_accuracy  # noqa: E402  (the contract names it here)

@@ -30,7 +30,7 @@ class ProbeOnCompleteCallback(tune.Callback):
         if plan is None:
             return
         checkpoints, layers, cfg = plan
-        self.fanout.submit(trial.trial_id, trial.last_result["mlflow_run_id"], checkpoints, layers, cfg.probe.targets, cfg.probe.seed)
+        self.fanout.submit(trial.trial_id, trial.last_result["mlflow_run_id"], checkpoints, layers, cfg.probe)
 
     def on_step_end(self, iteration, trials, **info):
         self.fanout.poll(timeout=0.0)

@@ -19,7 +19,7 @@ from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from ssl_ray.config import ExperimentConfig, flatten, get_path
-from ssl_ray.tracking import get_or_create_trial_run
+from ssl_ray.tracking import TAG_TRIAL_DIR, client, get_or_create_trial_run
 from ssl_ray.train.loop import train_loop_per_worker
 
 
@@ -49,6 +49,8 @@ def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
     label = trial_label(config, ctx.search_keys)
     run_name = f"{trial_id} {label}".strip()
     run_id = get_or_create_trial_run(ctx.mlflow_uri, ctx.parent_run_id, trial_id, run_name, flatten(config))
+    train_dir = Path(ctx.sweep_dir) / "train"
+    client(ctx.mlflow_uri).set_tag(run_id, TAG_TRIAL_DIR, str(train_dir / trial_id))
     t = exp.train
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -58,7 +60,7 @@ def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
         ),
         run_config=ray.train.RunConfig(
             name=trial_id,
-            storage_path=str(Path(ctx.sweep_dir) / "train"),
+            storage_path=str(train_dir),
             callbacks=[TuneReportCallback()],
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None),
             failure_config=ray.train.FailureConfig(max_failures=t.max_failures),

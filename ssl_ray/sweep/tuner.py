@@ -14,10 +14,10 @@ import ray
 from ray import tune
 
 from ssl_ray.config import TRIAL_DRIVER_CPUS, SweepConfig, flatten
-from ssl_ray.probes.fanout import ProbeFanout
+from ssl_ray.probes.fanout import TAG_STATUS, ProbeFanout
 from ssl_ray.sweep.callbacks import ProbeOnCompleteCallback
 from ssl_ray.sweep.trial import SweepContext, run_trial
-from ssl_ray.tracking import get_or_create_parent_run
+from ssl_ray.tracking import client, get_or_create_parent_run
 
 # The Tune trainable only drives a TorchTrainer, whose workers hold the real resources.
 DRIVER_CPUS = TRIAL_DRIVER_CPUS
@@ -55,7 +55,7 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None) -> 
     init_ray(cfg, verbose)
     ctx = SweepContext(str(sweep_dir), uri, parent, tuple(cfg.search_space))
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": DRIVER_CPUS})
-    fanout = ProbeFanout(uri, num_cpus=cfg.base.probe.num_cpus, max_retries=cfg.base.probe.max_retries)
+    fanout = ProbeFanout.from_config(uri, cfg.base.probe)
     tuner = tune.Tuner(
         trainable,
         param_space=cfg.param_space(),
@@ -73,8 +73,9 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None) -> 
     )
     results = tuner.fit()
     fanout.drain(stream=progress_stream or sys.stderr)
-    from ssl_ray.tracking import client
-
-    client(uri).set_terminated(parent, status="FINISHED" if not fanout.failed and not results.errors else "FAILED")
+    incomplete = [tp.trial_id for tp in fanout.trials.values() if tp.missing]
+    c = client(uri)
+    c.set_tag(parent, TAG_STATUS, "complete" if not incomplete else f"incomplete: {', '.join(incomplete)}")
+    c.set_terminated(parent, status="FAILED" if results.errors else "FINISHED")
     return {"sweep_dir": str(sweep_dir), "parent_run_id": parent, "experiment": cfg.name, "results": results,
-            "probe_failures": fanout.failed, "mlflow_uri": uri}
+            "probe_failures": fanout.failures, "mlflow_uri": uri}

@@ -1,0 +1,141 @@
+"""Compute or complete the probes of an existing trial: ``ssl-ray probe --run-id ... | --trial-dir ...``.
+
+A trial is found from either end. From an MLflow run, its ``ssl_ray.trial_dir`` tag (or, for runs made
+before that tag, the parent sweep's directory and the trial id) gives the checkpoints. From a trial
+directory, every ``state.pt`` under it is a kept checkpoint, and the run id is saved inside each. Only
+the (checkpoint, layer) pairs whose metric keys are not all in MLflow yet are probed, unless ``every``
+is set; either way the idempotent writer keeps one value per (key, step). The work goes through the
+same Ray fan-out as a sweep's, with its progress line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import torch
+
+from ssl_ray.config import ExperimentConfig
+from ssl_ray.data.datasets import dataset_meta
+from ssl_ray.errors import ConfigError
+from ssl_ray.probes.engine import CHECKPOINT_FILE, model_from_config
+from ssl_ray.probes.probe_data import resolve_targets
+from ssl_ray.probes.scoring import expected_keys, probe_names
+from ssl_ray.tracking import TAG_PARENT, TAG_SWEEP_DIR, TAG_TRIAL_DIR, TAG_TRIAL_ID, MetricWriter, client
+
+
+@dataclass
+class TrialCheckpoints:
+    run_id: str
+    trial_id: str
+    trial_dir: Path
+    checkpoints: List[Tuple[int, str]]  # (epoch, directory), by epoch
+    config: ExperimentConfig
+
+
+def _read_state(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def find_checkpoints(trial_dir: Path) -> List[Tuple[int, str, dict]]:
+    if not trial_dir.is_dir():
+        raise ConfigError(f"trial directory {trial_dir}: no such directory")
+    found = []
+    for state in sorted(trial_dir.rglob(CHECKPOINT_FILE)):
+        try:
+            s = _read_state(state)
+        except Exception as e:  # noqa: BLE001 - a damaged checkpoint is reported, not fatal
+            print(f"warning: skipping {state}: cannot load ({type(e).__name__}: {e})")
+            continue
+        found.append((int(s["epoch"]), str(state.parent), s))
+    if not found:
+        raise ConfigError(f"trial directory {trial_dir}: no checkpoints ({CHECKPOINT_FILE}) under it")
+    return sorted(found, key=lambda t: t[0])
+
+
+def resolve_trial(uri: str, run_id: Optional[str] = None, trial_dir: Optional[str] = None) -> TrialCheckpoints:
+    c = client(uri)
+    if (run_id is None) == (trial_dir is None):
+        raise ConfigError("give exactly one of --run-id and --trial-dir")
+    if run_id is not None:
+        try:
+            run = c.get_run(run_id)
+        except Exception:  # noqa: BLE001 - MLflow raises its own exception type for unknown ids
+            raise ConfigError(f"run {run_id}: not found in {uri}") from None
+        tags = run.data.tags
+        tdir = tags.get(TAG_TRIAL_DIR)
+        if tdir is None and TAG_PARENT in tags and TAG_TRIAL_ID in tags:
+            tdir = str(Path(c.get_run(tags[TAG_PARENT]).data.tags[TAG_SWEEP_DIR]) / "train" / tags[TAG_TRIAL_ID])
+        if tdir is None:
+            raise ConfigError(f"run {run_id}: not an ssl_ray trial run (no {TAG_TRIAL_DIR} tag)")
+        path = Path(tdir)
+    else:
+        path = Path(trial_dir).expanduser().resolve()
+    found = find_checkpoints(path)
+    saved = {s.get("mlflow_run_id") or "" for _, _, s in found} - {""}
+    if run_id is None:
+        if len(saved) != 1:
+            raise ConfigError(f"trial directory {path}: its checkpoints name {len(saved)} MLflow runs; pass --run-id")
+        run_id = saved.pop()
+        try:
+            trial_id = c.get_run(run_id).data.tags.get(TAG_TRIAL_ID, path.name)
+        except Exception:  # noqa: BLE001
+            raise ConfigError(f"run {run_id} (saved in {path}): not found in {uri}; pass --mlflow-uri") from None
+    else:
+        trial_id = c.get_run(run_id).data.tags.get(TAG_TRIAL_ID, path.name)
+    cfg = ExperimentConfig.from_dict(found[-1][2]["config"])
+    return TrialCheckpoints(run_id, trial_id, path, [(e, d) for e, d, _ in found], cfg)
+
+
+def plan_layers(cfg: ExperimentConfig) -> Tuple[List[str], List[str], List[str]]:
+    """(layers, targets, probe families) a complete probe of this trial covers."""
+    d = cfg.data
+    layers = cfg.probe.layers or model_from_config(cfg).taps
+    has_super = dataset_meta(d.dataset, d.data_root, d.superclass_map)["num_superclasses"] > 0
+    return layers, resolve_targets(cfg, has_super), probe_names(cfg.probe)
+
+
+def missing_work(uri: str, trial: TrialCheckpoints, every: bool = False) -> List[Tuple[int, str, List[str]]]:
+    """``[(epoch, checkpoint dir, layers to probe)]``: the layers with any metric key missing at that epoch."""
+    layers, targets, probes = plan_layers(trial.config)
+    w = MetricWriter(uri, trial.run_id)
+    work = []
+    for epoch, path in trial.checkpoints:
+        todo = [layer for layer in layers
+                if every or not all(w.has(k, epoch) for k in expected_keys(targets, [layer], probes))]
+        if todo:
+            work.append((epoch, path, todo))
+    return work
+
+
+def backfill(uri: str, run_id: Optional[str] = None, trial_dir: Optional[str] = None, every: bool = False,
+             num_cpus: Optional[float] = None, address: Optional[str] = None, progress: bool = True) -> dict:
+    """Probe what is missing (or everything) for one trial; returns a summary with the fan-out's failures."""
+    trial = resolve_trial(uri, run_id, trial_dir)
+    work = missing_work(uri, trial, every)
+    out = {"run_id": trial.run_id, "trial_dir": str(trial.trial_dir), "checkpoints": len(trial.checkpoints),
+           "tasks": sum(len(layers) for _, _, layers in work), "failures": []}
+    if not work:
+        return out
+    import ray
+
+    from ssl_ray.probes.fanout import ProbeFanout
+
+    started = False
+    if not ray.is_initialized():
+        kw = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+        ray.init(address=address, **kw) if address else ray.init(num_cpus=num_cpus, **kw)
+        started = True
+    try:
+        p = trial.config.probe
+        fanout = ProbeFanout.from_config(uri, p)
+        for epoch, path, layers in work:
+            fanout.submit(trial.trial_id, trial.run_id, [(epoch, path)], layers, p)
+        fanout.drain(progress=progress)
+        out["failures"] = fanout.failures
+        out["missing"] = fanout.trials[trial.run_id].missing
+    finally:
+        if started:
+            ray.shutdown()
+    return out

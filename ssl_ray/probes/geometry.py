@@ -1,0 +1,105 @@
+"""Label-free geometry of a representation, and the geometry of its class manifolds.
+
+All functions take features ``(N, D)`` (numpy or torch) and compute in float64 torch.
+
+* :func:`participation_ratio` -- ``PR = (sum_i l_i)^2 / sum_i l_i^2`` over the eigenvalues ``l_i`` of
+  the feature covariance: the number of dimensions the variance is spread over (Gao et al., "A theory
+  of multineuronal dimensionality", 2017; Recanatesi et al., 2019). Isotropic data give ~D.
+* :func:`rankme` -- ``RankMe = exp(-sum_k p_k log p_k)``, ``p_k = s_k / ||s||_1 + eps`` over the
+  singular values ``s_k`` of the (uncentered) embedding matrix (Garrido, Balestriero, Najman, LeCun,
+  "RankMe", ICML 2023).
+* :func:`powerlaw_alpha` -- the exponent alpha of ``l_i ~ i^(-alpha)``, the least-squares slope of
+  ``log l_i`` against ``log i`` over the numerically non-zero eigenvalues (Stringer et al., Nature
+  2019; Agrawal et al., "alpha-ReQ", NeurIPS 2022).
+* :func:`manifold_geometry` -- for each class c, with ``l_i`` the eigenvalues of its covariance
+  ``S_c = (1/n_c) sum_{x in c} (x - mu_c)(x - mu_c)^T``, the elliptical manifold radius and dimension
+  ``R_c = sqrt(sum_i l_i^2)`` and ``D_c = (sum_i l_i)^2 / sum_i l_i^2``, averaged over classes
+  (Yerxa, Kuang, Simoncelli, Chung, "Learning efficient coding of natural images with maximum
+  manifold capacity representations", NeurIPS 2023). Both come from ``tr S_c`` and
+  ``tr S_c^2 = ||X_c X_c^T||_F^2 / n_c^2``, batched over classes with no eigendecomposition.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple, Union
+
+import numpy as np
+import torch
+
+Array = Union[np.ndarray, torch.Tensor]
+
+
+def _f64(x: Array) -> torch.Tensor:
+    xt = torch.as_tensor(x).to(torch.float64)
+    if xt.dim() != 2:
+        raise ValueError(f"expected features (N, D), got {tuple(xt.shape)}")
+    return xt
+
+
+def covariance_eigenvalues(x: Array) -> torch.Tensor:
+    """Eigenvalues of ``(1/N) Xc^T Xc`` (Xc centered), descending, from the SVD of Xc."""
+    xt = _f64(x)
+    xc = xt - xt.mean(0, keepdim=True)
+    s = torch.linalg.svdvals(xc)
+    return (s * s) / xt.shape[0]
+
+
+def participation_ratio(x: Array) -> float:
+    lam = covariance_eigenvalues(x)
+    return float((lam.sum() ** 2 / (lam * lam).sum().clamp(min=1e-300)).item())
+
+
+def rankme(x: Array, eps: float = 1e-7) -> float:
+    s = torch.linalg.svdvals(_f64(x))
+    p = s / s.sum().clamp(min=1e-300) + eps
+    return float(torch.exp(-(p * torch.log(p)).sum()).item())
+
+
+def powerlaw_alpha(x: Array, rel_floor: float = 1e-8) -> float:
+    """``alpha`` in ``l_i ~ i^(-alpha)``, fitted over eigenvalues above ``rel_floor * l_1``."""
+    lam = covariance_eigenvalues(x)
+    lam = lam[lam > lam[0] * rel_floor]
+    if lam.numel() < 2:
+        return float("nan")
+    lx = torch.log(torch.arange(1, lam.numel() + 1, dtype=torch.float64))
+    ly = torch.log(lam)
+    lx, ly = lx - lx.mean(), ly - ly.mean()
+    return float((-(lx * ly).sum() / (lx * lx).sum()).item())
+
+
+def _padded_by_class(x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Centered features grouped by class into ``(K, n_max, D)`` (zero rows pad), and counts ``(K,)``."""
+    classes, yc, counts = torch.unique(y, return_inverse=True, return_counts=True)
+    order = torch.argsort(yc, stable=True)
+    ys = yc[order]
+    starts = torch.cumsum(counts, 0) - counts
+    pos = torch.arange(y.numel(), device=x.device) - starts[ys]
+    sums = torch.zeros(classes.numel(), x.shape[1], dtype=x.dtype, device=x.device).index_add_(0, yc, x)
+    means = sums / counts.unsqueeze(1).to(x.dtype)
+    out = torch.zeros(classes.numel(), int(counts.max()), x.shape[1], dtype=x.dtype, device=x.device)
+    out[ys, pos] = x[order] - means[ys]
+    return out, counts
+
+
+def manifold_geometry(x: Array, y: Array, max_elements: int = 2**25) -> Tuple[float, float]:
+    """``(mean_c R_c, mean_c D_c)`` over classes with at least two samples (see the module docstring)."""
+    xt = _f64(x)
+    yt = torch.as_tensor(y).to(xt.device).long()
+    padded, counts = _padded_by_class(xt, yt)
+    keep = counts >= 2
+    padded, counts = padded[keep], counts[keep].to(xt.dtype)
+    if counts.numel() == 0:
+        return float("nan"), float("nan")
+    k, n_max, d = padded.shape
+    trace = (padded * padded).sum((1, 2)) / counts
+    tr_sq = torch.empty_like(trace)
+    side = min(n_max, d)
+    chunk = max(1, max_elements // (side * side))
+    for i in range(0, k, chunk):  # a loop over chunks of classes, to bound memory
+        p = padded[i : i + chunk]
+        gram = p @ p.transpose(1, 2) if n_max <= d else p.transpose(1, 2) @ p
+        tr_sq[i : i + chunk] = (gram * gram).sum((1, 2))
+    tr_sq = tr_sq / (counts * counts)
+    radius = torch.sqrt(tr_sq)
+    dim = trace * trace / tr_sq.clamp(min=1e-300)
+    return float(radius.mean().item()), float(dim.mean().item())

@@ -1,0 +1,130 @@
+"""The images every checkpoint of a trial is probed on, and their targets.
+
+Two feature sets:
+
+* ``clean``: the dataset's train and test splits, center-resized to the training image size (seeded
+  subsamples beyond ``probe.max_train_images`` / ``max_test_images``). The class, superclass and
+  random targets live here.
+* ``sample``: ``N_s`` train images, each augmented ``A_train + A_test`` times with the trial's view
+  protocol; the first ``A_train`` views of every image form the probe's train set, the rest its test
+  set, and the label is the image's index.
+
+Everything is fixed by ``probe.seed``, so every checkpoint of a trial (and a re-run, or a backfill) sees
+the very same views. Sample views are generated on the fly in chunks, so a full-size sample set never
+has to sit in memory as float images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ssl_ray.config import ExperimentConfig
+from ssl_ray.data.augment import BatchAugment, build_augment, normalize, to_unit_float
+from ssl_ray.data.datasets import DATASETS, ArrayDataset, FileDataset, load_dataset
+from ssl_ray.errors import ConfigError
+from ssl_ray.probes.targets import LabelTarget, TargetBank, clean_targets, default_targets, parse_target
+
+INPUT_SIDE = 8  # MINE sees each input average-pooled to at most 8 x 8 per channel
+CHUNK_VIEWS = 512  # sample views generated per chunk
+
+
+@dataclass
+class ProbeData:
+    train: ArrayDataset
+    test: ArrayDataset
+    sample_images: torch.Tensor  # (N_s, 3, S, S) uint8
+    train_views: int
+    test_views: int
+    augment: BatchAugment
+    targets: List[str]
+    clean: List[LabelTarget]
+    seed: int
+
+    @property
+    def has_sample(self) -> bool:
+        return "sample" in self.targets
+
+    def sample_target(self) -> LabelTarget:
+        n = self.sample_images.shape[0]
+        ids = torch.arange(n)
+        return LabelTarget("sample", ids.repeat_interleave(self.train_views), ids.repeat_interleave(self.test_views), n)
+
+    def clean_batches(self, split: str, batch_size: int) -> Iterator[torch.Tensor]:
+        images = (self.train if split == "train" else self.test).images
+        for i in range(0, images.shape[0], batch_size):
+            yield normalize(to_unit_float(images[i : i + batch_size]))
+
+    def sample_batches(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+        """``(train views, test views)`` chunks, image-major: image i's A_train views, then image i+1's."""
+        a_tr, a_te = self.train_views, self.test_views
+        per = max(1, CHUNK_VIEWS // (a_tr + a_te))
+        g = torch.Generator().manual_seed(self.seed)
+        for i in range(0, self.sample_images.shape[0], per):
+            views = self.augment(to_unit_float(self.sample_images[i : i + per]), a_tr + a_te, g)
+            yield views[:, :a_tr].flatten(0, 1), views[:, a_tr:].flatten(0, 1)
+
+
+def pooled_inputs(x: torch.Tensor) -> torch.Tensor:
+    """What MINE takes as the input: normalized images average-pooled to <= 8 x 8, flattened."""
+    side = min(INPUT_SIDE, x.shape[-1])
+    return F.adaptive_avg_pool2d(x, side).flatten(1)
+
+
+def _take(ds, idx: np.ndarray):
+    """The samples ``idx`` of an array or file dataset (a file dataset's images are not decoded)."""
+    t = torch.from_numpy(idx)
+    sup = ds.superclasses[t] if ds.superclasses is not None else None
+    if ds.in_memory:
+        return ArrayDataset(ds.images[t], ds.labels[t], sup, ds.num_classes, ds.num_superclasses)
+    return FileDataset([ds.paths[i] for i in idx], ds.labels[t], sup, ds.num_classes, ds.num_superclasses, ds.class_names)
+
+
+def _subset(ds, limit: int, seed: int, image_size: int) -> Tuple[ArrayDataset, Optional[np.ndarray]]:
+    """At most ``limit`` samples (seeded, in dataset order) as an in-memory dataset, and their indices."""
+    idx = None
+    if len(ds) > limit:
+        idx = np.sort(np.random.default_rng(seed).choice(len(ds), size=limit, replace=False))
+        ds = _take(ds, idx)
+    return ds.to_array(image_size), idx
+
+
+def resolve_targets(cfg: ExperimentConfig, has_superclasses: bool) -> List[str]:
+    return list(cfg.probe.targets) if cfg.probe.targets else default_targets(has_superclasses)
+
+
+def sample_settings(cfg: ExperimentConfig) -> Tuple[int, int, int, str]:
+    """``(images, train views, test views, protocol)`` of the sample-level target."""
+    p, d = cfg.probe, cfg.data
+    n, a_tr, a_te = DATASETS.get(d.dataset).sample_probe
+    default_aug = "digits" if d.dataset == "digits" else "simclr"
+    aug = p.sample_augment or (d.augment if d.augment != "none" else default_aug)
+    return (p.sample_images or n, p.sample_train_views or a_tr, p.sample_test_views or a_te, aug)
+
+
+def build_probe_data(cfg: ExperimentConfig) -> ProbeData:
+    d, p = cfg.data, cfg.probe
+    full_train = load_dataset(d.dataset, "train", d.image_size, d.data_root, d.superclass_map)
+    full_test = load_dataset(d.dataset, "test", d.image_size, d.data_root, d.superclass_map)
+    train, tr_idx = _subset(full_train, p.max_train_images, p.seed, d.image_size)
+    test, te_idx = _subset(full_test, p.max_test_images, p.seed + 1, d.image_size)
+    targets = resolve_targets(cfg, train.superclasses is not None)
+    bank = None
+    if p.randomness == "supervised" and any(parse_target(t)[0] == "random" for t in targets):
+        bank = TargetBank.load(p.target_bank)
+        if bank.train.shape[1] != len(full_train) or bank.test.shape[1] != len(full_test):
+            raise ConfigError(f"target bank {p.target_bank}: made for {bank.train.shape[1]}/{bank.test.shape[1]} "
+                              f"train/test images, but {d.dataset} has {len(full_train)}/{len(full_test)}")
+    clean = clean_targets(targets, train, test, p.seed, bank, tr_idx, te_idx)
+    n_s, a_tr, a_te, aug = sample_settings(cfg)
+    if "sample" in targets:
+        n_s = min(n_s, len(full_train))
+        pick = np.sort(np.random.default_rng([p.seed, 7]).choice(len(full_train), size=n_s, replace=False))
+        sample_images = _take(full_train, pick).to_array(d.image_size).images
+    else:
+        sample_images = torch.empty(0, 3, d.image_size, d.image_size, dtype=torch.uint8)
+    return ProbeData(train, test, sample_images, a_tr, a_te, build_augment(aug, d.image_size), targets, clean, p.seed)

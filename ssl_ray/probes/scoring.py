@@ -1,0 +1,144 @@
+"""The probe families, and how one layer's features are scored against every target.
+
+``PROBES`` is the registry of probe families (``probe.metrics`` names them). Each takes a
+:class:`FeatureSet` -- one layer's features of the probe's train and test images, the pooled inputs,
+and the label targets defined on those images -- and returns ``{(target, metric): value}``:
+
+=========  ===================================================================================
+ncc        ``ncc_train``, ``ncc_test``: nearest-class-center accuracy (class means from train)
+linear     ``linear_train``, ``linear_test``: multinomial logistic regression, every target of
+           the feature set fitted in one L-BFGS problem
+cdnv       ``cdnv``; ``within_var`` (mean Var_c) and ``between_dist2`` (mean ||mu_i - mu_j||^2)
+geometry   label-free ``participation_ratio``, ``rankme``, ``alpha``; per target the class
+           manifolds' ``manifold_radius`` and ``manifold_dim`` (MMCR's elliptical geometry)
+mine       ``mine``, ``mine_std``: MINE lower bound on I(input; features), mean and spread over seeds
+=========  ===================================================================================
+
+With both ``ncc`` and ``linear``, ``ncc_linear_ratio = ncc_test / linear_test`` is added. Label-free
+values describe the feature set, so they are logged under each target that lives on it (every
+clean target shares the clean set's values; ``sample`` has its own). Formulas: ``metrics.py``,
+``linear.py``, ``geometry.py``, ``mine.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import torch
+
+from ssl_ray.config import ProbeConfig
+from ssl_ray.probes.geometry import manifold_geometry, participation_ratio, powerlaw_alpha, rankme
+from ssl_ray.probes.linear import softmax_probe_accuracies
+from ssl_ray.probes.metrics import cdnv_from_spread, class_spread, ncc_accuracy
+from ssl_ray.probes.mine import mine
+from ssl_ray.probes.targets import LabelTarget
+from ssl_ray.registry import Registry
+
+PROBES = Registry("probe")
+Scores = Dict[Tuple[str, str], float]
+
+
+@dataclass
+class FeatureSet:
+    name: str  # "clean" or "sample"
+    train: torch.Tensor  # (N, C) float32
+    test: torch.Tensor  # (M, C)
+    inputs: torch.Tensor  # (N + M, P): the pooled inputs of train then test, for MINE
+    targets: List[LabelTarget]
+
+
+def _probe(name: str, *metrics: str):
+    """Register a probe family under ``name``; ``metrics`` are the metric names it reports per target."""
+
+    def deco(fn):
+        fn.metrics = metrics
+        return PROBES.register(name)(fn)
+
+    return deco
+
+
+def _per_target(fs: FeatureSet, values: Dict[str, float]) -> Scores:
+    return {(t.name, k): v for t in fs.targets for k, v in values.items()}
+
+
+@_probe("ncc", "ncc_train", "ncc_test")
+def ncc_probe(fs: FeatureSet, p: ProbeConfig) -> Scores:
+    out: Scores = {}
+    for t in fs.targets:
+        out[(t.name, "ncc_train")] = ncc_accuracy(fs.train, t.train, fs.train, t.train)
+        out[(t.name, "ncc_test")] = ncc_accuracy(fs.train, t.train, fs.test, t.test)
+    return out
+
+
+@_probe("linear", "linear_train", "linear_test")
+def linear_probe(fs: FeatureSet, p: ProbeConfig) -> Scores:
+    accs = softmax_probe_accuracies(fs.train, [t.train for t in fs.targets], fs.test, [t.test for t in fs.targets],
+                                    [t.num_classes for t in fs.targets], C=p.linear_c, max_iter=p.linear_max_iter)
+    out: Scores = {}
+    for t, (acc_tr, acc_te) in zip(fs.targets, accs):
+        out[(t.name, "linear_train")] = acc_tr
+        out[(t.name, "linear_test")] = acc_te
+    return out
+
+
+@_probe("cdnv", "cdnv", "within_var", "between_dist2")
+def cdnv_probe(fs: FeatureSet, p: ProbeConfig) -> Scores:
+    out: Scores = {}
+    for t in fs.targets:
+        var, dist2 = class_spread(fs.train, t.train)
+        out[(t.name, "cdnv")] = cdnv_from_spread(var, dist2)
+        out[(t.name, "within_var")] = float(var.mean())
+        out[(t.name, "between_dist2")] = float(dist2.mean())
+    return out
+
+
+@_probe("geometry", "participation_ratio", "rankme", "alpha", "manifold_radius", "manifold_dim")
+def geometry_probe(fs: FeatureSet, p: ProbeConfig) -> Scores:
+    x = fs.train
+    out = _per_target(fs, {"participation_ratio": participation_ratio(x), "rankme": rankme(x), "alpha": powerlaw_alpha(x)})
+    for t in fs.targets:
+        out[(t.name, "manifold_radius")], out[(t.name, "manifold_dim")] = manifold_geometry(x, t.train)
+    return out
+
+
+@_probe("mine", "mine", "mine_std")
+def mine_probe(fs: FeatureSet, p: ProbeConfig) -> Scores:
+    z = torch.cat([fs.train, fs.test])
+    m, s = mine(fs.inputs, z, seeds=range(p.seed, p.seed + p.mine_seeds), steps=p.mine_steps, hidden=p.mine_hidden,
+                batch_size=p.mine_batch_size)
+    return _per_target(fs, {"mine": m, "mine_std": s})
+
+
+def probe_names(p: ProbeConfig) -> List[str]:
+    return list(p.metrics) if p.metrics else PROBES.names()
+
+
+def metric_names(probes: Iterable[str]) -> List[str]:
+    """Every metric the probe families report per target (with the NCC/linear ratio when both run)."""
+    probes = list(probes)
+    names = [m for name in probes for m in PROBES.get(name).metrics]
+    return names + (["ncc_linear_ratio"] if {"ncc", "linear"} <= set(probes) else [])
+
+
+def expected_keys(targets: Iterable[str], layers: Iterable[str], probes: Iterable[str]) -> List[str]:
+    """The metric keys a complete probe of one checkpoint logs."""
+    ms = metric_names(probes)
+    return [f"probe/{t}/{m}/{layer}" for layer in layers for t in targets for m in ms]
+
+
+def score_layer(layer: str, feature_sets: Iterable[FeatureSet], p: ProbeConfig,
+                probes: Optional[List[str]] = None) -> Dict[str, float]:
+    """Every probe family on every feature set of one layer: ``{probe/<target>/<metric>/<layer>: value}``."""
+    probes = probes or probe_names(p)
+    scores: Scores = {}
+    for fs in feature_sets:
+        if not fs.targets:
+            continue
+        for name in probes:
+            scores.update(PROBES.get(name)(fs, p))
+    for target in {t for t, _ in scores}:
+        ncc, lin = scores.get((target, "ncc_test")), scores.get((target, "linear_test"))
+        if ncc is not None and lin is not None:
+            scores[(target, "ncc_linear_ratio")] = ncc / lin if lin > 0 else float("nan")
+    return {f"probe/{t}/{m}/{layer}": float(v) for (t, m), v in sorted(scores.items())}

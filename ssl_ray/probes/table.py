@@ -1,0 +1,39 @@
+"""The tidy table of a trial's probe results: one row per (epoch, layer, target, metric), read back from
+MLflow (so it is complete after retries and backfills) and logged as the run's ``probes/probes.csv``."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import List
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from ssl_ray.tracking import TAG_TRIAL_ID
+
+COLUMNS = ["trial_id", "run_id", "epoch", "layer", "target", "metric", "value"]
+ARTIFACT_DIR = "probes"
+ARTIFACT_NAME = "probes.csv"
+
+
+def probe_table(client: MlflowClient, run_id: str) -> pd.DataFrame:
+    run = client.get_run(run_id)
+    trial = run.data.tags.get(TAG_TRIAL_ID, "")
+    rows: List[tuple] = []
+    for key in sorted(k for k in run.data.metrics if k.startswith("probe/")):
+        _, target, metric, layer = key.split("/", 3)
+        for m in client.get_metric_history(run_id, key):
+            rows.append((trial, run_id, m.step, layer, target, metric, m.value))
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    return df.sort_values(["epoch", "layer", "target", "metric"], kind="stable").reset_index(drop=True)
+
+
+def log_probe_table(client: MlflowClient, run_id: str) -> pd.DataFrame:
+    """Write (or overwrite) the run's ``probes/probes.csv`` artifact; returns the table."""
+    df = probe_table(client, run_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / ARTIFACT_NAME
+        df.to_csv(path, index=False)
+        client.log_artifact(run_id, str(path), ARTIFACT_DIR)
+    return df

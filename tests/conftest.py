@@ -21,3 +21,6 @@ def clean_env(tmp_path):
     env["SSL_RAY_RESULTS"] = str(tmp_path / "results")
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+# Sweeps that test training, not the probe suite, probe lightly: NCC/CDNV on class and random labels.
+LIGHT_PROBES = ["--set", "probe.metrics=[ncc,cdnv]", "--set", "probe.targets=[class,random_1.0]"]

@@ -28,6 +28,14 @@ CASES = [
     (["--set", "model.widht=3"], "unknown key model.widht"),
     (["--epochs", "three"], "argument --epochs: invalid int value: 'three'"),
     (["--workers", "2", "--num-cpus", "2"], "a trial needs 2.01 CPUs (train.workers 2 x train.cpus_per_worker 1"),
+    (["--set", "probe.metrics=[ncc,knn]"], "unknown probe 'knn' (known: cdnv, geometry, linear, mine, ncc)"),
+    (["--set", "probe.targets=[class,random_1.5]"], "unknown probe target 'random_1.5'"),
+    (["--set", "probe.targets=[superclass]"], "probe target 'superclass': dataset 'digits' has no superclass labels"),
+    (["--set", "probe.randomness=supervised"], "probe.randomness 'supervised' needs probe.target_bank"),
+    (["--set", "probe.randomness=supervised", "--set", "probe.target_bank=/nonexistent/bank.npz"],
+     "target bank /nonexistent/bank.npz: no such file"),
+    (["--set", "probe.sample_images=1"], "probe.sample_images must be >= 2, got 1"),
+    (["--set", "probe.num_gpus=-1"], "probe.num_gpus must be >= 0.0, got -1"),
 ]
 
 
@@ -144,3 +152,19 @@ def test_write_beton_errors_name_the_problem(betons, tmp_path, clean_env):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
         assert not (tmp_path / "x.beton").exists()
+
+
+def test_probe_command_errors_name_the_problem(tmp_path, clean_env):
+    cli = [PY, "-m", "ssl_ray.cli", "probe"]
+    (tmp_path / "empty").mkdir()
+    for args, message in [
+        ([], "one of the arguments --run-id --trial-dir is required"),
+        (["--trial-dir", str(tmp_path / "nope")], "nope: no such directory"),
+        (["--trial-dir", str(tmp_path / "empty")], "empty: no checkpoints (state.pt) under it"),
+        (["bank", "--trial-dir", str(tmp_path / "empty")], "--out"),
+    ]:
+        proc = subprocess.run(cli + args, capture_output=True, text=True, env=clean_env, timeout=120, cwd=ROOT)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+        assert not __import__("pathlib").Path(clean_env["SSL_RAY_RESULTS"]).exists()  # no store was created

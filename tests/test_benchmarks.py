@@ -1,8 +1,11 @@
-"""The loader benchmark runs in CI mode and holds its target: FFCV >= 5x a torchvision DataLoader
-with the same 2-view SimCLR augmentations, on the same images and cores, at 32 px."""
+"""The benchmarks run and hold their targets: FFCV >= 5x a torchvision DataLoader with the same 2-view
+SimCLR augmentations at 32 px; the probe engine >= 5x the forward-per-target + scikit-learn approach
+with every accuracy within a point; the probe fan-out's parallel efficiency (slow)."""
 
 import json
 import subprocess
+
+import pytest
 
 from conftest import PY, ROOT
 
@@ -21,3 +24,31 @@ def test_loader_benchmark_ffcv_beats_torchvision_5x(tmp_path):
     assert r["ratio_ffcv_vs_torchvision"] == round(r["ffcv"]["images_per_s"] / r["torchvision"]["images_per_s"], 2)
     assert r["ratio_ffcv_vs_torchvision"] >= 5.0, r
     assert "ffcv/torchvision" in proc.stdout
+
+
+def test_probe_benchmark_engine_beats_sklearn_5x_within_a_point(tmp_path):
+    """Every layer x sample/class/2 random targets x NCC, CDNV, linear on a real trained checkpoint:
+    ours (one forward pass, closed forms, joint L-BFGS) against a forward per (layer, target) plus
+    scikit-learn, in the same run."""
+    out = tmp_path / "probes.json"
+    proc = subprocess.run([PY, str(ROOT / "benchmarks" / "probes.py"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["targets"] == ["sample", "class", "random_0.5", "random_1.0"] and len(r["layers"]) == 6
+    assert len(r["accuracies"]) == 2 * 6 * 4  # NCC and linear test accuracy per layer x target
+    assert r["max_ncc_diff"] < 1e-9 and r["max_cdnv_rel_diff"] < 1e-6
+    assert r["max_linear_diff"] <= 0.01, r
+    assert r["ratio"] >= 5.0, r
+    assert "speed-up" in proc.stdout
+
+
+@pytest.mark.slow
+def test_probe_fanout_benchmark_parallel_efficiency(tmp_path):
+    out = tmp_path / "fanout.json"
+    proc = subprocess.run([PY, str(ROOT / "benchmarks" / "probe_fanout.py"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["values"] == len(r["checkpoints"]) * r["metric_keys"]
+    assert r["parallel_efficiency"] > 0.6, r

@@ -3,15 +3,24 @@ reverse-engineering study found, within 15 minutes on 2 CPU cores.
 
 * at the best layer of the best trial, class NCC test accuracy >= 0.8;
 * the same accuracy against random labels <= 0.25;
-* class NCC rises from the first checkpoint to the last, across at least 3 checkpoints.
+* class NCC rises from the first checkpoint to the last, across at least 3 checkpoints;
+* every trial's run holds every probe metric for the sample, class and two random target sets, at
+  every layer and every kept checkpoint, once each;
+* at the final checkpoint, class accuracy is far above random-target accuracy (NCC and linear) and the
+  sample-level NCC test accuracy (images told apart across their augmentations) is near 1.
 """
 
 import subprocess
 import time
 
 from conftest import PY, ROOT
+from ssl_ray.config import TrainConfig
+from ssl_ray.probes.scoring import PROBES, expected_keys
 from ssl_ray.reports.tables import best_trial, trial_rows
-from ssl_ray.tracking import TAG_KIND, client
+from ssl_ray.tracking import TAG_KIND, child_runs, client
+
+TAPS = ["block1", "block2", "block3", "block4", "proj_hidden1", "projector"]
+TARGETS = ["sample", "class", "random_0.5", "random_1.0"]
 
 
 def test_default_sweep_reproduces_the_study(clean_env, tmp_path):
@@ -36,3 +45,20 @@ def test_default_sweep_reproduces_the_study(clean_env, tmp_path):
     assert len(epochs) >= 3
     assert traj[epochs[-1]] > traj[epochs[0]]
     assert "browse in MLflow" in proc.stdout and "--host 127.0.0.1" in proc.stdout
+    keys = expected_keys(TARGETS, TAPS, PROBES.names())
+    for run in child_runs(c, parent.info.run_id):
+        rid = run.info.run_id
+        kept = TrainConfig(epochs=int(run.data.params["train.epochs"])).checkpoint_schedule()
+        m = run.data.metrics
+        assert set(keys) <= set(m), sorted(set(keys) - set(m))[:5]
+        for key in keys[:: max(1, len(keys) // 40)]:  # a spread of keys: every kept epoch, once each
+            steps = [h.step for h in c.get_metric_history(rid, key)]
+            assert sorted(steps) == kept, key
+        assert run.data.tags["ssl_ray.probe.status"] == "complete"
+        for probe in ("ncc_test", "linear_test"):
+            cls = max(m[f"probe/class/{probe}/{layer}"] for layer in TAPS)
+            rnd = max(m[f"probe/random_1.0/{probe}/{layer}"] for layer in TAPS)
+            assert cls >= 0.8 and rnd <= 0.25, (probe, cls, rnd)
+        sample = max(m[f"probe/sample/ncc_test/{layer}"] for layer in TAPS)
+        print(f"{run.data.tags['ssl_ray.trial_id']}: sample NCC test {sample:.3f}")
+        assert sample >= 0.9

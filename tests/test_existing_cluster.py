@@ -5,7 +5,7 @@ import subprocess
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import PY, ROOT
+from conftest import LIGHT_PROBES, PY, ROOT
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def test_sweep_on_existing_cluster(cluster, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cmd = [PY, str(ROOT / "experiments" / "sweep_vicreg.py"), "--address", cluster.address, "--name", "remote",
            "--epochs", "1", "--set", "model.depth=1", "--search", "model.width=[4]", "--search", "objective.lam=[25]",
-           "--storage-path", str(tmp_path / "sweeps"), "--mlflow-uri", uri]
+           "--storage-path", str(tmp_path / "sweeps"), "--mlflow-uri", uri, *LIGHT_PROBES]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     c = MlflowClient(uri)

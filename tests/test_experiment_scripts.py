@@ -5,9 +5,9 @@ import subprocess
 
 from mlflow.tracking import MlflowClient
 
-from conftest import PY, ROOT
+from conftest import LIGHT_PROBES, PY, ROOT
 
-TINY = ["--epochs", "1", "--set", "model.depth=2", "--num-cpus", "2"]
+TINY = ["--epochs", "1", "--set", "model.depth=2", "--num-cpus", "2", *LIGHT_PROBES]
 
 
 def run_script(script, name, tmp_path, *extra):

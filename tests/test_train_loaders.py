@@ -5,7 +5,7 @@ import subprocess
 
 from mlflow.tracking import MlflowClient
 
-from conftest import PY, ROOT
+from conftest import LIGHT_PROBES, PY, ROOT
 from fakedata import write_cifar100
 
 
@@ -13,7 +13,7 @@ def run_sweep(tmp_path, name, *extra):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cmd = [PY, str(ROOT / "experiments" / "sweep_vicreg.py"), "--name", name, "--epochs", "1", "--num-cpus", "2",
            "--search", "objective.lam=[25]", "--search", "model.width=[8]", "--set", "model.depth=2",
-           "--storage-path", str(tmp_path / "sweeps"), "--mlflow-uri", uri, *extra]
+           "--storage-path", str(tmp_path / "sweeps"), "--mlflow-uri", uri, *LIGHT_PROBES, *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     c = MlflowClient(uri)
@@ -44,6 +44,8 @@ def test_ffcv_beton_with_two_ddp_workers(tmp_path):
 def test_cifar100_through_torchvision_with_byol(tmp_path):
     root = write_cifar100(tmp_path / "data", n_train=96, n_test=40)
     t = run_sweep(tmp_path, "tv", "--dataset", "cifar100", "--data-root", str(root), "--augment", "byol",
-                  "--set", "data.image_size=32", "--set", "data.loader=torchvision", "--batch-size", "32")
+                  "--set", "data.image_size=32", "--set", "data.loader=torchvision", "--batch-size", "32",
+                  "--set", "probe.targets=[class,superclass,random_1.0]")
     assert t.data.tags["ssl_ray.loader"] == "TorchvisionViews" and t.data.tags["ssl_ray.steps_per_epoch"] == "3"
     assert t.data.params["data.augment"] == "byol"
+    assert "probe/superclass/ncc_test/projector" in t.data.metrics  # CIFAR-100's 20 coarse labels

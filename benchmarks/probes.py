@@ -46,6 +46,7 @@ from ssl_ray.probes.scoring import FeatureSet, score_layer  # noqa: E402
 
 TARGETS = ["sample", "class", "random_0.5", "random_1.0"]
 PROBES = ["ncc", "cdnv", "linear"]
+TARGET_RATIO = 5.0
 
 
 def ours(model, data, layers, device) -> tuple[float, dict]:
@@ -161,7 +162,10 @@ def main() -> int:
           f"ours {report['ours_s']:.2f}s, baseline (forward per layer x target + scikit-learn) {report['baseline_s']:.2f}s "
           f"-> ours/baseline speed-up {report['ratio']:.1f}x; max |linear acc diff| {report['max_linear_diff']:.4f}, "
           f"max |NCC diff| {report['max_ncc_diff']:.4f}")
-    return 0
+    ok = report["ratio"] >= TARGET_RATIO and report["max_linear_diff"] <= 0.01 and report["max_ncc_diff"] < 1e-9
+    if not ok:
+        print(f"FAIL: the target is >= {TARGET_RATIO}x with every linear accuracy within 1 point and NCC identical")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Each case runs the real script in a subprocess. "Before Ray starts" is checked two ways: nothing is
 written under the results directory, and the process never imports ray (``-X importtime``)."""
 
+import os
 import subprocess
 
 import pytest
@@ -57,9 +58,23 @@ def assert_clean_failure(proc, message, env):
     assert proc.stdout == ""
 
 
-@pytest.mark.parametrize("args,message", CASES, ids=[c[1][:40] for c in CASES])
-def test_bad_flag(args, message, clean_env):
-    assert_clean_failure(run(args, clean_env), message, clean_env)
+@pytest.fixture(scope="module")
+def flag_runs(tmp_path_factory):
+    """Every CASES command, run as its own process, a few at a time (each mostly waits on imports)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = dict(os.environ, PYTHONUNBUFFERED="1")
+    base.pop("MLFLOW_TRACKING_URI", None)
+    envs = [dict(base, SSL_RAY_RESULTS=str(tmp_path_factory.mktemp("flag") / "results")) for _ in CASES]
+    with ThreadPoolExecutor(max_workers=(os.cpu_count() or 1) + 1) as pool:
+        procs = list(pool.map(lambda a: run(*a), [(args, env) for (args, _), env in zip(CASES, envs)]))
+    return {i: (proc, env) for i, (proc, env) in enumerate(zip(procs, envs))}
+
+
+@pytest.mark.parametrize("case", range(len(CASES)), ids=[c[1][:40] for c in CASES])
+def test_bad_flag(case, flag_runs):
+    proc, env = flag_runs[case]
+    assert_clean_failure(proc, CASES[case][1], env)
 
 
 def test_malformed_yaml(tmp_path, clean_env):

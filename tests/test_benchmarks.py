@@ -31,7 +31,7 @@ def test_probe_benchmark_engine_beats_sklearn_5x_within_a_point(tmp_path):
     ours (one forward pass, closed forms, joint L-BFGS) against a forward per (layer, target) plus
     scikit-learn, in the same run."""
     out = tmp_path / "probes.json"
-    proc = subprocess.run([PY, str(ROOT / "benchmarks" / "probes.py"), "--epochs", "8", "--out", str(out)],
+    proc = subprocess.run([PY, str(ROOT / "benchmarks" / "probes.py"), "--epochs", "4", "--out", str(out)],
                           capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(out.read_text())

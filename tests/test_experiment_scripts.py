@@ -3,6 +3,8 @@ baseline train under Ray Train, and each trial gets its probe metrics in MLflow.
 
 import subprocess
 
+import pytest
+
 from mlflow.tracking import MlflowClient
 
 from conftest import LIGHT_PROBES, PY, ROOT
@@ -34,6 +36,7 @@ def test_sweep_objectives_all_five(tmp_path):
             assert steps == [0, 1], (t.data.params["objective.name"], layer)
 
 
+@pytest.mark.slow
 def test_supervised_baseline(tmp_path):
     c, trials = run_script("supervised_baseline.py", "sup", tmp_path, "--set", "model.width=8")
     assert sorted(t.data.params["data.augment"] for t in trials) == ["digits", "none"]
@@ -43,6 +46,7 @@ def test_supervised_baseline(tmp_path):
         assert "probe/class/ncc_test/projector" in t.data.metrics
 
 
+@pytest.mark.slow
 def test_mmcr_with_momentum_and_many_views(tmp_path):
     c, trials = run_script("sweep_objectives.py", "mmcr_m", tmp_path, "--search", "objective.name=[mmcr]",
                            "--search", "model.width=[8]", "--set", "objective.momentum=0.9", "--set", "data.views=4")

@@ -91,11 +91,12 @@ def mine_estimates(x: Array, z: Array, seeds: Sequence[int] = (0, 1, 2), steps: 
     net = StatisticsNetworks(seeds, xt.shape[1], zt.shape[1], hidden)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     bs = min(batch_size, tr.shape[1])
-    rows = torch.arange(len(seeds)).unsqueeze(1)
     ema = None
-    for _ in range(steps):
-        pick = torch.stack([torch.randint(0, tr.shape[1], (2, bs), generator=g) for g in gens])  # (S, 2, bs)
-        i, j = tr[rows, pick[:, 0]], tr[rows, pick[:, 1]]
+    # every step's batch indices drawn up front: (steps, S, 2, bs) rows of each seed's training split
+    picks = torch.stack([torch.randint(0, tr.shape[1], (steps, 2, bs), generator=g) for g in gens], 1)
+    picks = torch.gather(tr.unsqueeze(0).unsqueeze(2).expand(steps, -1, 2, -1), 3, picks) if steps else picks
+    for step in range(steps):
+        i, j = picks[step, :, 0], picks[step, :, 1]
         t_joint, t_marg = net(xt[i], zt[i], zt[j])
         exp_mean = torch.exp(t_marg.clamp(max=50)).mean(1)  # (S,)
         ema = exp_mean.detach() if ema is None else (1 - ema_rate) * ema + ema_rate * exp_mean.detach()

@@ -15,8 +15,9 @@ def _probe_values(metrics: Dict[str, float], target: str, metric: str) -> Dict[s
 
 def trial_rows(uri: str, parent_run_id: str, search_keys: Sequence[str] = ()) -> List[dict]:
     """Per trial: its searched params, final loss, the best layer by class NCC test accuracy at the last
-    checkpoint, that accuracy, the random-label accuracy at the same layer, and the class NCC of
-    the best layer at every checkpoint (``ncc_by_epoch``)."""
+    checkpoint, that accuracy, the random-label accuracy and the class linear-probe accuracy at the same
+    layer, the best sample-level NCC test accuracy over layers, and the class NCC of the best layer at
+    every checkpoint (``ncc_by_epoch``)."""
     c = client(uri)
     rows = []
     for run in child_runs(c, parent_run_id):
@@ -33,6 +34,9 @@ def trial_rows(uri: str, parent_run_id: str, search_keys: Sequence[str] = ()) ->
             row["class_ncc_test"] = cls[best]
             row["random_target"] = random_targets[-1] if random_targets else None
             row["random_ncc_test"] = m.get(f"probe/{random_targets[-1]}/ncc_test/{best}", math.nan) if random_targets else math.nan
+            row["class_linear_test"] = m.get(f"probe/class/linear_test/{best}", math.nan)
+            sample = _probe_values(m, "sample", "ncc_test")
+            row["sample_ncc_test"] = max(sample.values()) if sample else math.nan
             hist = c.get_metric_history(run.info.run_id, f"probe/class/ncc_test/{best}")
             row["ncc_by_epoch"] = {h.step: h.value for h in sorted(hist, key=lambda h: h.step)}
         rows.append(row)

@@ -118,7 +118,8 @@ def test_tidy_probe_table_artifact(tiny_sweep):
         assert len(df) == len(TARGETS) * len(METRICS) * len(TAPS) * 2  # epochs 0 and 1
         assert not df.duplicated(["epoch", "layer", "target", "metric"]).any()
         row = df[(df.epoch == 1) & (df.layer == "projector") & (df.target == "class") & (df.metric == "ncc_test")]
-        assert row.value.item() == pytest.approx(c.get_metric_history(ch.info.run_id, "probe/class/ncc_test/projector")[-1].value)
+        (at_epoch_1,) = [h.value for h in c.get_metric_history(ch.info.run_id, "probe/class/ncc_test/projector") if h.step == 1]
+        assert row.value.item() == pytest.approx(at_epoch_1)
 
 
 def test_backfill_fills_the_gap_and_rerun_is_idempotent(tiny_sweep):

@@ -61,7 +61,7 @@ def through_ray(ckpts, cores: int) -> tuple[float, int]:
             ray.get([ray.remote(lambda: __import__("ssl_ray.probes.engine")).options(num_cpus=1).remote() for _ in range(cores)])
             t0 = time.perf_counter()
             fan = ProbeFanout.from_config(uri, cfg.probe, write_tables=False)
-            fan.submit("bench", run_id, ckpts, model.taps, cfg.probe)
+            fan.submit("bench", run_id, ckpts, model.taps)
             fan.drain(progress=False)
             wall = time.perf_counter() - t0
         finally:

@@ -117,7 +117,7 @@ class ProbeConfig:
     metrics: Optional[List[str]] = None
     layers: Optional[List[str]] = None  # None -> every tap of the model
     # The sample-level target: N images, each augmented train_views + test_views times. None -> the
-    # dataset's default (the study's 500/100/20 for CIFAR and ImageNet; 100/20/5 for digits).
+    # dataset's default (the study's 500/100/20 for CIFAR and ImageNet; 20/100/20 for digits).
     sample_images: Optional[int] = None
     sample_train_views: Optional[int] = None
     sample_test_views: Optional[int] = None

@@ -19,7 +19,7 @@ import torch
 from ssl_ray.config import ExperimentConfig
 from ssl_ray.data.datasets import dataset_meta
 from ssl_ray.errors import ConfigError
-from ssl_ray.probes.engine import CHECKPOINT_FILE, model_from_config
+from ssl_ray.probes.engine import CHECKPOINT_FILE, probe_layers
 from ssl_ray.probes.probe_data import resolve_targets
 from ssl_ray.probes.scoring import expected_keys, probe_names
 from ssl_ray.tracking import TAG_PARENT, TAG_SWEEP_DIR, TAG_TRIAL_DIR, TAG_TRIAL_ID, MetricWriter, client
@@ -75,6 +75,7 @@ def resolve_trial(uri: str, run_id: Optional[str] = None, trial_dir: Optional[st
             raise ConfigError(f"run {run_id}: not an ssl_ray trial run (no {TAG_TRIAL_DIR} tag)")
         path = Path(tdir)
         found = find_checkpoints(path)
+        trial_id = tags.get(TAG_TRIAL_ID, path.name)
     saved = {s.get("mlflow_run_id") or "" for _, _, s in found} - {""}
     if run_id is None:
         if len(saved) != 1:
@@ -84,8 +85,6 @@ def resolve_trial(uri: str, run_id: Optional[str] = None, trial_dir: Optional[st
             trial_id = c.get_run(run_id).data.tags.get(TAG_TRIAL_ID, path.name)
         except Exception:  # noqa: BLE001
             raise ConfigError(f"run {run_id} (saved in {path}): not found in {uri}; pass --mlflow-uri") from None
-    else:
-        trial_id = c.get_run(run_id).data.tags.get(TAG_TRIAL_ID, path.name)
     cfg = ExperimentConfig.from_dict(found[-1][2]["config"])
     return TrialCheckpoints(run_id, trial_id, path, [(e, d) for e, d, _ in found], cfg)
 
@@ -93,7 +92,7 @@ def resolve_trial(uri: str, run_id: Optional[str] = None, trial_dir: Optional[st
 def plan_layers(cfg: ExperimentConfig) -> Tuple[List[str], List[str], List[str]]:
     """(layers, targets, probe families) a complete probe of this trial covers."""
     d = cfg.data
-    layers = cfg.probe.layers or model_from_config(cfg).taps
+    layers = probe_layers(cfg)
     has_super = dataset_meta(d.dataset, d.data_root, d.superclass_map)["num_superclasses"] > 0
     return layers, resolve_targets(cfg, has_super), probe_names(cfg.probe)
 
@@ -133,7 +132,7 @@ def backfill(uri: str, run_id: Optional[str] = None, trial_dir: Optional[str] = 
         p = trial.config.probe
         fanout = ProbeFanout.from_config(uri, p)
         for epoch, path, layers in work:
-            fanout.submit(trial.trial_id, trial.run_id, [(epoch, path)], layers, p)
+            fanout.submit(trial.trial_id, trial.run_id, [(epoch, path)], layers)
         fanout.drain(progress=progress)
         out["failures"] = fanout.failures
         out["missing"] = fanout.trials[trial.run_id].missing

@@ -19,6 +19,7 @@ import torch
 from ssl_ray.config import ExperimentConfig, ProbeConfig
 from ssl_ray.data.datasets import dataset_meta
 from ssl_ray.models import SSLModel, build_model
+from ssl_ray.probes.linear import default_device
 from ssl_ray.probes.probe_data import ProbeData, build_probe_data, pooled_inputs
 from ssl_ray.probes.scoring import FeatureSet, score_layer
 from ssl_ray.probes.targets import LabelTarget
@@ -38,6 +39,11 @@ def model_from_config(cfg: ExperimentConfig) -> SSLModel:
     if cfg.train.mode == "supervised":  # the projector's last layer is the classifier
         dims[-1] = dataset_meta(cfg.data.dataset, cfg.data.data_root, cfg.data.superclass_map)["num_classes"]
     return build_model(m.backbone, dims, projector_bn=m.projector_bn, projector_last_bias=m.projector_last_bias, **kw)
+
+
+def probe_layers(cfg: ExperimentConfig, model: Optional[SSLModel] = None) -> List[str]:
+    """The layers a trial's checkpoints are probed at: ``probe.layers``, or every tap of its model."""
+    return list(cfg.probe.layers or (model or model_from_config(cfg)).taps)
 
 
 def load_checkpoint_state(ckpt_dir: str | Path) -> dict:
@@ -60,6 +66,7 @@ class CheckpointFeatures:
     """One forward pass of a checkpoint over every probe image, at every requested layer."""
 
     epoch: int
+    probe: ProbeConfig  # the trial's probe settings, as saved in the checkpoint
     layers: Dict[str, Dict[str, torch.Tensor]]  # layer -> {clean_train, clean_test, sample_train, sample_test}
     inputs: Dict[str, torch.Tensor]  # {clean, sample}: pooled inputs, train rows then test rows
     clean_targets: List[LabelTarget]
@@ -71,17 +78,13 @@ class CheckpointFeatures:
                 FeatureSet("sample", f["sample_train"], f["sample_test"], self.inputs["sample"], self.sample_targets)]
 
 
-def probe_device() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
 @torch.no_grad()
 def extract_features(model: SSLModel, data: ProbeData, layers: Iterable[str], batch_size: int = 512,
                      device: Optional[torch.device] = None) -> Tuple[Dict[str, Dict[str, torch.Tensor]], Dict[str, torch.Tensor]]:
     """Every layer's ``(N, C)`` features of every probe image from one forward pass per image, and the
     pooled inputs MINE pairs them with. Features come back as float32 on the CPU."""
     layers = list(layers)
-    device = device or probe_device()
+    device = device or default_device()
     model = model.to(device).eval()
     parts: Dict[str, Dict[str, list]] = {name: {} for name in layers}
     inputs: Dict[str, Dict[str, list]] = {"clean": {}, "sample": {}}
@@ -128,18 +131,17 @@ def checkpoint_features(ckpt_dir: str | Path, layers: Optional[Iterable[str]] = 
                         data: Optional[ProbeData] = None) -> CheckpointFeatures:
     """Load a checkpoint and run its one forward pass over the trial's probe data."""
     model, cfg, epoch = load_model(ckpt_dir)
-    layers = list(layers) if layers is not None else (cfg.probe.layers or model.taps)
+    layers = list(layers) if layers is not None else probe_layers(cfg, model)
     data = data or cached_probe_data(cfg)
     feats, inputs = extract_features(model, data, layers)
-    return CheckpointFeatures(epoch, feats, inputs, data.clean, [data.sample_target()] if data.has_sample else [])
+    return CheckpointFeatures(epoch, cfg.probe, feats, inputs, data.clean, [data.sample_target()] if data.has_sample else [])
 
 
 def probe_checkpoint(ckpt_dir: str | Path, layers: Optional[Iterable[str]] = None,
                      probe_cfg: Optional[ProbeConfig] = None) -> tuple[int, Dict[str, float]]:
     """Every probe of one checkpoint, serially: ``(epoch, {probe/<target>/<metric>/<layer>: value})``."""
     cf = checkpoint_features(ckpt_dir, layers)
-    p = probe_cfg or ExperimentConfig.from_dict(load_checkpoint_state(ckpt_dir)["config"]).probe
     out: Dict[str, float] = {}
     for layer in cf.layers:
-        out.update(score_layer(layer, cf.feature_sets(layer), p))
+        out.update(score_layer(layer, cf.feature_sets(layer), probe_cfg or cf.probe))
     return cf.epoch, out

@@ -52,7 +52,7 @@ def features_task(ckpt_dir: str, layers: Sequence[str], threads: int) -> list:
 
 
 @ray.remote
-def score_task(meta, layer_features: dict, layer: str, probe: dict, threads: int) -> Dict[str, float]:
+def score_task(meta, layer_features: dict, layer: str, threads: int) -> Dict[str, float]:
     import torch
 
     from ssl_ray.faults import maybe_fail
@@ -61,7 +61,7 @@ def score_task(meta, layer_features: dict, layer: str, probe: dict, threads: int
     torch.set_num_threads(threads)
     maybe_fail("probe.score", epoch=meta.epoch, layer=layer)
     cf = dataclasses.replace(meta, layers={layer: layer_features})
-    return score_layer(layer, cf.feature_sets(layer), ProbeConfig(**probe))
+    return score_layer(layer, cf.feature_sets(layer), cf.probe)
 
 
 @dataclass
@@ -82,7 +82,6 @@ class CheckpointJob:
     epoch: int
     ckpt_dir: str
     layers: List[str]
-    probe: dict
     attempts: Dict[str, int] = field(default_factory=dict)
     retry: Set[str] = field(default_factory=set)
     outstanding: int = 0
@@ -124,13 +123,12 @@ class ProbeFanout:
         return cls(uri, num_cpus=p.num_cpus, num_gpus=p.num_gpus, max_concurrent=p.max_concurrent, max_retries=p.max_retries, **kw)
 
     # -- submission --------------------------------------------------------------------------
-    def submit(self, trial_id: str, run_id: str, checkpoints: Sequence[Tuple[int, str]], layers: Sequence[str],
-               probe: ProbeConfig) -> int:
-        """Queue the probes of ``checkpoints`` (``[(epoch, dir)]``) at ``layers``; returns the layer tasks queued."""
-        pdict = dataclasses.asdict(probe)
+    def submit(self, trial_id: str, run_id: str, checkpoints: Sequence[Tuple[int, str]], layers: Sequence[str]) -> int:
+        """Queue the probes of ``checkpoints`` (``[(epoch, dir)]``) at ``layers``; returns the layer tasks queued.
+        Each checkpoint is scored with the probe settings saved in it."""
         tp = self.trials.setdefault(run_id, TrialProbes(trial_id))
         for epoch, path in checkpoints:
-            self.queue.append(CheckpointJob(trial_id, run_id, int(epoch), str(path), list(layers), pdict))
+            self.queue.append(CheckpointJob(trial_id, run_id, int(epoch), str(path), list(layers)))
             tp.jobs += 1
         n = len(checkpoints) * len(layers)
         self.total_layers += n
@@ -157,7 +155,7 @@ class ProbeFanout:
         job.refs = refs
         for layer, feats in zip(layers, refs[1:]):
             job.attempts[layer] = job.attempts.get(layer, 0) + 1
-            ref = score_task.options(**opts).remote(refs[0], feats, layer, job.probe, threads)
+            ref = score_task.options(**opts).remote(refs[0], feats, layer, threads)
             self.in_flight[ref] = (job, layer)
             job.outstanding += 1
 

@@ -28,7 +28,6 @@ import torch
 
 from ssl_ray.errors import ConfigError
 
-KINDS = ("sample", "class", "superclass", "random")
 RANDOMNESS = ("permute", "supervised")
 
 

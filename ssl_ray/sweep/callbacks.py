@@ -7,18 +7,16 @@ import json
 from ray import tune
 
 from ssl_ray.config import ExperimentConfig
-from ssl_ray.probes.engine import model_from_config
+from ssl_ray.probes.engine import probe_layers
 from ssl_ray.probes.fanout import ProbeFanout
 
 
-def probe_plan(result: dict) -> tuple[list[tuple[int, str]], list[str], ExperimentConfig] | None:
-    """From a finished trial's last result: its kept checkpoints, the layers to probe, its config."""
+def probe_plan(result: dict) -> tuple[list[tuple[int, str]], list[str]] | None:
+    """From a finished trial's last result: its kept checkpoints and the layers to probe."""
     if "checkpoints" not in result or "mlflow_run_id" not in result:
         return None
     checkpoints = [(int(e), p) for e, p in json.loads(result["checkpoints"])]
-    cfg = ExperimentConfig.from_dict(result["config"])
-    layers = cfg.probe.layers or model_from_config(cfg).taps
-    return checkpoints, layers, cfg
+    return checkpoints, probe_layers(ExperimentConfig.from_dict(result["config"]))
 
 
 class ProbeOnCompleteCallback(tune.Callback):
@@ -29,8 +27,8 @@ class ProbeOnCompleteCallback(tune.Callback):
         plan = probe_plan(trial.last_result or {})
         if plan is None:
             return
-        checkpoints, layers, cfg = plan
-        self.fanout.submit(trial.trial_id, trial.last_result["mlflow_run_id"], checkpoints, layers, cfg.probe)
+        checkpoints, layers = plan
+        self.fanout.submit(trial.trial_id, trial.last_result["mlflow_run_id"], checkpoints, layers)
 
     def on_step_end(self, iteration, trials, **info):
         self.fanout.poll(timeout=0.0)

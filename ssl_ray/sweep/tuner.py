@@ -19,9 +19,6 @@ from ssl_ray.sweep.callbacks import ProbeOnCompleteCallback
 from ssl_ray.sweep.trial import SweepContext, run_trial
 from ssl_ray.tracking import client, get_or_create_parent_run
 
-# The Tune trainable only drives a TorchTrainer, whose workers hold the real resources.
-DRIVER_CPUS = TRIAL_DRIVER_CPUS
-
 
 def init_ray(cfg: SweepConfig, verbose: bool = False) -> None:
     if ray.is_initialized():
@@ -54,7 +51,7 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None) -> 
 
     init_ray(cfg, verbose)
     ctx = SweepContext(str(sweep_dir), uri, parent, tuple(cfg.search_space))
-    trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": DRIVER_CPUS})
+    trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": TRIAL_DRIVER_CPUS})  # it only drives a TorchTrainer
     fanout = ProbeFanout.from_config(uri, cfg.base.probe)
     tuner = tune.Tuner(
         trainable,

@@ -56,6 +56,7 @@ def add_sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--views", type=int, help="views per image")
     p.add_argument("--workers", type=int, help="Ray Train workers per trial (DDP over gloo on CPU)")
     p.add_argument("--cpus-per-worker", type=float, help="CPUs per training worker")
+    p.add_argument("--gpus-per-worker", type=float, help="GPUs per training worker (fractions share a GPU)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a base value, e.g. --set optim.lr=1e-3 (repeatable)")
     p.add_argument("--search", action="append", default=[], metavar="KEY=VALUES",
@@ -63,11 +64,16 @@ def add_sweep_args(p: argparse.ArgumentParser) -> None:
                         "e.g. --search model.width=[16,32] (repeatable; replaces that key's default)")
     p.add_argument("--num-samples", type=int, help="Tune num_samples (repeats of the grid)")
     p.add_argument("--max-concurrent-trials", type=int, help="at most this many trials at once")
+    p.add_argument("--scheduler", help="Ray Tune trial scheduler: fifo (default: every trial runs to the end) or "
+                                       "asha (stops worse trials early on the config's scheduler_metric, default train_loss)")
     p.add_argument("--address", help="connect to an existing Ray cluster (e.g. 'auto' or ray://host:10001)")
     p.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance (default: all cores)")
     p.add_argument("--mlflow-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite under results/)")
     p.add_argument("--storage-path", help="where sweeps keep checkpoints and Tune state (default: results/sweeps)")
     p.add_argument("--verbose", action="store_true", help="stream worker logs to the console")
+    p.add_argument("--resume", metavar="SWEEP_DIR",
+                   help="continue a stopped or crashed sweep (e.g. results/sweeps/vicreg_digits) with its saved settings; "
+                        "only --address, --num-cpus and --verbose may be given with it")
 
 
 def sweep_config_from_args(args: argparse.Namespace, defaults: Optional[Dict[str, Any]] = None) -> SweepConfig:
@@ -77,13 +83,14 @@ def sweep_config_from_args(args: argparse.Namespace, defaults: Optional[Dict[str
     raw.setdefault("base", {})
     for key, attr in (("name", "name"), ("num_samples", "num_samples"), ("max_concurrent_trials", "max_concurrent_trials"),
                       ("address", "address"), ("num_cpus", "num_cpus"), ("mlflow_uri", "mlflow_uri"),
-                      ("storage_path", "storage_path")):
+                      ("storage_path", "storage_path"), ("scheduler", "scheduler")):
         if getattr(args, attr) is not None:
             raw[key] = getattr(args, attr)
     flag_keys = {"dataset": "data.dataset", "data_root": "data.data_root", "beton": "data.beton",
                  "augment": "data.augment", "views": "data.views",
                  "epochs": "train.epochs", "batch_size": "optim.batch_size", "objective": "objective.name",
-                 "backbone": "model.backbone", "workers": "train.workers", "cpus_per_worker": "train.cpus_per_worker"}
+                 "backbone": "model.backbone", "workers": "train.workers", "cpus_per_worker": "train.cpus_per_worker",
+                 "gpus_per_worker": "train.gpus_per_worker"}
     for attr, key in flag_keys.items():
         if getattr(args, attr) is not None:
             set_path(raw["base"], key, getattr(args, attr))
@@ -105,6 +112,33 @@ def sweep_config_from_args(args: argparse.Namespace, defaults: Optional[Dict[str
     return SweepConfig.from_dict(raw).validate()
 
 
+RESUME_FLAGS = ("resume", "address", "num_cpus", "verbose")
+
+
+def resume_config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> SweepConfig:
+    """The saved settings of the sweep in ``args.resume``; only where it runs may change."""
+    from pathlib import Path
+
+    from ssl_ray.config import SWEEP_FILE
+
+    d = Path(args.resume).expanduser().resolve()
+    if not d.is_dir():
+        raise ConfigError(f"--resume {args.resume}: no such directory")
+    if not (d / SWEEP_FILE).is_file() or not any(d.glob("experiment_state-*.json")):
+        raise ConfigError(f"--resume {d}: not a sweep directory (no {SWEEP_FILE} and Ray Tune experiment state in it; "
+                          f"sweeps live in results/sweeps/<name>)")
+    for action in parser._actions:
+        if action.dest not in RESUME_FLAGS and action.dest != "help" and getattr(args, action.dest) != action.default:
+            flag = action.option_strings[0] if action.option_strings else action.dest
+            raise ConfigError(f"--resume continues a sweep with the settings it started with ({d / SWEEP_FILE}); "
+                              f"{flag} cannot change them (start a new sweep with another --name instead)")
+    raw = load_yaml_mapping(d / SWEEP_FILE)
+    for key in ("address", "num_cpus"):
+        if getattr(args, key) is not None:
+            raw[key] = getattr(args, key)
+    return SweepConfig.from_dict(raw).validate()
+
+
 def print_summary(out: dict, cfg: SweepConfig, stream=None) -> None:
     from ssl_ray.reports.tables import best_trial, format_table, trial_rows
 
@@ -112,6 +146,9 @@ def print_summary(out: dict, cfg: SweepConfig, stream=None) -> None:
     rows = trial_rows(out["mlflow_uri"], out["parent_run_id"], list(cfg.search_space))
     print("\n=== ssl_ray sweep summary: " + cfg.name + " ===", file=stream)
     print(format_table(rows), file=stream)
+    for r in rows:
+        if r.get("stop_reason"):
+            print(f"trial {r['trial']} {r['status']}: {r['stop_reason']}", file=stream)
     best = best_trial(rows)
     if best is not None:
         traj = ", ".join(f"epoch {e}: {v:.3f}" for e, v in best.get("ncc_by_epoch", {}).items())
@@ -144,15 +181,27 @@ def sweep_main(argv: Optional[Sequence[str]] = None, defaults: Optional[Dict[str
     add_sweep_args(parser)
     try:
         args = parser.parse_args(argv)
-        cfg = sweep_config_from_args(args, defaults)
+        cfg = resume_config_from_args(args, parser) if args.resume else sweep_config_from_args(args, defaults)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     from ssl_ray.sweep.tuner import run_sweep
 
-    out = run_sweep(cfg, verbose=args.verbose)
+    out = run_sweep(cfg, verbose=args.verbose, resume_dir=args.resume)
     print_summary(out, cfg)
     return 0 if not out["results"].errors else 1
+
+
+def resume_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    """``ssl-ray resume <sweep dir> [--address ...] [--num-cpus N] [--verbose]``."""
+    argv = list(argv or [])
+    if argv and not argv[0].startswith("-"):
+        argv = ["--resume", argv[0], *argv[1:]]
+    elif not any(a == "--resume" or a.startswith("--resume=") for a in argv) and not any(a in ("-h", "--help") for a in argv):
+        print(f"error: {prog or 'ssl-ray resume'}: give the sweep directory to resume (e.g. results/sweeps/vicreg_digits)",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return sweep_main(argv, prog=prog)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -160,7 +209,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ssl_ray.data.cli import data_main
     from ssl_ray.probes.cli import probe_main
 
-    commands = {"sweep": sweep_main, "data": data_main, "probe": probe_main}
+    commands = {"sweep": sweep_main, "resume": resume_main, "data": data_main, "probe": probe_main}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         known = ", ".join(commands)
         if argv and argv[0] not in ("-h", "--help"):

@@ -91,9 +91,27 @@ class TrainConfig:
     workers: int = 1
     cpus_per_worker: float = 1.0
     use_gpu: bool = False
+    gpus_per_worker: float = 0.0  # > 0 implies use_gpu; fractions share a GPU between workers
     # Epochs whose checkpoints are kept for the probes; None -> 0, 1, 2, 4, 8, ... and the last.
     checkpoint_epochs: Optional[List[int]] = None
+    # Extra checkpoints, for resuming only (not probed), every this many epochs; 0: none.
+    resume_every: int = 1
+    # Ray Train restarts the worker group from its latest checkpoint up to this many times (-1: always).
     max_failures: int = 2
+    # Stop the trial as collapsed when the per-dimension std of its L2-normalized embeddings falls
+    # below this (healthy: about 1/sqrt(D)); 0 disables. A non-finite loss always stops it as diverged.
+    collapse_std: float = 1e-4
+    # Start from the model weights of this checkpoint (a state.pt or its directory) instead of a fresh init.
+    init_checkpoint: Optional[str] = None
+
+    def gpus(self) -> float:
+        """GPUs each worker reserves: gpus_per_worker, or 1 when only use_gpu is set."""
+        return self.gpus_per_worker if self.gpus_per_worker > 0 else (1.0 if self.use_gpu else 0.0)
+
+    def checkpoint_epochs_kept(self) -> List[int]:
+        """Every epoch that gets a checkpoint: the probed ones and the resume points."""
+        extra = set(range(0, self.epochs + 1, self.resume_every)) if self.resume_every > 0 else set()
+        return sorted(set(self.checkpoint_schedule()) | extra)
 
     def checkpoint_schedule(self) -> List[int]:
         if self.checkpoint_epochs is not None:
@@ -250,7 +268,12 @@ class ExperimentConfig:
         _check_int("train.seed", t.seed, lo=0)
         _check_int("train.workers", t.workers, lo=1)
         _check_number("train.cpus_per_worker", t.cpus_per_worker, lo=0.0, strict=True)
+        _check_number("train.gpus_per_worker", t.gpus_per_worker, lo=0.0)
         _check_int("train.max_failures", t.max_failures, lo=-1)
+        _check_int("train.resume_every", t.resume_every, lo=0)
+        _check_number("train.collapse_std", t.collapse_std, lo=0.0)
+        if t.init_checkpoint is not None:
+            self._check_init_checkpoint()
         if t.checkpoint_epochs is not None:
             if not isinstance(t.checkpoint_epochs, list):
                 raise ConfigError(f"train.checkpoint_epochs must be a list of epochs, got {t.checkpoint_epochs!r}")
@@ -259,6 +282,27 @@ class ExperimentConfig:
 
         self._validate_probe()
         return self
+
+    def _check_init_checkpoint(self) -> None:
+        """The checkpoint must load (as data) and hold the backbone and projector this run builds."""
+        from ssl_ray.train.state import CorruptCheckpoint, load_state
+
+        path = Path(self.train.init_checkpoint).expanduser().resolve()
+        ckpt_dir = path.parent if path.is_file() else path
+        if not ckpt_dir.is_dir() or not (ckpt_dir / "state.pt").is_file():
+            raise ConfigError(f"train.init_checkpoint {str(path)!r}: no such checkpoint (a state.pt or its directory)")
+        try:
+            saved = load_state(str(ckpt_dir))
+        except CorruptCheckpoint as e:
+            raise ConfigError(f"train.init_checkpoint: {e}") from None
+        theirs = (saved.get("config") or {}).get("model") or {}
+        mine = dataclasses.asdict(self.model)
+        diff = [k for k in ("backbone", "depth", "width", "projector_dims") if theirs.get(k) != mine[k]
+                and not (k == "depth" and mine["backbone"] != "res")]
+        if diff:
+            raise ConfigError(f"train.init_checkpoint {str(ckpt_dir)!r} holds a different model: "
+                              + ", ".join(f"model.{k} {theirs.get(k)!r} there, {mine[k]!r} here" for k in diff))
+        self.train.init_checkpoint = str(ckpt_dir)
 
     def _validate_probe(self) -> None:
         from ssl_ray.data.augment import AUGMENTATIONS
@@ -431,6 +475,14 @@ class SweepConfig:
     mlflow_uri: Optional[str] = None  # default: MLFLOW_TRACKING_URI or sqlite under results/
     address: Optional[str] = None  # an existing Ray cluster; None starts a local one
     num_cpus: Optional[int] = None  # for a local Ray: CPUs to offer (None = all cores)
+    # Ray Tune trial scheduler: "fifo" runs every trial to the end; "asha" stops the worse ones early
+    # (ASHA on scheduler_metric, time = epochs). Losses of different objectives or lambdas are not
+    # comparable: use ASHA within one objective setting, over widths, depths or learning rates.
+    scheduler: str = "fifo"
+    scheduler_metric: str = "train_loss"
+    scheduler_mode: str = "min"
+    asha_grace_period: int = 1
+    asha_reduction_factor: float = 2.0
 
     # ---- loading
 
@@ -452,6 +504,11 @@ class SweepConfig:
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> "SweepConfig":
         return cls.from_dict(load_yaml_mapping(path))
+
+    def to_dict(self) -> Dict[str, Any]:
+        out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out["base"] = self.base.to_dict()
+        return out
 
     # ---- derived
 
@@ -493,6 +550,13 @@ class SweepConfig:
             _check_int("max_concurrent_trials", self.max_concurrent_trials, lo=1)
         if self.num_cpus is not None:
             _check_int("num_cpus", self.num_cpus, lo=1)
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"unknown scheduler {self.scheduler!r} (known: {', '.join(SCHEDULERS)})")
+        if self.scheduler_mode not in ("min", "max"):
+            raise ConfigError(f"scheduler_mode must be 'min' or 'max', got {self.scheduler_mode!r}")
+        _check_int("asha_grace_period", self.asha_grace_period, lo=1)
+        _check_number("asha_reduction_factor", self.asha_reduction_factor, lo=1.0, strict=True)
+        check_tracking_uri(self.resolved_mlflow_uri())
         # Every trial the search space yields must be valid; the base alone is never run when a
         # searched key overrides it (e.g. base objective vicreg, searched objective.name=[mmcr]).
         # A local Ray instance has a known size: a trial that can never fit would wait forever.
@@ -501,6 +565,9 @@ class SweepConfig:
             try:
                 exp = ExperimentConfig.from_dict(cfg).validate()
                 need = exp.train.workers * exp.train.cpus_per_worker + TRIAL_DRIVER_CPUS
+                if local_cpus is not None and exp.train.gpus() > 0 and not local_gpus():
+                    raise ConfigError(f"a trial asks for {exp.train.gpus():g} GPU(s) per worker but this machine has no "
+                                      f"CUDA GPU; run on a GPU cluster (--address) or drop --gpus-per-worker / train.use_gpu")
                 if local_cpus is not None and need > local_cpus + 1e-9:
                     raise ConfigError(
                         f"a trial needs {need:g} CPUs (train.workers {exp.train.workers} x train.cpus_per_worker "
@@ -512,6 +579,51 @@ class SweepConfig:
                 where = f" (in the trial with {', '.join(f'{k}={v}' for k, v in searched.items())})" if blamed else ""
                 raise ConfigError(f"{e}{where}") from None
         return self
+
+
+SCHEDULERS = ("fifo", "asha")
+SWEEP_FILE = "ssl_ray_sweep.yaml"  # a sweep's settings, in its directory: what --resume reads
+
+
+def local_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Fail early on a tracking URI that cannot work: an unreachable server, a SQLite file in a folder
+    that cannot be created, or a scheme MLflow 3 no longer takes (plain folders, ``file:``)."""
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlparse
+
+    u = urlparse(uri)
+    if u.scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
+                r.read(64)
+        except urllib.error.HTTPError:
+            return  # it answers: a server is there (some proxies do not serve /health)
+        except (urllib.error.URLError, OSError) as e:
+            why = getattr(e, "reason", e)
+            raise ConfigError(f"MLflow tracking server {uri} is unreachable ({why}); start it "
+                              f"(mlflow server --host 127.0.0.1 --port <port>) or fix --mlflow-uri") from None
+    elif u.scheme == "sqlite":
+        path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""
+        if not path:
+            raise ConfigError(f"MLflow URI {uri!r}: expected sqlite:///<path to a .db file>")
+        folder = Path(path).expanduser().resolve().parent
+        probe = folder
+        while not probe.exists():  # the nearest existing ancestor must be a writable directory
+            probe = probe.parent
+        if not probe.is_dir() or not os.access(probe, os.W_OK):
+            raise ConfigError(f"MLflow URI {uri!r}: cannot create the database folder {folder} ({probe} is not a writable directory)")
+    elif u.scheme in ("databricks", "postgresql", "mysql", "mssql") or u.scheme.startswith(("postgresql+", "mysql+", "mssql+")):
+        return
+    else:
+        raise ConfigError(f"MLflow URI {uri!r}: MLflow 3 stores runs in a database or on a server; use sqlite:///<file.db> "
+                          f"or http://<host>:<port>")
 
 
 def load_yaml_mapping(path: str | os.PathLike) -> Dict[str, Any]:
@@ -539,9 +651,16 @@ def parse_value(text: str) -> Any:
         v = yaml.safe_load(text)
     except yaml.YAMLError:
         raise ConfigError(f"cannot parse value {text!r}") from None
-    if isinstance(v, str):  # YAML 1.1 reads '1e-3' as a string
+    return _floats(v)
+
+
+def _floats(v: Any) -> Any:
+    """YAML 1.1 reads ``1e-3`` and ``1e30`` as strings; read them as the numbers they are."""
+    if isinstance(v, str):
         try:
             return float(v)
         except ValueError:
             return v
+    if isinstance(v, list):
+        return [_floats(x) for x in v]
     return v

@@ -22,6 +22,8 @@ TAG_TRIAL_DIR = "ssl_ray.trial_dir"  # where Ray Train keeps the trial's checkpo
 TAG_PARENT = "mlflow.parentRunId"
 TAG_RUN_NAME = "mlflow.runName"
 TAG_KIND = "ssl_ray.kind"
+TAG_STATUS = "ssl_ray.status"  # a trial's end: running, finished, diverged, collapsed, errored
+TAG_STOP_REASON = "ssl_ray.stop_reason"
 
 MAX_BATCH = 1000  # MLflow's log_batch limit on metrics per call
 
@@ -83,6 +85,11 @@ def get_or_create_trial_run(uri: str, parent_run_id: str, trial_id: str, trial_n
     else:
         c.update_run(run_id, status="RUNNING")
     return run_id
+
+
+def find_trial_run(uri: str, parent_run_id: str, trial_id: str) -> Optional[str]:
+    c = client(uri)
+    return _find_run(c, c.get_run(parent_run_id).info.experiment_id, TAG_TRIAL_ID, trial_id)
 
 
 def log_params(c: MlflowClient, run_id: str, params: Mapping[str, object]) -> None:

@@ -183,3 +183,85 @@ def test_probe_command_errors_name_the_problem(tmp_path, clean_env):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
         assert not __import__("pathlib").Path(clean_env["SSL_RAY_RESULTS"]).exists()  # no store was created
+
+
+# ------------------------------------------------------------------------------------------------
+# Resume, tracking and checkpoints: wrong paths and settings fail before anything runs or is written
+
+
+@pytest.fixture(scope="module")
+def failure_inputs(tmp_path_factory):
+    """A folder that is not a sweep, a folder shaped like one, and a checkpoint of a width-8 backbone."""
+    import yaml
+
+    from ssl_ray.config import SWEEP_FILE, ExperimentConfig, SweepConfig
+    from ssl_ray.probes.engine import model_from_config
+    from ssl_ray.train.optim import build_optimizer, build_scheduler
+    from ssl_ray.train.state import save_state
+
+    d = tmp_path_factory.mktemp("failure_inputs")
+    (d / "not_a_sweep").mkdir()
+    (d / "not_a_sweep" / "notes.txt").write_text("hello")
+    sweep = d / "sweeps" / "vicreg_digits"
+    sweep.mkdir(parents=True)
+    (sweep / SWEEP_FILE).write_text(yaml.safe_dump(SweepConfig().to_dict()))
+    (sweep / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")
+    cfg = ExperimentConfig.from_dict({"model": {"width": 8, "depth": 2}}).validate()
+    model = model_from_config(cfg)
+    opt = build_optimizer(model.parameters(), cfg.optim, 1)
+    (d / "w8").mkdir()
+    save_state(str(d / "w8"), model=model, optimizer=opt, scheduler=build_scheduler(opt, 0, 10), epoch=3, cfg=cfg.to_dict(),
+               mlflow_run_id=None)
+    (d / "broken").mkdir()
+    (d / "broken" / "state.pt").write_bytes((d / "w8" / "state.pt").read_bytes()[:1000])
+    return d
+
+
+FAILURE_CASES = [
+    (lambda d: ["--resume", str(d / "no_such_sweep")], "no_such_sweep: no such directory"),
+    (lambda d: ["--resume", str(d / "not_a_sweep")], "not_a_sweep: not a sweep directory"),
+    (lambda d: ["--resume", str(d / "sweeps" / "vicreg_digits"), "--epochs", "3"],
+     "--epochs cannot change them (start a new sweep with another --name instead)"),
+    (lambda d: ["--mlflow-uri", "http://127.0.0.1:1"], "MLflow tracking server http://127.0.0.1:1 is unreachable"),
+    (lambda d: ["--mlflow-uri", "./mlruns"], "MLflow URI './mlruns': MLflow 3 stores runs in a database or on a server"),
+    (lambda d: ["--mlflow-uri", f"sqlite:///{d / 'w8' / 'state.pt' / 'mlflow.db'}"], "state.pt is not a writable directory"),
+    (lambda d: ["--set", f"train.init_checkpoint={d / 'w8'}", "--set", "model.depth=2", "--search", "model.width=[32]"],
+     "holds a different model: model.width 8 there, 32 here"),
+    (lambda d: ["--set", f"train.init_checkpoint={d / 'nope'}"], "no such checkpoint (a state.pt or its directory)"),
+    (lambda d: ["--set", f"train.init_checkpoint={d / 'broken'}"], "broken/state.pt: cannot be read"),
+    (lambda d: ["--scheduler", "hyperband"], "unknown scheduler 'hyperband' (known: fifo, asha)"),
+    (lambda d: ["--set", "train.collapse_std=-1"], "train.collapse_std must be >= 0.0, got -1"),
+    (lambda d: ["--set", "train.resume_every=-1"], "train.resume_every must be >= 0, got -1"),
+    (lambda d: ["--gpus-per-worker", "1"], "this machine has no CUDA GPU"),
+]
+
+
+@pytest.fixture(scope="module")
+def failure_runs(failure_inputs, tmp_path_factory):
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = dict(os.environ, PYTHONUNBUFFERED="1")
+    base.pop("MLFLOW_TRACKING_URI", None)
+    envs = [dict(base, SSL_RAY_RESULTS=str(tmp_path_factory.mktemp("fail") / "results")) for _ in FAILURE_CASES]
+    before = sorted(str(p) for p in failure_inputs.rglob("*"))
+    with ThreadPoolExecutor(max_workers=(os.cpu_count() or 1) + 1) as pool:
+        procs = list(pool.map(lambda a: run(*a), [(make(failure_inputs), env) for (make, _), env in zip(FAILURE_CASES, envs)]))
+    assert sorted(str(p) for p in failure_inputs.rglob("*")) == before  # nothing written into the sweep folders
+    return {i: (proc, env) for i, (proc, env) in enumerate(zip(procs, envs))}
+
+
+@pytest.mark.parametrize("case", range(len(FAILURE_CASES)), ids=[c[1][:40] for c in FAILURE_CASES])
+def test_bad_failure_input(case, failure_runs):
+    import torch
+
+    if FAILURE_CASES[case][1] == "this machine has no CUDA GPU" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    proc, env = failure_runs[case]
+    assert_clean_failure(proc, FAILURE_CASES[case][1], env)
+
+
+def test_resume_command_needs_a_sweep_directory(clean_env):
+    proc = subprocess.run([PY, "-m", "ssl_ray.cli", "resume"], capture_output=True, text=True, env=clean_env, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "give the sweep directory to resume" in lines[0], lines

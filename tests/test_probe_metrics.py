@@ -172,7 +172,8 @@ def test_supervised_target_bank_from_a_trained_classifier(tmp_path):
     from ssl_ray.data.datasets import load_dataset
     from ssl_ray.probes.engine import model_from_config
     from ssl_ray.probes.probe_data import build_probe_data
-    from ssl_ray.train.loop import save_state, supervised_step
+    from ssl_ray.train.loop import supervised_step
+    from ssl_ray.train.state import save_state
     from ssl_ray.train.optim import build_optimizer, build_scheduler
 
     raw = {"data": {"dataset": "digits", "image_size": 8, "augment": "none"},
@@ -188,13 +189,13 @@ def test_supervised_target_bank_from_a_trained_classifier(tmp_path):
     for epoch in range(4):
         if epoch:
             for i in range(0, len(y), 64):
-                out = supervised_step(model, x[i:i + 64], y[i:i + 64])
+                out, _ = supervised_step(model, x[i:i + 64], y[i:i + 64])
                 opt.zero_grad()
                 out.loss.backward()
                 opt.step()
         d = tmp_path / "trial" / f"epoch_{epoch:04d}"
         d.mkdir(parents=True)
-        save_state(str(d), model, opt, sched, epoch, cfg.to_dict(), None)
+        save_state(str(d), model=model, optimizer=opt, scheduler=sched, epoch=epoch, cfg=cfg.to_dict(), mlflow_run_id=None)
     bank_path = tmp_path / "bank.npz"
     proc = subprocess.run([PY, "-m", "ssl_ray.cli", "probe", "bank", "--trial-dir", str(tmp_path / "trial"), "--out", str(bank_path)],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)

@@ -41,17 +41,17 @@ def _read_state(path: Path) -> dict:
 def find_checkpoints(trial_dir: Path) -> List[Tuple[int, str, dict]]:
     if not trial_dir.is_dir():
         raise ConfigError(f"trial directory {trial_dir}: no such directory")
-    found = []
-    for state in sorted(trial_dir.rglob(CHECKPOINT_FILE)):
+    by_epoch = {}  # an epoch trained again after a fallback has a newer directory, which wins
+    for state in sorted(trial_dir.rglob(CHECKPOINT_FILE), key=lambda p: p.stat().st_mtime):
         try:
             s = _read_state(state)
         except Exception as e:  # noqa: BLE001 - a damaged checkpoint is reported, not fatal
             print(f"warning: skipping {state}: cannot load ({type(e).__name__}: {e})")
             continue
-        found.append((int(s["epoch"]), str(state.parent), s))
-    if not found:
+        by_epoch[int(s["epoch"])] = (int(s["epoch"]), str(state.parent), s)
+    if not by_epoch:
         raise ConfigError(f"trial directory {trial_dir}: no checkpoints ({CHECKPOINT_FILE}) under it")
-    return sorted(found, key=lambda t: t[0])
+    return [by_epoch[e] for e in sorted(by_epoch)]
 
 
 def resolve_trial(uri: str, run_id: Optional[str] = None, trial_dir: Optional[str] = None) -> TrialCheckpoints:
@@ -86,7 +86,8 @@ def resolve_trial(uri: str, run_id: Optional[str] = None, trial_dir: Optional[st
         except Exception:  # noqa: BLE001
             raise ConfigError(f"run {run_id} (saved in {path}): not found in {uri}; pass --mlflow-uri") from None
     cfg = ExperimentConfig.from_dict(found[-1][2]["config"])
-    return TrialCheckpoints(run_id, trial_id, path, [(e, d) for e, d, _ in found], cfg)
+    probed = set(cfg.train.checkpoint_schedule())  # resume-only checkpoints are not probed
+    return TrialCheckpoints(run_id, trial_id, path, [(e, d) for e, d, _ in found if e in probed], cfg)
 
 
 def plan_layers(cfg: ExperimentConfig) -> Tuple[List[str], List[str], List[str]]:

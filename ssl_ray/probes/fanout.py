@@ -33,7 +33,7 @@ import ray
 from ssl_ray.config import ProbeConfig
 from ssl_ray.tracking import MetricWriter
 
-TAG_STATUS = "ssl_ray.probe.status"
+TAG_PROBE_STATUS = "ssl_ray.probe.status"
 TAG_FAILURE = "ssl_ray.probe.failure"
 
 
@@ -206,7 +206,7 @@ class ProbeFanout:
 
     def _finish_trial(self, run_id: str, tp: TrialProbes) -> None:
         w = self.writer(run_id)
-        w.set_tags({TAG_STATUS: "complete" if not tp.missing else f"incomplete: {', '.join(tp.missing)[:4000]}"})
+        w.set_tags({TAG_PROBE_STATUS: "complete" if not tp.missing else f"incomplete: {', '.join(tp.missing)[:4000]}"})
         if self.write_tables:
             from ssl_ray.probes.table import log_probe_table
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Dict, List, Optional, Sequence
 
-from ssl_ray.tracking import TAG_TRIAL_ID, child_runs, client
+from ssl_ray.tracking import TAG_STATUS, TAG_STOP_REASON, TAG_TRIAL_ID, child_runs, client
 
 
 def _probe_values(metrics: Dict[str, float], target: str, metric: str) -> Dict[str, float]:
@@ -14,7 +14,7 @@ def _probe_values(metrics: Dict[str, float], target: str, metric: str) -> Dict[s
 
 
 def trial_rows(uri: str, parent_run_id: str, search_keys: Sequence[str] = ()) -> List[dict]:
-    """Per trial: its searched params, final loss, the best layer by class NCC test accuracy at the last
+    """Per trial: its status (finished, diverged, collapsed, stopped, errored, running) and stop reason, its searched params, final loss, the best layer by class NCC test accuracy at the last
     checkpoint, that accuracy, the random-label accuracy and the class linear-probe accuracy at the same
     layer, the best sample-level NCC test accuracy over layers, and the class NCC of the best layer at
     every checkpoint (``ncc_by_epoch``)."""
@@ -22,7 +22,9 @@ def trial_rows(uri: str, parent_run_id: str, search_keys: Sequence[str] = ()) ->
     rows = []
     for run in child_runs(c, parent_run_id):
         m, p = run.data.metrics, run.data.params
-        row: dict = {"trial": run.data.tags.get(TAG_TRIAL_ID, run.info.run_id), "run_id": run.info.run_id}
+        tags = run.data.tags
+        row: dict = {"trial": tags.get(TAG_TRIAL_ID, run.info.run_id), "run_id": run.info.run_id,
+                     "status": tags.get(TAG_STATUS, "-"), "stop_reason": tags.get(TAG_STOP_REASON)}
         for k in search_keys:
             row[k] = p.get(k)
         row["final_loss"] = m.get("train/loss", math.nan)
@@ -53,7 +55,7 @@ def _fmt(v) -> str:
 def format_table(rows: List[dict], columns: Optional[Sequence[str]] = None) -> str:
     if not rows:
         return "(no trials)"
-    columns = list(columns or [k for k in rows[0] if k not in ("run_id", "ncc_by_epoch")])
+    columns = list(columns or [k for k in rows[0] if k not in ("run_id", "ncc_by_epoch", "stop_reason")])
     cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths))  # noqa: E731
@@ -61,5 +63,5 @@ def format_table(rows: List[dict], columns: Optional[Sequence[str]] = None) -> s
 
 
 def best_trial(rows: List[dict]) -> Optional[dict]:
-    scored = [r for r in rows if "class_ncc_test" in r]
+    scored = [r for r in rows if "class_ncc_test" in r and r.get("status") not in ("diverged", "collapsed", "errored")]
     return max(scored, key=lambda r: r["class_ncc_test"]) if scored else None

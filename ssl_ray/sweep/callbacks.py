@@ -1,34 +1,96 @@
-"""Tune callback: when a trial completes, fan its probes out as Ray tasks (without blocking)."""
+"""Tune callback: when a trial completes, fan its missing probes out as Ray tasks (without blocking).
+
+The callback holds only a key. Tune pickles its run config (callbacks included) into the sweep
+directory, and a restored sweep unpickles it; the live :class:`ProbeFanout` of the current driver is
+looked up by that key (:func:`register_fanout`), so a resumed sweep probes through its own fan-out.
+
+The same planning serves a trial that finished (its last result lists its checkpoints), a trial the
+scheduler stopped early (its checkpoints are read from its Ray Train directory), and, on resume, every
+trial that had finished before the crash: only the (checkpoint, layer) pairs whose metrics are not all
+in MLflow yet are submitted.
+"""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
 
 from ray import tune
 
 from ssl_ray.config import ExperimentConfig
-from ssl_ray.probes.engine import probe_layers
+from ssl_ray.probes.backfill import TrialCheckpoints, missing_work
+from ssl_ray.probes.engine import CHECKPOINT_FILE
 from ssl_ray.probes.fanout import ProbeFanout
+from ssl_ray.tracking import TAG_STATUS, TAG_STOP_REASON, client, find_trial_run
+from ssl_ray.train.state import checkpoint_epoch
+
+_FANOUTS: Dict[str, ProbeFanout] = {}
 
 
-def probe_plan(result: dict) -> tuple[list[tuple[int, str]], list[str]] | None:
-    """From a finished trial's last result: its kept checkpoints and the layers to probe."""
-    if "checkpoints" not in result or "mlflow_run_id" not in result:
+def register_fanout(key: str, fanout: ProbeFanout) -> None:
+    _FANOUTS[key] = fanout
+
+
+def scan_checkpoints(trial_dir: Path, cfg: ExperimentConfig) -> List[Tuple[int, str]]:
+    """``[(epoch, dir)]`` of the probed epochs' checkpoints in a Ray Train trial directory (the newest
+    directory of an epoch wins)."""
+    probed = set(cfg.train.checkpoint_schedule())
+    by_epoch: Dict[int, Path] = {}
+    for d in sorted(trial_dir.glob("epoch_*"), key=lambda p: p.stat().st_mtime):
+        e = checkpoint_epoch(d.name)
+        if e in probed and (d / CHECKPOINT_FILE).is_file():
+            by_epoch[e] = d
+    return [(e, str(d)) for e, d in sorted(by_epoch.items())]
+
+
+def trial_checkpoints(uri: str, parent_run_id: str, sweep_dir: str, trial_id: str, result: dict) -> Optional[TrialCheckpoints]:
+    """What a completed trial's probes read, from its last Tune result; None if it never trained."""
+    if "config" not in result:
         return None
-    checkpoints = [(int(e), p) for e, p in json.loads(result["checkpoints"])]
-    return checkpoints, probe_layers(ExperimentConfig.from_dict(result["config"]))
+    cfg = ExperimentConfig.from_dict(result["config"])
+    trial_dir = Path(sweep_dir) / "train" / trial_id
+    if "checkpoints" in result and "mlflow_run_id" in result:
+        checkpoints = [(int(e), p) for e, p in json.loads(result["checkpoints"])]
+        return TrialCheckpoints(result["mlflow_run_id"], trial_id, trial_dir, checkpoints, cfg)
+    run_id = find_trial_run(uri, parent_run_id, trial_id)  # stopped by the scheduler before its trial function returned
+    if run_id is None or not trial_dir.is_dir():
+        return None
+    return TrialCheckpoints(run_id, trial_id, trial_dir, scan_checkpoints(trial_dir, cfg), cfg)
+
+
+def submit_missing(fanout: ProbeFanout, trial: TrialCheckpoints) -> int:
+    """Queue the probes this trial does not have in MLflow yet; returns the layer tasks queued."""
+    n = 0
+    for epoch, path, layers in missing_work(fanout.mlflow_uri, trial):
+        n += fanout.submit(trial.trial_id, trial.run_id, [(epoch, path)], layers)
+    return n
 
 
 class ProbeOnCompleteCallback(tune.Callback):
-    def __init__(self, fanout: ProbeFanout):
-        self.fanout = fanout
+    def __init__(self, key: str, sweep_dir: str, parent_run_id: str):
+        self.key, self.sweep_dir, self.parent_run_id = key, sweep_dir, parent_run_id
+
+    @property
+    def fanout(self) -> ProbeFanout:
+        return _FANOUTS[self.key]
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        plan = probe_plan(trial.last_result or {})
+        result = trial.last_result or {}
+        plan = trial_checkpoints(self.fanout.mlflow_uri, self.parent_run_id, self.sweep_dir, trial.trial_id, result)
         if plan is None:
             return
-        checkpoints, layers = plan
-        self.fanout.submit(trial.trial_id, trial.last_result["mlflow_run_id"], checkpoints, layers)
+        if "checkpoints" not in result:  # the scheduler stopped it
+            c = client(self.fanout.mlflow_uri)
+            epoch = int(result.get("epoch", -1))
+            if epoch >= plan.config.train.epochs:  # at its last epoch: it had finished training
+                c.set_tag(plan.run_id, TAG_STATUS, "finished")
+                c.set_terminated(plan.run_id, status="FINISHED")
+            else:
+                c.set_tag(plan.run_id, TAG_STATUS, "stopped")
+                c.set_tag(plan.run_id, TAG_STOP_REASON, f"stopped by the scheduler after epoch {epoch}")
+                c.set_terminated(plan.run_id, status="KILLED")
+        submit_missing(self.fanout, plan)
 
     def on_step_end(self, iteration, trials, **info):
         self.fanout.poll(timeout=0.0)

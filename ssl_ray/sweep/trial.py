@@ -3,7 +3,11 @@
 This is the Train-V2-inside-Tune pattern: the trainer's ``RunConfig(name=<trial id>)`` carries a
 ``TuneReportCallback`` that forwards each epoch's metrics to Tune. All checkpoints are kept
 (``num_to_keep=None``) because the probes need every scheduled epoch. Re-running a trial with the
-same name and storage path makes Ray Train resume from its latest checkpoint.
+same name and storage path makes Ray Train resume from its latest checkpoint, and the trial's MLflow
+run is found again by its ``ssl_ray.trial_id`` tag, so a resumed trial keeps logging to the same run.
+
+The run's ``ssl_ray.status`` tag says how the trial ended: ``finished``, ``diverged`` or ``collapsed``
+(with ``ssl_ray.stop_reason``), or ``errored``; the same status goes to Tune in the trial's last result.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from ssl_ray.config import ExperimentConfig, flatten, get_path
-from ssl_ray.tracking import TAG_TRIAL_DIR, client, get_or_create_trial_run
+from ssl_ray.tracking import TAG_STATUS, TAG_STOP_REASON, TAG_TRIAL_DIR, client, get_or_create_trial_run
+from ssl_ray.train.health import FINISHED, STOPPED
 from ssl_ray.train.loop import train_loop_per_worker
 
 
@@ -51,6 +56,7 @@ def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
     run_id = get_or_create_trial_run(ctx.mlflow_uri, ctx.parent_run_id, trial_id, run_name, flatten(config))
     train_dir = Path(ctx.sweep_dir) / "train"
     client(ctx.mlflow_uri).set_tag(run_id, TAG_TRIAL_DIR, str(train_dir / trial_id))
+    client(ctx.mlflow_uri).set_tag(run_id, TAG_STATUS, "running")
     t = exp.train
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -66,17 +72,39 @@ def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
             failure_config=ray.train.FailureConfig(max_failures=t.max_failures),
         ),
     )
-    result = trainer.fit()
-    kept: List[tuple[int, str]] = sorted(
-        {(int(m["epoch"]), c.path) for c, m in (result.best_checkpoints or [])}
-    )
-    final = result.metrics or {}
+    c = client(ctx.mlflow_uri)
+    try:
+        result = trainer.fit()
+    except BaseException as e:
+        c.set_tag(run_id, TAG_STATUS, "errored")
+        c.set_tag(run_id, TAG_STOP_REASON, f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"[:4000])
+        c.set_terminated(run_id, status="FAILED")
+        raise
+    final = result.metrics or {}  # the metrics of the latest checkpoint
+    tags = c.get_run(run_id).data.tags  # a trial stopped as diverged or collapsed was tagged by its rank 0
+    status = tags.get(TAG_STATUS) if tags.get(TAG_STATUS) in STOPPED else FINISHED
+    if status == FINISHED:
+        c.set_tag(run_id, TAG_STATUS, FINISHED)
+    c.set_terminated(run_id, status="FINISHED" if status == FINISHED else "FAILED")
     tune.report(
         {
             "epoch": final.get("epoch", t.epochs),
             "train_loss": final.get("train_loss", float("nan")),
-            "checkpoints": json.dumps(kept),
+            "checkpoints": json.dumps(probed_checkpoints(result.best_checkpoints or [])),
             "mlflow_run_id": run_id,
             "trial_label": label,
+            "status": status,
+            "stop_reason": tags.get(TAG_STOP_REASON, "") if status != FINISHED else "",
         }
     )
+
+
+def probed_checkpoints(reported) -> List[tuple[int, str]]:
+    """``[(epoch, path)]`` of the checkpoints the probes read, from Ray Train's ``(checkpoint, metrics)``
+    list in report order. Resume-only checkpoints are left out; where an epoch was checkpointed twice (a
+    re-run after falling back past a damaged checkpoint), the later one wins."""
+    by_epoch = {}
+    for ckpt, m in reported:
+        if m.get("probed", 1):
+            by_epoch[int(m["epoch"])] = ckpt.path
+    return sorted(by_epoch.items())

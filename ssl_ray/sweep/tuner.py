@@ -1,6 +1,8 @@
 """Run a sweep: a Ray Tune ``Tuner`` over the search space, the probe fan-out, the MLflow parent run.
 
-``run_sweep(cfg)`` expects a validated :class:`SweepConfig` (the CLI validates before calling).
+``run_sweep(cfg)`` expects a validated :class:`SweepConfig` (the CLI validates before calling). It saves
+the config as ``<sweep dir>/ssl_ray_sweep.yaml``; ``run_sweep(cfg, resume_dir=...)`` continues a sweep
+with Ray Tune's restore, the config read back from that file (``ssl_ray.cli``).
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from pathlib import Path
 from typing import Optional
 
 import ray
+import yaml
 from ray import tune
 
-from ssl_ray.config import TRIAL_DRIVER_CPUS, SweepConfig, flatten
-from ssl_ray.probes.fanout import TAG_STATUS, ProbeFanout
-from ssl_ray.sweep.callbacks import ProbeOnCompleteCallback
+from ssl_ray.config import SWEEP_FILE, TRIAL_DRIVER_CPUS, SweepConfig, flatten
+from ssl_ray.probes.fanout import TAG_PROBE_STATUS, ProbeFanout
+from ssl_ray.sweep.callbacks import ProbeOnCompleteCallback, register_fanout, submit_missing, trial_checkpoints
 from ssl_ray.sweep.trial import SweepContext, run_trial
 from ssl_ray.tracking import client, get_or_create_parent_run
 
@@ -24,7 +27,10 @@ def init_ray(cfg: SweepConfig, verbose: bool = False) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
-    kw = dict(include_dashboard=False, log_to_driver=verbose, configure_logging=True,
+    # The dashboard serves Ray's state API, through which Ray Train frees the resources of a trial that
+    # Tune stopped (its placement-group cleaner polls whether the trial's controller is alive); without
+    # it, an early-stopped trial's workers' CPUs are never given back. It binds to 127.0.0.1.
+    kw = dict(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=verbose, configure_logging=True,
               logging_level="INFO" if verbose else "WARNING")
     if cfg.address:
         ray.init(address=cfg.address, **kw)
@@ -39,40 +45,90 @@ def default_concurrency(cfg: SweepConfig) -> int:
     return max(1, int(total // per_trial))
 
 
-def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None) -> dict:
-    """Run the sweep to the end, probes included. Returns ``{sweep_dir, parent_run_id, experiment, results}``."""
+def scheduler(cfg: SweepConfig):
+    """The Tune trial scheduler: FIFO, or ASHA with time measured in epochs."""
+    if cfg.scheduler == "fifo":
+        return tune.schedulers.FIFOScheduler()
+    # The epoch-0 report (the initialization, before any step) has no loss; ASHA skips results without its
+    # metric, but Tune's strict check would reject them first.
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    return tune.schedulers.ASHAScheduler(
+        # max_t past the last epoch: a trial that is not stopped early ends by itself, through its trial
+        # function's final report, rather than being stopped at its last epoch
+        time_attr="epoch", metric=cfg.scheduler_metric, mode=cfg.scheduler_mode, max_t=cfg.base.train.epochs + 1,
+        grace_period=cfg.asha_grace_period, reduction_factor=cfg.asha_reduction_factor)
+
+
+def save_sweep_config(cfg: SweepConfig, sweep_dir: Path) -> None:
+    """The sweep's settings, with its storage and tracking URI resolved: what ``--resume`` reads back."""
+    d = cfg.to_dict()
+    d.update(storage_path=str(sweep_dir.parent), mlflow_uri=cfg.resolved_mlflow_uri())
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    tmp = sweep_dir / (SWEEP_FILE + ".tmp")
+    tmp.write_text(yaml.safe_dump(d, sort_keys=False))
+    os.replace(tmp, sweep_dir / SWEEP_FILE)
+
+
+def probe_finished_trials(fanout: ProbeFanout, sweep_dir: Path, parent: str) -> int:
+    """On resume: queue the missing probes of every trial that ended before the sweep stopped."""
+    from ray.tune import ExperimentAnalysis
+
+    n = 0
+    for trial in ExperimentAnalysis(str(sweep_dir)).trials:
+        if trial.status != "TERMINATED":
+            continue
+        plan = trial_checkpoints(fanout.mlflow_uri, parent, str(sweep_dir), trial.trial_id,
+                                 {**(trial.last_result or {}), "config": trial.config})
+        if plan is not None:
+            n += submit_missing(fanout, plan)
+    return n
+
+
+def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, resume_dir: Optional[str] = None) -> dict:
+    """Run the sweep to the end, probes included; with ``resume_dir``, continue that sweep (Tune's restore:
+    finished trials are kept, errored and unfinished ones continue from their latest checkpoints, and the
+    missing probes of finished trials are computed). Returns ``{sweep_dir, parent_run_id, experiment,
+    results, probe_failures, mlflow_uri}``."""
     storage = cfg.resolved_storage()
-    sweep_dir = storage / cfg.name
+    sweep_dir = Path(resume_dir).resolve() if resume_dir else storage / cfg.name
     uri = cfg.resolved_mlflow_uri()
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    storage.mkdir(parents=True, exist_ok=True)
+    if not resume_dir:
+        save_sweep_config(cfg, sweep_dir)
     parent = get_or_create_parent_run(uri, cfg.name, str(sweep_dir), {f"base.{k}": v for k, v in flatten(cfg.base.to_dict()).items()})
 
     init_ray(cfg, verbose)
     ctx = SweepContext(str(sweep_dir), uri, parent, tuple(cfg.search_space))
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": TRIAL_DRIVER_CPUS})  # it only drives a TorchTrainer
     fanout = ProbeFanout.from_config(uri, cfg.base.probe)
-    tuner = tune.Tuner(
-        trainable,
-        param_space=cfg.param_space(),
-        tune_config=tune.TuneConfig(
-            num_samples=cfg.num_samples,
-            max_concurrent_trials=cfg.max_concurrent_trials or default_concurrency(cfg),
-            trial_dirname_creator=lambda trial: trial.trial_id,
-        ),
-        run_config=tune.RunConfig(
-            name=cfg.name,
-            storage_path=str(storage),
-            callbacks=[ProbeOnCompleteCallback(fanout)],
-            verbose=1,
-        ),
-    )
+    register_fanout(str(sweep_dir), fanout)
+    if resume_dir:
+        queued = probe_finished_trials(fanout, sweep_dir, parent)
+        print(f"[resume] {sweep_dir}: {queued} missing probe task(s) of finished trials queued", file=progress_stream or sys.stderr)
+        tuner = tune.Tuner.restore(str(sweep_dir), trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=cfg.param_space(),
+            tune_config=tune.TuneConfig(
+                num_samples=cfg.num_samples,
+                max_concurrent_trials=cfg.max_concurrent_trials or default_concurrency(cfg),
+                trial_dirname_creator=lambda trial: trial.trial_id,
+                scheduler=scheduler(cfg),
+            ),
+            run_config=tune.RunConfig(
+                name=sweep_dir.name,
+                storage_path=str(sweep_dir.parent),
+                callbacks=[ProbeOnCompleteCallback(str(sweep_dir), str(sweep_dir), parent)],
+                verbose=1,
+            ),
+        )
     results = tuner.fit()
     fanout.drain(stream=progress_stream or sys.stderr)
     incomplete = [tp.trial_id for tp in fanout.trials.values() if tp.missing]
     c = client(uri)
-    c.set_tag(parent, TAG_STATUS, "complete" if not incomplete else f"incomplete: {', '.join(incomplete)}")
+    c.set_tag(parent, TAG_PROBE_STATUS, "complete" if not incomplete else f"incomplete: {', '.join(incomplete)}")
     c.set_terminated(parent, status="FAILED" if results.errors else "FINISHED")
     return {"sweep_dir": str(sweep_dir), "parent_run_id": parent, "experiment": cfg.name, "results": results,
             "probe_failures": fanout.failures, "mlflow_uri": uri}

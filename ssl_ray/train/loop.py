@@ -1,9 +1,12 @@
 """``train_loop_per_worker``: the whole SSL training step of one Ray Train worker.
 
 State leaves a worker only through ``ray.train.report(metrics, checkpoint=...)`` and comes back only
-through ``ray.train.get_checkpoint()``. A checkpoint (at each scheduled epoch; epoch 0 is the
-initialization) holds model, optimizer, scheduler, epoch, RNG state and the experiment config.
-Rank 0 logs ``train/loss`` and ``train/<term>`` to the trial's MLflow run, with step = epoch.
+through ``ray.train.get_checkpoint()``. A checkpoint (``ssl_ray.train.state``) is written at every
+epoch the probes read (epoch 0 is the initialization) and every ``train.resume_every`` epochs, so a
+restarted worker group loses at most that much work; the ``probed`` flag in the report tells them apart.
+Rank 0 logs ``train/loss``, ``train/<term>`` and ``train/embedding_std`` to the trial's MLflow run, with
+step = epoch. A non-finite loss or a collapsed embedding (``ssl_ray.train.health``) ends the run early
+with ``status`` and ``stop_reason`` in its last report and as MLflow tags.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -21,30 +24,14 @@ import ray.train.torch
 from ssl_ray.config import ExperimentConfig
 from ssl_ray.data.loaders import build_train_views
 from ssl_ray.objectives import ObjectiveOutput, build_objective
-from ssl_ray.probes.engine import CHECKPOINT_FILE, model_from_config
+from ssl_ray.probes.engine import model_from_config
+from ssl_ray.train.health import EpochHealth, verdict
 from ssl_ray.train.optim import build_optimizer, build_scheduler
+from ssl_ray.train.state import checkpoint_dir_name, load_state, new_generation, resume_state, save_state, set_rng_state
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
-
-
-def save_state(path: str, model, optimizer, scheduler, epoch: int, cfg: Dict[str, Any], mlflow_run_id: str | None,
-               target_model=None) -> None:
-    extra = {"target_model": target_model.state_dict()} if target_model is not None else {}
-    torch.save(
-        {
-            **extra,
-            "model": _unwrap(model).state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "epoch": epoch,
-            "rng": torch.get_rng_state(),
-            "config": cfg,
-            "mlflow_run_id": mlflow_run_id or "",
-        },
-        os.path.join(path, CHECKPOINT_FILE),
-    )
 
 
 @torch.no_grad()
@@ -56,28 +43,53 @@ def ema_update(target: torch.nn.Module, online: torch.nn.Module, momentum: float
         bt.copy_(bo)
 
 
-def ssl_step(model, objective, views: torch.Tensor, target_model=None) -> ObjectiveOutput:
+def ssl_step(model, objective, views: torch.Tensor, target_model=None) -> tuple[ObjectiveOutput, torch.Tensor]:
     """The objective on the embeddings of ``views`` (B, V, C, H, W); with a target encoder, its
-    gradient-free embeddings of the same views go to the objective as ``target``."""
+    gradient-free embeddings of the same views go to the objective as ``target``. Returns the
+    objective's output and the embeddings (B, V, D)."""
     b, v = views.shape[:2]
     flat = views.flatten(0, 1)
     z = model(flat).view(b, v, -1)
     if target_model is None:
-        return objective(z)
+        return objective(z), z
     with torch.no_grad():
         z_target = target_model(flat).view(b, v, -1)
-    return objective(z, target=z_target)
+    return objective(z, target=z_target), z
 
 
-def supervised_step(model, x: torch.Tensor, y: torch.Tensor) -> ObjectiveOutput:
-    """Cross-entropy of the classifier (the projector's last layer) on the labels."""
+def supervised_step(model, x: torch.Tensor, y: torch.Tensor) -> tuple[ObjectiveOutput, torch.Tensor]:
+    """Cross-entropy of the classifier (the projector's last layer) on the labels; returns it and the logits."""
     logits = model(x)
     loss = F.cross_entropy(logits, y)
     acc = (logits.detach().argmax(1) == y).float().mean()
-    return ObjectiveOutput(loss=loss, terms={"cross_entropy": loss.detach(), "accuracy": acc})
+    return ObjectiveOutput(loss=loss, terms={"cross_entropy": loss.detach(), "accuracy": acc}), logits
+
+
+def _agree(values: list[float], world: int, device) -> list[float]:
+    """Sum ``values`` over the ranks (every rank must take the same stop decision)."""
+    if world == 1:
+        return values
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def _resume(ckpt, writer_tags: Dict[str, Any]) -> tuple[Dict[str, Any], Optional[str]]:
+    """The state to resume from and, after a fallback past a damaged checkpoint, a generation suffix
+    for the checkpoint directories written from now on."""
+    resumed = resume_state(ckpt)
+    writer_tags["ssl_ray.resumed_from"] = f"epoch {int(resumed.state['epoch'])} ({os.path.basename(resumed.source)})"
+    if not resumed.fell_back:
+        return resumed.state, None
+    writer_tags["ssl_ray.checkpoint_fallback"] = "; ".join(f"{p}: {why}" for p, why in resumed.skipped)[:4000]
+    return resumed.state, new_generation()
 
 
 def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
+    from ssl_ray.faults import maybe_fail
+
     cfg = ExperimentConfig.from_dict(loop_config["experiment"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -95,22 +107,26 @@ def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
     optimizer = build_optimizer(model.parameters(), cfg.optim, world)
     scheduler = build_scheduler(optimizer, cfg.optim.warmup_epochs * steps_per_epoch, t.epochs * steps_per_epoch)
 
-    start_epoch = 0
+    tags: Dict[str, Any] = {}
+    start_epoch, generation, state = 0, None, None
     ckpt = ray.train.get_checkpoint()
     if ckpt is not None:
-        with ckpt.as_directory() as d:
-            state = torch.load(os.path.join(d, CHECKPOINT_FILE), map_location="cpu", weights_only=True)
+        state, generation = _resume(ckpt, tags)
+    elif t.init_checkpoint:
+        model.load_state_dict(load_state(t.init_checkpoint)["model"])
+        tags["ssl_ray.init_checkpoint"] = t.init_checkpoint
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         start_epoch = int(state["epoch"]) + 1
     # An EMA target encoder for objectives that take one (MMCR with momentum > 0).
     momentum = float(getattr(objective, "momentum", 0.0) or 0.0)
     target_model = None
     if momentum > 0 and not supervised:
         target_model = copy.deepcopy(model).to(device)
-        if ckpt is not None and "target_model" in state:
+        if state is not None and "target_model" in state:
             target_model.load_state_dict(state["target_model"])
         target_model.train()
         for p in target_model.parameters():
@@ -123,21 +139,28 @@ def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
 
         writer = MetricWriter(loop_config["mlflow_uri"], loop_config["mlflow_run_id"])
         writer.set_tags({"ssl_ray.loader": type(batches).__name__, "ssl_ray.steps_per_epoch": steps_per_epoch,
-                         "ssl_ray.world_size": world})
+                         "ssl_ray.world_size": world, **tags})
 
-    schedule = set(t.checkpoint_schedule())
+    probed = set(t.checkpoint_schedule())
+    kept = set(t.checkpoint_epochs_kept())
 
-    def report(epoch: int, metrics: Dict[str, float]) -> None:
+    def report(epoch: int, metrics: Dict[str, float], stop: Optional[tuple[str, str]] = None) -> None:
         if writer is not None and metrics:
             writer.log(metrics, step=epoch)
-        payload = {"epoch": epoch, **{k.replace("/", "_"): v for k, v in metrics.items()}}
-        if epoch in schedule:
+        payload = {"epoch": epoch, "probed": int(epoch in probed), **{k.replace("/", "_"): v for k, v in metrics.items()}}
+        if stop is not None:  # no checkpoint of a diverged or collapsed state
+            payload.update(status=stop[0], stop_reason=stop[1])
+            if writer is not None:
+                writer.set_tags({"ssl_ray.status": stop[0], "ssl_ray.stop_reason": stop[1]})
+            ray.train.report(payload)
+        elif epoch in kept:
             with tempfile.TemporaryDirectory() as tmp:
                 if rank == 0:
-                    save_state(tmp, model, optimizer, scheduler, epoch, loop_config["experiment"], loop_config.get("mlflow_run_id"),
-                               target_model)
+                    save_state(tmp, model=_unwrap(model), optimizer=optimizer, scheduler=scheduler, epoch=epoch,
+                               cfg=loop_config["experiment"], mlflow_run_id=loop_config.get("mlflow_run_id"),
+                               target_model=target_model)
                 ray.train.report(payload, checkpoint=ray.train.Checkpoint.from_directory(tmp) if rank == 0 else None,
-                                 checkpoint_dir_name=f"epoch_{epoch:04d}")
+                                 checkpoint_dir_name=checkpoint_dir_name(epoch, generation))
         else:
             ray.train.report(payload)
 
@@ -149,20 +172,29 @@ def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
         model.train()
         batches.set_epoch(epoch)
         totals: Dict[str, float] = {}
-        for views, labels, _, _ in batches:
+        health = EpochHealth()
+        for step, (views, labels, _, _) in enumerate(batches):
+            maybe_fail("train.step", epoch=epoch, step=step, rank=rank)
             if supervised:
-                out = supervised_step(model, views[:, 0].to(device, non_blocking=True), labels.to(device, non_blocking=True))
+                out, z = supervised_step(model, views[:, 0].to(device, non_blocking=True), labels.to(device, non_blocking=True))
             else:
-                out = ssl_step(model, objective, views.to(device, non_blocking=True), target_model)
+                out, z = ssl_step(model, objective, views.to(device, non_blocking=True), target_model)
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             optimizer.step()
             scheduler.step()
             if target_model is not None:
                 ema_update(target_model, _unwrap(model), momentum)
-            totals["train/loss"] = totals.get("train/loss", 0.0) + float(out.loss.detach())
+            loss = float(out.loss.detach())
+            health.update(loss, z)
+            totals["train/loss"] = totals.get("train/loss", 0.0) + loss
             for k, val in out.terms.items():
                 totals[f"train/{k}"] = totals.get(f"train/{k}", 0.0) + float(val)
         metrics = {k: v / steps_per_epoch for k, v in totals.items()}
         metrics["train/lr"] = scheduler.get_last_lr()[0]
-        report(epoch, metrics)
+        nonfinite, std_sum, steps = _agree([health.nonfinite_steps, health.std_sum, health.steps], world, device)
+        metrics["train/embedding_std"] = std_sum / max(steps, 1)
+        stop = verdict(int(nonfinite), metrics["train/embedding_std"], t.collapse_std, epoch)
+        report(epoch, metrics, stop)
+        if stop is not None:
+            return

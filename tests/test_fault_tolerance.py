@@ -1,0 +1,110 @@
+"""Training survives real failures. One sweep of three trials through a real local Ray:
+
+* two identical trials (same seed and config); in one of them a training worker SIGKILLs itself in the
+  middle of epoch 3 (``SSL_RAY_FAULTS``: the rule fires once, in whichever of the two gets there first).
+  Ray Train restarts the worker group from the latest checkpoint (epoch 2) and the trial finishes;
+* a third trial with a learning rate of 1e30, which must be stopped as diverged while the others finish.
+
+The uninterrupted twin is the reference for the resumed one: same seed, same data order (a function of
+(seed, epoch)), the RNG states restored from the checkpoint, one thread per worker.
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from conftest import LIGHT_PROBES, PY, ROOT
+from ssl_ray.faults import fired
+
+EPOCHS = 4
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("faults")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    faults = tmp / "faults.json"
+    faults.write_text(json.dumps([{"site": "train.step", "match": {"epoch": 3, "step": 1}, "action": "sigkill"}]))
+    cmd = [PY, str(ROOT / "experiments" / "sweep_vicreg.py"), "--name", "ft", "--epochs", str(EPOCHS),
+           "--set", "model.depth=2", "--search", "model.width=[8]", "--search", "objective.lam=[25]",
+           "--search", "objective.mu=[25]", "--search", "objective.nu=[1]",
+           "--search", "optim.lr=[0.002,0.002,1e30]", "--cpus-per-worker", "0.6", *LIGHT_PROBES,
+           "--storage-path", str(tmp / "sweeps"), "--mlflow-uri", uri, "--num-cpus", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT,
+                          env=dict(os.environ, SSL_RAY_FAULTS=str(faults)))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert fired(faults) == 1  # the SIGKILL really happened
+    c = MlflowClient(uri)
+    exp = c.get_experiment_by_name("ft")
+    runs = [r for r in c.search_runs([exp.experiment_id]) if r.data.tags.get("ssl_ray.kind") == "trial"]
+    return tmp, c, runs, proc
+
+
+def by_lr(runs, lr):
+    return [r for r in runs if float(r.data.params["optim.lr"]) == lr]
+
+
+def final_params(run):
+    trial_dir = run.data.tags["ssl_ray.trial_dir"]
+    state = torch.load(os.path.join(trial_dir, f"epoch_{EPOCHS:04d}", "state.pt"), weights_only=True)
+    return state["model"]
+
+
+def test_killed_worker_resumes_and_finishes_with_one_value_per_epoch(sweep):
+    tmp, c, runs, _ = sweep
+    assert len(runs) == 3  # one MLflow run per trial, never a second one for the restarted trial
+    assert len({r.data.tags["ssl_ray.trial_id"] for r in runs}) == 3
+    twins = by_lr(runs, 0.002)
+    resumed = [r for r in twins if "ssl_ray.resumed_from" in r.data.tags]
+    assert len(resumed) == 1, [r.data.tags for r in twins]
+    run = resumed[0]
+    # the latest checkpoint Ray Train had registered: epoch 2, or epoch 1 when the kill came before the
+    # controller took in epoch 2's report (reports reach it asynchronously)
+    assert run.data.tags["ssl_ray.resumed_from"].split()[:2] in (["epoch", "2"], ["epoch", "1"])
+    assert run.data.tags["ssl_ray.status"] == "finished" and run.info.status == "FINISHED"
+    for key in ("train/loss", "train/embedding_std", "train/lr"):
+        steps = sorted(m.step for m in c.get_metric_history(run.info.run_id, key))
+        assert steps == list(range(1, EPOCHS + 1)), (key, steps)  # no gap, no duplicate
+    assert os.path.isfile(os.path.join(run.data.tags["ssl_ray.trial_dir"], f"epoch_{EPOCHS:04d}", "state.pt"))
+
+
+def test_resumed_training_ends_with_the_same_parameters(sweep):
+    """Tolerance: exact (bitwise). The resumed worker repeats the same float operations in the same order:
+    same kernels on the same shapes, one thread (cpus_per_worker < 1 -> torch.set_num_threads(1)), the
+    batch order and augmentations a function of (seed, epoch), and the optimizer, scheduler and RNG states
+    restored from the checkpoint. Only a different reduction order -- another thread count, another
+    device, nondeterministic GPU kernels -- would make it differ, by float rounding (about 1e-6 relative)."""
+    _, _, runs, _ = sweep
+    a, b = (final_params(r) for r in by_lr(runs, 0.002))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), (k, float((a[k].float() - b[k].float()).abs().max()))
+
+
+def test_diverging_trial_is_stopped_and_recorded_while_the_others_finish(sweep):
+    _, c, runs, proc = sweep
+    (bad,) = by_lr(runs, 1e30)
+    assert bad.data.tags["ssl_ray.status"] == "diverged"
+    assert "non-finite loss" in bad.data.tags["ssl_ray.stop_reason"]
+    assert bad.info.status == "FAILED"
+    # stopped at its first epoch: no checkpoint of the diverged state, no further epochs
+    assert sorted(m.step for m in c.get_metric_history(bad.info.run_id, "train/loss")) == [1]
+    assert not os.path.exists(os.path.join(bad.data.tags["ssl_ray.trial_dir"], "epoch_0001"))
+    assert all(r.data.tags["ssl_ray.status"] == "finished" for r in by_lr(runs, 0.002))
+    # the sweep summary shows it, with its reason, and does not pick it as the best trial
+    assert "diverged" in proc.stdout and "non-finite loss in" in proc.stdout
+    assert f"best trial {bad.data.tags['ssl_ray.trial_id']}" not in proc.stdout
+
+
+def test_tune_records_the_stop(sweep):
+    from ray.tune import ExperimentAnalysis
+
+    tmp, _, _, _ = sweep
+    trials = ExperimentAnalysis(str(tmp / "sweeps" / "ft")).trials
+    status = sorted((t.config["optim"]["lr"], t.last_result["status"]) for t in trials)
+    assert [s for _, s in status] == ["finished", "finished", "diverged"]
+    assert all(t.status == "TERMINATED" for t in trials)  # stopped on purpose, not errored: never retried

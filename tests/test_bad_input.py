@@ -140,17 +140,30 @@ DATA_CASES = [
     (lambda d: ["--beton", str(d / "labels_only.beton")], "labels_only.beton: has fields ['label'] but no 'image' field"),
     (lambda d: ["--augment", "autoaugment"], "unknown augmentation protocol 'autoaugment'"),
     (lambda d: ["--set", "data.loader=ffcv"], "data.loader 'ffcv' needs data.beton"),
-    (lambda d: ["--dataset", "imagefolder", "--data-root", str(d), "--set", "data.loader=memory"], None),
+    (lambda d: ["--dataset", "imagefolder", "--data-root", str(d / "folder"), "--set", "data.loader=memory"], None),
 ]
 
 
-@pytest.mark.parametrize("make_args,message", DATA_CASES, ids=[c[1][:40] if c[1] else "memory-loader-folder" for c in DATA_CASES])
-def test_bad_data_input(make_args, message, betons, tmp_path, clean_env):
-    if message is None:  # an image folder cannot use the in-memory loader
-        for split in ("train", "test"):
-            (betons / split / "cls").mkdir(parents=True, exist_ok=True)
-        message = "data.loader 'memory' needs an in-memory dataset"
-    assert_clean_failure(run(make_args(betons), clean_env), message, clean_env)
+@pytest.fixture(scope="module")
+def data_runs(betons, tmp_path_factory):
+    """Every DATA_CASES command, run as its own process, a few at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for split in ("train", "test"):  # an image folder, which cannot use the in-memory loader
+        (betons / "folder" / split / "cls").mkdir(parents=True, exist_ok=True)
+    base = dict(os.environ, PYTHONUNBUFFERED="1")
+    base.pop("MLFLOW_TRACKING_URI", None)
+    envs = [dict(base, SSL_RAY_RESULTS=str(tmp_path_factory.mktemp("data") / "results")) for _ in DATA_CASES]
+    with ThreadPoolExecutor(max_workers=(os.cpu_count() or 1) + 1) as pool:
+        procs = list(pool.map(lambda a: run(*a), [(make(betons), env) for (make, _), env in zip(DATA_CASES, envs)]))
+    return list(zip(procs, envs))
+
+
+@pytest.mark.parametrize("case", range(len(DATA_CASES)), ids=[c[1][:40] if c[1] else "memory-loader-folder" for c in DATA_CASES])
+def test_bad_data_input(case, data_runs):
+    message = DATA_CASES[case][1] or "data.loader 'memory' needs an in-memory dataset"
+    proc, env = data_runs[case]
+    assert_clean_failure(proc, message, env)
 
 
 def test_write_beton_errors_name_the_problem(betons, tmp_path, clean_env):

@@ -157,7 +157,7 @@ def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 if rank == 0:
                     save_state(tmp, model=_unwrap(model), optimizer=optimizer, scheduler=scheduler, epoch=epoch,
-                               cfg=loop_config["experiment"], mlflow_run_id=loop_config.get("mlflow_run_id"),
+                               cfg=cfg.to_dict(), mlflow_run_id=loop_config.get("mlflow_run_id"),
                                target_model=target_model)
                 ray.train.report(payload, checkpoint=ray.train.Checkpoint.from_directory(tmp) if rank == 0 else None,
                                  checkpoint_dir_name=checkpoint_dir_name(epoch, generation))

@@ -23,6 +23,7 @@ def run_script(script, name, tmp_path, *extra):
     return c, [r for r in c.search_runs([exp.experiment_id]) if r.data.tags.get("ssl_ray.kind") == "trial"]
 
 
+@pytest.mark.slow  # ~2 min; each objective is also checked against its official code and under DDP in the default suite
 def test_sweep_objectives_all_five(tmp_path):
     c, trials = run_script("sweep_objectives.py", "objs", tmp_path, "--search", "model.width=[8]")
     names = sorted(t.data.params["objective.name"] for t in trials)

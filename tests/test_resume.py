@@ -3,7 +3,7 @@
 Three trials run two at a time on a 2-CPU local Ray. Probe tasks (2 CPUs each here) cannot start while
 any trial runs, so when the driver is killed -- as soon as Tune has recorded one trial as finished and
 another is running with a few checkpoints -- the finished trial's probes are still missing. Before resuming, the
-running trial's latest checkpoint is damaged on disk (truncated, as by a full disk). ``--resume`` must
+latest checkpoint of a trial Tune had not finished is damaged on disk (truncated, as by a full disk). ``--resume`` must
 finish the running and pending trials from their checkpoints (the damaged one's from the checkpoint
 before, leaving the damaged file as it is), leave the finished ones alone, and compute the missing probes.
 """
@@ -23,8 +23,8 @@ from mlflow.tracking import MlflowClient
 from conftest import PY, ROOT
 from ssl_ray.probes.scoring import expected_keys
 
-EPOCHS = 5
-PROBED = [0, 1, 2, 4, 5]
+EPOCHS = 4
+PROBED = [0, 1, 2, 4]
 LAYERS = ["block1", "block2", "proj_hidden1", "projector"]
 TARGETS = ["class", "random_1.0"]
 
@@ -102,11 +102,10 @@ def resumed(tmp_path_factory):
                 break
             time.sleep(0.5)
         os.kill(proc.pid, signal.SIGKILL)  # the driver
+        # and its local Ray (GCS, raylet, workers still training), as when the head node is lost: nothing
+        # may train or write after the checkpoint is damaged below
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
-        # Its local Ray (GCS, raylet, workers still training) goes down with it, as with a lost head node:
-        # what has not exited after a few seconds is killed too, so nothing writes after the damage below.
-        if wait_for_group_exit(proc.pid, timeout=5) is None:
-            os.killpg(proc.pid, signal.SIGKILL)
         gone_in = wait_for_group_exit(proc.pid, timeout=60)
         before = {r.data.tags["ssl_ray.trial_id"]: r for r in trial_runs(c)}
     finally:
@@ -115,8 +114,7 @@ def resumed(tmp_path_factory):
     killed_at = time.time()
     finished_before = tune_terminated(sweep_dir)
     candidates = [latest_registered(Path(r.data.tags["ssl_ray.trial_dir"])) for t, r in before.items()
-                  if t not in finished_before and r.data.tags.get("ssl_ray.status") == "running"
-                  and "ssl_ray.trial_dir" in r.data.tags]
+                  if t not in finished_before and "ssl_ray.trial_dir" in r.data.tags]
     candidates = [d for d in candidates if d is not None and int(d.name.split("_")[1]) >= 2]
     assert candidates, "no running trial with two checkpoints at the kill"
     bad = candidates[0] / "state.pt"

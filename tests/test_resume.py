@@ -54,16 +54,37 @@ def tune_terminated(sweep_dir: Path) -> set:
     return {t["trial_id"] for t in trials if t.get("status") == "TERMINATED"}
 
 
-def wait_for_group_exit(pgid: int, timeout: float):
-    """Seconds until every process of the killed driver's session (its local Ray: GCS, raylet, workers
-    still training) has exited; None if some outlive ``timeout``."""
+def descendants(pid: int) -> list:
+    """Every process below ``pid`` (read from /proc before the kill: orphans are re-parented)."""
+    children: dict = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out, stack = [], [pid]
+    while stack:
+        for c in children.get(stack.pop(), []):
+            out.append(c)
+            stack.append(c)
+    return out
+
+
+def wait_for_exit(pids, timeout: float):
+    """Seconds until none of ``pids`` is running any more (zombies count as gone); None after ``timeout``."""
+    def alive(pid):
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return False
+
     t0 = time.time()
     while time.time() - t0 < timeout:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
+        if not any(alive(p) for p in pids):
             return time.time() - t0
-        time.sleep(0.5)
+        time.sleep(0.2)
     return None
 
 
@@ -101,16 +122,22 @@ def resumed(tmp_path_factory):
             if tune_terminated(sweep_dir) and damaged:
                 break
             time.sleep(0.5)
-        os.kill(proc.pid, signal.SIGKILL)  # the driver
-        # and its local Ray (GCS, raylet, workers still training), as when the head node is lost: nothing
-        # may train or write after the checkpoint is damaged below
-        os.killpg(proc.pid, signal.SIGKILL)
+        # The driver and its local Ray (GCS, raylet, the workers still training), as when the head node is
+        # lost: nothing may train or register a checkpoint after the one below is damaged.
+        ray_procs = descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        for pid in ray_procs:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         proc.wait(timeout=60)
-        gone_in = wait_for_group_exit(proc.pid, timeout=60)
+        gone_in = wait_for_exit(ray_procs, timeout=60)
         before = {r.data.tags["ssl_ray.trial_id"]: r for r in trial_runs(c)}
     finally:
         log.close()
     assert gone_in is not None, "Ray's processes outlived SIGKILL by 60 s"
+    assert ray_procs  # the kill took Ray's processes, not only the driver
     killed_at = time.time()
     finished_before = tune_terminated(sweep_dir)
     candidates = [latest_registered(Path(r.data.tags["ssl_ray.trial_dir"])) for t, r in before.items()

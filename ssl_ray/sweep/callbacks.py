@@ -1,8 +1,8 @@
 """Tune callback: when a trial completes, fan its missing probes out as Ray tasks (without blocking).
 
-The callback holds only a key. Tune pickles its run config (callbacks included) into the sweep
+The callback holds only its sweep directory. Tune pickles its run config (callbacks included) into the sweep
 directory, and a restored sweep unpickles it; the live :class:`ProbeFanout` of the current driver is
-looked up by that key (:func:`register_fanout`), so a resumed sweep probes through its own fan-out.
+looked up by that directory (:func:`register_fanout`), so a resumed sweep probes through its own fan-out.
 
 The same planning serves a trial that finished (its last result lists its checkpoints), a trial the
 scheduler stopped early (its checkpoints are read from its Ray Train directory), and, on resume, every
@@ -28,8 +28,8 @@ from ssl_ray.train.state import checkpoint_epoch
 _FANOUTS: Dict[str, ProbeFanout] = {}
 
 
-def register_fanout(key: str, fanout: ProbeFanout) -> None:
-    _FANOUTS[key] = fanout
+def register_fanout(sweep_dir: str, fanout: ProbeFanout) -> None:
+    _FANOUTS[sweep_dir] = fanout
 
 
 def scan_checkpoints(trial_dir: Path, cfg: ExperimentConfig) -> List[Tuple[int, str]]:
@@ -68,12 +68,12 @@ def submit_missing(fanout: ProbeFanout, trial: TrialCheckpoints) -> int:
 
 
 class ProbeOnCompleteCallback(tune.Callback):
-    def __init__(self, key: str, sweep_dir: str, parent_run_id: str):
-        self.key, self.sweep_dir, self.parent_run_id = key, sweep_dir, parent_run_id
+    def __init__(self, sweep_dir: str, parent_run_id: str):
+        self.sweep_dir, self.parent_run_id = sweep_dir, parent_run_id
 
     @property
     def fanout(self) -> ProbeFanout:
-        return _FANOUTS[self.key]
+        return _FANOUTS[self.sweep_dir]
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}

@@ -55,8 +55,9 @@ def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
     run_name = f"{trial_id} {label}".strip()
     run_id = get_or_create_trial_run(ctx.mlflow_uri, ctx.parent_run_id, trial_id, run_name, flatten(config))
     train_dir = Path(ctx.sweep_dir) / "train"
-    client(ctx.mlflow_uri).set_tag(run_id, TAG_TRIAL_DIR, str(train_dir / trial_id))
-    client(ctx.mlflow_uri).set_tag(run_id, TAG_STATUS, "running")
+    c = client(ctx.mlflow_uri)
+    c.set_tag(run_id, TAG_TRIAL_DIR, str(train_dir / trial_id))
+    c.set_tag(run_id, TAG_STATUS, "running")
     t = exp.train
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -72,7 +73,6 @@ def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
             failure_config=ray.train.FailureConfig(max_failures=t.max_failures),
         ),
     )
-    c = client(ctx.mlflow_uri)
     try:
         result = trainer.fit()
     except BaseException as e:

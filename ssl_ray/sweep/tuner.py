@@ -120,7 +120,7 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
             run_config=tune.RunConfig(
                 name=sweep_dir.name,
                 storage_path=str(sweep_dir.parent),
-                callbacks=[ProbeOnCompleteCallback(str(sweep_dir), str(sweep_dir), parent)],
+                callbacks=[ProbeOnCompleteCallback(str(sweep_dir), parent)],
                 verbose=1,
             ),
         )

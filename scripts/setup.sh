@@ -61,6 +61,15 @@ if [ "${SSL_RAY_SKIP_FFCV:-0}" != "1" ]; then
     EXTRAS="dev,ffcv"
 fi
 
+# A fresh install of the CUDA torch build needs about 7 GB; say so up front rather than let
+# pip die halfway with "No space left on device".
+NEED_GB=8
+free_gb=$(df -Pk "$ROOT" | awk 'NR==2 {print int($4 / 1048576)}')
+if [ ! -x "$VENV/bin/python" ] && [ "${free_gb:-0}" -lt "$NEED_GB" ]; then
+    echo "[setup] error: only ${free_gb} GB free on the disk holding $ROOT; installing into .venv needs about ${NEED_GB} GB" >&2
+    exit 2
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
     echo "[setup] creating $VENV"
     "$PY_BIN" -m venv "$VENV"

@@ -103,6 +103,22 @@ class TrainConfig:
     collapse_std: float = 1e-4
     # Start from the model weights of this checkpoint (a state.pt or its directory) instead of a fresh init.
     init_checkpoint: Optional[str] = None
+    # GPU path (ssl_ray.train.precision). amp: "auto" (bf16 autocast on CUDA, off on the CPU), "bf16" or
+    # "off". channels_last / sync_batchnorm: "auto" (on CUDA; SyncBatchNorm only with several workers),
+    # "on" or "off".
+    amp: str = "auto"
+    channels_last: str = "auto"
+    sync_batchnorm: str = "auto"
+    # How a trial's workers are placed on nodes (Ray's placement strategies): PACK fills a node first,
+    # SPREAD spreads them, STRICT_SPREAD puts each on its own node.
+    placement_strategy: str = "PACK"
+
+    def __post_init__(self) -> None:
+        # YAML (files and --set) reads on/off as booleans
+        for key in ("amp", "channels_last", "sync_batchnorm"):
+            v = getattr(self, key)
+            if isinstance(v, bool):
+                setattr(self, key, "on" if v else "off")
 
     def gpus(self) -> float:
         """GPUs each worker reserves: gpus_per_worker, or 1 when only use_gpu is set."""
@@ -272,6 +288,13 @@ class ExperimentConfig:
         _check_int("train.max_failures", t.max_failures, lo=-1)
         _check_int("train.resume_every", t.resume_every, lo=0)
         _check_number("train.collapse_std", t.collapse_std, lo=0.0)
+        _check_choice("train.amp", t.amp, AMP_MODES)
+        _check_choice("train.channels_last", t.channels_last, SWITCHES)
+        _check_choice("train.sync_batchnorm", t.sync_batchnorm, SWITCHES)
+        _check_choice("train.placement_strategy", t.placement_strategy, PLACEMENT_STRATEGIES)
+        if t.sync_batchnorm == "on" and t.gpus() == 0:
+            raise ConfigError("train.sync_batchnorm=on needs CUDA workers (train.use_gpu or train.gpus_per_worker): "
+                              "torch's SyncBatchNorm runs only on GPUs")
         if t.init_checkpoint is not None:
             self._check_init_checkpoint()
         if t.checkpoint_epochs is not None:
@@ -353,6 +376,14 @@ class ExperimentConfig:
 OPTIMIZERS = ("adamw", "sgd", "lars")
 TRIAL_DRIVER_CPUS = 0.01  # what each trial's Tune function (which drives its TorchTrainer) reserves
 MODES = ("ssl", "supervised")
+AMP_MODES = ("auto", "bf16", "off")
+SWITCHES = ("auto", "on", "off")
+PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_SPREAD", "STRICT_PACK")
+
+
+def _check_choice(key: str, v: Any, known: tuple) -> None:
+    if v not in known:
+        raise ConfigError(f"unknown {key} {v!r} (known: {', '.join(known)})")
 
 
 def _check_int(key: str, v: Any, lo: Optional[int] = None, hi: Optional[int] = None) -> None:

@@ -41,7 +41,9 @@ def test_verdict():
     h = EpochHealth()
     h.update(1.0, torch.full((4, 3), 2.0))
     h.update(float("inf"), torch.full((4, 3), 2.0))
-    assert h.nonfinite_steps == 1 and h.first_bad_loss == math.inf and h.embedding_std == 0.0
+    assert h.nonfinite_steps == 1 and h.embedding_std == 0.0
+    h.update(torch.tensor(float("nan")), None)
+    assert h.nonfinite_steps == 2 and h.steps == 3
 
 
 def test_checkpoint_names():

@@ -16,7 +16,9 @@ its layers are submitted again (a fresh forward pass), up to ``max_retries`` mor
 stops the sweep. Results are logged through the idempotent :class:`ssl_ray.tracking.MetricWriter` (one
 value per (key, step), however often a checkpoint is probed), with step = the checkpoint's epoch.
 When a trial's last checkpoint settles, its tidy table of every probe value is written as the run's
-``probes/probes.csv`` artifact and its ``ssl_ray.probe.status`` tag says whether anything is missing.
+``probes/probes.csv`` artifact, its ``ssl_ray.probe.status`` tag says whether anything is missing, and
+``ssl_ray.probe.nodes`` lists the Ray nodes its tasks ran on. Tasks read checkpoints by path, so on a
+cluster the sweep's storage must be a file system every node mounts (``cluster.yaml``: EFS).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ssl_ray.tracking import MetricWriter
 
 TAG_PROBE_STATUS = "ssl_ray.probe.status"
 TAG_FAILURE = "ssl_ray.probe.failure"
+TAG_PROBE_NODES = "ssl_ray.probe.nodes"  # the Ray node ids the trial's probe tasks ran on
 
 
 @ray.remote
@@ -48,20 +51,27 @@ def features_task(ckpt_dir: str, layers: Sequence[str], threads: int) -> list:
     cf = checkpoint_features(ckpt_dir, layers)
     maybe_fail("probe.features", epoch=cf.epoch)
     meta = dataclasses.replace(cf, layers={})
-    return [meta] + [cf.layers[name] for name in layers]
+    return [(meta, _node_id())] + [cf.layers[name] for name in layers]
 
 
 @ray.remote
-def score_task(meta, layer_features: dict, layer: str, threads: int) -> Dict[str, float]:
+def score_task(head, layer_features: dict, layer: str, threads: int) -> Tuple[Dict[str, float], Tuple[str, str]]:
+    """Every probe of one layer; returns the metrics and the Ray node ids where the features were
+    computed and where they were scored."""
     import torch
 
     from ssl_ray.faults import maybe_fail
     from ssl_ray.probes.scoring import score_layer
 
+    meta, features_node = head
     torch.set_num_threads(threads)
     maybe_fail("probe.score", epoch=meta.epoch, layer=layer)
     cf = dataclasses.replace(meta, layers={layer: layer_features})
-    return score_layer(layer, cf.feature_sets(layer), cf.probe)
+    return score_layer(layer, cf.feature_sets(layer), cf.probe), (features_node, _node_id())
+
+
+def _node_id() -> str:
+    return ray.get_runtime_context().get_node_id()
 
 
 @dataclass
@@ -94,6 +104,7 @@ class TrialProbes:
     jobs: int = 0
     settled: int = 0
     missing: List[str] = field(default_factory=list)
+    nodes: Set[str] = field(default_factory=set)  # Ray nodes the trial's probe tasks ran on
 
 
 def failure_message(e: BaseException) -> str:
@@ -171,7 +182,7 @@ class ProbeFanout:
         w = self.writer(job.run_id)
         tag = f"{TAG_FAILURE}.e{job.epoch:04d}.{layer}"
         try:
-            metrics = ray.get(ref)
+            metrics, nodes = ray.get(ref)
         except Exception as e:  # noqa: BLE001 - a probe failure must not stop the sweep
             attempt = job.attempts[layer]
             retried = attempt <= self.max_retries
@@ -185,6 +196,7 @@ class ProbeFanout:
                 self.done_layers += 1
         else:
             w.log(metrics, step=job.epoch)
+            self.trials[job.run_id].nodes.update(nodes)
             self.done_layers += 1
             if job.attempts[layer] > 1:
                 w.set_tags({tag: f"failed {job.attempts[layer] - 1} time(s), then succeeded on attempt {job.attempts[layer]}"})
@@ -206,7 +218,8 @@ class ProbeFanout:
 
     def _finish_trial(self, run_id: str, tp: TrialProbes) -> None:
         w = self.writer(run_id)
-        w.set_tags({TAG_PROBE_STATUS: "complete" if not tp.missing else f"incomplete: {', '.join(tp.missing)[:4000]}"})
+        w.set_tags({TAG_PROBE_STATUS: "complete" if not tp.missing else f"incomplete: {', '.join(tp.missing)[:4000]}",
+                    TAG_PROBE_NODES: ",".join(sorted(tp.nodes))[:4000]})
         if self.write_tables:
             from ssl_ray.probes.table import log_probe_table
 

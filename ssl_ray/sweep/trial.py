@@ -25,7 +25,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from ssl_ray.config import ExperimentConfig, flatten, get_path
 from ssl_ray.tracking import TAG_STATUS, TAG_STOP_REASON, TAG_TRIAL_DIR, client, get_or_create_trial_run
 from ssl_ray.train.health import FINISHED, STOPPED
-from ssl_ray.train.loop import train_loop_per_worker
+from ssl_ray.train.loop import set_trainer_env, train_loop_per_worker
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,11 @@ def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
     c.set_tag(run_id, TAG_TRIAL_DIR, str(train_dir / trial_id))
     c.set_tag(run_id, TAG_STATUS, "running")
     t = exp.train
+    set_trainer_env()
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"experiment": config, "mlflow_uri": ctx.mlflow_uri, "mlflow_run_id": run_id},
-        scaling_config=ray.train.ScalingConfig(
-            num_workers=t.workers, use_gpu=t.use_gpu, resources_per_worker={"CPU": t.cpus_per_worker}
-        ),
+        scaling_config=scaling_config(t),
         run_config=ray.train.RunConfig(
             name=trial_id,
             storage_path=str(train_dir),
@@ -97,6 +96,16 @@ def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
             "stop_reason": tags.get(TAG_STOP_REASON, "") if status != FINISHED else "",
         }
     )
+
+
+def scaling_config(t) -> ray.train.ScalingConfig:
+    """A trial's Ray Train workers: ``train.workers`` x (``cpus_per_worker`` CPUs, ``gpus()`` GPUs), placed
+    with ``train.placement_strategy``."""
+    resources = {"CPU": t.cpus_per_worker}
+    if t.gpus() > 0:
+        resources["GPU"] = t.gpus()
+    return ray.train.ScalingConfig(num_workers=t.workers, use_gpu=t.gpus() > 0, resources_per_worker=resources,
+                                   placement_strategy=t.placement_strategy)
 
 
 def probed_checkpoints(reported) -> List[tuple[int, str]]:

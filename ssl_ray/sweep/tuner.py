@@ -38,7 +38,12 @@ def init_ray(cfg: SweepConfig, verbose: bool = False) -> None:
         ray.init(num_cpus=cfg.num_cpus, **kw)
 
 
-def default_concurrency(cfg: SweepConfig) -> int:
+def default_concurrency(cfg: SweepConfig) -> Optional[int]:
+    """Trials at once when ``max_concurrent_trials`` is not set: on the local Ray, as many as its CPUs hold;
+    on a cluster (``--address``), no limit, so that every pending trial's resource request reaches the
+    autoscaler, which adds nodes for them (a cluster's CPUs at start say nothing of what it can grow to)."""
+    if cfg.address:
+        return None
     t = cfg.base.train
     per_trial = t.workers * t.cpus_per_worker
     total = ray.cluster_resources().get("CPU", 1)

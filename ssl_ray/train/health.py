@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
@@ -32,21 +32,27 @@ def normalized_embedding_std(z: torch.Tensor, eps: float = 1e-12) -> torch.Tenso
 
 @dataclass
 class EpochHealth:
-    """Accumulates one epoch's evidence; :meth:`verdict` says whether to stop."""
+    """Accumulates one epoch's evidence; :func:`verdict` says whether to stop. The sums stay tensors on
+    the training device, so a step never waits for the GPU; reading them synchronizes once per epoch."""
 
     steps: int = 0
-    nonfinite_steps: int = 0
-    first_bad_loss: float = math.nan
-    std_sum: float = 0.0
+    _nonfinite: Any = 0
+    _std: Any = 0.0
 
-    def update(self, loss: float, z: Optional[torch.Tensor]) -> None:
+    def update(self, loss, z: Optional[torch.Tensor]) -> None:
         self.steps += 1
-        if not math.isfinite(loss):
-            if self.nonfinite_steps == 0:
-                self.first_bad_loss = loss
-            self.nonfinite_steps += 1
+        loss = torch.as_tensor(loss).detach()
+        self._nonfinite = self._nonfinite + (~torch.isfinite(loss)).to(torch.int64)
         if z is not None:
-            self.std_sum += float(normalized_embedding_std(z))
+            self._std = self._std + normalized_embedding_std(z)
+
+    @property
+    def nonfinite_steps(self) -> int:
+        return int(self._nonfinite)
+
+    @property
+    def std_sum(self) -> float:
+        return float(self._std)
 
     @property
     def embedding_std(self) -> float:

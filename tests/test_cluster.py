@@ -1,0 +1,163 @@
+"""Scale-out: the cluster configs pass Ray's own validation; a sweep runs on a real 3-node
+``ray.cluster_utils.Cluster`` with a trial's two Train workers on different nodes (DDP over gloo) and its
+probe fan-out, storage in one shared directory; and on the fake autoscaling cluster of
+``cluster-local.yaml`` the autoscaler adds the worker nodes that a 2-trial sweep asks for."""
+
+import copy
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from conftest import LIGHT_PROBES, PY, ROOT
+
+RAY = str(Path(PY).parent / "ray")
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((ROOT / name).read_text())
+
+
+# -- the configs -------------------------------------------------------------------------------------
+
+def test_cluster_configs_pass_ray_validation():
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    aws, local = load("cluster.yaml"), load("cluster-local.yaml")
+    validate_config(aws)
+    validate_config(prepare_config(copy.deepcopy(aws)))  # as `ray up` sees it, AWS defaults filled in
+    validate_config(local)
+    # one shape in both: a head that does no work, a pretraining type and a probe type
+    assert set(aws["available_node_types"]) == set(local["available_node_types"]) == {
+        "ray.head.default", "ray.worker.train", "ray.worker.probe"}
+    for c in (aws, local):
+        assert c["available_node_types"]["ray.head.default"]["resources"] == {"CPU": 0}
+    assert local["provider"]["type"] == "fake_multinode" and aws["provider"]["type"] == "aws"
+
+
+def test_validation_rejects_a_misspelt_field():
+    import jsonschema
+    from ray.autoscaler._private.util import validate_config
+
+    bad = load("cluster.yaml")
+    bad["available_node_types"]["ray.worker.train"]["max_wrkers"] = 4
+    with pytest.raises(jsonschema.ValidationError, match="max_wrkers"):
+        validate_config(bad)
+
+
+def test_cluster_yaml_keeps_servers_local_and_credentials_out():
+    text = (ROOT / "cluster.yaml").read_text()
+    assert not re.search(r"(?i)aws_(access_key_id|secret_access_key|session_token)\s*[:=]|AKIA[0-9A-Z]{16}", text)
+    c = load("cluster.yaml")
+    head = " ".join(c["head_start_ray_commands"])
+    assert "mlflow server --host 127.0.0.1" in head and "--dashboard-host=127.0.0.1" in head
+    # the workers reach the head's MLflow through an SSH tunnel to its loopback address
+    assert "-L 127.0.0.1:5000:127.0.0.1:5000" in " ".join(c["worker_start_ray_commands"])
+    # every node installs the project with the README's own setup script, FFCV's system packages first
+    setup = " ".join(c["setup_commands"])
+    assert "bash scripts/setup.sh" in setup and "libturbojpeg0-dev" in setup
+    assert (ROOT / "scripts" / "setup.sh").is_file()
+    assert c["file_mounts"]["~/ssl_ray"] == "." and ".venv" in c["rsync_exclude"]
+
+
+# -- a sweep on several nodes ------------------------------------------------------------------------
+
+def trial_runs(uri: str, name: str):
+    c = MlflowClient(uri)
+    runs = c.search_runs([c.get_experiment_by_name(name).experiment_id])
+    return [r for r in runs if r.data.tags.get("ssl_ray.kind") == "trial"]
+
+
+def sweep_cmd(address: str, name: str, tmp_path: Path, *extra: str) -> list:
+    return [PY, str(ROOT / "experiments" / "sweep_vicreg.py"), "--address", address, "--name", name,
+            "--epochs", "1", "--set", "model.depth=1", "--search", "objective.lam=[25]",
+            "--storage-path", str(tmp_path / "shared"), "--mlflow-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+            *LIGHT_PROBES, *extra]
+
+
+def run_sweep(cmd, env=None, timeout=900):
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture
+def three_nodes():
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    workers = [c.add_node(num_cpus=2), c.add_node(num_cpus=2)]
+    c.wait_for_nodes()
+    yield c, [c.head_node.node_id] + [w.node_id for w in workers]
+    c.shutdown()
+
+
+def test_trial_spreads_its_train_workers_over_nodes(three_nodes, tmp_path):
+    cluster, node_ids = three_nodes
+    run_sweep(sweep_cmd(cluster.address, "spread", tmp_path, "--search", "model.width=[4]", "--workers", "2",
+                        "--set", "train.placement_strategy=STRICT_SPREAD"))
+    (run,) = trial_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "spread")
+    tags = run.data.tags
+    train_nodes = tags["ssl_ray.train.nodes"].split(",")
+    assert len(train_nodes) == 2 and len(set(train_nodes)) == 2 and set(train_nodes) <= set(node_ids)
+    assert tags["ssl_ray.world_size"] == "2" and tags["ssl_ray.ddp_backend"] == "gloo"
+    assert tags["ssl_ray.status"] == "finished" and tags["ssl_ray.probe.status"] == "complete"
+    assert "probe/class/ncc_test/block1" in run.data.metrics
+    assert set(tags["ssl_ray.probe.nodes"].split(",")) <= set(node_ids)
+    # the checkpoints the probes read lie in the shared storage directory
+    assert list((tmp_path / "shared" / "spread" / "train").glob("*/epoch_0001/state.pt"))
+
+
+@pytest.fixture
+def fake_autoscaling_cluster(tmp_path):
+    """``cluster-local.yaml`` started as its comment says; every fake node is stopped afterwards."""
+    env = dict(os.environ, RAY_FAKE_CLUSTER="1", AUTOSCALER_UPDATE_INTERVAL_S="1")
+    subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
+    start = subprocess.run([RAY, "start", "--head", "--num-cpus=0", f"--autoscaling-config={ROOT / 'cluster-local.yaml'}",
+                            "--dashboard-host=127.0.0.1", "--disable-usage-stats"],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert start.returncode == 0, start.stdout[-2000:] + start.stderr[-2000:]
+    try:
+        yield Path("/tmp/ray/session_latest/logs/monitor.log")
+    finally:
+        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=300)
+
+
+def test_autoscaler_adds_worker_nodes_for_a_sweep(fake_autoscaling_cluster, tmp_path):
+    """The head has 0 CPUs; each trial asks for 2 Train workers: nothing runs until the autoscaler adds nodes."""
+    from ray.autoscaler._private.fake_multi_node.node_provider import FAKE_HEAD_NODE_ID
+
+    monitor_log = fake_autoscaling_cluster
+    t0 = time.time()
+    run_sweep(sweep_cmd("auto", "autoscaled", tmp_path, "--search", "model.width=[4,8]", "--workers", "2",
+                        "--cpus-per-worker", "1"))
+    runs = trial_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "autoscaled")
+    assert len(runs) == 2
+    launched = re.findall(r"Adding (\d+) node\(s\) of type (\S+)\.", monitor_log.read_text())
+    assert sum(int(n) for n, _ in launched) >= 1, monitor_log.read_text()[-3000:]
+    for run in runs:
+        tags = run.data.tags
+        assert tags["ssl_ray.status"] == "finished" and tags["ssl_ray.probe.status"] == "complete", tags
+        assert "probe/class/ncc_test/block1" in run.data.metrics
+        for key in ("ssl_ray.train.nodes", "ssl_ray.probe.nodes"):
+            nodes = set(tags[key].split(","))
+            assert nodes and FAKE_HEAD_NODE_ID not in nodes, (key, nodes)
+    print(f"autoscaled sweep: {time.time() - t0:.0f}s, launches {launched}")
+
+
+def test_scaling_config_asks_for_the_trials_gpus_and_placement():
+    from ssl_ray.config import TrainConfig
+    from ssl_ray.sweep.trial import scaling_config
+
+    s = scaling_config(TrainConfig(workers=8, cpus_per_worker=11, gpus_per_worker=1, placement_strategy="SPREAD"))
+    assert s.num_workers == 8 and s.use_gpu and s.placement_strategy == "SPREAD"
+    assert s.resources_per_worker == {"CPU": 11, "GPU": 1}
+    half = scaling_config(TrainConfig(workers=2, gpus_per_worker=0.5))  # two workers share a GPU
+    assert half.resources_per_worker == {"CPU": 1.0, "GPU": 0.5} and half.use_gpu
+    cpu = scaling_config(TrainConfig(workers=2))
+    assert cpu.resources_per_worker == {"CPU": 1.0} and not cpu.use_gpu and cpu.placement_strategy == "PACK"

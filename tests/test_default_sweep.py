@@ -13,6 +13,8 @@ reverse-engineering study found, within 15 minutes on 2 CPU cores.
 import subprocess
 import time
 
+import pytest
+
 from conftest import PY, ROOT
 from ssl_ray.config import TrainConfig
 from ssl_ray.probes.scoring import PROBES, expected_keys
@@ -23,6 +25,7 @@ TAPS = ["block1", "block2", "block3", "block4", "proj_hidden1", "projector"]
 TARGETS = ["sample", "class", "random_0.5", "random_1.0"]
 
 
+@pytest.mark.slow  # 8 minutes: the README's main command itself, also run on a fresh clone before each release
 def test_default_sweep_reproduces_the_study(clean_env, tmp_path):
     t0 = time.time()
     proc = subprocess.run([PY, str(ROOT / "experiments" / "sweep_vicreg.py")], capture_output=True, text=True,

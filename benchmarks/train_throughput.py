@@ -7,14 +7,17 @@ Same run, same model, same batch, same data pipeline, same precision settings, s
   1), ``ray.train.report``, the collapse monitor, and rank 0's MLflow logging to a SQLite store. Its
   per-epoch ``train/images_per_s`` is timed from the end of one epoch's steps to the end of the next,
   so each figure includes the previous epoch's report, checkpoint and MLflow write.
-- ``bare``: the same model, objective, optimizer and loader iterated by a plain loop in this process
-  (forward, objective, backward, step); nothing else.
+- ``bare``: the same model, objective, optimizer and loader iterated by a plain loop (forward, objective,
+  backward, step; nothing else), run as a Ray task holding the same CPUs (and GPU). So both loops run in
+  Ray worker processes, which Ray starts at nice 15: a bare loop in this process would run at nice 0 and
+  win every contest for a core against Ray's own processes, and the ratio would measure the OS
+  scheduler's priorities rather than our loop.
 
 The first two epochs of each are warm-up and not counted (the first epochs of a fresh process pay
 for allocator growth, kernel selection, the worker's first checkpoint upload and metric writes: one-time
-costs, which a real epoch of thousands of steps hides); each side's figure is the median of the rest, and
-the bare loop runs before and after ours (its figure is the median of both runs) so that a drift in the
-machine's speed does not favour either. ``ratio`` = ours / bare is what to read.
+costs, which a real epoch of thousands of steps hides). The runs alternate (bare, ours, bare, ours, bare)
+and each side's figure is the median over all its counted epochs, so that a drift in the machine's speed
+does not favour either side. ``ratio`` = ours / bare is what to read.
 
 MFU = images/s x model FLOPs per image (forward + backward, counted by ``torch.utils.flop_counter``)
 / the device's peak, measured here as the best of a few large matmuls (fp32 on the CPU, bf16 on CUDA).
@@ -127,7 +130,7 @@ def bare_loop(cfg: dict, device: torch.device, threads: int) -> List[float]:
     return rates
 
 
-def ours(cfg: dict, tmp: Path) -> tuple[List[float], float]:
+def ours(cfg: dict, tmp: Path, name: str) -> tuple[List[float], float]:
     """Images per second of each epoch of our loop under Ray Train, read back from its MLflow run; and
     the wall time of the whole fit (worker start-up included)."""
     import ray.train
@@ -139,13 +142,13 @@ def ours(cfg: dict, tmp: Path) -> tuple[List[float], float]:
 
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     parent = get_or_create_parent_run(uri, "train_throughput", str(tmp), {})
-    run_id = get_or_create_trial_run(uri, parent, "bench", "bench", {})
+    run_id = get_or_create_trial_run(uri, parent, name, name, {})
     exp = ExperimentConfig.from_dict(cfg).validate()
     set_trainer_env()  # as a sweep trial does
     trainer = TorchTrainer(train_loop_per_worker,
                            train_loop_config={"experiment": exp.to_dict(), "mlflow_uri": uri, "mlflow_run_id": run_id},
                            scaling_config=scaling_config(exp.train),
-                           run_config=ray.train.RunConfig(name="bench", storage_path=str(tmp / "storage"),
+                           run_config=ray.train.RunConfig(name=name, storage_path=str(tmp / "storage"),
                                                           checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None)))
     t0 = time.perf_counter()
     trainer.fit()
@@ -162,11 +165,17 @@ def summary(rates: List[float]) -> Dict[str, float]:
     return {"epochs": [round(r, 1) for r in rates], "images_per_s": round(statistics.median(counted), 1)}
 
 
+def pooled(runs: List[List[float]]) -> Dict:
+    """Every run's epochs, and the median over the counted epochs of all of them."""
+    return {"images_per_s": round(statistics.median([r for run in runs for r in run[WARMUP:]]), 1),
+            "runs": [summary(run) for run in runs]}
+
+
 def main(argv=None) -> int:
     cuda = torch.cuda.is_available()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="CI mode: fewer epochs")
-    p.add_argument("--epochs", type=int, default=None, help=f"epochs per loop, the first {WARMUP} not counted (default 12, --quick 8)")
+    p.add_argument("--epochs", type=int, default=None, help=f"epochs per loop, the first {WARMUP} not counted (default 12, --quick 7)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--backbone", default="resnet18" if cuda else "res")
     p.add_argument("--image-size", type=int, default=64 if cuda else 16)
@@ -174,10 +183,11 @@ def main(argv=None) -> int:
                    help="VICReg's ImageNet projector is 8192 8192 8192")
     p.add_argument("--loader", choices=("memory", "ffcv"), default="ffcv" if cuda else "memory",
                    help="ffcv: the digits written to a .beton and read with FFCV (to the GPU with ToDevice)")
+    p.add_argument("--rounds", type=int, default=2, help="runs of our loop, each followed by a bare run (one bare run first)")
     p.add_argument("--cpus", type=int, default=os.cpu_count() or 1, help="threads for both loops (the worker's CPUs)")
     p.add_argument("--out", default=None, help="default: results/benchmarks/train_throughput.json (gpu.json on CUDA)")
     args = p.parse_args(argv)
-    args.epochs = args.epochs or (8 if args.quick else 12)
+    args.epochs = args.epochs or (7 if args.quick else 12)
     if args.epochs <= WARMUP:
         p.error(f"--epochs must be more than {WARMUP} (the first {WARMUP} are not counted)")
     out = Path(args.out or ROOT / "results" / "benchmarks" / ("gpu.json" if cuda else "train_throughput.json"))
@@ -198,14 +208,17 @@ def main(argv=None) -> int:
         ray.init(num_cpus=args.cpus, num_gpus=1 if cuda else 0, include_dashboard=False, log_to_driver=False,
                  logging_level="WARNING")
         try:
-            bare_before = bare_loop(cfg, device, args.cpus)
-            ours_rates, wall = ours(cfg, tmp)
-            bare_after = bare_loop(cfg, device, args.cpus)
+            # bare, ours, bare, ours, ..., bare: each side sees the machine at the same times
+            bare = ray.remote(bare_loop).options(num_cpus=args.cpus, num_gpus=1 if cuda else 0)
+            bare_runs, ours_runs, walls = [ray.get(bare.remote(cfg, device, args.cpus))], [], []
+            for i in range(args.rounds):
+                rates, wall = ours(cfg, tmp, f"bench-{i}")
+                ours_runs.append(rates)
+                walls.append(wall)
+                bare_runs.append(ray.get(bare.remote(cfg, device, args.cpus)))
         finally:
             ray.shutdown()
-    bare = {"images_per_s": round(statistics.median(bare_before[WARMUP:] + bare_after[WARMUP:]), 1),
-            "runs": [summary(bare_before), summary(bare_after)]}
-    mine = {**summary(ours_rates), "fit_wall_s": round(wall, 1)}
+    bare, mine = pooled(bare_runs), {**pooled(ours_runs), "fit_wall_s": [round(w, 1) for w in walls]}
     ratio = round(mine["images_per_s"] / bare["images_per_s"], 3)
     peak = device_peak_flops(device)
     per_image = flops_per_image(cfg, device)

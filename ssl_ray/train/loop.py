@@ -43,7 +43,7 @@ ASYNC = CheckpointUploadMode.ASYNC
 # The controller's poll interval, which also bounds how long a reported checkpoint waits before Ray Train
 # registers it (what a restarted worker group resumes from). Ray Train passes RAY_TRAIN_* variables of the
 # process that builds the trainer on to its controller; a value already in the environment wins.
-TRAINER_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25"}
+TRAINER_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5"}
 
 
 def set_trainer_env() -> None:

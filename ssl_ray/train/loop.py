@@ -72,9 +72,7 @@ def ssl_step(model, objective, views: torch.Tensor, target_model=None,
     objective's output and the embeddings (B, V, D). Under ``precision``'s autocast only the networks
     run in bf16; the objective gets fp32 embeddings."""
     b, v = views.shape[:2]
-    flat = views.flatten(0, 1)
-    if precision is not None:
-        flat = prepare_input(flat, precision)
+    flat = prepare_input(views.flatten(0, 1), precision)
     with autocast(flat.device, precision):
         z = model(flat)
         if target_model is not None:
@@ -89,8 +87,7 @@ def ssl_step(model, objective, views: torch.Tensor, target_model=None,
 def supervised_step(model, x: torch.Tensor, y: torch.Tensor,
                     precision: Optional[Precision] = None) -> tuple[ObjectiveOutput, torch.Tensor]:
     """Cross-entropy of the classifier (the projector's last layer) on the labels; returns it and the logits."""
-    if precision is not None:
-        x = prepare_input(x, precision)
+    x = prepare_input(x, precision)
     with autocast(x.device, precision):
         logits = model(x)
     logits = logits.float()

@@ -50,8 +50,9 @@ def prepare_module(model: torch.nn.Module, p: Precision) -> torch.nn.Module:
     return model
 
 
-def prepare_input(x: torch.Tensor, p: Precision) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if p.channels_last and x.dim() == 4 else x
+def prepare_input(x: torch.Tensor, p: Optional[Precision]) -> torch.Tensor:
+    """``x`` in channels-last memory when ``p`` asks for it; unchanged when ``p`` is None."""
+    return x.contiguous(memory_format=torch.channels_last) if p is not None and p.channels_last and x.dim() == 4 else x
 
 
 def autocast(device: torch.device, p: Optional[Precision]):

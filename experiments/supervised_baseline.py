@@ -5,13 +5,15 @@ exactly like the SSL trials (same backbone, layers, checkpoints and targets).
 """
 
 import sys
+from pathlib import Path
 
 from ssl_ray.cli import sweep_main
 
 DEFAULTS = {
     "name": "supervised_digits",
     "base": {
-        "data": {"dataset": "digits", "image_size": 16, "augment": "digits", "views": 2},
+        "data": {"dataset": "digits", "image_size": 16, "augment": "digits", "views": 2,
+                 "superclass_map": str(Path(__file__).with_name("digits_superclasses.txt"))},  # shape groups
         "model": {"backbone": "res", "depth": 4, "width": 32, "projector_dims": [128, 10]},
         "optim": {"optimizer": "adamw", "lr": 2e-3, "batch_size": 256, "warmup_epochs": 1},
         "train": {"mode": "supervised", "epochs": 20},

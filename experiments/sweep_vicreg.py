@@ -8,13 +8,15 @@ Run with --help for every option.
 """
 
 import sys
+from pathlib import Path
 
 from ssl_ray.cli import sweep_main
 
 DEFAULTS = {
     "name": "vicreg_digits",
     "base": {
-        "data": {"dataset": "digits", "image_size": 16, "augment": "digits", "views": 2},
+        "data": {"dataset": "digits", "image_size": 16, "augment": "digits", "views": 2,
+                 "superclass_map": str(Path(__file__).with_name("digits_superclasses.txt"))},  # shape groups
         "model": {"backbone": "res", "depth": 4, "width": 32, "projector_dims": [128, 128]},
         "objective": {"name": "vicreg", "lam": 25.0, "mu": 25.0, "nu": 1.0},
         "optim": {"optimizer": "adamw", "lr": 2e-3, "batch_size": 256, "warmup_epochs": 1},

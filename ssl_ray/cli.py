@@ -70,6 +70,8 @@ def add_sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance (default: all cores)")
     p.add_argument("--mlflow-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite under results/)")
     p.add_argument("--storage-path", help="where sweeps keep checkpoints and Tune state (default: results/sweeps)")
+    p.add_argument("--no-report", dest="report", action="store_false", default=None,
+                   help="skip the figures and trial table written at the end (ssl-ray report writes them later)")
     p.add_argument("--verbose", action="store_true", help="stream worker logs to the console")
     p.add_argument("--resume", metavar="SWEEP_DIR",
                    help="continue a stopped or crashed sweep (e.g. results/sweeps/vicreg_digits) with its saved settings; "
@@ -83,7 +85,7 @@ def sweep_config_from_args(args: argparse.Namespace, defaults: Optional[Dict[str
     raw.setdefault("base", {})
     for key, attr in (("name", "name"), ("num_samples", "num_samples"), ("max_concurrent_trials", "max_concurrent_trials"),
                       ("address", "address"), ("num_cpus", "num_cpus"), ("mlflow_uri", "mlflow_uri"),
-                      ("storage_path", "storage_path"), ("scheduler", "scheduler")):
+                      ("storage_path", "storage_path"), ("scheduler", "scheduler"), ("report", "report")):
         if getattr(args, attr) is not None:
             raw[key] = getattr(args, attr)
     flag_keys = {"dataset": "data.dataset", "data_root": "data.data_root", "beton": "data.beton",
@@ -187,9 +189,30 @@ def sweep_main(argv: Optional[Sequence[str]] = None, defaults: Optional[Dict[str
         return EXIT_BAD_INPUT
     from ssl_ray.sweep.tuner import run_sweep
 
-    out = run_sweep(cfg, verbose=args.verbose, resume_dir=args.resume)
+    out = run_sweep(cfg, verbose=args.verbose, resume_dir=args.resume, command=_command_line(prog, argv))
     print_summary(out, cfg)
+    if cfg.report:
+        sweep_report(out["sweep_dir"])
     return 0 if not out["results"].errors else 1
+
+
+def _command_line(prog: Optional[str], argv: Optional[Sequence[str]]) -> str:
+    import shlex
+
+    script = prog if prog and prog.startswith("ssl-ray") else f"python {sys.argv[0]}" if sys.argv[0] else "python -m ssl_ray.cli sweep"
+    return " ".join([script, shlex.join(list(argv if argv is not None else sys.argv[1:]))]).strip()
+
+
+def sweep_report(sweep_dir: str, stream=None) -> None:
+    """The sweep's figures and table; a failure here is reported and never fails the finished sweep."""
+    from ssl_ray.reports.cli import print_report
+    from ssl_ray.reports.report import write_report
+
+    stream = stream or sys.stdout
+    try:
+        print_report(write_report(sweep_dir), stream)
+    except Exception as e:  # noqa: BLE001 - the sweep's results are in MLflow either way
+        print(f"report not written ({type(e).__name__}: {e}); rerun with: ssl-ray report {sweep_dir}", file=stream)
 
 
 def resume_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
@@ -208,8 +231,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from ssl_ray.data.cli import data_main
     from ssl_ray.probes.cli import probe_main
+    from ssl_ray.reports.cli import report_main
 
-    commands = {"sweep": sweep_main, "resume": resume_main, "data": data_main, "probe": probe_main}
+    commands = {"sweep": sweep_main, "resume": resume_main, "data": data_main, "probe": probe_main, "report": report_main}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         known = ", ".join(commands)
         if argv and argv[0] not in ("-h", "--help"):

@@ -38,7 +38,7 @@ class DataConfig:
     views: int = 2
     beton: Optional[str] = None  # a training .beton (`ssl-ray data write-beton`); read with FFCV
     loader: str = "auto"  # auto | memory | torchvision | ffcv (ssl_ray/data/loaders.py)
-    superclass_map: Optional[str] = None  # image folders: class -> superclass file
+    superclass_map: Optional[str] = None  # digits, image folders: class -> superclass file
     num_workers: int = 0  # loader threads/processes; 0 -> train.cpus_per_worker (FFCV), in-process (torchvision)
 
 
@@ -343,7 +343,7 @@ class ExperimentConfig:
         kinds = [parse_target(name)[0] for name in p.targets or []]
         if "superclass" in kinds and not dataset_meta(d.dataset, d.data_root, d.superclass_map)["num_superclasses"]:
             raise ConfigError(f"probe target 'superclass': dataset {d.dataset!r} has no superclass labels"
-                              + ("" if d.dataset == "digits" else " (give data.superclass_map)"))
+                              + (" (give data.superclass_map)" if d.dataset in ("digits", "imagefolder", "imagenet") else ""))
         for key in ("sample_images", "sample_train_views", "sample_test_views"):
             if getattr(p, key) is not None:
                 _check_int(f"probe.{key}", getattr(p, key), lo=2 if key == "sample_images" else 1)
@@ -514,6 +514,7 @@ class SweepConfig:
     scheduler_mode: str = "min"
     asha_grace_period: int = 1
     asha_reduction_factor: float = 2.0
+    report: bool = True  # write the figures and trial table (ssl-ray report) when the sweep ends
 
     # ---- loading
 
@@ -581,6 +582,8 @@ class SweepConfig:
             _check_int("max_concurrent_trials", self.max_concurrent_trials, lo=1)
         if self.num_cpus is not None:
             _check_int("num_cpus", self.num_cpus, lo=1)
+        if not isinstance(self.report, bool):
+            raise ConfigError(f"report must be true or false, got {self.report!r}")
         if self.scheduler not in SCHEDULERS:
             raise ConfigError(f"unknown scheduler {self.scheduler!r} (known: {', '.join(SCHEDULERS)})")
         if self.scheduler_mode not in ("min", "max"):

@@ -8,6 +8,15 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
 
+def pytest_configure(config):
+    """Sweeps run by tests write their reports (results/<experiment>/) and default stores under a temporary
+    results folder, never into the checkout's results/."""
+    if "SSL_RAY_RESULTS" not in os.environ:
+        import tempfile
+
+        os.environ["SSL_RAY_RESULTS"] = str(Path(tempfile.mkdtemp(prefix="ssl_ray_test_results_")) / "results")
+
+
 @pytest.fixture
 def mlflow_uri(tmp_path):
     return f"sqlite:///{tmp_path / 'mlflow.db'}"

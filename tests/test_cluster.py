@@ -76,7 +76,7 @@ def trial_runs(uri: str, name: str):
 def sweep_cmd(address: str, name: str, tmp_path: Path, *extra: str) -> list:
     return [PY, str(ROOT / "experiments" / "sweep_vicreg.py"), "--address", address, "--name", name,
             "--epochs", "1", "--set", "model.depth=1", "--search", "objective.lam=[25]",
-            "--storage-path", str(tmp_path / "shared"), "--mlflow-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "--storage-path", str(tmp_path / "shared"), "--no-report", "--mlflow-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
             *LIGHT_PROBES, *extra]
 
 

@@ -4,10 +4,11 @@ reverse-engineering study found, within 15 minutes on 2 CPU cores.
 * at the best layer of the best trial, class NCC test accuracy >= 0.8;
 * the same accuracy against random labels <= 0.25;
 * class NCC rises from the first checkpoint to the last, across at least 3 checkpoints;
-* every trial's run holds every probe metric for the sample, class and two random target sets, at
+* every trial's run holds every probe metric for the sample, class, superclass and two random target sets, at
   every layer and every kept checkpoint, once each;
 * at the final checkpoint, class accuracy is far above random-target accuracy (NCC and linear) and the
-  sample-level NCC test accuracy (images told apart across their augmentations) is near 1.
+  sample-level NCC test accuracy (images told apart across their augmentations) is near 1;
+* the report (every figure and the trial table) is written to results/vicreg_digits/.
 """
 
 import subprocess
@@ -22,7 +23,7 @@ from ssl_ray.reports.tables import best_trial, trial_rows
 from ssl_ray.tracking import TAG_KIND, child_runs, client
 
 TAPS = ["block1", "block2", "block3", "block4", "proj_hidden1", "projector"]
-TARGETS = ["sample", "class", "random_0.5", "random_1.0"]
+TARGETS = ["sample", "class", "superclass", "random_0.5", "random_1.0"]
 
 
 @pytest.mark.slow  # 8 minutes: the README's main command itself, also run on a fresh clone before each release
@@ -65,3 +66,8 @@ def test_default_sweep_reproduces_the_study(clean_env, tmp_path):
         sample = max(m[f"probe/sample/ncc_test/{layer}"] for layer in TAPS)
         print(f"{run.data.tags['ssl_ray.trial_id']}: sample NCC test {sample:.3f}")
         assert sample >= 0.9
+    from ssl_ray.reports.report import FIGURES
+
+    report = tmp_path / "results" / "vicreg_digits"
+    assert all((report / f"{stem}.png").stat().st_size > 20_000 for stem in FIGURES)
+    assert len((report / "trials.csv").read_text().strip().splitlines()) == 1 + len(rows)

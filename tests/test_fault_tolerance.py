@@ -108,3 +108,18 @@ def test_tune_records_the_stop(sweep):
     status = sorted((t.config["optim"]["lr"], t.last_result["status"]) for t in trials)
     assert [s for _, s in status] == ["finished", "finished", "diverged"]
     assert all(t.status == "TERMINATED" for t in trials)  # stopped on purpose, not errored: never retried
+
+
+def test_report_is_written_with_light_probes_and_a_diverged_trial(sweep):
+    """The report at the sweep's end copes with what this sweep lacks (no linear, sample or superclass
+    probes) and lists the diverged trial as such."""
+    import csv
+    import re
+
+    _, _, _, proc = sweep
+    m = re.search(r"^report: 11 files in (\S+) ", proc.stdout, re.M)
+    assert m, proc.stdout[-2000:]
+    with open(os.path.join(m.group(1), "trials.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["status"] for r in rows) == ["diverged", "finished", "finished"]
+    assert all(r["best_layer"] for r in rows if r["status"] == "finished")

@@ -13,7 +13,7 @@ def run_sweep(tmp_path, name, *extra):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cmd = [PY, str(ROOT / "experiments" / "sweep_vicreg.py"), "--name", name, "--epochs", "1", "--num-cpus", "2",
            "--search", "objective.lam=[25]", "--search", "model.width=[8]", "--set", "model.depth=2",
-           "--storage-path", str(tmp_path / "sweeps"), "--mlflow-uri", uri, *LIGHT_PROBES, *extra]
+           "--storage-path", str(tmp_path / "sweeps"), "--mlflow-uri", uri, "--no-report", *LIGHT_PROBES, *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     c = MlflowClient(uri)

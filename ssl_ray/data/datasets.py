@@ -15,6 +15,8 @@ On-disk formats:
 
 - ``digits``: bundled with scikit-learn (1,797 real 8x8 handwritten digits, 10 classes), upsampled
   to ``image_size`` and repeated to RGB; a fixed stratified 80/20 train/test split. No download.
+  It has no superclasses of its own; ``data.superclass_map`` (classes ``0``..``9``) gives some, e.g.
+  ``experiments/digits_superclasses.txt``, the shape grouping the default sweep uses.
 - ``cifar10``: ``<root>/cifar-10-batches-py/data_batch_{1..5}`` and ``test_batch``, the
   python-version pickles (dicts with ``b"data"`` (N, 3072) uint8 in CHW order and ``b"labels"``).
 - ``cifar100``: ``<root>/cifar-100-python/train`` and ``test``, with ``b"fine_labels"`` (100
@@ -32,7 +34,7 @@ import json
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -179,10 +181,20 @@ def _digits(split: str, image_size: Optional[int] = 16, data_root=None, supercla
     if image_size != 8:
         imgs = F.interpolate(imgs, size=(image_size, image_size), mode="bilinear", align_corners=False)
     imgs = (imgs.clamp(0, 1) * 255).round().to(torch.uint8).repeat(1, 3, 1, 1)
-    return ArrayDataset(images=imgs.contiguous(), labels=torch.from_numpy(y[idx]), num_classes=10)
+    labels = torch.from_numpy(y[idx])
+    supers, n_super = superclass_labels(superclass_map, DIGIT_CLASSES, labels) if superclass_map is not None else (None, 0)
+    return ArrayDataset(images=imgs.contiguous(), labels=labels, superclasses=supers, num_classes=10, num_superclasses=n_super)
 
 
-DATASETS.register("digits")(DatasetSource(_digits, sample_probe=(20, 100, 20)))
+DIGIT_CLASSES = [str(d) for d in range(10)]  # the class names a superclass map uses
+
+
+def _digits_check(data_root: Optional[str], superclass_map: Optional[str] = None) -> None:
+    if superclass_map is not None:
+        superclass_labels(superclass_map, DIGIT_CLASSES, [])
+
+
+DATASETS.register("digits")(DatasetSource(_digits, _digits_check, sample_probe=(20, 100, 20)))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -303,6 +315,19 @@ def read_superclass_map(path: str) -> Dict[str, str]:
     return mapping
 
 
+def superclass_labels(superclass_map: str, classes: Sequence[str], labels: Sequence[int]) -> Tuple[torch.Tensor, int]:
+    """``(superclass label per sample, number of superclasses)`` from a map file; superclasses are
+    numbered in sorted name order. Every class must have a superclass."""
+    mapping = read_superclass_map(superclass_map)
+    missing = [c for c in classes if c not in mapping]
+    if missing:
+        raise ConfigError(f"superclass map {superclass_map}: no superclass for class {missing[0]!r}")
+    names = sorted(set(mapping[c] for c in classes))
+    sid = {s: i for i, s in enumerate(names)}
+    by_class = torch.tensor([sid[mapping[c]] for c in classes], dtype=torch.int64)
+    return by_class[torch.as_tensor(labels, dtype=torch.int64)], len(names)
+
+
 def _folder_split(data_root: str, split: str, val_name: str) -> Path:
     root = Path(data_root)
     if split == "test":
@@ -343,16 +368,7 @@ def _folder_load(val_name: str) -> Callable:
                     labels.append(index[c])
         if not paths:
             raise ConfigError(f"{split_dir}: no images ({', '.join(IMAGE_EXTENSIONS)})")
-        supers, n_super = None, 0
-        if superclass_map is not None:
-            mapping = read_superclass_map(superclass_map)
-            missing = [c for c in classes if c not in mapping]
-            if missing:
-                raise ConfigError(f"superclass map {superclass_map}: no superclass for class {missing[0]!r}")
-            names = sorted(set(mapping[c] for c in classes))
-            sid = {s: i for i, s in enumerate(names)}
-            supers = torch.tensor([sid[mapping[classes[y]]] for y in labels], dtype=torch.int64)
-            n_super = len(names)
+        supers, n_super = superclass_labels(superclass_map, classes, labels) if superclass_map is not None else (None, 0)
         return FileDataset(paths, torch.tensor(labels, dtype=torch.int64), supers, len(classes), n_super, classes)
 
     return load

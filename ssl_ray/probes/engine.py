@@ -46,6 +46,20 @@ def probe_layers(cfg: ExperimentConfig, model: Optional[SSLModel] = None) -> Lis
     return list(cfg.probe.layers or (model or model_from_config(cfg)).taps)
 
 
+def scan_checkpoints(trial_dir: str | Path, epochs: Iterable[int]) -> List[Tuple[int, str]]:
+    """``[(epoch, dir)]`` of the checkpoints of ``epochs`` in a Ray Train trial directory (the newest
+    directory of an epoch wins: an epoch trained again after a fallback has a newer one)."""
+    from ssl_ray.train.state import checkpoint_epoch
+
+    wanted = set(int(e) for e in epochs)
+    by_epoch: Dict[int, Path] = {}
+    for d in sorted(Path(trial_dir).glob("epoch_*"), key=lambda p: p.stat().st_mtime):
+        e = checkpoint_epoch(d.name)
+        if e in wanted and (d / CHECKPOINT_FILE).is_file():
+            by_epoch[e] = d
+    return [(e, str(d)) for e, d in sorted(by_epoch.items())]
+
+
 def load_checkpoint_state(ckpt_dir: str | Path) -> dict:
     """The training state saved in a checkpoint directory. Data only: ``weights_only=True``."""
     path = Path(ckpt_dir) / CHECKPOINT_FILE

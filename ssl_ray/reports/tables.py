@@ -65,3 +65,52 @@ def format_table(rows: List[dict], columns: Optional[Sequence[str]] = None) -> s
 def best_trial(rows: List[dict]) -> Optional[dict]:
     scored = [r for r in rows if "class_ncc_test" in r and r.get("status") not in ("diverged", "collapsed", "errored")]
     return max(scored, key=lambda r: r["class_ncc_test"]) if scored else None
+
+
+# ------------------------------------------------------------------------------------------------
+# The report's comparison table
+
+REPORT_PARAMS = ["objective.name", "model.backbone", "model.depth", "model.width", "objective.lam", "objective.mu",
+                 "objective.nu"]
+
+
+def comparison_table(data, metric: str = "linear_test"):
+    """One row per trial: its hyperparameters, status, final loss, and its best layer -- the layer with the
+    highest class ``metric`` at the trial's last checkpoint -- with the class linear, NCC and CDNV values
+    there, and the superclass ones where the sweep has superclasses. Returns a pandas DataFrame."""
+    import pandas as pd
+
+    from ssl_ray.reports.source import fmt_param
+
+    keys = [k for k in REPORT_PARAMS if any(k in t.params for t in data.trials)]
+    keys += [k for k in data.varied if k not in keys]
+    levels = [lv for lv in ("class", "superclass") if lv in data.targets]
+    present = set(data.probes.metric)
+    rows = []
+    for t in data.trials:
+        row = {"trial": t.trial_id, "status": t.status}
+        row.update({k: fmt_param(t.params.get(k, "")) for k in keys})
+        loss = data.train[(data.train.trial_id == t.trial_id) & (data.train.metric == "loss")].sort_values("epoch")
+        row["final_loss"] = float(loss.value.iloc[-1]) if len(loss) else math.nan
+        row["epoch"] = data.last_epoch(t.trial_id)
+        scores = {layer: data.final(t.trial_id, "class", metric, layer) for layer in data.layers}
+        scores = {k: v for k, v in scores.items() if not math.isnan(v)}
+        best = max(scores, key=scores.get) if scores else None
+        row["best_layer"] = best
+        for level in levels:
+            for m in [m for m in ("linear_test", "ncc_test", "cdnv") if m in present]:
+                row[f"{level}_{m}"] = data.final(t.trial_id, level, m, best) if best else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def to_markdown(df) -> str:
+    """A GitHub Markdown table (no extra dependency); hyperparameters under their short names (λ, H, ...)."""
+    from ssl_ray.reports.source import SHORT_NAMES
+
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(SHORT_NAMES.get(c, c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(_fmt(r[c]) if isinstance(r[c], float) else ("-" if r[c] is None else str(r[c]))
+                                       for c in cols) + " |")
+    return "\n".join(lines) + "\n"

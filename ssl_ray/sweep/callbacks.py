@@ -20,28 +20,15 @@ from ray import tune
 
 from ssl_ray.config import ExperimentConfig
 from ssl_ray.probes.backfill import TrialCheckpoints, missing_work
-from ssl_ray.probes.engine import CHECKPOINT_FILE
+from ssl_ray.probes.engine import scan_checkpoints
 from ssl_ray.probes.fanout import ProbeFanout
 from ssl_ray.tracking import TAG_STATUS, TAG_STOP_REASON, client, find_trial_run
-from ssl_ray.train.state import checkpoint_epoch
 
 _FANOUTS: Dict[str, ProbeFanout] = {}
 
 
 def register_fanout(sweep_dir: str, fanout: ProbeFanout) -> None:
     _FANOUTS[sweep_dir] = fanout
-
-
-def scan_checkpoints(trial_dir: Path, cfg: ExperimentConfig) -> List[Tuple[int, str]]:
-    """``[(epoch, dir)]`` of the probed epochs' checkpoints in a Ray Train trial directory (the newest
-    directory of an epoch wins)."""
-    probed = set(cfg.train.checkpoint_schedule())
-    by_epoch: Dict[int, Path] = {}
-    for d in sorted(trial_dir.glob("epoch_*"), key=lambda p: p.stat().st_mtime):
-        e = checkpoint_epoch(d.name)
-        if e in probed and (d / CHECKPOINT_FILE).is_file():
-            by_epoch[e] = d
-    return [(e, str(d)) for e, d in sorted(by_epoch.items())]
 
 
 def trial_checkpoints(uri: str, parent_run_id: str, sweep_dir: str, trial_id: str, result: dict) -> Optional[TrialCheckpoints]:
@@ -56,7 +43,7 @@ def trial_checkpoints(uri: str, parent_run_id: str, sweep_dir: str, trial_id: st
     run_id = find_trial_run(uri, parent_run_id, trial_id)  # stopped by the scheduler before its trial function returned
     if run_id is None or not trial_dir.is_dir():
         return None
-    return TrialCheckpoints(run_id, trial_id, trial_dir, scan_checkpoints(trial_dir, cfg), cfg)
+    return TrialCheckpoints(run_id, trial_id, trial_dir, scan_checkpoints(trial_dir, cfg.train.checkpoint_schedule()), cfg)
 
 
 def submit_missing(fanout: ProbeFanout, trial: TrialCheckpoints) -> int:

@@ -20,6 +20,7 @@ from ssl_ray.config import SWEEP_FILE, TRIAL_DRIVER_CPUS, SweepConfig, flatten
 from ssl_ray.probes.fanout import TAG_PROBE_STATUS, ProbeFanout
 from ssl_ray.sweep.callbacks import ProbeOnCompleteCallback, register_fanout, submit_missing, trial_checkpoints
 from ssl_ray.sweep.trial import SweepContext, run_trial
+from ssl_ray.reports.source import TAG_COMMAND, TAG_COMMIT
 from ssl_ray.tracking import client, get_or_create_parent_run
 
 
@@ -89,7 +90,23 @@ def probe_finished_trials(fanout: ProbeFanout, sweep_dir: Path, parent: str) -> 
     return n
 
 
-def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, resume_dir: Optional[str] = None) -> dict:
+def git_commit(path: Path = Path(__file__).resolve().parents[2]) -> str:
+    """The checkout's commit, with ``+changes`` when tracked code (not results) differs from it."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return "unknown (not a git checkout)"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
+                               cwd=path, capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + (" +changes" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown (git not available)"
+
+
+def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, resume_dir: Optional[str] = None,
+              command: Optional[str] = None) -> dict:
     """Run the sweep to the end, probes included; with ``resume_dir``, continue that sweep (Tune's restore:
     finished trials are kept, errored and unfinished ones continue from their latest checkpoints, and the
     missing probes of finished trials are computed). Returns ``{sweep_dir, parent_run_id, experiment,
@@ -102,6 +119,10 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
     if not resume_dir:
         save_sweep_config(cfg, sweep_dir)
     parent = get_or_create_parent_run(uri, cfg.name, str(sweep_dir), {f"base.{k}": v for k, v in flatten(cfg.base.to_dict()).items()})
+    provenance = {TAG_COMMAND: command or "(run_sweep)", TAG_COMMIT: git_commit()}
+    c = client(uri)
+    for k, v in provenance.items():  # what produced the sweep; a resume adds its own, keeping the first
+        c.set_tag(parent, k + ".resume" if resume_dir else k, v)
 
     init_ray(cfg, verbose)
     ctx = SweepContext(str(sweep_dir), uri, parent, tuple(cfg.search_space))
@@ -132,7 +153,6 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
     results = tuner.fit()
     fanout.drain(stream=progress_stream or sys.stderr)
     incomplete = [tp.trial_id for tp in fanout.trials.values() if tp.missing]
-    c = client(uri)
     c.set_tag(parent, TAG_PROBE_STATUS, "complete" if not incomplete else f"incomplete: {', '.join(incomplete)}")
     c.set_terminated(parent, status="FAILED" if results.errors else "FINISHED")
     return {"sweep_dir": str(sweep_dir), "parent_run_id": parent, "experiment": cfg.name, "results": results,

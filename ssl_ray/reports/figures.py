@@ -1,0 +1,444 @@
+"""The study's figures, drawn from a :class:`~ssl_ray.reports.source.SweepData` (Ben-Shaul et al., 2023,
+*Reverse Engineering Self-Supervised Learning*). Each function returns a matplotlib ``Figure``; none
+reads MLflow or a checkpoint itself, so they are drawn the same from a live store or a test's tables.
+
+Trials are colored alike in every figure and labelled by the hyperparameters that differ between them.
+"One layer" figures use the report layer (:func:`report_layer`); "the best trial" is the one with the
+highest class accuracy there at its last checkpoint (:func:`best_trial`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")  # files only; never a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from ssl_ray.reports.source import SHORT_NAMES, SweepData, fmt_param, target_order  # noqa: E402
+
+UNUSABLE = ("diverged", "collapsed", "errored")
+LEVELS = ("sample", "class", "superclass")
+GEOMETRY = [("cdnv", "class CDNV (log)"), ("within_var", "class within-class variance"), ("rankme", "RankMe"),
+            ("participation_ratio", "participation ratio"), ("alpha", "eigenspectrum decay α"),
+            ("manifold_radius", "class manifold radius"), ("manifold_dim", "class manifold dimension")]
+
+
+def trial_colors(data: SweepData) -> Dict[str, tuple]:
+    cmap = plt.get_cmap("tab10" if len(data.trials) <= 10 else "tab20")
+    return {t.trial_id: cmap(i % cmap.N) for i, t in enumerate(data.trials)}
+
+
+def score_metric(data: SweepData) -> str:
+    """Class accuracy used to rank layers and trials: the linear probe's, or NCC's without linear probes."""
+    return "linear_test" if (data.probes.metric == "linear_test").any() else "ncc_test"
+
+
+def report_layer(data: SweepData) -> str:
+    """The layer with the highest class accuracy, averaged over usable trials at their last checkpoints."""
+    metric = score_metric(data)
+    usable = [t for t in data.trials if t.status not in UNUSABLE] or data.trials
+    means = {layer: np.nanmean([data.final(t.trial_id, "class", metric, layer) for t in usable] or [math.nan])
+             for layer in data.layers}
+    scored = {k: v for k, v in means.items() if not math.isnan(v)}
+    return max(scored, key=scored.get) if scored else data.layers[-1]
+
+
+def best_trial(data: SweepData, layer: str) -> str:
+    metric = score_metric(data)
+    usable = [t for t in data.trials if t.status not in UNUSABLE] or data.trials
+    vals = {t.trial_id: data.final(t.trial_id, "class", metric, layer) for t in usable}
+    vals = {k: (-1.0 if math.isnan(v) else v) for k, v in vals.items()}
+    return max(vals, key=vals.get)
+
+
+def _grid(n: int, width: float = 4.6, height: float = 3.6, cols: Optional[int] = None) -> Tuple[Figure, List]:
+    cols = cols or min(n, 3)
+    rows = max(1, math.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _empty(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9, wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _trial_legend(fig: Figure, data: SweepData, colors: Dict[str, tuple], extra: Sequence[Line2D] = ()) -> None:
+    handles = [Line2D([], [], color=colors[t.trial_id], lw=2, label=t.label) for t in data.trials] + list(extra)
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+
+
+def _finish(fig: Figure, title: str, legend_rows: int = 1) -> Figure:
+    fig.suptitle(title, fontsize=12)
+    fig.tight_layout(rect=(0, 0.05 + 0.03 * legend_rows, 1, 0.95))
+    return fig
+
+
+def _series(data: SweepData, trial_id: str, target: str, metric: str, layer: str) -> Tuple[np.ndarray, np.ndarray]:
+    rows = data.probe(target, metric, layer)
+    rows = rows[rows.trial_id == trial_id]
+    return rows.epoch.to_numpy(), rows.value.to_numpy()
+
+
+def _rows_of_legend(n: int) -> int:
+    return math.ceil(n / 6)
+
+
+# 1 ------------------------------------------------------------------------------------------------
+
+def ncc_over_training(data: SweepData, layer: str) -> Figure:
+    """NCC train (solid) and test (dashed) accuracy over training, at the sample, class and superclass levels."""
+    levels = [lv for lv in LEVELS if lv in data.targets]
+    colors = trial_colors(data)
+    fig, axes = _grid(len(levels))
+    for ax, level in zip(axes, levels):
+        for t in data.trials:
+            for metric, style in (("ncc_train", "-"), ("ncc_test", "--")):
+                x, y = _series(data, t.trial_id, level, metric, layer)
+                ax.plot(x, y, style, marker="o", ms=3, color=colors[t.trial_id])
+        ax.set_title(f"{level} level")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("NCC accuracy")
+        ax.grid(alpha=0.3)
+    styles = [Line2D([], [], color="k", ls="-", label="train"), Line2D([], [], color="k", ls="--", label="test")]
+    _trial_legend(fig, data, colors, styles)
+    return _finish(fig, f"Nearest-class-center accuracy over training at {layer}", _rows_of_legend(len(data.trials) + 2))
+
+
+# 2 ------------------------------------------------------------------------------------------------
+
+def _normalized(x: np.ndarray, y: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    return (x, y / y[0]) if len(y) and y[0] not in (0, np.nan) else (x, y)
+
+
+def ncc_linear_ratio(data: SweepData, layer: str, best: str) -> Figure:
+    """NCC test accuracy / linear test accuracy (class), over training, divided by its value at the first
+    checkpoint (initialization): how much of what a linear probe finds is already clustered around means."""
+    colors = trial_colors(data)
+    fig, (a, b) = _grid(2, width=5.4)
+    if "ncc_linear_ratio" not in set(data.probes.metric):
+        for ax in (a, b):
+            _empty(ax, "no NCC/linear ratio: this sweep ran without both the ncc and linear probes")
+        return _finish(fig, "NCC / linear accuracy ratio")
+    for t in data.trials:
+        a.plot(*_normalized(*_series(data, t.trial_id, "class", "ncc_linear_ratio", layer)), marker="o", ms=3,
+               color=colors[t.trial_id])
+    a.set_title(f"every trial, at {layer}")
+    cmap = plt.get_cmap("viridis")
+    layers = data.layers
+    for i, name in enumerate(layers):
+        b.plot(*_normalized(*_series(data, best, "class", "ncc_linear_ratio", name)), marker="o", ms=3,
+               color=cmap(i / max(1, len(layers) - 1)), label=name)
+    b.set_title(f"every layer, best trial ({data.trial(best).label})")
+    b.legend(fontsize=7, title="layer", title_fontsize=7)
+    for ax in (a, b):
+        ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("NCC / linear accuracy, ÷ value at init")
+        ax.grid(alpha=0.3)
+    _trial_legend(fig, data, colors)
+    return _finish(fig, "Class NCC/linear accuracy ratio over training, normalized at initialization",
+                   _rows_of_legend(len(data.trials)))
+
+
+# 3 ------------------------------------------------------------------------------------------------
+
+def loss_parts(data: SweepData, trial_id: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """A trial's loss in parts over epochs. VICReg: invariance ``λ·inv`` and regularization
+    ``µ·var + ν·cov`` (the weights are the trial's params). Other objectives: their logged terms."""
+    tr = data.train[data.train.trial_id == trial_id].pivot_table(index="epoch", columns="metric", values="value")
+    params = data.trial(trial_id).params
+    if params.get("objective.name") == "vicreg" and {"invariance", "variance", "covariance"} <= set(tr.columns):
+        w = {k: float(params.get(f"objective.{k}", d)) for k, d in (("lam", 25.0), ("mu", 25.0), ("nu", 1.0))}
+        return {"invariance λ·inv": (tr.index.to_numpy(), w["lam"] * tr["invariance"].to_numpy()),
+                "regularization µ·var+ν·cov": (tr.index.to_numpy(),
+                                               w["mu"] * tr["variance"].to_numpy() + w["nu"] * tr["covariance"].to_numpy())}
+    skip = {"loss", "lr", "embedding_std", "images_per_s"}
+    parts = {k: (tr.index.to_numpy(), tr[k].to_numpy()) for k in tr.columns if k not in skip}
+    return parts or ({"loss": (tr.index.to_numpy(), tr["loss"].to_numpy())} if "loss" in tr.columns else {})
+
+
+def loss_and_accuracy(data: SweepData, layer: str) -> Figure:
+    """The loss decomposed into invariance and regularization over training, beside class linear accuracy."""
+    colors = trial_colors(data)
+    fig, (a, b) = _grid(2, width=5.4)
+    names: List[str] = []
+    styles = ["-", "--", ":", "-."]
+    for t in data.trials:
+        for name, (x, y) in loss_parts(data, t.trial_id).items():
+            if name not in names:
+                names.append(name)
+            a.plot(x, y, styles[names.index(name) % len(styles)], color=colors[t.trial_id])
+    a.set_title("training loss, by part")
+    a.set_xlabel("epoch")
+    a.set_ylabel("loss part (weighted)")
+    ys = [v for line in a.get_lines() for v in line.get_ydata()]
+    a.set_yscale("log" if ys and min(ys) > 0 else "symlog")
+    a.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    a.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    metric = score_metric(data)
+    for t in data.trials:
+        b.plot(*_series(data, t.trial_id, "class", metric, layer), marker="o", ms=3, color=colors[t.trial_id])
+    b.set_title(f"class {metric.replace('_', ' ')} accuracy at {layer}")
+    b.set_xlabel("epoch")
+    b.set_ylabel("accuracy")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+    extra = [Line2D([], [], color="k", ls=styles[i % len(styles)], label=n) for i, n in enumerate(names)]
+    _trial_legend(fig, data, colors, extra)
+    return _finish(fig, "Invariance vs regularization over training, and what the embedding learns",
+                   _rows_of_legend(len(data.trials) + len(extra)))
+
+
+# 4 ------------------------------------------------------------------------------------------------
+
+def randomness_of(target: str) -> Optional[float]:
+    if target == "class":
+        return 0.0
+    if target.startswith("random_"):
+        return float(target.split("_", 1)[1])
+    return None
+
+
+def accuracy_vs_randomness(data: SweepData, layer: str) -> Figure:
+    """Linear test accuracy against the randomness of the target (class labels = 0, random_<r> = r),
+    one line per checkpoint: training makes the embedding fit semantic targets, not random ones."""
+    metric = score_metric(data)
+    targets = sorted([t for t in data.targets if randomness_of(t) is not None], key=target_order)
+    fig, axes = _grid(len(data.trials), width=4.2, cols=min(len(data.trials), 4))
+    cmap = plt.get_cmap("viridis")
+    for ax, t in zip(axes, data.trials):
+        rows = data.probes[(data.probes.trial_id == t.trial_id) & (data.probes.metric == metric)
+                           & (data.probes.layer == layer) & data.probes.target.isin(targets)]
+        train = data.probes[(data.probes.trial_id == t.trial_id) & (data.probes.metric == metric.replace("_test", "_train"))
+                            & (data.probes.layer == layer) & data.probes.target.isin(targets)]
+        epochs = sorted(rows.epoch.unique())
+        for i, e in enumerate(epochs):
+            color = cmap(i / max(1, len(epochs) - 1))
+            r = rows[rows.epoch == e].assign(x=lambda d: d.target.map(randomness_of)).sort_values("x")
+            ax.plot(r.x, r.value, marker="o", ms=3, color=color, label=f"epoch {e}")
+            r = train[train.epoch == e].assign(x=lambda d: d.target.map(randomness_of)).sort_values("x")
+            ax.plot(r.x, r.value, "--", marker="o", ms=2, color=color, alpha=0.7)
+        ax.set_title(t.label, fontsize=9)
+        ax.set_xlabel("target randomness r")
+        ax.set_ylabel(f"{metric.split('_')[0]} accuracy (test solid, train dashed)", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _finish(fig, f"Accuracy against target randomness at {layer}, one line per checkpoint "
+                        f"(r = 0: class labels; r = 1: random labels)", 0)
+
+
+# 5 ------------------------------------------------------------------------------------------------
+
+def pick_epochs(epochs: Sequence[int], n: int = 5) -> List[int]:
+    epochs = sorted(set(int(e) for e in epochs))
+    if len(epochs) <= n:
+        return epochs
+    idx = np.unique(np.round(np.linspace(0, len(epochs) - 1, n)).astype(int))
+    return [epochs[i] for i in idx]
+
+
+def accuracy_per_layer(data: SweepData, best: str) -> Figure:
+    """Class and superclass accuracy at every layer, at several checkpoints of the best trial, and the
+    superclass/class ratio: where in the network, and when, the coarser grouping is learned."""
+    metric = score_metric(data)
+    layers = data.layers
+    has_super = "superclass" in data.targets
+    fig, axes = _grid(3 if has_super else 1, width=4.8)
+    rows = data.probes[(data.probes.trial_id == best) & (data.probes.metric == metric)]
+    epochs = pick_epochs(rows.epoch.unique())
+    cmap = plt.get_cmap("viridis")
+    xs = np.arange(len(layers))
+
+    def values(target: str, e: int) -> np.ndarray:
+        r = rows[(rows.target == target) & (rows.epoch == e)].set_index("layer").value
+        return np.array([r.get(name, np.nan) for name in layers], dtype=float)
+
+    panels = [("class", "class"), ("superclass", "superclass")] if has_super else [("class", "class")]
+    for ax, (target, title) in zip(axes, panels):
+        for i, e in enumerate(epochs):
+            ax.plot(xs, values(target, e), marker="o", ms=3, color=cmap(i / max(1, len(epochs) - 1)), label=f"epoch {e}")
+        ax.set_title(f"{title} {metric.replace('_', ' ')}")
+        ax.set_ylabel("accuracy")
+    if has_super:
+        ax = axes[2]
+        for i, e in enumerate(epochs):
+            ax.plot(xs, values("superclass", e) / values("class", e), marker="o", ms=3,
+                    color=cmap(i / max(1, len(epochs) - 1)), label=f"epoch {e}")
+        ax.set_title("superclass / class accuracy")
+        ax.set_ylabel("ratio")
+    for ax in axes:
+        ax.set_xticks(xs, layers, rotation=30, ha="right", fontsize=8)
+        ax.set_xlabel("layer")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _finish(fig, f"Accuracy per layer over training, best trial ({data.trial(best).label})", 0)
+
+
+# 6 ------------------------------------------------------------------------------------------------
+
+def geometry_over_training(data: SweepData, layer: str) -> Figure:
+    """CDNV (class-distance normalized variance) and the label-free geometry metrics over training."""
+    have = set(data.probes.metric[data.probes.target == "class"])
+    panels = [(m, title) for m, title in GEOMETRY if m in have]
+    colors = trial_colors(data)
+    fig, axes = _grid(max(1, len(panels)), width=4.2, cols=min(max(1, len(panels)), 4))
+    if not panels:
+        _empty(axes[0], "no CDNV or geometry probes in this sweep")
+    for ax, (metric, title) in zip(axes, panels):
+        for t in data.trials:
+            ax.plot(*_series(data, t.trial_id, "class", metric, layer), marker="o", ms=3, color=colors[t.trial_id])
+        if metric == "cdnv":
+            ax.set_yscale("log")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    _trial_legend(fig, data, colors)
+    return _finish(fig, f"Clustering geometry over training at {layer}", _rows_of_legend(len(data.trials)))
+
+
+# 7 ------------------------------------------------------------------------------------------------
+
+def embeddings(points: Dict[Tuple[str, str], Tuple[np.ndarray, np.ndarray]], title: str,
+               class_names: Optional[Dict[str, List[str]]] = None) -> Figure:
+    """2-D maps (t-SNE) of embeddings: rows are checkpoints (e.g. "before", "after"), columns the coloring
+    level (sample, class, superclass). ``points[(row, level)] = (xy (N, 2), labels (N,))``."""
+    rows = list(dict.fromkeys(r for r, _ in points))
+    cols = [lv for lv in LEVELS if any(c == lv for _, c in points)]
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.2 * len(cols), 4.0 * len(rows)), squeeze=False)
+    for i, r in enumerate(rows):
+        for j, level in enumerate(cols):
+            ax = axes[i][j]
+            if (r, level) not in points:
+                ax.set_visible(False)
+                continue
+            xy, labels = points[(r, level)]
+            k = int(labels.max()) + 1 if len(labels) else 1
+            cmap = plt.get_cmap("tab10" if k <= 10 else "tab20")
+            ax.scatter(xy[:, 0], xy[:, 1], c=[cmap(int(v) % cmap.N) for v in labels], s=6, linewidths=0)
+            names = (class_names or {}).get(level)
+            if names and k <= 20:
+                handles = [Line2D([], [], ls="", marker="o", ms=4, color=cmap(v % cmap.N), label=names[v]) for v in range(k)]
+                ax.legend(handles=handles, fontsize=6, ncol=2 if k > 5 else 1, loc="best", markerscale=1, framealpha=0.6)
+            ax.set_title(f"{r}: colored by {level}" + (f" ({k} images' views)" if level == "sample" else ""), fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_xlabel("t-SNE 1")
+            ax.set_ylabel("t-SNE 2")
+    return _finish(fig, title, 0)
+
+
+# 8 ------------------------------------------------------------------------------------------------
+
+def _numeric(values: Sequence[str]) -> Optional[np.ndarray]:
+    try:
+        return np.array([float(v) for v in values])
+    except (TypeError, ValueError):
+        return None
+
+
+def hyperparameter_view(data: SweepData, layer: str, axes_keys: Sequence[str]) -> Figure:
+    """A class probe metric at each trial's last checkpoint against the hyperparameters: a heatmap over the
+    first two that vary (mean over the others), and parallel coordinates over all of ``axes_keys``."""
+    metric = score_metric(data)
+    vals = {t.trial_id: math.nan if t.status in UNUSABLE else data.final(t.trial_id, "class", metric, layer)
+            for t in data.trials}  # a diverged or collapsed trial's last probe is not its result
+    fig, (a, b) = _grid(2, width=5.6, height=4.2)
+    varied = [k for k in data.varied if k in axes_keys] or list(data.varied)
+    label = f"class {metric.replace('_', ' ')} at {layer}"
+    if len(varied) >= 2:
+        kx, ky = varied[0], varied[1]
+        xs = sorted({t.params.get(kx) for t in data.trials}, key=_sort_key)
+        ys = sorted({t.params.get(ky) for t in data.trials}, key=_sort_key)
+        grid = np.full((len(ys), len(xs)), np.nan)
+        status: Dict[Tuple[int, int], str] = {}
+        for i, yv in enumerate(ys):
+            for j, xv in enumerate(xs):
+                cell = [t for t in data.trials if t.params.get(kx) == xv and t.params.get(ky) == yv]
+                good = [vals[t.trial_id] for t in cell if not math.isnan(vals[t.trial_id])]
+                if good:
+                    grid[i, j] = float(np.mean(good))
+                elif cell:
+                    status[(i, j)] = "/".join(sorted({t.status for t in cell}))
+        im = a.imshow(grid, cmap="viridis", origin="lower", aspect="auto")
+        for i in range(len(ys)):
+            for j in range(len(xs)):
+                if not np.isnan(grid[i, j]):
+                    a.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", fontsize=9,
+                           color="white" if grid[i, j] < np.nanmean(grid) else "black")
+                elif (i, j) in status:
+                    a.text(j, i, status[(i, j)], ha="center", va="center", fontsize=9, color="red")
+        a.set_xticks(range(len(xs)), [fmt_param(v) for v in xs])
+        a.set_yticks(range(len(ys)), [fmt_param(v) for v in ys])
+        a.set_xlabel(SHORT_NAMES.get(kx, kx))
+        a.set_ylabel(SHORT_NAMES.get(ky, ky))
+        fig.colorbar(im, ax=a, label=label)
+        a.set_title(f"{label}, by {SHORT_NAMES.get(kx, kx)} and {SHORT_NAMES.get(ky, ky)}", fontsize=9)
+    elif len(varied) == 1:
+        k = varied[0]
+        a.bar([t.label for t in data.trials], [vals[t.trial_id] for t in data.trials], color="tab:blue")
+        a.set_ylabel(label)
+        a.set_xlabel(SHORT_NAMES.get(k, k))
+        a.set_title(f"{label}, by {SHORT_NAMES.get(k, k)}", fontsize=9)
+    else:
+        _empty(a, "no hyperparameter varies between the trials")
+    keys = [k for k in axes_keys if any(k in t.params for t in data.trials)] or varied
+    _parallel(b, data, keys, vals, label)
+    return _finish(fig, "Probe accuracy across trials against the hyperparameters", 0)
+
+
+def _sort_key(v):
+    try:
+        return (0, float(v), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(v))
+
+
+def _parallel(ax, data: SweepData, keys: Sequence[str], vals: Dict[str, float], label: str) -> None:
+    """Parallel coordinates: one axis per hyperparameter and one for the metric, each scaled to [0, 1]."""
+    cols = list(keys) + [label]
+    table = []
+    for k in keys:
+        raw = [t.params.get(k, "") for t in data.trials]
+        num = _numeric(raw)
+        if num is None:  # categorical: evenly spaced in sorted order
+            levels = sorted(set(raw), key=_sort_key)
+            num = np.array([levels.index(v) for v in raw], dtype=float)
+        table.append(num)
+    table.append(np.array([vals[t.trial_id] for t in data.trials], dtype=float))
+    arr = np.array(table)
+    lo, hi = np.nanmin(arr, axis=1, keepdims=True), np.nanmax(arr, axis=1, keepdims=True)
+    scaled = np.where(hi > lo, (arr - lo) / np.where(hi > lo, hi - lo, 1), 0.5)
+    metric = arr[-1]
+    finite = metric[np.isfinite(metric)]
+    norm = matplotlib.colors.Normalize(vmin=finite.min() if len(finite) else 0, vmax=finite.max() if len(finite) else 1)
+    cmap = plt.get_cmap("viridis")
+    xs = np.arange(len(cols))
+    for j, t in enumerate(data.trials):
+        ax.plot(xs, scaled[:, j], marker="o", color=cmap(norm(metric[j])) if np.isfinite(metric[j]) else "grey", lw=2)
+    for i in range(len(cols)):
+        ax.axvline(i, color="grey", lw=0.6)
+        ax.text(i, -0.08, f"{_fmt_num(arr[i].min())}", ha="center", va="top", fontsize=7)
+        ax.text(i, 1.08, f"{_fmt_num(arr[i].max())}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(xs, [SHORT_NAMES.get(c, c) for c in cols[:-1]] + ["class acc."], fontsize=9)
+    ax.set_yticks([])
+    ax.set_ylim(-0.2, 1.2)
+    ax.set_title("parallel coordinates (each axis min..max)", fontsize=9)
+    sm = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
+    ax.figure.colorbar(sm, ax=ax, label=label)
+
+
+def _fmt_num(v: float) -> str:
+    return "nan" if not np.isfinite(v) else f"{v:.3g}"

@@ -1,0 +1,195 @@
+"""What a report reads: one sweep's trials, their hyperparameters and every metric history, from MLflow.
+
+A sweep is named either by its directory (``results/sweeps/<name>``: its saved settings give the
+tracking URI, and the parent run is the one tagged with that directory) or by its MLflow experiment
+name (the newest parent run of that experiment). Everything comes back as tidy tables:
+
+* ``probes``: one row per (trial, epoch, layer, target, metric), the same rows as each trial's
+  ``probes/probes.csv`` artifact, but read from the metric histories, so retries and backfills count;
+* ``train``: one row per (trial, epoch, metric) of ``train/*``.
+
+Bad input (no such directory or experiment, no sweep run, no probe metrics yet) raises
+:class:`ssl_ray.errors.ConfigError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import pandas as pd
+
+from ssl_ray.errors import ConfigError
+
+# Short names of the hyperparameters a reader compares (the study's RES-L-H and VICReg's λ/µ/ν).
+SHORT_NAMES = {"objective.lam": "λ", "objective.mu": "µ", "objective.nu": "ν", "model.width": "H", "model.depth": "L",
+               "objective.name": "objective", "model.backbone": "backbone", "optim.lr": "lr", "objective.temperature": "τ"}
+TAG_COMMAND = "ssl_ray.command"
+TAG_COMMIT = "ssl_ray.git_commit"
+
+
+@dataclass
+class Trial:
+    trial_id: str
+    run_id: str
+    status: str
+    params: Dict[str, str]
+    trial_dir: Optional[str]
+    label: str = ""
+
+
+@dataclass
+class SweepData:
+    uri: str
+    experiment: str
+    parent_run_id: str
+    parent_tags: Dict[str, str]
+    trials: List[Trial]
+    probes: pd.DataFrame  # trial_id, run_id, epoch, layer, target, metric, value
+    train: pd.DataFrame  # trial_id, epoch, metric, value  (metric without the "train/" prefix)
+    varied: List[str] = field(default_factory=list)  # params whose values differ between trials
+
+    @property
+    def layers(self) -> List[str]:
+        return sorted(self.probes.layer.unique(), key=layer_order)
+
+    @property
+    def targets(self) -> List[str]:
+        return sorted(self.probes.target.unique(), key=target_order)
+
+    def trial(self, trial_id: str) -> Trial:
+        return next(t for t in self.trials if t.trial_id == trial_id)
+
+    def probe(self, target: str, metric: str, layer: Optional[str] = None) -> pd.DataFrame:
+        """Rows of one probe metric (at one layer, or every layer), sorted by trial and epoch."""
+        p = self.probes
+        sel = (p.target == target) & (p.metric == metric)
+        if layer is not None:
+            sel &= p.layer == layer
+        return p[sel].sort_values(["trial_id", "epoch"])
+
+    def last_epoch(self, trial_id: str) -> Optional[int]:
+        e = self.probes.epoch[self.probes.trial_id == trial_id]
+        return int(e.max()) if len(e) else None
+
+    def final(self, trial_id: str, target: str, metric: str, layer: str) -> float:
+        """The value at the trial's last probed checkpoint (NaN where it is missing)."""
+        rows = self.probe(target, metric, layer)
+        rows = rows[(rows.trial_id == trial_id) & (rows.epoch == self.last_epoch(trial_id))]
+        return float(rows.value.iloc[0]) if len(rows) else math.nan
+
+
+def layer_order(name: str) -> Tuple[int, int, str]:
+    """Input to output: backbone stages (``block<i>``, ``layer<i>``), projector hidden layers, projector."""
+    m = re.search(r"(\d+)$", name)
+    idx = int(m.group(1)) if m else 0
+    group = 2 if name == "projector" else 1 if name.startswith("proj") else 0
+    return group, idx, name
+
+
+def target_order(name: str) -> Tuple[int, float]:
+    """sample, class, superclass, then random targets by growing randomness."""
+    fixed = {"sample": 0, "class": 1, "superclass": 2}
+    if name in fixed:
+        return fixed[name], 0.0
+    try:
+        return 3, float(name.split("_", 1)[1])
+    except (IndexError, ValueError):
+        return 4, 0.0
+
+
+def fmt_param(v: str) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return f"{f:g}"
+
+
+def trial_label(params: Dict[str, str], keys: List[str]) -> str:
+    return " ".join(f"{SHORT_NAMES.get(k, k.split('.')[-1])}={fmt_param(params.get(k, '-'))}" for k in keys)
+
+
+def resolve_sweep(target: str, uri: Optional[str]) -> Tuple[str, str, Optional[str]]:
+    """``(tracking uri, experiment name, sweep directory or None)`` of a sweep directory or experiment name."""
+    from ssl_ray.config import SWEEP_FILE, SweepConfig
+
+    path = Path(target).expanduser()
+    if path.is_dir():
+        settings = path / SWEEP_FILE
+        if not settings.is_file():
+            raise ConfigError(f"{target}: not a sweep directory (no {SWEEP_FILE}); give a sweep directory "
+                              f"(results/sweeps/<name>) or an MLflow experiment name")
+        cfg = SweepConfig.from_yaml(settings)
+        return uri or cfg.resolved_mlflow_uri(), cfg.name, str(path.resolve())
+    if "/" in target or target.startswith("."):
+        raise ConfigError(f"{target}: no such sweep directory")
+    from ssl_ray.config import default_mlflow_uri
+
+    return uri or default_mlflow_uri(), target, None
+
+
+def _histories(c, run_id: str, keys: List[str]) -> List[tuple]:
+    def one(key: str):
+        return key, c.get_metric_history(run_id, key)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # one request per key: in parallel against a server
+        return list(pool.map(one, keys))
+
+
+def load_sweep(target: str, uri: Optional[str] = None) -> SweepData:
+    """Read the sweep named by ``target`` (a sweep directory or an experiment name) from MLflow."""
+    from ssl_ray.tracking import TAG_KIND, TAG_STATUS, TAG_SWEEP_DIR, TAG_TRIAL_DIR, TAG_TRIAL_ID, child_runs, client
+
+    uri, experiment, sweep_dir = resolve_sweep(target, uri)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        raise ConfigError(f"experiment {experiment!r}: no MLflow store at {uri[len('sqlite:///'):]} (no sweep has run there)")
+    c = client(uri)
+    exp = c.get_experiment_by_name(experiment)
+    if exp is None or exp.lifecycle_stage == "deleted":
+        raise ConfigError(f"experiment {experiment!r}: not found in {uri}")
+    flt = f"tags.`{TAG_KIND}` = 'sweep'"
+    if sweep_dir is not None:
+        flt += f" and tags.`{TAG_SWEEP_DIR}` = '{sweep_dir}'"
+    parents = c.search_runs([exp.experiment_id], filter_string=flt, order_by=["attributes.start_time DESC"], max_results=1)
+    if not parents:
+        raise ConfigError(f"experiment {experiment!r}: no sweep run in {uri}" + (f" for {sweep_dir}" if sweep_dir else ""))
+    parent = parents[0]
+    trials, prow, trow = [], [], []
+    for run in child_runs(c, parent.info.run_id):
+        tags = run.data.tags
+        tid = tags.get(TAG_TRIAL_ID, run.info.run_id)
+        trials.append(Trial(tid, run.info.run_id, tags.get(TAG_STATUS, "-"), dict(run.data.params), tags.get(TAG_TRIAL_DIR)))
+        keys = [k for k in run.data.metrics if k.startswith(("probe/", "train/"))]
+        for key, hist in _histories(c, run.info.run_id, keys):
+            parts = key.split("/", 3)
+            for m in hist:
+                if parts[0] == "probe" and len(parts) == 4:
+                    prow.append((tid, run.info.run_id, int(m.step), parts[3], parts[1], parts[2], float(m.value)))
+                elif parts[0] == "train":
+                    trow.append((tid, int(m.step), key[len("train/"):], float(m.value)))
+    if not trials:
+        raise ConfigError(f"experiment {experiment!r}: its sweep run has no trial runs yet")
+    if not prow:
+        raise ConfigError(f"experiment {experiment!r}: no probe metrics yet (probes run when a trial finishes; "
+                          f"`ssl-ray probe --run-id <run>` computes missing ones)")
+    probes = pd.DataFrame(prow, columns=["trial_id", "run_id", "epoch", "layer", "target", "metric", "value"])
+    probes = probes.drop_duplicates(["trial_id", "epoch", "layer", "target", "metric"], keep="last")
+    train = pd.DataFrame(trow, columns=["trial_id", "epoch", "metric", "value"]).drop_duplicates(
+        ["trial_id", "epoch", "metric"], keep="last")
+    trials.sort(key=lambda t: t.trial_id)
+    varied = sorted(k for k in {k for t in trials for k in t.params}
+                    if k != "train.seed" and len({t.params.get(k) for t in trials}) > 1)
+    for t in trials:
+        t.label = trial_label(t.params, varied) if varied else t.trial_id
+    counts: Dict[str, int] = {}
+    for t in trials:
+        counts[t.label] = counts.get(t.label, 0) + 1
+    for t in trials:  # repeats of one setting (num_samples > 1, seeds) stay apart
+        if counts[t.label] > 1:
+            t.label += f" #{t.trial_id.rsplit('_', 1)[-1]}"
+    return SweepData(uri, experiment, parent.info.run_id, dict(parent.data.tags), trials, probes, train, varied)

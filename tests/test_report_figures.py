@@ -113,3 +113,25 @@ def test_every_figure_draws(tmp_path, superclass, linear):
         f.savefig(tmp_path / f"{k}.png")
         assert (tmp_path / f"{k}.png").stat().st_size > 10_000
     assert not math.isnan(d.final("A", "class", "ncc_test", layer))
+
+
+def test_git_commit_names_the_commit_and_code_changes_only(tmp_path):
+    import subprocess
+
+    from ssl_ray.provenance import git_commit
+
+    assert git_commit(tmp_path) == "unknown (not a git checkout)"
+    git = lambda *a: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path, check=True,  # noqa: E731
+                                    capture_output=True)
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "code.py").write_text("a = 1\n")
+    (tmp_path / "results" / "fig.png").write_text("old")
+    git("add", "-A")
+    git("commit", "-qm", "x")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    assert git_commit(tmp_path) == head
+    (tmp_path / "results" / "fig.png").write_text("new")  # a report rewritten: still the same code
+    assert git_commit(tmp_path) == head
+    (tmp_path / "code.py").write_text("a = 2\n")
+    assert git_commit(tmp_path) == head + " +changes"

@@ -81,6 +81,9 @@ def _trial_legend(fig: Figure, data: SweepData, colors: Dict[str, tuple], extra:
 
 
 def _finish(fig: Figure, title: str, legend_rows: int = 1) -> Figure:
+    for ax in fig.axes:
+        if ax.get_xlabel() == "epoch":
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     fig.suptitle(title, fontsize=12)
     fig.tight_layout(rect=(0, 0.05 + 0.03 * legend_rows, 1, 0.95))
     return fig

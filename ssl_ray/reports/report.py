@@ -16,7 +16,8 @@ from typing import Callable, Dict, List, Optional
 
 from ssl_ray.errors import ConfigError
 from ssl_ray.reports import figures as F
-from ssl_ray.reports.source import TAG_COMMAND, TAG_COMMIT, SweepData, load_sweep
+from ssl_ray.provenance import TAG_COMMAND, TAG_COMMIT, git_commit
+from ssl_ray.reports.source import SweepData, load_sweep
 from ssl_ray.reports.tables import comparison_table, to_markdown
 
 ARTIFACT_DIR = "report"
@@ -119,13 +120,16 @@ def _readme(data: SweepData, rep: Report, table_md: str) -> str:
     lines = [f"# Report: {data.experiment}", "",
              "Written by `ssl-ray report` from MLflow; every sweep writes it at its end.", "",
              f"- sweep command: `{tags.get(TAG_COMMAND, '(not recorded)')}`",
-             f"- code commit: `{tags.get(TAG_COMMIT, '(not recorded)')}`",
+             f"- code commit of the sweep: `{tags.get(TAG_COMMIT, '(not recorded)')}`",
+             f"- figures drawn by `ssl-ray report` at commit `{git_commit()}`",
              f"- MLflow: experiment `{data.experiment}`, parent run `{data.parent_run_id}` ({len(data.trials)} trials)",
              f"- report layer: `{rep.layer}` (highest class {F.score_metric(data).replace('_', ' ')} accuracy, "
              f"mean over trials at their last checkpoints); best trial: `{best.trial_id}` ({best.label})",
              f"- written: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}", ""]
     lines += [f"- {n}" for n in rep.notes]
-    lines += ["## Trials", "", "Best layer: the layer with the highest class accuracy at the trial's last checkpoint.", "",
+    criterion = F.score_metric(data).replace("_", " ")
+    lines += ["## Trials", "", f"Best layer: the layer with the highest class {criterion} accuracy at the trial's last "
+              "checkpoint (the summary a sweep prints ranks layers by class NCC test accuracy instead).", "",
               table_md, "## Figures", ""]
     for stem, caption in FIGURES.items():
         lines += [f"### {stem}: {caption}", "", f"![{caption}]({stem}.png)", ""]

@@ -28,8 +28,6 @@ from ssl_ray.errors import ConfigError
 # Short names of the hyperparameters a reader compares (the study's RES-L-H and VICReg's λ/µ/ν).
 SHORT_NAMES = {"objective.lam": "λ", "objective.mu": "µ", "objective.nu": "ν", "model.width": "H", "model.depth": "L",
                "objective.name": "objective", "model.backbone": "backbone", "optim.lr": "lr", "objective.temperature": "τ"}
-TAG_COMMAND = "ssl_ray.command"
-TAG_COMMIT = "ssl_ray.git_commit"
 
 
 @dataclass

@@ -20,7 +20,7 @@ from ssl_ray.config import SWEEP_FILE, TRIAL_DRIVER_CPUS, SweepConfig, flatten
 from ssl_ray.probes.fanout import TAG_PROBE_STATUS, ProbeFanout
 from ssl_ray.sweep.callbacks import ProbeOnCompleteCallback, register_fanout, submit_missing, trial_checkpoints
 from ssl_ray.sweep.trial import SweepContext, run_trial
-from ssl_ray.reports.source import TAG_COMMAND, TAG_COMMIT
+from ssl_ray.provenance import TAG_COMMAND, TAG_COMMIT, git_commit
 from ssl_ray.tracking import client, get_or_create_parent_run
 
 
@@ -88,21 +88,6 @@ def probe_finished_trials(fanout: ProbeFanout, sweep_dir: Path, parent: str) -> 
         if plan is not None:
             n += submit_missing(fanout, plan)
     return n
-
-
-def git_commit(path: Path = Path(__file__).resolve().parents[2]) -> str:
-    """The checkout's commit, with ``+changes`` when tracked code (not results) differs from it."""
-    import subprocess
-
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
-        if head.returncode != 0:
-            return "unknown (not a git checkout)"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
-                               cwd=path, capture_output=True, text=True, timeout=10).stdout.strip()
-        return head.stdout.strip() + (" +changes" if dirty else "")
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown (git not available)"
 
 
 def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, resume_dir: Optional[str] = None,

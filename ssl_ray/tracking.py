@@ -148,5 +148,13 @@ def _retry(fn, attempts: int = 5, delay: float = 0.5):
             time.sleep(delay * (2**i))
 
 
-def metric_keys_with_steps(c: MlflowClient, run_id: str, keys: Iterable[str]) -> Dict[str, Set[int]]:
-    return {k: {m.step for m in c.get_metric_history(run_id, k)} for k in keys}
+def metric_histories(c: MlflowClient, run_id: str, keys: Iterable[str], threads: int = 1) -> Dict[str, list]:
+    """``{key: [Metric, ...]}``: one request per key (MLflow has no bulk history read for one run), ``threads``
+    of them at a time; a server answers them concurrently."""
+    keys = list(keys)
+    if threads <= 1:
+        return {k: c.get_metric_history(run_id, k) for k in keys}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return dict(zip(keys, pool.map(lambda k: c.get_metric_history(run_id, k), keys)))

@@ -5,27 +5,34 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import List
+from typing import List, Mapping
 
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from ssl_ray.tracking import TAG_TRIAL_ID
+from ssl_ray.tracking import TAG_TRIAL_ID, metric_histories
 
 COLUMNS = ["trial_id", "run_id", "epoch", "layer", "target", "metric", "value"]
 ARTIFACT_DIR = "probes"
 ARTIFACT_NAME = "probes.csv"
 
 
+def probe_rows(trial_id: str, run_id: str, histories: Mapping[str, list]) -> List[tuple]:
+    """``COLUMNS`` rows of the ``probe/<target>/<metric>/<layer>`` histories among ``histories``."""
+    rows: List[tuple] = []
+    for key in sorted(histories):
+        parts = key.split("/", 3)
+        if parts[0] == "probe" and len(parts) == 4:
+            _, target, metric, layer = parts
+            rows += [(trial_id, run_id, m.step, layer, target, metric, m.value) for m in histories[key]]
+    return rows
+
+
 def probe_table(client: MlflowClient, run_id: str) -> pd.DataFrame:
     run = client.get_run(run_id)
-    trial = run.data.tags.get(TAG_TRIAL_ID, "")
-    rows: List[tuple] = []
-    for key in sorted(k for k in run.data.metrics if k.startswith("probe/")):
-        _, target, metric, layer = key.split("/", 3)
-        for m in client.get_metric_history(run_id, key):
-            rows.append((trial, run_id, m.step, layer, target, metric, m.value))
-    df = pd.DataFrame(rows, columns=COLUMNS)
+    keys = [k for k in run.data.metrics if k.startswith("probe/")]
+    df = pd.DataFrame(probe_rows(run.data.tags.get(TAG_TRIAL_ID, ""), run_id, metric_histories(client, run_id, keys)),
+                      columns=COLUMNS)
     return df.sort_values(["epoch", "layer", "target", "metric"], kind="stable").reset_index(drop=True)
 
 

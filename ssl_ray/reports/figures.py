@@ -21,9 +21,8 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from ssl_ray.reports.source import SHORT_NAMES, SweepData, fmt_param, target_order  # noqa: E402
+from ssl_ray.reports.source import SHORT_NAMES, UNUSABLE, SweepData, fmt_param, target_order  # noqa: E402
 
-UNUSABLE = ("diverged", "collapsed", "errored")
 LEVELS = ("sample", "class", "superclass")
 GEOMETRY = [("cdnv", "class CDNV (log)"), ("within_var", "class within-class variance"), ("rankme", "RankMe"),
             ("participation_ratio", "participation ratio"), ("alpha", "eigenspectrum decay α"),
@@ -43,8 +42,7 @@ def score_metric(data: SweepData) -> str:
 def report_layer(data: SweepData) -> str:
     """The layer with the highest class accuracy, averaged over usable trials at their last checkpoints."""
     metric = score_metric(data)
-    usable = [t for t in data.trials if t.status not in UNUSABLE] or data.trials
-    means = {layer: np.nanmean([data.final(t.trial_id, "class", metric, layer) for t in usable] or [math.nan])
+    means = {layer: np.nanmean([data.final(t.trial_id, "class", metric, layer) for t in data.usable()] or [math.nan])
              for layer in data.layers}
     scored = {k: v for k, v in means.items() if not math.isnan(v)}
     return max(scored, key=scored.get) if scored else data.layers[-1]
@@ -52,8 +50,7 @@ def report_layer(data: SweepData) -> str:
 
 def best_trial(data: SweepData, layer: str) -> str:
     metric = score_metric(data)
-    usable = [t for t in data.trials if t.status not in UNUSABLE] or data.trials
-    vals = {t.trial_id: data.final(t.trial_id, "class", metric, layer) for t in usable}
+    vals = {t.trial_id: data.final(t.trial_id, "class", metric, layer) for t in data.usable()}
     vals = {k: (-1.0 if math.isnan(v) else v) for k, v in vals.items()}
     return max(vals, key=vals.get)
 
@@ -87,6 +84,13 @@ def _finish(fig: Figure, title: str, legend_rows: int = 1) -> Figure:
     fig.suptitle(title, fontsize=12)
     fig.tight_layout(rect=(0, 0.05 + 0.03 * legend_rows, 1, 0.95))
     return fig
+
+
+def note_figure(title: str, note: str) -> Figure:
+    """A figure that says why it has nothing to show."""
+    fig, (ax,) = _grid(1)
+    _empty(ax, note)
+    return _finish(fig, title, 0)
 
 
 def _series(data: SweepData, trial_id: str, target: str, metric: str, layer: str) -> Tuple[np.ndarray, np.ndarray]:
@@ -123,7 +127,7 @@ def ncc_over_training(data: SweepData, layer: str) -> Figure:
 # 2 ------------------------------------------------------------------------------------------------
 
 def _normalized(x: np.ndarray, y: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    return (x, y / y[0]) if len(y) and y[0] not in (0, np.nan) else (x, y)
+    return (x, y / y[0]) if len(y) and y[0] != 0 else (x, y)
 
 
 def ncc_linear_ratio(data: SweepData, layer: str, best: str) -> Figure:
@@ -223,10 +227,8 @@ def accuracy_vs_randomness(data: SweepData, layer: str) -> Figure:
     fig, axes = _grid(len(data.trials), width=4.2, cols=min(len(data.trials), 4))
     cmap = plt.get_cmap("viridis")
     for ax, t in zip(axes, data.trials):
-        rows = data.probes[(data.probes.trial_id == t.trial_id) & (data.probes.metric == metric)
-                           & (data.probes.layer == layer) & data.probes.target.isin(targets)]
-        train = data.probes[(data.probes.trial_id == t.trial_id) & (data.probes.metric == metric.replace("_test", "_train"))
-                            & (data.probes.layer == layer) & data.probes.target.isin(targets)]
+        mine = data.probes[(data.probes.trial_id == t.trial_id) & (data.probes.layer == layer) & data.probes.target.isin(targets)]
+        rows, train = mine[mine.metric == metric], mine[mine.metric == metric.replace("_test", "_train")]
         epochs = sorted(rows.epoch.unique())
         for i, e in enumerate(epochs):
             color = cmap(i / max(1, len(epochs) - 1))

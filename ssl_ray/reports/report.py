@@ -58,9 +58,7 @@ def _embedding_figure(data: SweepData, layer: str, best: str, notes: List[str]):
     if not rows:
         note = f"no checkpoints of trial {best} readable from this machine ({t.trial_dir}); embeddings not drawn"
         notes.append(note)
-        fig, (ax,) = F._grid(1)
-        F._empty(ax, note)
-        return F._finish(fig, title, 0)
+        return F.note_figure(title, note)
     points, names = embedding_points(rows, layer)
     return F.embeddings(points, title, names)
 

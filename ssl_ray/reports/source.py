@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -28,6 +27,9 @@ from ssl_ray.errors import ConfigError
 # Short names of the hyperparameters a reader compares (the study's RES-L-H and VICReg's λ/µ/ν).
 SHORT_NAMES = {"objective.lam": "λ", "objective.mu": "µ", "objective.nu": "ν", "model.width": "H", "model.depth": "L",
                "objective.name": "objective", "model.backbone": "backbone", "optim.lr": "lr", "objective.temperature": "τ"}
+
+
+UNUSABLE = ("diverged", "collapsed", "errored")  # trial statuses whose last probes are not a result
 
 
 @dataclass
@@ -58,6 +60,10 @@ class SweepData:
     @property
     def targets(self) -> List[str]:
         return sorted(self.probes.target.unique(), key=target_order)
+
+    def usable(self) -> List[Trial]:
+        """The trials whose results count (all of them if none does)."""
+        return [t for t in self.trials if t.status not in UNUSABLE] or self.trials
 
     def trial(self, trial_id: str) -> Trial:
         return next(t for t in self.trials if t.trial_id == trial_id)
@@ -131,17 +137,11 @@ def resolve_sweep(target: str, uri: Optional[str]) -> Tuple[str, str, Optional[s
     return uri or default_mlflow_uri(), target, None
 
 
-def _histories(c, run_id: str, keys: List[str]) -> List[tuple]:
-    def one(key: str):
-        return key, c.get_metric_history(run_id, key)
-
-    with ThreadPoolExecutor(max_workers=8) as pool:  # one request per key: in parallel against a server
-        return list(pool.map(one, keys))
-
-
 def load_sweep(target: str, uri: Optional[str] = None) -> SweepData:
     """Read the sweep named by ``target`` (a sweep directory or an experiment name) from MLflow."""
-    from ssl_ray.tracking import TAG_KIND, TAG_STATUS, TAG_SWEEP_DIR, TAG_TRIAL_DIR, TAG_TRIAL_ID, child_runs, client
+    from ssl_ray.probes.table import COLUMNS, probe_rows
+    from ssl_ray.tracking import (TAG_KIND, TAG_STATUS, TAG_SWEEP_DIR, TAG_TRIAL_DIR, TAG_TRIAL_ID, child_runs, client,
+                                  metric_histories)
 
     uri, experiment, sweep_dir = resolve_sweep(target, uri)
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
@@ -163,19 +163,15 @@ def load_sweep(target: str, uri: Optional[str] = None) -> SweepData:
         tid = tags.get(TAG_TRIAL_ID, run.info.run_id)
         trials.append(Trial(tid, run.info.run_id, tags.get(TAG_STATUS, "-"), dict(run.data.params), tags.get(TAG_TRIAL_DIR)))
         keys = [k for k in run.data.metrics if k.startswith(("probe/", "train/"))]
-        for key, hist in _histories(c, run.info.run_id, keys):
-            parts = key.split("/", 3)
-            for m in hist:
-                if parts[0] == "probe" and len(parts) == 4:
-                    prow.append((tid, run.info.run_id, int(m.step), parts[3], parts[1], parts[2], float(m.value)))
-                elif parts[0] == "train":
-                    trow.append((tid, int(m.step), key[len("train/"):], float(m.value)))
+        hist = metric_histories(c, run.info.run_id, keys, threads=8)
+        prow += probe_rows(tid, run.info.run_id, hist)
+        trow += [(tid, m.step, k[len("train/"):], m.value) for k, h in hist.items() if k.startswith("train/") for m in h]
     if not trials:
         raise ConfigError(f"experiment {experiment!r}: its sweep run has no trial runs yet")
     if not prow:
         raise ConfigError(f"experiment {experiment!r}: no probe metrics yet (probes run when a trial finishes; "
                           f"`ssl-ray probe --run-id <run>` computes missing ones)")
-    probes = pd.DataFrame(prow, columns=["trial_id", "run_id", "epoch", "layer", "target", "metric", "value"])
+    probes = pd.DataFrame(prow, columns=COLUMNS)
     probes = probes.drop_duplicates(["trial_id", "epoch", "layer", "target", "metric"], keep="last")
     train = pd.DataFrame(trow, columns=["trial_id", "epoch", "metric", "value"]).drop_duplicates(
         ["trial_id", "epoch", "metric"], keep="last")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Dict, List, Optional, Sequence
 
+from ssl_ray.reports.source import UNUSABLE
 from ssl_ray.tracking import TAG_STATUS, TAG_STOP_REASON, TAG_TRIAL_ID, child_runs, client
 
 
@@ -63,7 +64,7 @@ def format_table(rows: List[dict], columns: Optional[Sequence[str]] = None) -> s
 
 
 def best_trial(rows: List[dict]) -> Optional[dict]:
-    scored = [r for r in rows if "class_ncc_test" in r and r.get("status") not in ("diverged", "collapsed", "errored")]
+    scored = [r for r in rows if "class_ncc_test" in r and r.get("status") not in UNUSABLE]
     return max(scored, key=lambda r: r["class_ncc_test"]) if scored else None
 
 

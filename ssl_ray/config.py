@@ -144,8 +144,9 @@ class TrainConfig:
 class ProbeConfig:
     """What every kept checkpoint is probed with (``ssl_ray.probes``)."""
 
-    # Target sets: sample, class, superclass, random_<r>. None -> sample, class, superclass (where the
-    # dataset has superclasses), random_0.5 and random_1.0.
+    # Target sets: sample, class, superclass, random_<r> (the study's graded randomness, from a target
+    # bank), permuted_<r> (a fraction r of the labels permuted: the chance control). None -> sample,
+    # class, superclass (where the dataset has superclasses), random_0.0/0.25/0.5/0.75/1.0, permuted_1.0.
     targets: Optional[List[str]] = None
     # Probe families from ssl_ray.probes.scoring.PROBES; None -> all of them.
     metrics: Optional[List[str]] = None
@@ -156,18 +157,22 @@ class ProbeConfig:
     sample_train_views: Optional[int] = None
     sample_test_views: Optional[int] = None
     sample_augment: Optional[str] = None  # None -> the trial's data.augment (or the dataset's if that is 'none')
-    # How random_<r> targets are made: "permute" (a fraction r of the labels permuted) or "supervised"
-    # (the predictions of a supervised classifier over its training, from target_bank).
-    randomness: str = "permute"
-    target_bank: Optional[str] = None  # .npz written by `ssl-ray probe bank`
+    # The random_<r> targets: a .npz written by `ssl-ray probe bank`. None -> a sweep trains a supervised
+    # classifier for bank_epochs epochs first and uses its predictions (ssl_ray/sweep/bank.py).
+    target_bank: Optional[str] = None
+    bank_epochs: int = 20
+    # The share of the probe's train rows held out (stratified, seeded) as validation: layers and trials are
+    # chosen on it, never on test data.
+    val_fraction: float = 0.2
     max_train_images: int = 50000  # class-level probe sets are subsampled (seeded) beyond these
     max_test_images: int = 10000
     linear_c: float = 1.0  # inverse L2 strength, as scikit-learn's C
     linear_max_iter: int = 100
-    mine_seeds: int = 3
-    mine_steps: int = 200
+    # MINE (ssl_ray/probes/mine.py): the estimator's defaults, 5 seeds as in the study.
+    mine_seeds: int = 5
+    mine_steps: int = 400
     mine_hidden: int = 64
-    mine_batch_size: int = 128
+    mine_batch_size: int = 256
     # Fan-out: resources per Ray task, checkpoints in flight at once (None -> cluster CPUs / num_cpus),
     # and attempts after the first for a task that fails.
     num_cpus: float = 1.0
@@ -331,7 +336,7 @@ class ExperimentConfig:
         from ssl_ray.data.augment import AUGMENTATIONS
         from ssl_ray.data.datasets import dataset_meta
         from ssl_ray.probes.scoring import PROBES
-        from ssl_ray.probes.targets import RANDOMNESS, TargetBank, parse_target
+        from ssl_ray.probes.targets import TargetBank, needs_bank, parse_target
 
         d, p = self.data, self.probe
         for key in ("targets", "metrics", "layers"):
@@ -349,14 +354,12 @@ class ExperimentConfig:
                 _check_int(f"probe.{key}", getattr(p, key), lo=2 if key == "sample_images" else 1)
         if p.sample_augment is not None:
             AUGMENTATIONS.get(p.sample_augment)
-        if p.randomness not in RANDOMNESS:
-            raise ConfigError(f"unknown probe.randomness {p.randomness!r} (known: {', '.join(RANDOMNESS)})")
-        if p.randomness == "supervised":
-            if p.target_bank is None:
-                raise ConfigError("probe.randomness 'supervised' needs probe.target_bank: a .npz written by `ssl-ray probe bank`")
+        if p.target_bank is not None and needs_bank(p.targets or ["random_0.0"]):
             TargetBank.load(p.target_bank)
-        elif p.target_bank is not None:
-            raise ConfigError("probe.target_bank is only read with probe.randomness 'supervised'")
+        _check_int("probe.bank_epochs", p.bank_epochs, lo=5)
+        _check_number("probe.val_fraction", p.val_fraction, lo=0.0, strict=True)
+        if p.val_fraction >= 0.5:
+            raise ConfigError(f"probe.val_fraction must be < 0.5 (the probes fit on the rest), got {p.val_fraction!r}")
         _check_int("probe.max_train_images", p.max_train_images, lo=10)
         _check_int("probe.max_test_images", p.max_test_images, lo=10)
         _check_number("probe.linear_c", p.linear_c, lo=0.0, strict=True)

@@ -87,6 +87,14 @@ def get_or_create_trial_run(uri: str, parent_run_id: str, trial_id: str, trial_n
     return run_id
 
 
+def create_bank_run(uri: str, parent_run_id: str) -> str:
+    """A new run for a sweep's target-bank classifier: a child of the sweep's run, but not a trial."""
+    c = client(uri)
+    exp_id = c.get_run(parent_run_id).info.experiment_id
+    tags = {TAG_PARENT: parent_run_id, TAG_KIND: "bank"}
+    return c.create_run(exp_id, run_name="target bank: supervised classifier", tags=tags).info.run_id
+
+
 def find_trial_run(uri: str, parent_run_id: str, trial_id: str) -> Optional[str]:
     c = client(uri)
     return _find_run(c, c.get_run(parent_run_id).info.experiment_id, TAG_TRIAL_ID, trial_id)
@@ -98,9 +106,11 @@ def log_params(c: MlflowClient, run_id: str, params: Mapping[str, object]) -> No
         c.log_batch(run_id, params=items[i : i + 100])
 
 
-def child_runs(c: MlflowClient, parent_run_id: str):
+def child_runs(c: MlflowClient, parent_run_id: str, kind: str = "trial"):
+    """The sweep's child runs of one kind: its trials, or its target ``bank``."""
     exp_id = c.get_run(parent_run_id).info.experiment_id
-    return c.search_runs([exp_id], filter_string=f"tags.`{TAG_PARENT}` = '{parent_run_id}'", max_results=10000)
+    return c.search_runs([exp_id], filter_string=f"tags.`{TAG_PARENT}` = '{parent_run_id}' and tags.`{TAG_KIND}` = '{kind}'",
+                         max_results=10000)
 
 
 class MetricWriter:

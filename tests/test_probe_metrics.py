@@ -15,8 +15,8 @@ from ssl_ray.errors import ConfigError
 from ssl_ray.probes.geometry import manifold_geometry, participation_ratio, powerlaw_alpha, rankme
 from ssl_ray.probes.linear import softmax_probe_accuracies
 from ssl_ray.probes.metrics import class_mean_distance, linear_probe_accuracy, within_class_variance
-from ssl_ray.probes.mine import mine
-from ssl_ray.probes.targets import TargetBank, bank_randomness, clean_targets
+from ssl_ray.probes.mine import DEFAULT_SEEDS, mine, mine_estimates
+from ssl_ray.probes.targets import TargetBank, bank_randomness, clean_targets, stratified_split
 
 
 def blobs(n=600, d=16, k=8, spread=1.0, seed=0):
@@ -98,96 +98,178 @@ def test_powerlaw_alpha_recovers_the_exponent(alpha):
 
 
 def test_manifold_radius_and_dimension_per_class():
-    # class 0: covariance eigenvalues (4, 1, 1): R = sqrt(18), D = 36 / 18 = 2
-    # class 1: eigenvalues (1, 1, 1):            R = sqrt(3),  D = 3
+    """MMCR's definitions: lambda_i^2 are the covariance eigenvalues l_i, R = sqrt(sum l_i),
+    D = (sum sqrt(l_i))^2 / sum l_i. Tolerance: float64 round-off (1e-9 relative)."""
+    # class 0: covariance eigenvalues (4, 1, 1): lambda = (2, 1, 1), R = sqrt(6), D = 16 / 6
+    # class 1: eigenvalues (1, 1, 1):            lambda = (1, 1, 1), R = sqrt(3), D = 9 / 3 = 3
     x0 = exact_spectrum([4, 1, 1], n=300, seed=0)
     x1 = exact_spectrum([1, 1, 1], n=500, seed=1) + 100
     x = np.concatenate([x0, x1])
     y = np.array([0] * 300 + [1] * 500)
     r, d = manifold_geometry(x, y)
-    assert r == pytest.approx((math.sqrt(18) + math.sqrt(3)) / 2, rel=1e-9)
-    assert d == pytest.approx((2 + 3) / 2, rel=1e-9)
-    # the batched-by-class computation equals per-class eigendecompositions on random data
+    assert r == pytest.approx((math.sqrt(6) + math.sqrt(3)) / 2, rel=1e-9)
+    assert d == pytest.approx((16 / 6 + 3) / 2, rel=1e-9)
+    # R sqrt(D) is the nuclear norm of the centered class matrix over sqrt(n_c)
+    xc = x0 - x0.mean(0)
+    r0, d0 = manifold_geometry(x0, np.zeros(300))
+    assert r0 * math.sqrt(d0) == pytest.approx(np.linalg.norm(xc / math.sqrt(300), ord="nuc"), rel=1e-9)
+    # a wide spectrum (more dimensions than samples per class) and many classes, against eigvalsh
     rng = np.random.default_rng(4)
-    x, y = rng.normal(size=(300, 5)), rng.integers(0, 7, size=300)
+    x, y = rng.normal(size=(300, 64)) * rng.uniform(0.1, 3, 64), rng.integers(0, 7, size=300)
     rs, ds = [], []
     for c in range(7):
-        lam = np.linalg.eigvalsh(np.cov(x[y == c].T, bias=True))
+        lam = np.sqrt(np.clip(np.linalg.eigvalsh(np.cov(x[y == c].T, bias=True)), 0, None))
         rs.append(np.sqrt((lam ** 2).sum()))
         ds.append(lam.sum() ** 2 / (lam ** 2).sum())
-    assert manifold_geometry(x, y) == pytest.approx((np.mean(rs), np.mean(ds)), rel=1e-9)
+    assert manifold_geometry(x, y) == pytest.approx((np.mean(rs), np.mean(ds)), rel=1e-6)
 
 
-@pytest.mark.parametrize("d,rho", [(2, 0.8), (1, 0.9)])
-def test_mine_close_to_analytic_gaussian_mutual_information(d, rho):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(4000, d))
-    z = rho * x + math.sqrt(1 - rho ** 2) * rng.normal(size=(4000, d))
-    true_mi = -0.5 * d * math.log(1 - rho ** 2)
-    est, spread = mine(x, z, seeds=(0, 1, 2), steps=500, batch_size=256)
-    assert est == pytest.approx(true_mi, abs=0.12)
-    assert spread < 0.1
-    indep, _ = mine(x, rng.normal(size=(4000, d)), steps=300)
-    assert abs(indep) < 0.05
+def gaussian_pairs(mi: float, d: int, n: int = 2000, seed: int = 0):
+    """x ~ N(0, I_d), z = rho x + sqrt(1 - rho^2) e: I(x; z) = -d/2 log(1 - rho^2) = ``mi`` nats exactly."""
+    rho = math.sqrt(1 - math.exp(-2 * mi / d))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))
+    return x, rho * x + math.sqrt(1 - rho ** 2) * rng.standard_normal((n, d))
 
 
-def test_random_and_superclass_targets():
+@pytest.mark.parametrize("d", [4, 8, 16])
+def test_mine_recovers_known_gaussian_mutual_information(d):
+    """With the sweep's settings (5 seeds, the estimator's defaults) on 2,000 pairs: the mean over seeds
+    is within 25% of the truth or 0.15 nats, whichever is larger, and rises with it."""
+    torch.set_num_threads(1)
+    means = []
+    for mi in (0.5, 1.0, 2.0, 3.0):
+        est = mine_estimates(*gaussian_pairs(mi, d), seeds=DEFAULT_SEEDS)
+        assert len(est) == 5
+        assert abs(est.mean() - mi) <= max(0.25 * mi, 0.15), f"{d} dims, {mi} nats: read {est.mean():.3f}"
+        means.append(est.mean())
+    assert means == sorted(means) and means[-1] > means[0] + 1.5
+
+
+def test_mine_says_when_it_saturates():
+    """Above the ceiling (log of the held-out size, here log 400 = 6.0 nats) the reading is flagged and
+    never below the ceiling; below it, it is not flagged; readings rise with the truth (6 dimensions, the
+    issue's 1.15 / 4.09 / 9.31 / 15.7 nats)."""
+    torch.set_num_threads(1)
+    reads = {mi: mine(*gaussian_pairs(mi, 6)) for mi in (1.15, 4.09, 9.31, 15.7)}
+    assert not reads[1.15].saturated and not reads[4.09].saturated
+    for mi in (9.31, 15.7):
+        assert reads[mi].saturated and reads[mi].mean >= reads[mi].ceiling == pytest.approx(math.log(400))
+    vals = [reads[mi].mean for mi in sorted(reads)]
+    assert vals == sorted(vals)
+    # independent variables: nothing, and not saturated
+    rng = np.random.default_rng(5)
+    none = mine(rng.normal(size=(2000, 6)), rng.normal(size=(2000, 6)))
+    assert abs(none.mean) < 0.05 and not none.saturated
+
+
+def test_probe_config_runs_mine_with_the_estimator_defaults():
+    """The sweep's MINE settings are the ones the known-answer tests above use."""
+    import inspect
+
+    from ssl_ray.config import ProbeConfig
+
+    sig = inspect.signature(mine_estimates).parameters
+    p = ProbeConfig()
+    assert (p.mine_steps, p.mine_hidden, p.mine_batch_size) == (sig["steps"].default, sig["hidden"].default,
+                                                                 sig["batch_size"].default)
+    assert p.mine_seeds == len(DEFAULT_SEEDS) == 5
+
+
+def test_permuted_and_superclass_targets_and_the_validation_split():
     class DS:
         def __init__(self, labels, sup):
             self.labels, self.superclasses = torch.tensor(labels), torch.tensor(sup)
 
     y = np.arange(1000) % 10
     train, test = DS(y[:800], y[:800] // 5), DS(y[800:], y[800:] // 5)
-    ts = {t.name: t for t in clean_targets(["sample", "class", "superclass", "random_0.5", "random_1.0"], train, test, seed=0)}
-    assert set(ts) == {"class", "superclass", "random_0.5", "random_1.0"}  # sample lives on augmented views
+    fit, val = stratified_split(y[:800], 0.2, seed=0)
+    assert len(val) == 160 and np.bincount(y[:800][val]).tolist() == [16] * 10  # stratified by class
+    assert len(np.intersect1d(fit, val)) == 0 and len(fit) + len(val) == 800
+    ts = {t.name: t for t in clean_targets(["sample", "class", "superclass", "permuted_0.5", "permuted_1.0"], train, test,
+                                           0, fit, val)}
+    assert set(ts) == {"class", "superclass", "permuted_0.5", "permuted_1.0"}  # sample lives on augmented views
     assert ts["superclass"].num_classes == 2 and torch.equal(ts["class"].test, torch.tensor(y[800:]))
-    again = clean_targets(["random_1.0"], train, test, seed=0)[0]
-    assert torch.equal(again.train, ts["random_1.0"].train)  # fixed per seed and r
-    agree = lambda t: (np.concatenate([t.train, t.test]) == y).mean()  # noqa: E731
-    assert agree(ts["random_1.0"]) < 0.2 < 0.5 < agree(ts["random_0.5"]) < 0.7
+    assert torch.equal(ts["class"].val, torch.tensor(y[:800][val]))
+    again = clean_targets(["permuted_1.0"], train, test, 0, fit, val)[0]
+    assert torch.equal(again.train, ts["permuted_1.0"].train)  # fixed per seed and r
+    truth = np.concatenate([y[:800][fit], y[:800][val], y[800:]])
+    agree = lambda t: (np.concatenate([t.train, t.val, t.test]) == truth).mean()  # noqa: E731
+    assert agree(ts["permuted_1.0"]) < 0.2 < 0.5 < agree(ts["permuted_0.5"]) < 0.7
+    with pytest.raises(ConfigError, match="needs a target bank"):
+        clean_targets(["random_0.5"], train, test, 0, fit, val)
 
 
-def test_target_bank_randomness_and_round_trip(tmp_path):
-    acc = [0.1, 0.5, 0.8, 0.9]
-    assert bank_randomness(acc) == pytest.approx([1.0, 0.5, 0.125, 0.0])
-    rng = np.random.default_rng(0)
-    bank = TargetBank(np.array([0, 1, 2, 3]), rng.integers(0, 10, (4, 50)), rng.integers(0, 10, (4, 20)), np.array(acc), 10)
+def graded_bank(y_train, y_test, accs=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), seed=0) -> TargetBank:
+    """A bank whose epoch e agrees with the truth on a fraction ``accs[e]`` of the images (balanced labels)."""
+    rng = np.random.default_rng(seed)
+    truth = np.concatenate([y_train, y_test])
+    rows, acc = [], []
+    for a in accs:
+        lab = rng.integers(0, 10, len(truth))
+        keep = rng.random(len(truth)) < a
+        lab[keep] = truth[keep]
+        rows.append(lab)
+        acc.append((lab == truth).mean())
+    rows = np.stack(rows)
+    return TargetBank(np.arange(len(accs)), rows[:, : len(y_train)], rows[:, len(y_train):], np.array(acc), 10)
+
+
+def test_target_bank_randomness_round_trip_and_refusals(tmp_path):
+    assert bank_randomness([0.1, 0.5, 0.8, 0.9]) == pytest.approx([1.0, 0.5, 0.125, 0.0])
+    y = np.arange(600) % 10
+    bank = graded_bank(y[:500], y[500:])
     loaded = TargetBank.load(bank.save(tmp_path / "bank.npz"))
     assert np.array_equal(loaded.train, bank.train) and loaded.num_classes == 10
-    assert loaded.nearest(0.45) == 1 and loaded.nearest(1.0) == 0 and loaded.nearest(0.0) == 3
+    assert loaded.nearest(1.0) == 0 and loaded.nearest(0.0) == 5
+    assert (loaded.entropies() > 0.95).all() and (loaded.classes_used() == 10).all()
     with pytest.raises(ConfigError, match="improves"):
         bank_randomness([0.5, 0.4])
+    # a constant labelling at initialization is refused, naming the epoch and its entropy
+    degenerate = graded_bank(y[:500], y[500:])
+    degenerate.train[0, :], degenerate.test[0, :] = 3, 3
+    degenerate.train[0, :5] = 4
+    with pytest.raises(ConfigError, match=r"labels of epoch 0 are degenerate \(normalized entropy 0\.0\d"):
+        TargetBank.load(degenerate.save(tmp_path / "degenerate.npz"))
+    # a gap in randomness over 0.25 is refused
+    with pytest.raises(ConfigError, match="no gap over 0.25"):
+        TargetBank.load(graded_bank(y[:500], y[500:], accs=(0.1, 0.15, 0.2, 0.25, 0.8, 0.95)).save(tmp_path / "gap.npz"))
     (tmp_path / "junk.npz").write_bytes(b"not a bank")
     with pytest.raises(ConfigError, match="not a target bank"):
         TargetBank.load(tmp_path / "junk.npz")
 
 
-def test_supervised_target_bank_from_a_trained_classifier(tmp_path):
-    """The study's protocol: a supervised classifier's predictions at successive epochs, written by
-    `ssl-ray probe bank` from real checkpoints, become random_<r> targets with r from 1 to 0."""
+def test_untrained_classifier_labels_spread_over_the_classes(tmp_path):
+    """The study's protocol from real checkpoints: epoch 0 is the untrained classifier. Its raw arg-max
+    gives nearly one class; the bank's rule (each logit standardized over the images) gives labels
+    that use every class with entropy >= 0.8, and training takes them to the true classes. Too few
+    checkpoints for the coverage rule: `ssl-ray probe bank` refuses with one line."""
     import subprocess
 
     from conftest import PY, ROOT
     from ssl_ray.config import ExperimentConfig
     from ssl_ray.data.datasets import load_dataset
-    from ssl_ray.probes.engine import model_from_config
-    from ssl_ray.probes.probe_data import build_probe_data
+    from ssl_ray.probes.bank import build_target_bank, logits
+    from ssl_ray.probes.engine import load_model, model_from_config
+    from ssl_ray.probes.targets import label_entropy
     from ssl_ray.train.loop import supervised_step
-    from ssl_ray.train.state import save_state
     from ssl_ray.train.optim import build_optimizer, build_scheduler
+    from ssl_ray.train.state import save_state
 
-    raw = {"data": {"dataset": "digits", "image_size": 8, "augment": "none"},
-           "model": {"backbone": "res", "depth": 1, "width": 16, "projector_dims": [32, 10]}, "train": {"mode": "supervised"},
+    raw = {"data": {"dataset": "digits", "image_size": 16, "augment": "none"},
+           "model": {"backbone": "res", "depth": 2, "width": 16, "projector_dims": [32, 10]}, "train": {"mode": "supervised"},
            "optim": {"lr": 0.01, "batch_size": 64}}
     cfg = ExperimentConfig.from_dict(raw).validate()
     torch.manual_seed(0)
     model = model_from_config(cfg)
     opt = build_optimizer(model.parameters(), cfg.optim, 1)
     sched = build_scheduler(opt, 0, 100)
-    ds = load_dataset("digits", "train", 8)
+    ds = load_dataset("digits", "train", 16)
     x, y = (ds.images.float() / 255 - 0.5) / 0.5, ds.labels
+    ckpts = []
     for epoch in range(4):
         if epoch:
+            model.train()
             for i in range(0, len(y), 64):
                 out, _ = supervised_step(model, x[i:i + 64], y[i:i + 64])
                 opt.zero_grad()
@@ -196,21 +278,51 @@ def test_supervised_target_bank_from_a_trained_classifier(tmp_path):
         d = tmp_path / "trial" / f"epoch_{epoch:04d}"
         d.mkdir(parents=True)
         save_state(str(d), model=model, optimizer=opt, scheduler=sched, epoch=epoch, cfg=cfg.to_dict(), mlflow_run_id=None)
-    bank_path = tmp_path / "bank.npz"
-    proc = subprocess.run([PY, "-m", "ssl_ray.cli", "probe", "bank", "--trial-dir", str(tmp_path / "trial"), "--out", str(bank_path)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    bank = TargetBank.load(bank_path)
-    assert list(bank.epochs) == [0, 1, 2, 3] and bank.randomness[0] == 1.0 and bank.randomness[-1] == 0.0
-    assert bank.accuracy[-1] > 0.8 > 0.3 > bank.accuracy[0]
-    # an SSL trial probed against the bank: random_1.0 = the untrained classifier, random_0.0 = the trained one
+        ckpts.append((epoch, str(d)))
+    untrained, _, _ = load_model(ckpts[0][1])
+    raw_labels = logits(untrained, ds.images).argmax(1).numpy()
+    assert label_entropy(raw_labels, 10) < 0.5  # the raw arg-max: nearly a constant
+    bank = build_target_bank(ckpts)
+    assert (bank.entropies() >= 0.8).all() and (bank.classes_used() >= 8).all()
+    assert bank.randomness[0] == 1.0 and bank.randomness[-1] == 0.0 and bank.accuracy[-1] > 0.8 > 0.3 > bank.accuracy[0]
+    proc = subprocess.run([PY, "-m", "ssl_ray.cli", "probe", "bank", "--trial-dir", str(tmp_path / "trial"), "--out",
+                           str(tmp_path / "bank.npz")], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "need >= 6 points" in proc.stderr, proc.stderr
+    assert not (tmp_path / "bank.npz").exists()
+
+
+def test_random_targets_come_from_the_bank_and_unscorable_targets_are_skipped(tmp_path):
+    """random_<r> takes the bank epoch nearest r; a single-class target next to good ones is skipped
+    with a reason while the good ones are scored."""
+    from ssl_ray.config import ExperimentConfig
+    from ssl_ray.data.datasets import load_dataset
+    from ssl_ray.probes.probe_data import build_probe_data
+    from ssl_ray.probes.scoring import FeatureSet, score_layer
+    from ssl_ray.probes.targets import LabelTarget
+
+    tr, te = load_dataset("digits", "train", 8), load_dataset("digits", "test", 8)
+    bank = graded_bank(tr.labels.numpy(), te.labels.numpy())
+    path = bank.save(tmp_path / "bank.npz")
     ssl = ExperimentConfig.from_dict({"data": {"dataset": "digits", "image_size": 8},
-                                      "probe": {"randomness": "supervised", "target_bank": str(bank_path),
-                                                "targets": ["class", "random_0.0", "random_1.0"]}}).validate()
+                                      "probe": {"target_bank": str(path),
+                                                "targets": ["class", "random_0.0", "random_1.0", "permuted_1.0"]}}).validate()
     data = build_probe_data(ssl)
     t = {lt.name: lt for lt in data.clean}
-    for name, row in (("random_1.0", 0), ("random_0.0", 3)):
+    fit, val = data.clean_split
+    for name, row in (("random_1.0", 0), ("random_0.0", 5)):
         _, inv = np.unique(np.concatenate([bank.train[row], bank.test[row]]), return_inverse=True)
-        assert np.array_equal(np.concatenate([t[name].train, t[name].test]), inv)
-    with pytest.raises(ConfigError, match="needs probe.target_bank"):
-        ExperimentConfig.from_dict({"probe": {"randomness": "supervised"}}).validate()
+        n = len(bank.train[row])
+        assert np.array_equal(t[name].train, inv[:n][fit]) and np.array_equal(t[name].val, inv[:n][val])
+        assert np.array_equal(t[name].test, inv[n:])
+    x = torch.tensor(np.random.default_rng(0).normal(size=(len(tr.labels), 8)), dtype=torch.float32)
+    xt = torch.tensor(np.random.default_rng(1).normal(size=(len(te.labels), 8)), dtype=torch.float32)
+    one = LabelTarget("superclass", torch.zeros(len(fit), dtype=torch.long), torch.zeros(len(val), dtype=torch.long),
+                      torch.zeros(len(xt), dtype=torch.long), 1)
+    inputs = torch.cat([x[fit], x[val], xt])
+    fs = FeatureSet("clean", x[fit], x[val], xt, inputs, [t["class"], one, t["permuted_1.0"]])
+    scores = score_layer("block1", [fs], ssl.probe, probes=["ncc", "linear", "cdnv"])
+    assert scores.skipped == {"superclass": f"a single class in its {len(fit)} train labels"}
+    assert not any("/superclass/" in k for k in scores.metrics)
+    for target in ("class", "permuted_1.0"):
+        for m in ("ncc_val", "ncc_test", "linear_val", "linear_test", "cdnv"):
+            assert f"probe/{target}/{m}/block1" in scores.metrics

@@ -100,8 +100,12 @@ def plan_layers(cfg: ExperimentConfig) -> Tuple[List[str], List[str], List[str]]
 
 def missing_work(uri: str, trial: TrialCheckpoints, every: bool = False) -> List[Tuple[int, str, List[str]]]:
     """``[(epoch, checkpoint dir, layers to probe)]``: the layers with any metric key missing at that epoch."""
+    from ssl_ray.probes.fanout import TAG_SKIPPED
+
     layers, targets, probes = plan_layers(trial.config)
     w = MetricWriter(uri, trial.run_id)
+    tags = w.client.get_run(trial.run_id).data.tags
+    targets = [t for t in targets if f"{TAG_SKIPPED}.{t}" not in tags]  # skipped with a recorded reason
     work = []
     for epoch, path in trial.checkpoints:
         todo = [layer for layer in layers

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
+import numpy as np
 import torch
 
 from ssl_ray.config import ExperimentConfig, ProbeConfig
 from ssl_ray.data.datasets import dataset_meta
+from ssl_ray.data.protocols import is_imagenet_size
 from ssl_ray.models import SSLModel, build_model
 from ssl_ray.probes.linear import default_device
 from ssl_ray.probes.probe_data import ProbeData, build_probe_data, pooled_inputs
@@ -34,7 +36,7 @@ def model_from_config(cfg: ExperimentConfig) -> SSLModel:
     if m.backbone == "res":
         kw = {"depth": m.depth, "width": m.width}
     else:
-        kw = {"width": m.width, "stem": "cifar" if cfg.data.image_size < 64 else "imagenet"}
+        kw = {"width": m.width, "stem": "imagenet" if is_imagenet_size(cfg.data.image_size) else "cifar"}
     dims = list(m.projector_dims)
     if cfg.train.mode == "supervised":  # the projector's last layer is the classifier
         dims[-1] = dataset_meta(cfg.data.dataset, cfg.data.data_root, cfg.data.superclass_map)["num_classes"]
@@ -85,11 +87,21 @@ class CheckpointFeatures:
     inputs: Dict[str, torch.Tensor]  # {clean, sample}: pooled inputs, train rows then test rows
     clean_targets: List[LabelTarget]
     sample_targets: List[LabelTarget]
+    splits: Dict[str, Tuple[np.ndarray, np.ndarray]]  # {clean, sample}: (fit rows, validation rows) of the train rows
 
     def feature_sets(self, layer: str) -> List[FeatureSet]:
         f = self.layers[layer]
-        return [FeatureSet("clean", f["clean_train"], f["clean_test"], self.inputs["clean"], self.clean_targets),
-                FeatureSet("sample", f["sample_train"], f["sample_test"], self.inputs["sample"], self.sample_targets)]
+        out = []
+        for group, targets in (("clean", self.clean_targets), ("sample", self.sample_targets)):
+            train, test, inputs = f[f"{group}_train"], f[f"{group}_test"], self.inputs[group]
+            if group not in self.splits or not len(train):
+                out.append(FeatureSet(group, train, train[:0], test, inputs, targets))
+                continue
+            fit, val = (torch.from_numpy(r) for r in self.splits[group])
+            n = len(train)
+            order = torch.cat([fit, val, torch.arange(n, len(inputs))])  # inputs: train rows, then test rows
+            out.append(FeatureSet(group, train[fit], train[val], test, inputs[order], targets))
+        return out
 
 
 @torch.no_grad()
@@ -148,14 +160,17 @@ def checkpoint_features(ckpt_dir: str | Path, layers: Optional[Iterable[str]] = 
     layers = list(layers) if layers is not None else probe_layers(cfg, model)
     data = data or cached_probe_data(cfg)
     feats, inputs = extract_features(model, data, layers)
-    return CheckpointFeatures(epoch, cfg.probe, feats, inputs, data.clean, [data.sample_target()] if data.has_sample else [])
+    splits = {"clean": data.clean_split, **({"sample": data.sample_split} if data.has_sample else {})}
+    return CheckpointFeatures(epoch, cfg.probe, feats, inputs, data.clean, [data.sample_target()] if data.has_sample else [],
+                              splits)
 
 
 def probe_checkpoint(ckpt_dir: str | Path, layers: Optional[Iterable[str]] = None,
                      probe_cfg: Optional[ProbeConfig] = None) -> tuple[int, Dict[str, float]]:
-    """Every probe of one checkpoint, serially: ``(epoch, {probe/<target>/<metric>/<layer>: value})``."""
+    """Every probe of one checkpoint, serially: ``(epoch, {probe/<target>/<metric>/<layer>: value})``
+    (targets that cannot be scored are left out; :func:`score_layer` says why)."""
     cf = checkpoint_features(ckpt_dir, layers)
     out: Dict[str, float] = {}
     for layer in cf.layers:
-        out.update(score_layer(layer, cf.feature_sets(layer), probe_cfg or cf.probe))
+        out.update(score_layer(layer, cf.feature_sets(layer), probe_cfg or cf.probe).metrics)
     return cf.epoch, out

@@ -38,6 +38,7 @@ from ssl_ray.tracking import MetricWriter
 TAG_PROBE_STATUS = "ssl_ray.probe.status"
 TAG_FAILURE = "ssl_ray.probe.failure"
 TAG_PROBE_NODES = "ssl_ray.probe.nodes"  # the Ray node ids the trial's probe tasks ran on
+TAG_SKIPPED = "ssl_ray.probe.skipped"  # .<target>: why that target could not be scored (at any layer)
 
 
 @ray.remote
@@ -55,9 +56,9 @@ def features_task(ckpt_dir: str, layers: Sequence[str], threads: int) -> list:
 
 
 @ray.remote
-def score_task(head, layer_features: dict, layer: str, threads: int) -> Tuple[Dict[str, float], Tuple[str, str]]:
-    """Every probe of one layer; returns the metrics and the Ray node ids where the features were
-    computed and where they were scored."""
+def score_task(head, layer_features: dict, layer: str, threads: int):
+    """Every probe of one layer; returns its :class:`~ssl_ray.probes.scoring.LayerScores` and the Ray node
+    ids where the features were computed and where they were scored."""
     import torch
 
     from ssl_ray.faults import maybe_fail
@@ -105,6 +106,7 @@ class TrialProbes:
     settled: int = 0
     missing: List[str] = field(default_factory=list)
     nodes: Set[str] = field(default_factory=set)  # Ray nodes the trial's probe tasks ran on
+    skipped: Dict[str, str] = field(default_factory=dict)  # target -> why it could not be scored
 
 
 def failure_message(e: BaseException) -> str:
@@ -182,7 +184,7 @@ class ProbeFanout:
         w = self.writer(job.run_id)
         tag = f"{TAG_FAILURE}.e{job.epoch:04d}.{layer}"
         try:
-            metrics, nodes = ray.get(ref)
+            scores, nodes = ray.get(ref)
         except Exception as e:  # noqa: BLE001 - a probe failure must not stop the sweep
             attempt = job.attempts[layer]
             retried = attempt <= self.max_retries
@@ -195,8 +197,13 @@ class ProbeFanout:
                 self.trials[job.run_id].missing.append(f"e{job.epoch}/{layer}")
                 self.done_layers += 1
         else:
-            w.log(metrics, step=job.epoch)
-            self.trials[job.run_id].nodes.update(nodes)
+            w.log(scores.metrics, step=job.epoch)
+            tp = self.trials[job.run_id]
+            tp.nodes.update(nodes)
+            new = {t: why for t, why in scores.skipped.items() if t not in tp.skipped}
+            if new:
+                tp.skipped.update(new)
+                w.set_tags({f"{TAG_SKIPPED}.{t}": why for t, why in new.items()})
             self.done_layers += 1
             if job.attempts[layer] > 1:
                 w.set_tags({tag: f"failed {job.attempts[layer] - 1} time(s), then succeeded on attempt {job.attempts[layer]}"})

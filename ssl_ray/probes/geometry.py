@@ -11,12 +11,19 @@ All functions take features ``(N, D)`` (numpy or torch) and compute in float64 t
 * :func:`powerlaw_alpha` -- the exponent alpha of ``l_i ~ i^(-alpha)``, the least-squares slope of
   ``log l_i`` against ``log i`` over the numerically non-zero eigenvalues (Stringer et al., Nature
   2019; Agrawal et al., "alpha-ReQ", NeurIPS 2022).
-* :func:`manifold_geometry` -- for each class c, with ``l_i`` the eigenvalues of its covariance
-  ``S_c = (1/n_c) sum_{x in c} (x - mu_c)(x - mu_c)^T``, the elliptical manifold radius and dimension
-  ``R_c = sqrt(sum_i l_i^2)`` and ``D_c = (sum_i l_i)^2 / sum_i l_i^2``, averaged over classes
-  (Yerxa, Kuang, Simoncelli, Chung, "Learning efficient coding of natural images with maximum
-  manifold capacity representations", NeurIPS 2023). Both come from ``tr S_c`` and
-  ``tr S_c^2 = ||X_c X_c^T||_F^2 / n_c^2``, batched over classes with no eigendecomposition.
+* :func:`manifold_geometry` -- MMCR's elliptical manifold radius and dimension (Yerxa, Kuang,
+  Simoncelli, Chung, "Learning efficient coding of natural images with maximum manifold capacity
+  representations", NeurIPS 2023, after Chung, Lee, Sompolinsky 2018). For each class c, with
+  ``lambda_i^2`` the eigenvalues of its covariance ``S_c = (1/n_c) sum_{x in c} (x - mu_c)(x - mu_c)^T``
+  (so ``lambda_i`` are the singular values of the centered class matrix over ``sqrt(n_c)``)::
+
+      R_c = sqrt(sum_i lambda_i^2)            (= sqrt(tr S_c))
+      D_c = (sum_i lambda_i)^2 / sum_i lambda_i^2
+
+  averaged over classes; ``R_c sqrt(D_c) = sum_i lambda_i`` is the nuclear norm of the centered class
+  matrix over ``sqrt(n_c)``, the quantity MMCR's objective works on. The features are used as given
+  (no normalization: the caller decides). With the ``sample`` target the "classes" are the views of
+  one image: MMCR's augmentation manifolds.
 """
 
 from __future__ import annotations
@@ -82,7 +89,8 @@ def _padded_by_class(x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, to
 
 
 def manifold_geometry(x: Array, y: Array, max_elements: int = 2**25) -> Tuple[float, float]:
-    """``(mean_c R_c, mean_c D_c)`` over classes with at least two samples (see the module docstring)."""
+    """``(mean_c R_c, mean_c D_c)`` over classes with at least two samples (see the module docstring).
+    Zero rows that pad a class to ``n_max`` leave its singular values unchanged."""
     xt = _f64(x)
     yt = torch.as_tensor(y).to(xt.device).long()
     padded, counts = _padded_by_class(xt, yt)
@@ -91,15 +99,12 @@ def manifold_geometry(x: Array, y: Array, max_elements: int = 2**25) -> Tuple[fl
     if counts.numel() == 0:
         return float("nan"), float("nan")
     k, n_max, d = padded.shape
-    trace = (padded * padded).sum((1, 2)) / counts
-    tr_sq = torch.empty_like(trace)
-    side = min(n_max, d)
-    chunk = max(1, max_elements // (side * side))
-    for i in range(0, k, chunk):  # a loop over chunks of classes, to bound memory
-        p = padded[i : i + chunk]
-        gram = p @ p.transpose(1, 2) if n_max <= d else p.transpose(1, 2) @ p
-        tr_sq[i : i + chunk] = (gram * gram).sum((1, 2))
-    tr_sq = tr_sq / (counts * counts)
-    radius = torch.sqrt(tr_sq)
-    dim = trace * trace / tr_sq.clamp(min=1e-300)
+    lam = torch.empty(k, min(n_max, d), dtype=xt.dtype, device=xt.device)
+    chunk = max(1, max_elements // (n_max * d))
+    for i in range(0, k, chunk):  # chunks of classes, to bound memory
+        lam[i : i + chunk] = torch.linalg.svdvals(padded[i : i + chunk])
+    lam = lam / torch.sqrt(counts).unsqueeze(1)  # lambda_i: square roots of the covariance eigenvalues
+    sq = (lam * lam).sum(1)
+    radius = torch.sqrt(sq)
+    dim = lam.sum(1) ** 2 / sq.clamp(min=1e-300)
     return float(radius.mean().item()), float(dim.mean().item())

@@ -12,7 +12,8 @@ That is how the probe engine fits the class, superclass and random targets of a 
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple, Union
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -59,22 +60,33 @@ def fit_softmax_probes(x: torch.Tensor, labels: Sequence[torch.Tensor], num_clas
     return w.detach(), b.detach()
 
 
+def softmax_probe_scores(train_x: torch.Tensor, train_ys: Sequence[torch.Tensor], num_classes: Sequence[int],
+                         evals: Dict[str, Tuple[torch.Tensor, Sequence[torch.Tensor]]], C: float = 1.0,
+                         max_iter: int = 100, device: Optional[torch.device] = None) -> List[Dict[str, float]]:
+    """Per label set, ``{"train": acc, <name>: acc, ...}``: a linear probe fitted on ``train_x`` (all label
+    sets at once) and scored on the train rows and on each ``evals[name] = (x, labels per set)``."""
+    dev = device or default_device()
+    names = list(evals)
+    xtr, *xs = standardize(train_x.to(dev, torch.float32), *[evals[k][0].to(dev, torch.float32) for k in names])
+    w, b = fit_softmax_probes(xtr, train_ys, num_classes, C=C, max_iter=max_iter)
+    bounds = np.cumsum([0, *num_classes]).tolist()
+    with torch.no_grad():
+        preds = {k: torch.addmm(b, x, w) for k, x in zip(["train", *names], [xtr, *xs])}
+    labels = {"train": train_ys, **{k: evals[k][1] for k in names}}
+    out = []
+    for t, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        out.append({k: float((p[:, lo:hi].argmax(1) == labels[k][t].to(dev)).double().mean().item()) if len(p) else math.nan
+                    for k, p in preds.items()})
+    return out
+
+
 def softmax_probe_accuracies(train_x: torch.Tensor, train_ys: Sequence[torch.Tensor], test_x: torch.Tensor,
                              test_ys: Sequence[torch.Tensor], num_classes: Sequence[int], C: float = 1.0,
                              max_iter: int = 100, device: Optional[torch.device] = None) -> List[Tuple[float, float]]:
     """``[(train accuracy, test accuracy)]`` of a linear probe per label set, all fitted at once."""
-    dev = device or default_device()
-    xtr, xte = standardize(train_x.to(dev, torch.float32), test_x.to(dev, torch.float32))
-    w, b = fit_softmax_probes(xtr, train_ys, num_classes, C=C, max_iter=max_iter)
-    bounds = np.cumsum([0, *num_classes]).tolist()
-    with torch.no_grad():
-        ltr, lte = torch.addmm(b, xtr, w), torch.addmm(b, xte, w)
-    out = []
-    for lo, hi, ytr, yte in zip(bounds[:-1], bounds[1:], train_ys, test_ys):
-        acc_tr = (ltr[:, lo:hi].argmax(1) == ytr.to(dev)).double().mean().item()
-        acc_te = (lte[:, lo:hi].argmax(1) == yte.to(dev)).double().mean().item()
-        out.append((float(acc_tr), float(acc_te)))
-    return out
+    scores = softmax_probe_scores(train_x, train_ys, num_classes, {"test": (test_x, test_ys)}, C=C, max_iter=max_iter,
+                                  device=device)
+    return [(s["train"], s["test"]) for s in scores]
 
 
 def linear_probe_accuracy(train_x: Array, train_y: Array, test_x: Array, test_y: Array, C: float = 1.0,

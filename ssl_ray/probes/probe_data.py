@@ -3,11 +3,18 @@
 Two feature sets:
 
 * ``clean``: the dataset's train and test splits, center-resized to the training image size (seeded
-  subsamples beyond ``probe.max_train_images`` / ``max_test_images``). The class, superclass and
-  random targets live here.
+  subsamples beyond ``probe.max_train_images`` / ``max_test_images``). The class, superclass, random
+  and permuted targets live here. A stratified (by class), seeded ``probe.val_fraction`` of the train
+  rows is held out as validation.
 * ``sample``: ``N_s`` train images, each augmented ``A_train + A_test`` times with the trial's view
-  protocol; the first ``A_train`` views of every image form the probe's train set, the rest its test
-  set, and the label is the image's index.
+  protocol; the first ``A_train`` views of every image form the probe's train set (its last
+  ``val_fraction`` of them the validation rows), the rest its test set, and the label is the image's
+  index.
+
+MINE's input variable (``pooled_inputs``): the normalized image average-pooled to at most 8 x 8 per
+channel and flattened (192 numbers for 3 channels). MINE's critic is trained on a few thousand pairs, so
+the input must be low-dimensional for the estimate to mean anything; 8 x 8 keeps the coarse layout
+(for the bundled digits it is their original resolution: scikit-learn's digits are 8 x 8 images).
 
 Everything is fixed by ``probe.seed``, so every checkpoint of a trial (and a re-run, or a backfill) sees
 the very same views. Sample views are generated on the fly in chunks, so a full-size sample set never
@@ -27,7 +34,8 @@ from ssl_ray.config import ExperimentConfig
 from ssl_ray.data.augment import BatchAugment, build_augment, normalize, to_unit_float
 from ssl_ray.data.datasets import DATASETS, ArrayDataset, FileDataset, load_dataset
 from ssl_ray.errors import ConfigError
-from ssl_ray.probes.targets import LabelTarget, TargetBank, clean_targets, default_targets, parse_target
+from ssl_ray.probes.targets import (LabelTarget, TargetBank, clean_targets, default_targets, label_target, needs_bank,
+                                    stratified_split)
 
 INPUT_SIDE = 8  # MINE sees each input average-pooled to at most 8 x 8 per channel
 CHUNK_VIEWS = 512  # sample views generated per chunk
@@ -44,15 +52,25 @@ class ProbeData:
     targets: List[str]
     clean: List[LabelTarget]
     seed: int
+    clean_split: Tuple[np.ndarray, np.ndarray]  # (fit rows, validation rows) of the clean train split
+    val_fraction: float = 0.2
 
     @property
     def has_sample(self) -> bool:
         return "sample" in self.targets
 
+    @property
+    def sample_split(self) -> Tuple[np.ndarray, np.ndarray]:
+        """(fit rows, validation rows) of the sample train views: the last ``val_fraction`` of each image's
+        ``A_train`` views (at least one when it has two) are its validation rows."""
+        a = self.train_views
+        k = min(max(1, int(round(self.val_fraction * a))), a - 1) if a >= 2 else 0
+        pos = np.tile(np.arange(a), self.sample_images.shape[0])
+        return np.flatnonzero(pos < a - k), np.flatnonzero(pos >= a - k)
+
     def sample_target(self) -> LabelTarget:
-        n = self.sample_images.shape[0]
-        ids = torch.arange(n)
-        return LabelTarget("sample", ids.repeat_interleave(self.train_views), ids.repeat_interleave(self.test_views), n)
+        ids = np.arange(self.sample_images.shape[0])
+        return label_target("sample", np.repeat(ids, self.train_views), np.repeat(ids, self.test_views), *self.sample_split)
 
     def clean_batches(self, split: str, batch_size: int) -> Iterator[torch.Tensor]:
         images = (self.train if split == "train" else self.test).images
@@ -114,12 +132,16 @@ def build_probe_data(cfg: ExperimentConfig) -> ProbeData:
     test, te_idx = _subset(full_test, p.max_test_images, p.seed + 1, d.image_size)
     targets = resolve_targets(cfg, train.superclasses is not None)
     bank = None
-    if p.randomness == "supervised" and any(parse_target(t)[0] == "random" for t in targets):
+    if needs_bank(targets):
+        if p.target_bank is None:
+            raise ConfigError("random_<r> probe targets need a target bank: probe.target_bank (a sweep builds one "
+                              "before its trials; `ssl-ray probe bank` writes one from a supervised trial)")
         bank = TargetBank.load(p.target_bank)
         if bank.train.shape[1] != len(full_train) or bank.test.shape[1] != len(full_test):
             raise ConfigError(f"target bank {p.target_bank}: made for {bank.train.shape[1]}/{bank.test.shape[1]} "
                               f"train/test images, but {d.dataset} has {len(full_train)}/{len(full_test)}")
-    clean = clean_targets(targets, train, test, p.seed, bank, tr_idx, te_idx)
+    split = stratified_split(train.labels.numpy(), p.val_fraction, p.seed)
+    clean = clean_targets(targets, train, test, p.seed, *split, bank=bank, train_index=tr_idx, test_index=te_idx)
     n_s, a_tr, a_te, aug = sample_settings(cfg)
     if "sample" in targets:
         n_s = min(n_s, len(full_train))
@@ -127,4 +149,5 @@ def build_probe_data(cfg: ExperimentConfig) -> ProbeData:
         sample_images = _take(full_train, pick).to_array(d.image_size).images
     else:
         sample_images = torch.empty(0, 3, d.image_size, d.image_size, dtype=torch.uint8)
-    return ProbeData(train, test, sample_images, a_tr, a_te, build_augment(aug, d.image_size), targets, clean, p.seed)
+    return ProbeData(train, test, sample_images, a_tr, a_te, build_augment(aug, d.image_size), targets, clean, p.seed,
+                     split, p.val_fraction)

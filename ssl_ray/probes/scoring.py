@@ -1,38 +1,45 @@
 """The probe families, and how one layer's features are scored against every target.
 
 ``PROBES`` is the registry of probe families (``probe.metrics`` names them). Each takes a
-:class:`FeatureSet` -- one layer's features of the probe's train and test images, the pooled inputs,
-and the label targets defined on those images -- and returns ``{(target, metric): value}``:
+:class:`FeatureSet` -- one layer's features of the probe's train, validation and test rows, the pooled
+inputs, and the label targets defined on those rows -- and returns ``{(target, metric): value}``:
 
 =========  ===================================================================================
-ncc        ``ncc_train``, ``ncc_test``: nearest-class-center accuracy (class means from train)
-linear     ``linear_train``, ``linear_test``: multinomial logistic regression, every target of
-           the feature set fitted in one L-BFGS problem
+ncc        ``ncc_train``, ``ncc_val``, ``ncc_test``: nearest-class-center accuracy (class means
+           from the train rows)
+linear     ``linear_train``, ``linear_val``, ``linear_test``: multinomial logistic regression
+           fitted on the train rows, every target of the feature set in one L-BFGS problem
 cdnv       ``cdnv``; ``within_var`` (mean Var_c) and ``between_dist2`` (mean ||mu_i - mu_j||^2)
 geometry   label-free ``participation_ratio``, ``rankme``, ``alpha``; per target the class
-           manifolds' ``manifold_radius`` and ``manifold_dim`` (MMCR's elliptical geometry)
-mine       ``mine``, ``mine_std``: MINE lower bound on I(input; features), mean and spread over seeds
+           manifolds' ``manifold_radius`` and ``manifold_dim`` (MMCR's elliptical geometry; for
+           ``sample`` the augmentation manifolds)
+mine       ``mine``, ``mine_std``, ``mine_saturated``: MINE lower bound on I(input; features) on
+           the clean images, mean and spread over seeds, and 1 where it reached its ceiling
 =========  ===================================================================================
 
 With both ``ncc`` and ``linear``, ``ncc_linear_ratio = ncc_test / linear_test`` is added. Label-free
 values describe the feature set, so they are logged under each target that lives on it (every
-clean target shares the clean set's values; ``sample`` has its own). Formulas: ``metrics.py``,
+clean target shares the clean set's values; ``sample`` has its own). The validation rows exist so that
+layers and trials are *chosen* without looking at test data (``ssl_ray.reports.selection``).
+
+A target that cannot be scored (``targets.unscorable``: a single class, no class with two samples)
+is skipped with its reason; every other target of the layer is still scored. Formulas: ``metrics.py``,
 ``linear.py``, ``geometry.py``, ``mine.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 
 from ssl_ray.config import ProbeConfig
 from ssl_ray.probes.geometry import manifold_geometry, participation_ratio, powerlaw_alpha, rankme
-from ssl_ray.probes.linear import softmax_probe_accuracies
+from ssl_ray.probes.linear import softmax_probe_scores
 from ssl_ray.probes.metrics import cdnv_from_spread, class_spread, ncc_accuracy
 from ssl_ray.probes.mine import mine
-from ssl_ray.probes.targets import LabelTarget
+from ssl_ray.probes.targets import LabelTarget, unscorable
 from ssl_ray.registry import Registry
 
 PROBES = Registry("probe")
@@ -42,9 +49,10 @@ Scores = Dict[Tuple[str, str], float]
 @dataclass
 class FeatureSet:
     name: str  # "clean" or "sample"
-    train: torch.Tensor  # (N, C) float32
+    train: torch.Tensor  # (N, C) float32: the rows probes are fitted on
+    val: torch.Tensor  # (V, C): held out from the train split, for choosing layers and trials
     test: torch.Tensor  # (M, C)
-    inputs: torch.Tensor  # (N + M, P): the pooled inputs of train then test, for MINE
+    inputs: torch.Tensor  # (N + V + M, P): the pooled inputs of train, val, then test rows, for MINE
     targets: List[LabelTarget]
 
 
@@ -62,24 +70,22 @@ def _per_target(fs: FeatureSet, values: Dict[str, float]) -> Scores:
     return {(t.name, k): v for t in fs.targets for k, v in values.items()}
 
 
-@_probe("ncc", "ncc_train", "ncc_test")
+@_probe("ncc", "ncc_train", "ncc_val", "ncc_test")
 def ncc_probe(fs: FeatureSet, p: ProbeConfig) -> Scores:
     out: Scores = {}
     for t in fs.targets:
         out[(t.name, "ncc_train")] = ncc_accuracy(fs.train, t.train, fs.train, t.train)
+        out[(t.name, "ncc_val")] = ncc_accuracy(fs.train, t.train, fs.val, t.val)
         out[(t.name, "ncc_test")] = ncc_accuracy(fs.train, t.train, fs.test, t.test)
     return out
 
 
-@_probe("linear", "linear_train", "linear_test")
+@_probe("linear", "linear_train", "linear_val", "linear_test")
 def linear_probe(fs: FeatureSet, p: ProbeConfig) -> Scores:
-    accs = softmax_probe_accuracies(fs.train, [t.train for t in fs.targets], fs.test, [t.test for t in fs.targets],
-                                    [t.num_classes for t in fs.targets], C=p.linear_c, max_iter=p.linear_max_iter)
-    out: Scores = {}
-    for t, (acc_tr, acc_te) in zip(fs.targets, accs):
-        out[(t.name, "linear_train")] = acc_tr
-        out[(t.name, "linear_test")] = acc_te
-    return out
+    evals = {"val": (fs.val, [t.val for t in fs.targets]), "test": (fs.test, [t.test for t in fs.targets])}
+    scores = softmax_probe_scores(fs.train, [t.train for t in fs.targets], [t.num_classes for t in fs.targets], evals,
+                                  C=p.linear_c, max_iter=p.linear_max_iter)
+    return {(t.name, f"linear_{k}"): v for t, s in zip(fs.targets, scores) for k, v in s.items()}
 
 
 @_probe("cdnv", "cdnv", "within_var", "between_dist2")
@@ -102,37 +108,58 @@ def geometry_probe(fs: FeatureSet, p: ProbeConfig) -> Scores:
     return out
 
 
-@_probe("mine", "mine", "mine_std")
+MINE_FEATURE_SETS = ("clean",)  # I(input; embedding) over the dataset's images, as the study measures it
+
+
+@_probe("mine", "mine", "mine_std", "mine_saturated")
 def mine_probe(fs: FeatureSet, p: ProbeConfig) -> Scores:
-    z = torch.cat([fs.train, fs.test])
-    m, s = mine(fs.inputs, z, seeds=range(p.seed, p.seed + p.mine_seeds), steps=p.mine_steps, hidden=p.mine_hidden,
-                batch_size=p.mine_batch_size)
-    return _per_target(fs, {"mine": m, "mine_std": s})
+    if fs.name not in MINE_FEATURE_SETS:
+        return {}
+    z = torch.cat([fs.train, fs.val, fs.test])
+    r = mine(fs.inputs, z, seeds=range(p.seed, p.seed + p.mine_seeds), steps=p.mine_steps, hidden=p.mine_hidden,
+             batch_size=p.mine_batch_size)
+    return _per_target(fs, {"mine": r.mean, "mine_std": r.std, "mine_saturated": float(r.saturated)})
 
 
 def probe_names(p: ProbeConfig) -> List[str]:
     return list(p.metrics) if p.metrics else PROBES.names()
 
 
-def metric_names(probes: Iterable[str]) -> List[str]:
-    """Every metric the probe families report per target (with the NCC/linear ratio when both run)."""
-    probes = list(probes)
+def metric_names(probes: Iterable[str], feature_set: str = "clean") -> List[str]:
+    """Every metric the probe families report per target of ``feature_set`` (with the NCC/linear ratio
+    when both run)."""
+    probes = [n for n in probes if n != "mine" or feature_set in MINE_FEATURE_SETS]
     names = [m for name in probes for m in PROBES.get(name).metrics]
     return names + (["ncc_linear_ratio"] if {"ncc", "linear"} <= set(probes) else [])
 
 
 def expected_keys(targets: Iterable[str], layers: Iterable[str], probes: Iterable[str]) -> List[str]:
     """The metric keys a complete probe of one checkpoint logs."""
-    ms = metric_names(probes)
-    return [f"probe/{t}/{m}/{layer}" for layer in layers for t in targets for m in ms]
+    probes = list(probes)
+    return [f"probe/{t}/{m}/{layer}" for layer in layers for t in targets
+            for m in metric_names(probes, "sample" if t == "sample" else "clean")]
+
+
+@dataclass
+class LayerScores:
+    """One layer's ``{probe/<target>/<metric>/<layer>: value}``, and the targets skipped with why."""
+
+    metrics: Dict[str, float]
+    skipped: Dict[str, str]
 
 
 def score_layer(layer: str, feature_sets: Iterable[FeatureSet], p: ProbeConfig,
-                probes: Optional[List[str]] = None) -> Dict[str, float]:
-    """Every probe family on every feature set of one layer: ``{probe/<target>/<metric>/<layer>: value}``."""
+                probes: Optional[List[str]] = None) -> LayerScores:
+    """Every probe family on every scorable target of every feature set of one layer."""
     probes = probes or probe_names(p)
     scores: Scores = {}
+    skipped: Dict[str, str] = {}
     for fs in feature_sets:
+        for t in fs.targets:
+            why = unscorable(t)
+            if why is not None:
+                skipped[t.name] = why
+        fs = replace(fs, targets=[t for t in fs.targets if t.name not in skipped])
         if not fs.targets:
             continue
         for name in probes:
@@ -141,4 +168,4 @@ def score_layer(layer: str, feature_sets: Iterable[FeatureSet], p: ProbeConfig,
         ncc, lin = scores.get((target, "ncc_test")), scores.get((target, "linear_test"))
         if ncc is not None and lin is not None:
             scores[(target, "ncc_linear_ratio")] = ncc / lin if lin > 0 else float("nan")
-    return {f"probe/{t}/{m}/{layer}": float(v) for (t, m), v in sorted(scores.items())}
+    return LayerScores({f"probe/{t}/{m}/{layer}": float(v) for (t, m), v in sorted(scores.items())}, skipped)

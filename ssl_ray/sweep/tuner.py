@@ -18,6 +18,7 @@ from ray import tune
 
 from ssl_ray.config import SWEEP_FILE, TRIAL_DRIVER_CPUS, SweepConfig, flatten
 from ssl_ray.probes.fanout import TAG_PROBE_STATUS, ProbeFanout
+from ssl_ray.sweep.bank import ensure_target_bank
 from ssl_ray.sweep.callbacks import ProbeOnCompleteCallback, register_fanout, submit_missing, trial_checkpoints
 from ssl_ray.sweep.trial import SweepContext, run_trial
 from ssl_ray.provenance import TAG_COMMAND, TAG_COMMIT, git_commit
@@ -110,6 +111,9 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
         c.set_tag(parent, k + ".resume" if resume_dir else k, v)
 
     init_ray(cfg, verbose)
+    bank = ensure_target_bank(cfg, sweep_dir, uri, parent, progress_stream)
+    if bank is not None:  # every trial's probes read the same bank
+        cfg.base.probe.target_bank = bank
     ctx = SweepContext(str(sweep_dir), uri, parent, tuple(cfg.search_space))
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": TRIAL_DRIVER_CPUS})  # it only drives a TorchTrainer
     fanout = ProbeFanout.from_config(uri, cfg.base.probe)

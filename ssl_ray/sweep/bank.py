@@ -1,0 +1,113 @@
+"""The sweep's own target bank: one supervised classifier trial, trained through the same Ray Train
+path as the SSL trials (``train_loop_per_worker`` in a ``TorchTrainer``), before them.
+
+Its labels at initialization and at every epoch of training form the ``random_<r>`` targets
+(``ssl_ray.probes.bank``). It is cached as ``<sweep dir>/bank/target_bank.npz``: a resumed sweep, or
+one run again in the same directory, reuses it. Its MLflow run (a child of the sweep's parent run,
+tagged ``ssl_ray.kind=bank``) holds the classifier's training curve and, per epoch, the bank's
+``bank/accuracy`` (agreement with the true labels), ``bank/randomness``, ``bank/label_entropy``
+(normalized) and ``bank/classes_used``.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Optional
+
+import ray.train
+from ray.train.torch import TorchTrainer
+
+from ssl_ray.config import ExperimentConfig, SweepConfig
+from ssl_ray.errors import ConfigError
+from ssl_ray.probes.bank import build_target_bank
+from ssl_ray.probes.targets import TargetBank, needs_bank
+from ssl_ray.tracking import MetricWriter, create_bank_run, log_params
+from ssl_ray.train.loop import set_trainer_env, train_loop_per_worker
+
+BANK_DIR = "bank"
+BANK_FILE = "target_bank.npz"
+BANK_LR_FACTOR = 0.0625  # the classifier learns at a sixteenth of the SSL learning rate, so its accuracy
+# rises over several epochs and the bank's randomness levels cover [0, 1] without a gap
+
+
+def bank_path(sweep_dir: Path) -> Path:
+    return Path(sweep_dir) / BANK_DIR / BANK_FILE
+
+
+def bank_config(base: ExperimentConfig) -> ExperimentConfig:
+    """The supervised classifier of the bank: the base trial's data and backbone, cross-entropy on the
+    class labels, a checkpoint at every epoch."""
+    d = copy.deepcopy(base.to_dict())
+    epochs = base.probe.bank_epochs
+    d["train"].update(mode="supervised", epochs=epochs, checkpoint_epochs=list(range(epochs + 1)), resume_every=1,
+                      init_checkpoint=None)
+    d["optim"].update(lr=base.optim.lr * BANK_LR_FACTOR, warmup_epochs=min(base.optim.warmup_epochs, 1))
+    d["probe"].update(targets=["class"])
+    return ExperimentConfig.from_dict(d).validate()
+
+
+def sweep_needs_bank(cfg: SweepConfig) -> bool:
+    """True when the sweep probes random_<r> targets and was given no bank."""
+    from ssl_ray.data.datasets import dataset_meta
+    from ssl_ray.probes.probe_data import resolve_targets
+
+    b = cfg.base
+    if b.probe.target_bank is not None:
+        return False
+    has_super = dataset_meta(b.data.dataset, b.data.data_root, b.data.superclass_map)["num_superclasses"] > 0
+    return needs_bank(resolve_targets(b, has_super))
+
+
+def ensure_target_bank(cfg: SweepConfig, sweep_dir: Path, uri: str, parent_run_id: str, stream=None) -> Optional[str]:
+    """The bank the sweep's random_<r> targets come from: ``probe.target_bank`` if given, the cached one
+    of this sweep, or a new one trained now. None when no target needs one."""
+    stream = stream or sys.stderr
+    if not sweep_needs_bank(cfg):
+        return cfg.base.probe.target_bank
+    path = bank_path(sweep_dir)
+    if path.is_file():
+        try:
+            TargetBank.load(path)
+            print(f"[bank] reusing the target bank {path}", file=stream, flush=True)
+            return str(path)
+        except ConfigError as e:
+            print(f"[bank] rebuilding: {e}", file=stream, flush=True)
+    bcfg = bank_config(cfg.base)
+    print(f"[bank] training the supervised classifier of the random_<r> targets ({bcfg.train.epochs} epochs)",
+          file=stream, flush=True)
+    run_id = create_bank_run(uri, parent_run_id)
+    from ssl_ray.config import flatten
+    from ssl_ray.tracking import client
+
+    log_params(client(uri), run_id, flatten(bcfg.to_dict()))
+    set_trainer_env()
+    from ssl_ray.sweep.trial import probed_checkpoints, scaling_config
+
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"experiment": bcfg.to_dict(), "mlflow_uri": uri, "mlflow_run_id": run_id},
+        scaling_config=scaling_config(bcfg.train),
+        run_config=ray.train.RunConfig(name="classifier", storage_path=str(path.parent),
+                                       checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None),
+                                       failure_config=ray.train.FailureConfig(max_failures=bcfg.train.max_failures)),
+    )
+    result = trainer.fit()
+    bank = build_target_bank(probed_checkpoints(result.best_checkpoints or []))
+    w = MetricWriter(uri, run_id)
+    for e, acc, r, h, used in zip(bank.epochs, bank.accuracy, bank.randomness, bank.entropies(), bank.classes_used()):
+        w.log({"bank/accuracy": acc, "bank/randomness": r, "bank/label_entropy": h, "bank/classes_used": used}, step=int(e))
+    try:
+        bank.check("the sweep's target bank")
+    except ConfigError as e:
+        w.set_tags({"ssl_ray.status": "refused", "ssl_ray.stop_reason": str(e)[:4000]})
+        w.client.set_terminated(run_id, status="FAILED")
+        raise
+    bank.save(path)
+    w.set_tags({"ssl_ray.status": "finished", "ssl_ray.bank.path": str(path)})
+    w.client.set_terminated(run_id, status="FINISHED")
+    levels = ", ".join(f"{r:.2f}" for r in bank.randomness)
+    print(f"[bank] {path}: {len(bank.epochs)} targets, randomness {levels}; label entropy >= {bank.entropies().min():.2f}",
+          file=stream, flush=True)
+    return str(path)

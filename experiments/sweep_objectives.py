@@ -3,6 +3,9 @@
     python experiments/sweep_objectives.py
     python experiments/sweep_objectives.py --search model.backbone=[res,resnet18] --search model.width=[16,32]
 
+Every objective runs with 2 seeds (``train.seed`` 0 and 1; ``--seeds N`` changes it), so the summary,
+``trials.md`` and the figures show mean ± std over seeds.
+
 Each objective runs with its own defaults (the paper's hyperparameters, see ssl_ray/objectives/):
 the base config names no objective hyperparameters, so every trial builds its objective with the
 constructor's defaults. Override one with e.g. ``--set objective.temperature=0.2`` together with a
@@ -28,6 +31,7 @@ DEFAULTS = {
         "objective.name": ["vicreg", "simclr", "barlow", "mmcr", "arb"],
         "model.backbone": ["res"],
         "model.width": [32],
+        "train.seed": [0, 1],  # two seeds per objective: the report's error bars
     },
 }
 

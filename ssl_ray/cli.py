@@ -62,6 +62,8 @@ def add_sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--search", action="append", default=[], metavar="KEY=VALUES",
                    help="search a key over a YAML list (grid) or {choice|uniform|loguniform|randint: [...]}, "
                         "e.g. --search model.width=[16,32] (repeatable; replaces that key's default)")
+    p.add_argument("--seeds", type=int, help="run every configuration with this many seeds (searches train.seed over "
+                                             "0..N-1); summaries and figures show mean ± std over them")
     p.add_argument("--num-samples", type=int, help="Tune num_samples (repeats of the grid)")
     p.add_argument("--max-concurrent-trials", type=int, help="at most this many trials at once")
     p.add_argument("--scheduler", help="Ray Tune trial scheduler: fifo (default: every trial runs to the end) or "
@@ -105,6 +107,13 @@ def sweep_config_from_args(args: argparse.Namespace, defaults: Optional[Dict[str
             k, v = _kv(text)
             set_path({}, k, None)  # checks the key's form
             raw["search_space"][k] = v
+    if args.seeds is not None:
+        if isinstance(args.seeds, bool) or args.seeds < 1:
+            raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+        raw["search_space"] = dict(raw.get("search_space") or {})
+        if "train.seed" in raw["search_space"] and args.search and any(t.split("=", 1)[0].strip() == "train.seed" for t in args.search):
+            raise ConfigError("give either --seeds or --search train.seed=[...], not both")
+        raw["search_space"]["train.seed"] = list(range(args.seeds))
     searched = raw.get("search_space") or {}
     for text in args.set:
         k = text.split("=", 1)[0].strip()
@@ -141,22 +150,40 @@ def resume_config_from_args(args: argparse.Namespace, parser: argparse.ArgumentP
     return SweepConfig.from_dict(raw).validate()
 
 
-def print_summary(out: dict, cfg: SweepConfig, stream=None) -> None:
-    from ssl_ray.reports.tables import best_trial, format_table, trial_rows
-
+def print_summary(out: dict, cfg: SweepConfig, stream=None, data=None) -> None:
+    """Per configuration (mean ± std over seeds), layers and the best configuration chosen on validation
+    data (``ssl_ray.reports.selection``, as in the report), each trial's run id, skipped targets."""
     stream = stream or sys.stdout
-    rows = trial_rows(out["mlflow_uri"], out["parent_run_id"], list(cfg.search_space))
     print("\n=== ssl_ray sweep summary: " + cfg.name + " ===", file=stream)
-    print(format_table(rows), file=stream)
-    for r in rows:
-        if r.get("stop_reason"):
-            print(f"trial {r['trial']} {r['status']}: {r['stop_reason']}", file=stream)
-    best = best_trial(rows)
-    if best is not None:
-        traj = ", ".join(f"epoch {e}: {v:.3f}" for e, v in best.get("ncc_by_epoch", {}).items())
-        print(f"\nbest trial {best['trial']}: class NCC test {best['class_ncc_test']:.3f} at {best['best_layer']}"
-              f" vs {best['random_target']} {best['random_ncc_test']:.3f}", file=stream)
-        print(f"class NCC test of {best['best_layer']} over training: {traj}", file=stream)
+    if data is None:
+        print("(no probe results to summarize)", file=stream)
+    else:
+        from ssl_ray.reports.selection import select
+        from ssl_ray.reports.tables import config_table, format_table, headline
+
+        sel = select(data)
+        print(format_table(config_table(data, sel), drop=("objective.name", "model.backbone", "model.depth", "objective.mu",
+                                                           "objective.nu")), file=stream)
+        n = data.seeds_per_config()
+        print(f"\n{'mean ± std over ' + str(n) + ' seeds per configuration' if n > 1 else 'one seed per configuration (no error bars; --seeds N)'}",
+              file=stream)
+        line = headline(data, sel)
+        if line:
+            print(line, file=stream)
+        print("\ntrials (MLflow run ids):", file=stream)
+        for t in data.trials:
+            print(f"  {t.trial_id}  {t.label}  {t.status}  run {t.run_id}", file=stream)
+    from ssl_ray.probes.fanout import TAG_SKIPPED
+    from ssl_ray.tracking import TAG_STOP_REASON, TAG_TRIAL_ID, child_runs, client
+
+    for run in child_runs(client(out["mlflow_uri"]), out["parent_run_id"]):
+        tags = run.data.tags
+        tid = tags.get(TAG_TRIAL_ID, run.info.run_id)
+        if tags.get(TAG_STOP_REASON) and tags.get("ssl_ray.status") != "finished":
+            print(f"trial {tid} {tags.get('ssl_ray.status')}: {tags[TAG_STOP_REASON]}", file=stream)
+        for k, why in sorted(tags.items()):
+            if k.startswith(TAG_SKIPPED + "."):
+                print(f"trial {tid}: target {k[len(TAG_SKIPPED) + 1:]} not scored: {why}", file=stream)
     print_probe_failures(out.get("probe_failures", []), stream)
     n_err = len(out["results"].errors) if out.get("results") is not None else 0
     if n_err:
@@ -190,10 +217,22 @@ def sweep_main(argv: Optional[Sequence[str]] = None, defaults: Optional[Dict[str
     from ssl_ray.sweep.tuner import run_sweep
 
     out = run_sweep(cfg, verbose=args.verbose, resume_dir=args.resume, command=_command_line(prog, argv))
-    print_summary(out, cfg)
+    data = _sweep_data(out)
+    print_summary(out, cfg, data=data)
     if cfg.report:
-        sweep_report(out["sweep_dir"])
+        sweep_report(out["sweep_dir"], data=data)
     return 0 if not out["results"].errors else 1
+
+
+def _sweep_data(out: dict):
+    """The finished sweep read back from MLflow once, for the summary and the report; None without probes."""
+    from ssl_ray.reports.source import load_sweep
+
+    try:
+        return load_sweep(out["sweep_dir"], out["mlflow_uri"])
+    except ConfigError as e:
+        print(f"note: {e}", file=sys.stderr)
+        return None
 
 
 def _command_line(prog: Optional[str], argv: Optional[Sequence[str]]) -> str:
@@ -203,14 +242,14 @@ def _command_line(prog: Optional[str], argv: Optional[Sequence[str]]) -> str:
     return " ".join([script, shlex.join(list(argv if argv is not None else sys.argv[1:]))]).strip()
 
 
-def sweep_report(sweep_dir: str, stream=None) -> None:
+def sweep_report(sweep_dir: str, stream=None, data=None) -> None:
     """The sweep's figures and table; a failure here is reported and never fails the finished sweep."""
     from ssl_ray.reports.cli import print_report
     from ssl_ray.reports.report import write_report
 
     stream = stream or sys.stdout
     try:
-        print_report(write_report(sweep_dir), stream)
+        print_report(write_report(sweep_dir, data=data), stream)
     except Exception as e:  # noqa: BLE001 - the sweep's results are in MLflow either way
         print(f"report not written ({type(e).__name__}: {e}); rerun with: ssl-ray report {sweep_dir}", file=stream)
 

@@ -594,6 +594,7 @@ class SweepConfig:
         _check_int("asha_grace_period", self.asha_grace_period, lo=1)
         _check_number("asha_reduction_factor", self.asha_reduction_factor, lo=1.0, strict=True)
         check_tracking_uri(self.resolved_mlflow_uri())
+        self._check_bank_is_shared()
         # Every trial the search space yields must be valid; the base alone is never run when a
         # searched key overrides it (e.g. base objective vicreg, searched objective.name=[mmcr]).
         # A local Ray instance has a known size: a trial that can never fit would wait forever.
@@ -616,6 +617,20 @@ class SweepConfig:
                 where = f" (in the trial with {', '.join(f'{k}={v}' for k, v in searched.items())})" if blamed else ""
                 raise ConfigError(f"{e}{where}") from None
         return self
+
+
+    def _check_bank_is_shared(self) -> None:
+        """A sweep trains one target bank on the base dataset; every trial must probe that dataset."""
+        from ssl_ray.probes.targets import needs_bank
+
+        p = self.base.probe
+        if p.target_bank is not None or not needs_bank(p.targets or ["random_0.0"]):
+            return
+        for key in ("data.dataset", "data.data_root"):
+            if key in self.search_space:
+                raise ConfigError(f"{key} is searched, but a sweep builds one target bank (for the random_<r> targets) "
+                                  f"on the base dataset; run one sweep per dataset, give probe.target_bank, or drop "
+                                  f"the random_<r> targets (probe.targets)")
 
 
 SCHEDULERS = ("fifo", "asha")

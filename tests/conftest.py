@@ -32,4 +32,4 @@ def clean_env(tmp_path):
     return env
 
 # Sweeps that test training, not the probe suite, probe lightly: NCC/CDNV on class and random labels.
-LIGHT_PROBES = ["--set", "probe.metrics=[ncc,cdnv]", "--set", "probe.targets=[class,random_1.0]"]
+LIGHT_PROBES = ["--set", "probe.metrics=[ncc,cdnv]", "--set", "probe.targets=[class,permuted_1.0]"]

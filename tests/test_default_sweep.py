@@ -19,11 +19,14 @@ import pytest
 from conftest import PY, ROOT
 from ssl_ray.config import TrainConfig
 from ssl_ray.probes.scoring import PROBES, expected_keys
-from ssl_ray.reports.tables import best_trial, trial_rows
+from ssl_ray.reports.selection import select
+from ssl_ray.reports.source import load_sweep
+from ssl_ray.reports.tables import config_table
 from ssl_ray.tracking import TAG_KIND, child_runs, client
 
 TAPS = ["block1", "block2", "block3", "block4", "proj_hidden1", "projector"]
-TARGETS = ["sample", "class", "superclass", "random_0.5", "random_1.0"]
+TARGETS = ["sample", "class", "superclass", "random_0.0", "random_0.25", "random_0.5", "random_0.75", "random_1.0",
+           "permuted_1.0"]
 
 
 @pytest.mark.slow  # 8 minutes: the README's main command itself, also run on a fresh clone before each release
@@ -38,16 +41,20 @@ def test_default_sweep_reproduces_the_study(clean_env, tmp_path):
     c = client(uri)
     exp = c.get_experiment_by_name("vicreg_digits")
     parent = [r for r in c.search_runs([exp.experiment_id]) if r.data.tags.get(TAG_KIND) == "sweep"][0]
-    rows = trial_rows(uri, parent.info.run_id)
-    assert len(rows) >= 4
-    best = best_trial(rows)
-    print(f"wall {wall:.0f}s; best {best}")
-    assert best["class_ncc_test"] >= 0.8
-    assert best["random_ncc_test"] <= 0.25
-    traj = best["ncc_by_epoch"]
-    epochs = sorted(traj)
-    assert len(epochs) >= 3
-    assert traj[epochs[-1]] > traj[epochs[0]]
+    data = load_sweep(str(tmp_path / "results" / "sweeps" / "vicreg_digits"), uri)
+    sel = select(data)
+    table = config_table(data, sel)
+    assert len(data.trials) >= 4
+    best = table[table.configuration == sel.best_config].iloc[0]
+    print(f"wall {wall:.0f}s; best {sel.best_config} at {best.best_layer}: {best.to_dict()}")
+    assert best.class_linear_test >= 0.8 and best["permuted_1.0_linear_test"] <= 0.25
+    # the study's targets come from a supervised classifier trained by the sweep itself
+    (bank,) = child_runs(c, parent.info.run_id, kind="bank")
+    entropy = c.get_metric_history(bank.info.run_id, "bank/label_entropy")
+    accuracy = sorted(c.get_metric_history(bank.info.run_id, "bank/accuracy"), key=lambda h: h.step)
+    assert len(entropy) >= 6 and min(h.value for h in entropy) >= 0.8
+    assert accuracy[-1].value > 0.8 > 0.3 > accuracy[0].value
+    assert len(c.get_metric_history(bank.info.run_id, "train/loss")) >= 5
     assert "browse in MLflow" in proc.stdout and "--host 127.0.0.1" in proc.stdout
     keys = expected_keys(TARGETS, TAPS, PROBES.names())
     for run in child_runs(c, parent.info.run_id):
@@ -61,7 +68,7 @@ def test_default_sweep_reproduces_the_study(clean_env, tmp_path):
         assert run.data.tags["ssl_ray.probe.status"] == "complete"
         for probe in ("ncc_test", "linear_test"):
             cls = max(m[f"probe/class/{probe}/{layer}"] for layer in TAPS)
-            rnd = max(m[f"probe/random_1.0/{probe}/{layer}"] for layer in TAPS)
+            rnd = max(m[f"probe/permuted_1.0/{probe}/{layer}"] for layer in TAPS)
             assert cls >= 0.8 and rnd <= 0.25, (probe, cls, rnd)
         sample = max(m[f"probe/sample/ncc_test/{layer}"] for layer in TAPS)
         print(f"{run.data.tags['ssl_ray.trial_id']}: sample NCC test {sample:.3f}")
@@ -70,4 +77,5 @@ def test_default_sweep_reproduces_the_study(clean_env, tmp_path):
 
     report = tmp_path / "results" / "vicreg_digits"
     assert all((report / f"{stem}.png").stat().st_size > 20_000 for stem in FIGURES)
-    assert len((report / "trials.csv").read_text().strip().splitlines()) == 1 + len(rows)
+    assert len((report / "trials.csv").read_text().strip().splitlines()) == 1 + len(data.trials)
+    assert "one seed per configuration" in (report / "README.md").read_text()

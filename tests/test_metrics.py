@@ -60,7 +60,7 @@ def test_cdnv_mean_over_pairs_matches_loop():
 
 
 def test_random_targets():
-    assert parse_target("random_0.5") == ("random", 0.5)
+    assert parse_target("random_0.5") == ("random", 0.5) and parse_target("permuted_1.0") == ("permuted", 1.0)
     with pytest.raises(ConfigError):
         parse_target("random_2")
     with pytest.raises(ConfigError):

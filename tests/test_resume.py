@@ -26,7 +26,7 @@ from ssl_ray.probes.scoring import expected_keys
 EPOCHS = 4
 PROBED = [0, 1, 2, 4]
 LAYERS = ["block1", "block2", "proj_hidden1", "projector"]
-TARGETS = ["class", "random_1.0"]
+TARGETS = ["class", "permuted_1.0"]
 
 
 def latest_registered(trial_dir: Path):
@@ -103,7 +103,7 @@ def resumed(tmp_path_factory):
     cmd = [PY, script, "--name", "rs", "--epochs", str(EPOCHS), "--set", "model.depth=2", "--search", "model.width=[8]",
            "--search", "objective.lam=[5,10,25]", "--search", "objective.mu=[25]", "--search", "objective.nu=[1]",
            "--cpus-per-worker", "0.95", "--max-concurrent-trials", "2", "--set", "probe.metrics=[ncc]", "--set", "probe.num_cpus=2",
-           "--set", "probe.targets=[class,random_1.0]", "--storage-path", str(tmp / "sweeps"), "--mlflow-uri", uri,
+           "--set", "probe.targets=[class,permuted_1.0]", "--storage-path", str(tmp / "sweeps"), "--mlflow-uri", uri,
            "--num-cpus", "2"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     log = open(tmp / "first.log", "w")

@@ -17,11 +17,12 @@ from mlflow.tracking import MlflowClient
 
 from conftest import PY, ROOT
 from ssl_ray.faults import fired
-from ssl_ray.probes.scoring import PROBES, metric_names
+from ssl_ray.probes.scoring import PROBES, expected_keys
 
 TAPS = ["block1", "block2", "proj_hidden1", "projector"]
-METRICS = metric_names(PROBES.names())
-TARGETS = ["sample", "class", "superclass", "random_0.5", "random_1.0"]
+TARGETS = ["sample", "class", "superclass", "random_0.0", "random_0.25", "random_0.5", "random_0.75", "random_1.0",
+           "permuted_1.0"]  # the defaults: random_<r> from the bank the sweep trains first
+KEYS = expected_keys(TARGETS, TAPS, PROBES.names())
 RETRIES = 2
 
 
@@ -54,8 +55,7 @@ def trial_runs(uri):
 
 def probe_steps(c, run_id):
     """{key: Counter(step)} for every expected probe key."""
-    return {f"probe/{t}/{m}/{layer}": Counter(h.step for h in c.get_metric_history(run_id, f"probe/{t}/{m}/{layer}"))
-            for t in TARGETS for m in METRICS for layer in TAPS}
+    return {key: Counter(h.step for h in c.get_metric_history(run_id, key)) for key in KEYS}
 
 
 def test_parent_and_child_runs(tiny_sweep):
@@ -87,9 +87,27 @@ def test_train_and_probe_histories(tiny_sweep):
             # epochs 0 and 1 are complete; epoch 2's features failed on every attempt
             assert sorted(steps) == [0, 1], key
             assert max(steps.values()) == 1, key  # one value per (key, step)
-        # random labels cannot be predicted on held-out data
+        # permuted labels cannot be predicted on held-out data
         for layer in TAPS:
-            assert ch.data.metrics[f"probe/random_1.0/ncc_test/{layer}"] < 0.3
+            assert ch.data.metrics[f"probe/permuted_1.0/ncc_test/{layer}"] < 0.3
+
+
+def test_the_sweep_trains_its_own_target_bank(tiny_sweep):
+    """No bank given: the sweep trains a supervised classifier through Ray Train first, logs its curve
+    and every bank target's label entropy (all >= 0.8), caches the bank, and its trials probe against it."""
+    from ssl_ray.probes.targets import TargetBank
+    from ssl_ray.tracking import child_runs
+
+    tmp, uri, proc = tiny_sweep
+    c, children = trial_runs(uri)
+    (bank,) = child_runs(c, children[0].data.tags["mlflow.parentRunId"], kind="bank")
+    entropy = c.get_metric_history(bank.info.run_id, "bank/label_entropy")
+    assert len(entropy) >= 6 and min(h.value for h in entropy) >= 0.8
+    assert len(c.get_metric_history(bank.info.run_id, "train/loss")) >= 5
+    saved = TargetBank.load(tmp / "sweeps" / "tiny" / "bank" / "target_bank.npz")
+    assert bank.data.tags["ssl_ray.bank.path"].endswith("tiny/bank/target_bank.npz") and len(saved.epochs) >= 6
+    assert all(ch.data.params["probe.target_bank"] == bank.data.tags["ssl_ray.bank.path"] for ch in children)
+    assert "[bank] training the supervised classifier" in proc.stderr
 
 
 def test_failed_probe_task_is_retried_and_recorded(tiny_sweep):
@@ -115,7 +133,7 @@ def test_tidy_probe_table_artifact(tiny_sweep):
         path = c.download_artifacts(ch.info.run_id, "probes/probes.csv", str(tmp / ch.info.run_id))
         df = pd.read_csv(path)
         assert list(df.columns) == ["trial_id", "run_id", "epoch", "layer", "target", "metric", "value"]
-        assert len(df) == len(TARGETS) * len(METRICS) * len(TAPS) * 2  # epochs 0 and 1
+        assert len(df) == len(KEYS) * 2  # epochs 0 and 1
         assert not df.duplicated(["epoch", "layer", "target", "metric"]).any()
         row = df[(df.epoch == 1) & (df.layer == "projector") & (df.target == "class") & (df.metric == "ncc_test")]
         (at_epoch_1,) = [h.value for h in c.get_metric_history(ch.info.run_id, "probe/class/ncc_test/projector") if h.step == 1]
@@ -152,7 +170,11 @@ def test_summary_table_printed(tiny_sweep):
     out = proc.stdout
     assert "ssl_ray sweep summary: tiny" in out
     table = out.split("ssl_ray sweep summary: tiny ===")[1]
-    assert "class_ncc_test" in table and "random_ncc_test" in table and "final_loss" in table
+    for col in ("class_linear_val", "class_linear_test", "random_1.0_linear_test", "permuted_1.0_linear_test", "final_loss"):
+        assert col in table
+    assert "best configuration, chosen on class linear val" in table and "one seed per configuration" in table
+    c, children = trial_runs(uri)
+    assert all(f"run {ch.info.run_id}" in table for ch in children)
     assert f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1" in out
     # the report is written although epoch 2's probes gave up: it shows what MLflow holds
-    assert "report: 11 files in " in out and "report not written" not in out
+    assert "report: 12 files in " in out and "report not written" not in out

@@ -45,7 +45,7 @@ def test_cifar100_through_torchvision_with_byol(tmp_path):
     root = write_cifar100(tmp_path / "data", n_train=96, n_test=40)
     t = run_sweep(tmp_path, "tv", "--dataset", "cifar100", "--data-root", str(root), "--augment", "byol",
                   "--set", "data.image_size=32", "--set", "data.loader=torchvision", "--batch-size", "32",
-                  "--set", "probe.targets=[class,superclass,random_1.0]")
+                  "--set", "probe.targets=[class,superclass,permuted_1.0]")
     assert t.data.tags["ssl_ray.loader"] == "TorchvisionViews" and t.data.tags["ssl_ray.steps_per_epoch"] == "3"
     assert t.data.params["data.augment"] == "byol"
     assert "probe/superclass/ncc_test/projector" in t.data.metrics  # CIFAR-100's 20 coarse labels

@@ -42,7 +42,7 @@ def embedding_points(checkpoints: List[Tuple[str, str]], layer: str, max_points:
         model, cfg, _ = load_model(ckpt)
         if data is None:  # every checkpoint of a trial shares its probe data
             p = cfg.probe
-            small = dataclasses.replace(p, targets=None, randomness="permute", max_train_images=min(p.max_train_images, 64),
+            small = dataclasses.replace(p, targets=["sample", "class"], max_train_images=min(p.max_train_images, 64),
                                         max_test_images=min(p.max_test_images, max_points),
                                         sample_images=min(p.sample_images or sample_images, sample_images),
                                         sample_train_views=1)

@@ -2,9 +2,11 @@
 *Reverse Engineering Self-Supervised Learning*). Each function returns a matplotlib ``Figure``; none
 reads MLflow or a checkpoint itself, so they are drawn the same from a live store or a test's tables.
 
-Trials are colored alike in every figure and labelled by the hyperparameters that differ between them.
-"One layer" figures use the report layer (:func:`report_layer`); "the best trial" is the one with the
-highest class accuracy there at its last checkpoint (:func:`best_trial`).
+Configurations (the hyperparameters that differ between trials) are colored alike in every figure. A
+configuration run with several seeds is drawn as the mean over its seeds with a band of plus or minus
+one standard deviation, and its legend entry says N; with one seed there is no band, and the figure
+says so. "One layer" figures use the report layer and "the best trial" is the best configuration's
+best seed, both chosen on validation data (``ssl_ray.reports.selection``).
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import matplotlib.ticker
 matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from ssl_ray.reports.source import SHORT_NAMES, UNUSABLE, SweepData, fmt_param, target_order  # noqa: E402
+from ssl_ray.reports.selection import reported_metric, select, selection_metric  # noqa: E402
+from ssl_ray.reports.source import SHORT_NAMES, UNUSABLE, SweepData, Trial, fmt_param, target_order  # noqa: E402
 
 LEVELS = ("sample", "class", "superclass")
 GEOMETRY = [("cdnv", "class CDNV (log)"), ("within_var", "class within-class variance"), ("rankme", "RankMe"),
@@ -29,30 +33,29 @@ GEOMETRY = [("cdnv", "class CDNV (log)"), ("within_var", "class within-class var
             ("manifold_radius", "class manifold radius"), ("manifold_dim", "class manifold dimension")]
 
 
-def trial_colors(data: SweepData) -> Dict[str, tuple]:
-    cmap = plt.get_cmap("tab10" if len(data.trials) <= 10 else "tab20")
-    return {t.trial_id: cmap(i % cmap.N) for i, t in enumerate(data.trials)}
+def config_colors(data: SweepData) -> Dict[str, tuple]:
+    configs = list(data.configs())
+    cmap = plt.get_cmap("tab10" if len(configs) <= 10 else "tab20")
+    return {c: cmap(i % cmap.N) for i, c in enumerate(configs)}
 
 
 def score_metric(data: SweepData) -> str:
-    """Class accuracy used to rank layers and trials: the linear probe's, or NCC's without linear probes."""
-    return "linear_test" if (data.probes.metric == "linear_test").any() else "ncc_test"
+    """The test-split class accuracy a figure plots: the linear probe's, or NCC's without linear probes."""
+    return reported_metric(selection_metric(data))
 
 
 def report_layer(data: SweepData) -> str:
-    """The layer with the highest class accuracy, averaged over usable trials at their last checkpoints."""
-    metric = score_metric(data)
-    means = {layer: np.nanmean([data.final(t.trial_id, "class", metric, layer) for t in data.usable()] or [math.nan])
-             for layer in data.layers}
-    scored = {k: v for k, v in means.items() if not math.isnan(v)}
-    return max(scored, key=scored.get) if scored else data.layers[-1]
+    return select(data).layer
 
 
-def best_trial(data: SweepData, layer: str) -> str:
-    metric = score_metric(data)
-    vals = {t.trial_id: data.final(t.trial_id, "class", metric, layer) for t in data.usable()}
-    vals = {k: (-1.0 if math.isnan(v) else v) for k, v in vals.items()}
-    return max(vals, key=vals.get)
+def best_trial(data: SweepData, layer: Optional[str] = None) -> str:
+    return select(data).best_trial
+
+
+def seeds_note(data: SweepData) -> str:
+    n = data.seeds_per_config()
+    return (f"mean ± std over N={n} seeds per configuration" if n > 1
+            else "one seed per configuration: no error bars (run with --seeds N)")
 
 
 def _grid(n: int, width: float = 4.6, height: float = 3.6, cols: Optional[int] = None) -> Tuple[Figure, List]:
@@ -72,7 +75,9 @@ def _empty(ax, text: str) -> None:
 
 
 def _trial_legend(fig: Figure, data: SweepData, colors: Dict[str, tuple], extra: Sequence[Line2D] = ()) -> None:
-    handles = [Line2D([], [], color=colors[t.trial_id], lw=2, label=t.label) for t in data.trials] + list(extra)
+    groups = data.configs()
+    handles = [Line2D([], [], color=colors[c], lw=2, label=f"{c} (N={len(ts)})" if len(ts) > 1 else c)
+               for c, ts in groups.items()] + list(extra)
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False,
                bbox_to_anchor=(0.5, 0.0))
 
@@ -99,6 +104,32 @@ def _series(data: SweepData, trial_id: str, target: str, metric: str, layer: str
     return rows.epoch.to_numpy(), rows.value.to_numpy()
 
 
+def aggregate(per_trial: Sequence[Tuple[np.ndarray, np.ndarray]]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, mean, std, n)`` over trials' ``(x, y)`` series, at every x any trial has (std 0 where n = 1)."""
+    frame = pd.DataFrame([(x, y) for xs, ys in per_trial for x, y in zip(xs, ys)], columns=["x", "y"])
+    if frame.empty:
+        return (np.array([]),) * 4
+    g = frame.groupby("x").y
+    return (g.mean().index.to_numpy(), g.mean().to_numpy(), g.std(ddof=1).fillna(0.0).to_numpy(), g.count().to_numpy())
+
+
+def config_series(data: SweepData, trials: Sequence[Trial], target: str, metric: str, layer: str):
+    """A configuration's ``(epochs, mean, std, n)`` of one probe metric over its seeds."""
+    return aggregate([_series(data, t.trial_id, target, metric, layer) for t in trials])
+
+
+def band(ax, x, mean, std, n, color, style: str = "-", label: Optional[str] = None, marker: str = "o") -> None:
+    """The mean as a line, and plus or minus one standard deviation as a band where several seeds agree."""
+    ax.plot(x, mean, style, marker=marker, ms=3, color=color, label=label)
+    if len(n) and n.max() > 1:
+        ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.18, lw=0)
+
+
+def _plot_configs(ax, data: SweepData, colors, target: str, metric: str, layer: str, style: str = "-") -> None:
+    for c, trials in data.configs().items():
+        band(ax, *config_series(data, trials, target, metric, layer), colors[c], style)
+
+
 def _rows_of_legend(n: int) -> int:
     return math.ceil(n / 6)
 
@@ -108,20 +139,19 @@ def _rows_of_legend(n: int) -> int:
 def ncc_over_training(data: SweepData, layer: str) -> Figure:
     """NCC train (solid) and test (dashed) accuracy over training, at the sample, class and superclass levels."""
     levels = [lv for lv in LEVELS if lv in data.targets]
-    colors = trial_colors(data)
+    colors = config_colors(data)
     fig, axes = _grid(len(levels))
     for ax, level in zip(axes, levels):
-        for t in data.trials:
-            for metric, style in (("ncc_train", "-"), ("ncc_test", "--")):
-                x, y = _series(data, t.trial_id, level, metric, layer)
-                ax.plot(x, y, style, marker="o", ms=3, color=colors[t.trial_id])
+        for metric, style in (("ncc_train", "-"), ("ncc_test", "--")):
+            _plot_configs(ax, data, colors, level, metric, layer, style)
         ax.set_title(f"{level} level")
         ax.set_xlabel("epoch")
         ax.set_ylabel("NCC accuracy")
         ax.grid(alpha=0.3)
     styles = [Line2D([], [], color="k", ls="-", label="train"), Line2D([], [], color="k", ls="--", label="test")]
     _trial_legend(fig, data, colors, styles)
-    return _finish(fig, f"Nearest-class-center accuracy over training at {layer}", _rows_of_legend(len(data.trials) + 2))
+    return _finish(fig, f"Nearest-class-center accuracy over training at {layer} ({seeds_note(data)})",
+                   _rows_of_legend(len(data.configs()) + 2))
 
 
 # 2 ------------------------------------------------------------------------------------------------
@@ -133,16 +163,16 @@ def _normalized(x: np.ndarray, y: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
 def ncc_linear_ratio(data: SweepData, layer: str, best: str) -> Figure:
     """NCC test accuracy / linear test accuracy (class), over training, divided by its value at the first
     checkpoint (initialization): how much of what a linear probe finds is already clustered around means."""
-    colors = trial_colors(data)
+    colors = config_colors(data)
     fig, (a, b) = _grid(2, width=5.4)
     if "ncc_linear_ratio" not in set(data.probes.metric):
         for ax in (a, b):
             _empty(ax, "no NCC/linear ratio: this sweep ran without both the ncc and linear probes")
         return _finish(fig, "NCC / linear accuracy ratio")
-    for t in data.trials:
-        a.plot(*_normalized(*_series(data, t.trial_id, "class", "ncc_linear_ratio", layer)), marker="o", ms=3,
-               color=colors[t.trial_id])
-    a.set_title(f"every trial, at {layer}")
+    for c, trials in data.configs().items():
+        band(a, *aggregate([_normalized(*_series(data, t.trial_id, "class", "ncc_linear_ratio", layer)) for t in trials]),
+             colors[c])
+    a.set_title(f"every configuration, at {layer}")
     cmap = plt.get_cmap("viridis")
     layers = data.layers
     for i, name in enumerate(layers):
@@ -156,8 +186,8 @@ def ncc_linear_ratio(data: SweepData, layer: str, best: str) -> Figure:
         ax.set_ylabel("NCC / linear accuracy, ÷ value at init")
         ax.grid(alpha=0.3)
     _trial_legend(fig, data, colors)
-    return _finish(fig, "Class NCC/linear accuracy ratio over training, normalized at initialization",
-                   _rows_of_legend(len(data.trials)))
+    return _finish(fig, f"Class NCC/linear accuracy ratio over training, normalized at initialization ({seeds_note(data)})",
+                   _rows_of_legend(len(data.configs())))
 
 
 # 3 ------------------------------------------------------------------------------------------------
@@ -179,15 +209,17 @@ def loss_parts(data: SweepData, trial_id: str) -> Dict[str, Tuple[np.ndarray, np
 
 def loss_and_accuracy(data: SweepData, layer: str) -> Figure:
     """The loss decomposed into invariance and regularization over training, beside class linear accuracy."""
-    colors = trial_colors(data)
+    colors = config_colors(data)
     fig, (a, b) = _grid(2, width=5.4)
     names: List[str] = []
     styles = ["-", "--", ":", "-."]
-    for t in data.trials:
-        for name, (x, y) in loss_parts(data, t.trial_id).items():
+    for c, trials in data.configs().items():
+        parts = [loss_parts(data, t.trial_id) for t in trials]
+        for name in dict.fromkeys(k for p in parts for k in p):
             if name not in names:
                 names.append(name)
-            a.plot(x, y, styles[names.index(name) % len(styles)], color=colors[t.trial_id])
+            band(a, *aggregate([p[name] for p in parts if name in p]), colors[c], styles[names.index(name) % len(styles)],
+                 marker="")
     a.set_title("training loss, by part")
     a.set_xlabel("epoch")
     a.set_ylabel("loss part (weighted)")
@@ -196,8 +228,7 @@ def loss_and_accuracy(data: SweepData, layer: str) -> Figure:
     a.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     a.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     metric = score_metric(data)
-    for t in data.trials:
-        b.plot(*_series(data, t.trial_id, "class", metric, layer), marker="o", ms=3, color=colors[t.trial_id])
+    _plot_configs(b, data, colors, "class", metric, layer)
     b.set_title(f"class {metric.replace('_', ' ')} accuracy at {layer}")
     b.set_xlabel("epoch")
     b.set_ylabel("accuracy")
@@ -205,44 +236,105 @@ def loss_and_accuracy(data: SweepData, layer: str) -> Figure:
         ax.grid(alpha=0.3)
     extra = [Line2D([], [], color="k", ls=styles[i % len(styles)], label=n) for i, n in enumerate(names)]
     _trial_legend(fig, data, colors, extra)
-    return _finish(fig, "Invariance vs regularization over training, and what the embedding learns",
-                   _rows_of_legend(len(data.trials) + len(extra)))
+    return _finish(fig, f"Invariance vs regularization over training, and what the embedding learns ({seeds_note(data)})",
+                   _rows_of_legend(len(data.configs()) + len(extra)))
 
 
 # 4 ------------------------------------------------------------------------------------------------
 
 def randomness_of(target: str) -> Optional[float]:
-    if target == "class":
-        return 0.0
+    """r of a study target: ``random_<r>``; None for every other target."""
     if target.startswith("random_"):
         return float(target.split("_", 1)[1])
     return None
 
 
+CHANCE = "permuted_1.0"
+
+
 def accuracy_vs_randomness(data: SweepData, layer: str) -> Figure:
-    """Linear test accuracy against the randomness of the target (class labels = 0, random_<r> = r),
-    one line per checkpoint: training makes the embedding fit semantic targets, not random ones."""
+    """The study's Fig. 4 question: linear accuracy (test solid, train dashed) against the randomness r
+    of the ``random_<r>`` targets (a supervised classifier's labels over its training: r = 1 its
+    untrained network, r = 0 trained), one line per checkpoint, one panel per configuration (mean over
+    seeds, error bars = std). The true classes are the star at r = 0; the grey dotted line is the chance
+    control ``permuted_1.0`` (labels permuted: what no representation can predict). If training made
+    the embedding fit semantic targets and not arbitrary ones, later checkpoints rise at small r and
+    stay near the random-target floor at large r."""
     metric = score_metric(data)
+    train_metric = metric.replace("_test", "_train")
     targets = sorted([t for t in data.targets if randomness_of(t) is not None], key=target_order)
-    fig, axes = _grid(len(data.trials), width=4.2, cols=min(len(data.trials), 4))
+    groups = data.configs()
+    fig, axes = _grid(len(groups), width=4.4, cols=min(len(groups), 4))
     cmap = plt.get_cmap("viridis")
-    for ax, t in zip(axes, data.trials):
-        mine = data.probes[(data.probes.trial_id == t.trial_id) & (data.probes.layer == layer) & data.probes.target.isin(targets)]
-        rows, train = mine[mine.metric == metric], mine[mine.metric == metric.replace("_test", "_train")]
-        epochs = sorted(rows.epoch.unique())
+    for ax, (c, trials) in zip(axes, groups.items()):
+        ids = {t.trial_id for t in trials}
+        mine = data.probes[data.probes.trial_id.isin(ids) & (data.probes.layer == layer)]
+        epochs = sorted(mine.epoch.unique())
+        if not targets:
+            _empty(ax, "no random_<r> targets in this sweep")
+            continue
         for i, e in enumerate(epochs):
             color = cmap(i / max(1, len(epochs) - 1))
-            r = rows[rows.epoch == e].assign(x=lambda d: d.target.map(randomness_of)).sort_values("x")
-            ax.plot(r.x, r.value, marker="o", ms=3, color=color, label=f"epoch {e}")
-            r = train[train.epoch == e].assign(x=lambda d: d.target.map(randomness_of)).sort_values("x")
-            ax.plot(r.x, r.value, "--", marker="o", ms=2, color=color, alpha=0.7)
-        ax.set_title(t.label, fontsize=9)
-        ax.set_xlabel("target randomness r")
-        ax.set_ylabel(f"{metric.split('_')[0]} accuracy (test solid, train dashed)", fontsize=8)
+            at = mine[mine.epoch == e]
+            for m, style, alpha in ((metric, "-", 1.0), (train_metric, "--", 0.6)):
+                rows = at[(at.metric == m) & at.target.isin(targets)]
+                g = rows.assign(x=rows.target.map(randomness_of)).groupby("x").value
+                if len(g.mean()):
+                    ax.errorbar(g.mean().index, g.mean(), yerr=g.std(ddof=1).fillna(0.0), fmt=style, marker="o", ms=3,
+                                color=color, alpha=alpha, capsize=2, label=f"epoch {e}" if m == metric else None)
+            cls = at[(at.metric == metric) & (at.target == "class")].value
+            if len(cls):
+                ax.plot([0.0], [cls.mean()], marker="*", ms=9, color=color, ls="")
+        chance = mine[(mine.metric == metric) & (mine.target == CHANCE)].value
+        if len(chance):
+            ax.axhline(chance.mean(), color="grey", ls=":", lw=1.2, label=f"chance control ({CHANCE})")
+        ax.set_title(f"{c} (N={len(trials)})" if len(trials) > 1 else c, fontsize=9)
+        ax.set_xlabel("target randomness r (random_<r>)")
+        ax.set_ylabel(f"{metric.split('_')[0]} accuracy", fontsize=8)
+        ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    return _finish(fig, f"Accuracy against target randomness at {layer}, one line per checkpoint "
-                        f"(r = 0: class labels; r = 1: random labels)", 0)
+    handles, labels = axes[0].get_legend_handles_labels()
+    extra = [Line2D([], [], color="k", ls="-", label="test"), Line2D([], [], color="k", ls="--", label="train"),
+             Line2D([], [], color="k", marker="*", ls="", ms=9, label="true classes")]
+    fig.legend(handles=handles + extra, loc="lower center", ncol=min(len(handles) + 3, 6), fontsize=8, frameon=False)
+    return _finish(fig, f"Accuracy against target randomness at {layer}, one line per checkpoint ({seeds_note(data)})",
+                   _rows_of_legend(len(handles) + 3))
+
+
+# 9 ------------------------------------------------------------------------------------------------
+
+def semantic_over_random(data: SweepData, layer: str, random_target: Optional[str] = None) -> Figure:
+    """The study's ratio figure: class NCC test accuracy divided by that of the most random ``random_<r>``
+    target, and class CDNV divided by its CDNV, over training (mean ± std over seeds). NCC ratio above 1
+    and rising, CDNV ratio below 1 and falling: the embedding clusters by class more than by an
+    arbitrary function of the input."""
+    colors = config_colors(data)
+    randoms = sorted([t for t in data.targets if randomness_of(t) is not None], key=target_order)
+    random_target = random_target or (randoms[-1] if randoms else None)
+    fig, (a, b) = _grid(2, width=5.4)
+    if random_target is None:
+        for ax in (a, b):
+            _empty(ax, "no random_<r> targets in this sweep")
+        return _finish(fig, "Semantic over random targets", 0)
+    for ax, metric, title in ((a, "ncc_test", "NCC test accuracy"), (b, "cdnv", "CDNV")):
+        for c, trials in data.configs().items():
+            ratios = []
+            for t in trials:
+                xs, num = _series(data, t.trial_id, "class", metric, layer)
+                xr, den = _series(data, t.trial_id, random_target, metric, layer)
+                common = sorted(set(xs) & set(xr))
+                num = dict(zip(xs, num))
+                den = dict(zip(xr, den))
+                ratios.append((np.array(common), np.array([num[e] / den[e] if den[e] else np.nan for e in common])))
+            band(ax, *aggregate(ratios), colors[c])
+        ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+        ax.set_title(f"{title}: class ÷ {random_target}", fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("ratio")
+        ax.grid(alpha=0.3)
+    b.set_yscale("log")
+    _trial_legend(fig, data, colors)
+    return _finish(fig, f"Semantic over random targets at {layer} ({seeds_note(data)})", _rows_of_legend(len(data.configs())))
 
 
 # 5 ------------------------------------------------------------------------------------------------
@@ -298,20 +390,20 @@ def geometry_over_training(data: SweepData, layer: str) -> Figure:
     """CDNV (class-distance normalized variance) and the label-free geometry metrics over training."""
     have = set(data.probes.metric[data.probes.target == "class"])
     panels = [(m, title) for m, title in GEOMETRY if m in have]
-    colors = trial_colors(data)
+    colors = config_colors(data)
     fig, axes = _grid(max(1, len(panels)), width=4.2, cols=min(max(1, len(panels)), 4))
     if not panels:
         _empty(axes[0], "no CDNV or geometry probes in this sweep")
     for ax, (metric, title) in zip(axes, panels):
-        for t in data.trials:
-            ax.plot(*_series(data, t.trial_id, "class", metric, layer), marker="o", ms=3, color=colors[t.trial_id])
+        _plot_configs(ax, data, colors, "class", metric, layer)
         if metric == "cdnv":
             ax.set_yscale("log")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     _trial_legend(fig, data, colors)
-    return _finish(fig, f"Clustering geometry over training at {layer}", _rows_of_legend(len(data.trials)))
+    return _finish(fig, f"Clustering geometry over training at {layer} ({seeds_note(data)})",
+                   _rows_of_legend(len(data.configs())))
 
 
 # 7 ------------------------------------------------------------------------------------------------
@@ -369,19 +461,23 @@ def hyperparameter_view(data: SweepData, layer: str, axes_keys: Sequence[str]) -
         ys = sorted({t.params.get(ky) for t in data.trials}, key=_sort_key)
         grid = np.full((len(ys), len(xs)), np.nan)
         status: Dict[Tuple[int, int], str] = {}
+        spread: Dict[Tuple[int, int], Tuple[float, int]] = {}
         for i, yv in enumerate(ys):
             for j, xv in enumerate(xs):
                 cell = [t for t in data.trials if t.params.get(kx) == xv and t.params.get(ky) == yv]
                 good = [vals[t.trial_id] for t in cell if not math.isnan(vals[t.trial_id])]
                 if good:
                     grid[i, j] = float(np.mean(good))
+                    spread[(i, j)] = (float(np.std(good, ddof=1)) if len(good) > 1 else 0.0, len(good))
                 elif cell:
                     status[(i, j)] = "/".join(sorted({t.status for t in cell}))
         im = a.imshow(grid, cmap="viridis", origin="lower", aspect="auto")
         for i in range(len(ys)):
             for j in range(len(xs)):
                 if not np.isnan(grid[i, j]):
-                    a.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", fontsize=9,
+                    sd, n = spread[(i, j)]
+                    a.text(j, i, f"{grid[i, j]:.3f}" + (f"\n±{sd:.3f} (N={n})" if n > 1 else ""), ha="center", va="center",
+                           fontsize=9,
                            color="white" if grid[i, j] < np.nanmean(grid) else "black")
                 elif (i, j) in status:
                     a.text(j, i, status[(i, j)], ha="center", va="center", fontsize=9, color="red")

@@ -1,9 +1,11 @@
 """``ssl-ray report``: a sweep's figures and comparison table, written to ``results/<experiment>/`` and
 logged as artifacts (``report/``) of the sweep's parent MLflow run. Every sweep writes one at its end.
 
-Files: ``fig1_ncc.png`` .. ``fig8_hyperparameters.png`` (``FIGURES``), ``trials.md`` and ``trials.csv``
-(one row per trial), and ``README.md``: what produced them (the sweep's command and commit, as tagged on
-its parent run) and what each figure shows.
+Files: ``fig1_ncc.png`` .. ``fig9_semantic_over_random.png`` (``FIGURES``), ``trials.md`` (one row per
+configuration, mean ± std over seeds) and ``trials.csv`` (one row per trial), and ``README.md``: what
+produced them (the sweep's command and commit, as tagged on its parent run), how the layer and the best
+configuration were chosen (on validation data), how many seeds stand behind each number, and what each
+figure shows.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Callable, Dict, List, Optional
 from ssl_ray.errors import ConfigError
 from ssl_ray.reports import figures as F
 from ssl_ray.provenance import TAG_COMMAND, TAG_COMMIT, git_commit
+from ssl_ray.reports.selection import Selection, select
 from ssl_ray.reports.source import SweepData, load_sweep
-from ssl_ray.reports.tables import comparison_table, to_markdown
+from ssl_ray.reports.tables import config_table, headline, to_markdown, trial_table
 
 ARTIFACT_DIR = "report"
 HP_AXES = ["objective.lam", "objective.mu", "objective.nu", "model.width", "model.depth"]  # fig 8's axes, where present
@@ -28,11 +31,13 @@ FIGURES: Dict[str, str] = {
     "fig1_ncc": "NCC train/test accuracy over training at the sample, class and superclass levels",
     "fig2_ncc_linear_ratio": "NCC/linear accuracy ratio over training, normalized at initialization",
     "fig3_loss_terms": "the loss split into invariance and regularization over training, beside class linear accuracy",
-    "fig4_randomness": "linear accuracy against target randomness, one line per checkpoint",
+    "fig4_randomness": "linear accuracy against target randomness (random_<r>), one line per checkpoint, with the "
+                       "chance control",
     "fig5_layers": "accuracy per layer at several checkpoints, class and superclass, and their ratio",
     "fig6_geometry": "CDNV and the geometry metrics over training",
     "fig7_embeddings": "t-SNE of embeddings before and after training, colored by sample, class and superclass",
     "fig8_hyperparameters": "a class probe metric across trials against the hyperparameters",
+    "fig9_semantic_over_random": "NCC accuracy and CDNV of the class target over the most random target, over training",
 }
 
 
@@ -41,6 +46,7 @@ class Report:
     out_dir: Path
     layer: str
     best_trial: str
+    selection: Optional[Selection] = None
     files: List[Path] = field(default_factory=list)
     logged_to: Optional[str] = None  # parent run id
     notes: List[str] = field(default_factory=list)
@@ -64,21 +70,22 @@ def _embedding_figure(data: SweepData, layer: str, best: str, notes: List[str]):
 
 
 def write_report(target: str, uri: Optional[str] = None, out_dir: Optional[str] = None, layer: Optional[str] = None,
-                 log: bool = True, stream=None) -> Report:
+                 log: bool = True, stream=None, data: Optional[SweepData] = None) -> Report:
     """Read the sweep, draw every figure, write the table and README, and log them to the parent run."""
     import matplotlib.pyplot as plt
 
     from ssl_ray.config import default_results_dir
 
     stream = stream or sys.stderr
-    data = load_sweep(target, uri)
+    data = data or load_sweep(target, uri)
     if layer is not None and layer not in data.layers:
         raise ConfigError(f"--layer {layer}: not a probed layer of this sweep (probed: {', '.join(data.layers)})")
-    layer = layer or F.report_layer(data)
-    best = F.best_trial(data, layer)
+    sel = select(data)
+    layer = layer or sel.layer
+    best = sel.best_trial
     out = Path(out_dir).expanduser().resolve() if out_dir else default_results_dir() / data.experiment
     out.mkdir(parents=True, exist_ok=True)
-    rep = Report(out, layer, best)
+    rep = Report(out, layer, best, sel)
     makers: Dict[str, Callable] = {
         "fig1_ncc": lambda: F.ncc_over_training(data, layer),
         "fig2_ncc_linear_ratio": lambda: F.ncc_linear_ratio(data, layer, best),
@@ -88,6 +95,7 @@ def write_report(target: str, uri: Optional[str] = None, out_dir: Optional[str] 
         "fig6_geometry": lambda: F.geometry_over_training(data, layer),
         "fig7_embeddings": lambda: _embedding_figure(data, layer, best, rep.notes),
         "fig8_hyperparameters": lambda: F.hyperparameter_view(data, layer, HP_AXES),
+        "fig9_semantic_over_random": lambda: F.semantic_over_random(data, layer),
     }
     for i, (stem, make) in enumerate(makers.items(), 1):
         fig = make()
@@ -96,11 +104,11 @@ def write_report(target: str, uri: Optional[str] = None, out_dir: Optional[str] 
         plt.close(fig)
         rep.files.append(path)
         print(f"[report] {i}/{len(makers)} figures: {path.name}", file=stream, flush=True)
-    table = comparison_table(data, F.score_metric(data))
-    table.to_csv(out / "trials.csv", index=False)
-    (out / "trials.md").write_text(to_markdown(table))
+    trial_table(data, sel).to_csv(out / "trials.csv", index=False)
+    table_md = to_markdown(config_table(data, sel))
+    (out / "trials.md").write_text(table_md)
     rep.files += [out / "trials.csv", out / "trials.md"]
-    (out / "README.md").write_text(_readme(data, rep, to_markdown(table)))
+    (out / "README.md").write_text(_readme(data, rep, table_md))
     rep.files.append(out / "README.md")
     if log:
         from ssl_ray.tracking import client
@@ -114,21 +122,32 @@ def write_report(target: str, uri: Optional[str] = None, out_dir: Optional[str] 
 
 def _readme(data: SweepData, rep: Report, table_md: str) -> str:
     tags = data.parent_tags
+    sel = rep.selection
     best = data.trial(rep.best_trial)
+    n = data.seeds_per_config()
+    seeds = (f"{n} seeds per configuration (`train.seed`): tables give mean ± standard deviation over the seeds, "
+             f"figures draw the mean with a band of ± one standard deviation, and N is shown" if n > 1 else
+             "**one seed per configuration**: no error bars, so a difference between two configurations may be "
+             "noise; run the sweep with `--seeds N` to measure it")
     lines = [f"# Report: {data.experiment}", "",
              "Written by `ssl-ray report` from MLflow; every sweep writes it at its end.", "",
              f"- sweep command: `{tags.get(TAG_COMMAND, '(not recorded)')}`",
              f"- code commit of the sweep: `{tags.get(TAG_COMMIT, '(not recorded)')}`",
              f"- figures drawn by `ssl-ray report` at commit `{git_commit()}`",
-             f"- MLflow: experiment `{data.experiment}`, parent run `{data.parent_run_id}` ({len(data.trials)} trials)",
-             f"- report layer: `{rep.layer}` (highest class {F.score_metric(data).replace('_', ' ')} accuracy, "
-             f"mean over trials at their last checkpoints); best trial: `{best.trial_id}` ({best.label})",
+             f"- MLflow: experiment `{data.experiment}`, parent run `{data.parent_run_id}` ({len(data.trials)} trials, "
+             f"{len(data.configs())} configurations)",
+             f"- seeds: {seeds}",
+             f"- chosen on validation data (class `{sel.metric}`: a stratified share of the probe's train split, never "
+             f"the test split): report layer `{rep.layer}`, best configuration `{sel.best_config}`, its best seed "
+             f"`{best.trial_id}` for the one-trial figures",
              f"- written: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}", ""]
     lines += [f"- {n}" for n in rep.notes]
-    criterion = F.score_metric(data).replace("_", " ")
-    lines += ["## Trials", "", f"Best layer: the layer with the highest class {criterion} accuracy at the trial's last "
-              "checkpoint (the summary a sweep prints ranks layers by class NCC test accuracy instead).", "",
-              table_md, "## Figures", ""]
+    line = headline(data, sel)
+    lines += ["## Configurations", "", f"Best layer of a configuration: the layer with the highest class `{sel.metric}` "
+              "(validation) at its last checkpoint, averaged over its seeds; every other number is read at that layer "
+              "(test numbers at a choice made without them). The sweep summary and these tables use the same rule "
+              "(`ssl_ray.reports.selection`). `trials.csv` has one row per trial.", "",
+              *([line, ""] if line else []), table_md, "## Figures", ""]
     for stem, caption in FIGURES.items():
         lines += [f"### {stem}: {caption}", "", f"![{caption}]({stem}.png)", ""]
     return "\n".join(lines)

@@ -39,7 +39,12 @@ class Trial:
     status: str
     params: Dict[str, str]
     trial_dir: Optional[str]
-    label: str = ""
+    label: str = ""  # names this trial (its configuration, and "#<id>" among repeats)
+    config: str = ""  # names its configuration: the hyperparameters that vary, every seed alike
+
+    @property
+    def group(self) -> str:
+        return self.config or self.label or self.trial_id
 
 
 @dataclass
@@ -64,6 +69,17 @@ class SweepData:
     def usable(self) -> List[Trial]:
         """The trials whose results count (all of them if none does)."""
         return [t for t in self.trials if t.status not in UNUSABLE] or self.trials
+
+    def configs(self) -> Dict[str, List[Trial]]:
+        """Trials grouped by configuration (the seeds of one setting together), in trial order."""
+        out: Dict[str, List[Trial]] = {}
+        for t in self.trials:
+            out.setdefault(t.group, []).append(t)
+        return out
+
+    def seeds_per_config(self) -> int:
+        """The smallest number of trials behind one configuration (N of the error bars)."""
+        return min(len(ts) for ts in self.configs().values()) if self.trials else 0
 
     def trial(self, trial_id: str) -> Trial:
         return next(t for t in self.trials if t.trial_id == trial_id)
@@ -96,14 +112,14 @@ def layer_order(name: str) -> Tuple[int, int, str]:
 
 
 def target_order(name: str) -> Tuple[int, float]:
-    """sample, class, superclass, then random targets by growing randomness."""
+    """sample, class, superclass, random targets by growing randomness, then the permuted controls."""
     fixed = {"sample": 0, "class": 1, "superclass": 2}
     if name in fixed:
         return fixed[name], 0.0
     try:
-        return 3, float(name.split("_", 1)[1])
+        return (3 if name.startswith("random_") else 4), float(name.split("_", 1)[1])
     except (IndexError, ValueError):
-        return 4, 0.0
+        return 5, 0.0
 
 
 def fmt_param(v: str) -> str:
@@ -179,7 +195,7 @@ def load_sweep(target: str, uri: Optional[str] = None) -> SweepData:
     varied = sorted(k for k in {k for t in trials for k in t.params}
                     if k != "train.seed" and len({t.params.get(k) for t in trials}) > 1)
     for t in trials:
-        t.label = trial_label(t.params, varied) if varied else t.trial_id
+        t.label = t.config = trial_label(t.params, varied) if varied else t.trial_id
     counts: Dict[str, int] = {}
     for t in trials:
         counts[t.label] = counts.get(t.label, 0) + 1

@@ -1,50 +1,99 @@
-"""The end-of-sweep table: one row per trial, read back from MLflow."""
+"""The sweep's tables, read from a :class:`~ssl_ray.reports.source.SweepData`, with layers chosen on
+validation data (``ssl_ray.reports.selection``):
+
+* :func:`trial_table`: one row per trial (every seed): its hyperparameters, seed, status, final loss,
+  its best layer, and at that layer the class validation and test accuracies, class CDNV, the
+  superclass, most-random ``random_<r>`` and chance-control ``permuted_1.0`` accuracies and the run id.
+  Written as ``trials.csv``.
+* :func:`config_table`: one row per configuration: its hyperparameters, N (seeds), statuses, and
+  mean ± standard deviation over its usable seeds of the same numbers, at the configuration's best layer
+  (the highest mean validation score). Written as ``trials.md`` and printed at a sweep's end.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
-from ssl_ray.reports.source import UNUSABLE
-from ssl_ray.tracking import TAG_STATUS, TAG_STOP_REASON, TAG_TRIAL_ID, child_runs, client
+import numpy as np
+import pandas as pd
+
+from ssl_ray.reports.selection import Selection, best_layer
+from ssl_ray.reports.source import SHORT_NAMES, UNUSABLE, SweepData, fmt_param
+
+REPORT_PARAMS = ["objective.name", "model.backbone", "model.depth", "model.width", "objective.lam", "objective.mu",
+                 "objective.nu"]
 
 
-def _probe_values(metrics: Dict[str, float], target: str, metric: str) -> Dict[str, float]:
-    prefix = f"probe/{target}/{metric}/"
-    return {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
+def _param_keys(data: SweepData) -> List[str]:
+    keys = [k for k in REPORT_PARAMS if any(k in t.params for t in data.trials)]
+    return keys + [k for k in data.varied if k not in keys]
 
 
-def trial_rows(uri: str, parent_run_id: str, search_keys: Sequence[str] = ()) -> List[dict]:
-    """Per trial: its status (finished, diverged, collapsed, stopped, errored, running) and stop reason, its searched params, final loss, the best layer by class NCC test accuracy at the last
-    checkpoint, that accuracy, the random-label accuracy and the class linear-probe accuracy at the same
-    layer, the best sample-level NCC test accuracy over layers, and the class NCC of the best layer at
-    every checkpoint (``ncc_by_epoch``)."""
-    c = client(uri)
+def _columns(data: SweepData, sel: Selection) -> List[tuple]:
+    """``(column, target, metric)`` of the values read at a chosen layer, where the sweep has them."""
+    present = set(data.probes.metric)
+    targets = set(data.targets)
+    m_val, m_test = sel.metric, sel.test_metric
+    kind = m_test.split("_")[0]
+    randoms = sorted([t for t in targets if t.startswith("random_")], key=lambda t: float(t.split("_")[1]))
+    cols = [(f"class_{m_val}", "class", m_val), (f"class_{m_test}", "class", m_test)]
+    cols += [(f"class_{m}", "class", m) for m in ("ncc_test", "cdnv") if m in present and m != m_test]
+    if "superclass" in targets:
+        cols.append((f"superclass_{m_test}", "superclass", m_test))
+    if randoms:
+        cols.append((f"{randoms[-1]}_{kind}_test", randoms[-1], m_test))
+    if "permuted_1.0" in targets:
+        cols.append((f"permuted_1.0_{kind}_test", "permuted_1.0", m_test))
+    return cols
+
+
+def _final_loss(data: SweepData, trial_id: str) -> float:
+    loss = data.train[(data.train.trial_id == trial_id) & (data.train.metric == "loss")].sort_values("epoch")
+    return float(loss.value.iloc[-1]) if len(loss) else math.nan
+
+
+def trial_table(data: SweepData, sel: Selection) -> pd.DataFrame:
+    keys = _param_keys(data)
     rows = []
-    for run in child_runs(c, parent_run_id):
-        m, p = run.data.metrics, run.data.params
-        tags = run.data.tags
-        row: dict = {"trial": tags.get(TAG_TRIAL_ID, run.info.run_id), "run_id": run.info.run_id,
-                     "status": tags.get(TAG_STATUS, "-"), "stop_reason": tags.get(TAG_STOP_REASON)}
-        for k in search_keys:
-            row[k] = p.get(k)
-        row["final_loss"] = m.get("train/loss", math.nan)
-        cls = _probe_values(m, "class", "ncc_test")
-        random_targets = sorted({k.split("/")[1] for k in m if k.startswith("probe/random_")})
-        if cls:
-            best = max(cls, key=cls.get)
-            row["best_layer"] = best
-            row["class_ncc_test"] = cls[best]
-            row["random_target"] = random_targets[-1] if random_targets else None
-            row["random_ncc_test"] = m.get(f"probe/{random_targets[-1]}/ncc_test/{best}", math.nan) if random_targets else math.nan
-            row["class_linear_test"] = m.get(f"probe/class/linear_test/{best}", math.nan)
-            sample = _probe_values(m, "sample", "ncc_test")
-            row["sample_ncc_test"] = max(sample.values()) if sample else math.nan
-            hist = c.get_metric_history(run.info.run_id, f"probe/class/ncc_test/{best}")
-            row["ncc_by_epoch"] = {h.step: h.value for h in sorted(hist, key=lambda h: h.step)}
+    for t in data.trials:
+        layer = sel.trial_layers[t.trial_id]
+        row = {"trial": t.trial_id, "configuration": t.group, "seed": t.params.get("train.seed", "-"), "status": t.status}
+        row.update({k: fmt_param(t.params.get(k, "")) for k in keys})
+        row.update(final_loss=_final_loss(data, t.trial_id), epoch=data.last_epoch(t.trial_id), best_layer=layer)
+        row.update({c: data.final(t.trial_id, target, m, layer) for c, target, m in _columns(data, sel)})
+        row["run_id"] = t.run_id
         rows.append(row)
-    rows.sort(key=lambda r: r["trial"])
-    return rows
+    return pd.DataFrame(rows)
+
+
+def mean_std(values: List[float]) -> tuple[float, float, int]:
+    v = np.array([x for x in values if not math.isnan(x)], dtype=float)
+    if not len(v):
+        return math.nan, math.nan, 0
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
+
+
+def config_table(data: SweepData, sel: Selection) -> pd.DataFrame:
+    """Numeric columns hold the mean; ``<column>_std`` the standard deviation over seeds (0 for N = 1)."""
+    keys = _param_keys(data)
+    rows = []
+    for name, trials in data.configs().items():
+        usable = [t for t in trials if t.status not in UNUSABLE] or trials
+        ids = [t.trial_id for t in usable]
+        layer = best_layer(data, ids, sel.metric)
+        statuses: Dict[str, int] = {}
+        for t in trials:
+            statuses[t.status] = statuses.get(t.status, 0) + 1
+        row = {"configuration": name, "N": len(trials),
+               "status": ", ".join(f"{n} {s}" if n > 1 else s for s, n in sorted(statuses.items()))}
+        row.update({k: fmt_param(trials[0].params.get(k, "")) for k in keys})
+        m, sd, _ = mean_std([_final_loss(data, i) for i in ids])
+        row.update(final_loss=m, final_loss_std=sd, best_layer=layer)
+        for c, target, metric in _columns(data, sel):
+            row[c], row[f"{c}_std"], _ = mean_std([data.final(i, target, metric, layer) for i in ids])
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _fmt(v) -> str:
@@ -53,65 +102,47 @@ def _fmt(v) -> str:
     return "-" if v is None else str(v)
 
 
-def format_table(rows: List[dict], columns: Optional[Sequence[str]] = None) -> str:
-    if not rows:
-        return "(no trials)"
-    columns = list(columns or [k for k in rows[0] if k not in ("run_id", "ncc_by_epoch", "stop_reason")])
-    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths))  # noqa: E731
-    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
-
-
-def best_trial(rows: List[dict]) -> Optional[dict]:
-    scored = [r for r in rows if "class_ncc_test" in r and r.get("status") not in UNUSABLE]
-    return max(scored, key=lambda r: r["class_ncc_test"]) if scored else None
-
-
-# ------------------------------------------------------------------------------------------------
-# The report's comparison table
-
-REPORT_PARAMS = ["objective.name", "model.backbone", "model.depth", "model.width", "objective.lam", "objective.mu",
-                 "objective.nu"]
-
-
-def comparison_table(data, metric: str = "linear_test"):
-    """One row per trial: its hyperparameters, status, final loss, and its best layer -- the layer with the
-    highest class ``metric`` at the trial's last checkpoint -- with the class linear, NCC and CDNV values
-    there, and the superclass ones where the sweep has superclasses. Returns a pandas DataFrame."""
-    import pandas as pd
-
-    from ssl_ray.reports.source import fmt_param
-
-    keys = [k for k in REPORT_PARAMS if any(k in t.params for t in data.trials)]
-    keys += [k for k in data.varied if k not in keys]
-    levels = [lv for lv in ("class", "superclass") if lv in data.targets]
-    present = set(data.probes.metric)
-    rows = []
-    for t in data.trials:
-        row = {"trial": t.trial_id, "status": t.status}
-        row.update({k: fmt_param(t.params.get(k, "")) for k in keys})
-        loss = data.train[(data.train.trial_id == t.trial_id) & (data.train.metric == "loss")].sort_values("epoch")
-        row["final_loss"] = float(loss.value.iloc[-1]) if len(loss) else math.nan
-        row["epoch"] = data.last_epoch(t.trial_id)
-        scores = {layer: data.final(t.trial_id, "class", metric, layer) for layer in data.layers}
-        scores = {k: v for k, v in scores.items() if not math.isnan(v)}
-        best = max(scores, key=scores.get) if scores else None
-        row["best_layer"] = best
-        for level in levels:
-            for m in [m for m in ("linear_test", "ncc_test", "cdnv") if m in present]:
-                row[f"{level}_{m}"] = data.final(t.trial_id, level, m, best) if best else math.nan
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def to_markdown(df) -> str:
-    """A GitHub Markdown table (no extra dependency); hyperparameters under their short names (λ, H, ...)."""
-    from ssl_ray.reports.source import SHORT_NAMES
-
-    cols = list(df.columns)
+def to_markdown(df: pd.DataFrame, drop: tuple = ()) -> str:
+    """A GitHub Markdown table; hyperparameters under their short names (λ, H, ...); a ``<c>_std`` column
+    is folded into ``<c>`` as "mean ± std" where it is not 0."""
+    cols = [c for c in df.columns if not c.endswith("_std") and c not in drop]
     lines = ["| " + " | ".join(SHORT_NAMES.get(c, c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for _, r in df.iterrows():
-        lines.append("| " + " | ".join(_fmt(r[c]) if isinstance(r[c], float) else ("-" if r[c] is None else str(r[c]))
-                                       for c in cols) + " |")
+        cells = []
+        for c in cols:
+            v, sd = r[c], r.get(f"{c}_std")
+            text = _fmt(v) if isinstance(v, float) else ("-" if v is None else str(v))
+            if isinstance(sd, float) and sd > 0 and not math.isnan(sd):
+                text += f" ± {sd:.2g}"
+            cells.append(text)
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def format_table(df: pd.DataFrame, drop: tuple = ()) -> str:
+    """A plain-text table for the console (the same cells as :func:`to_markdown`)."""
+    md = to_markdown(df, drop).splitlines()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for i, line in enumerate(md) if i != 1]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
+    return "\n".join([out[0], "  ".join("-" * w for w in widths)] + out[1:])
+
+
+def headline(data: SweepData, sel: Selection) -> Optional[str]:
+    """One sentence: the best configuration, chosen on validation data, with its test numbers there."""
+    df = config_table(data, sel)
+    row = df[df.configuration == sel.best_config]
+    if row.empty:
+        return None
+    r = row.iloc[0]
+    col = f"class_{sel.test_metric}"
+
+    def pm(c: str) -> str:
+        sd = r.get(f"{c}_std", 0.0)
+        return f"{r[c]:.3f}" + (f" ± {sd:.3f}" if isinstance(sd, float) and sd > 0 else "")
+
+    extra = [f"{c.rsplit('_', 2)[0]} {pm(c)}" for c in df.columns if c.startswith(("random_", "permuted_")) and
+             not c.endswith("_std")]
+    return (f"best configuration, chosen on class {sel.metric.replace('_', ' ')} at the report layer {sel.layer}: "
+            f"{sel.best_config} (N={int(r.N)}); at its best layer {r.best_layer}: class {sel.test_metric.replace('_', ' ')} "
+            f"{pm(col)}" + (f", vs {', '.join(extra)}" if extra else ""))

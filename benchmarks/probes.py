@@ -2,7 +2,7 @@
 
 The checkpoint is the last one of a real trained trial (the default sweep's base config: VICReg,
 RES-4-32 on digits, trained by Ray Train; see ``trained.py``). The suite is every layer x the
-``sample``, ``class``, ``random_0.5`` and ``random_1.0`` target sets x NCC (train and test), CDNV and
+``sample``, ``class``, ``permuted_0.5`` and ``permuted_1.0`` target sets x NCC (train and test), CDNV and
 the linear probe (test accuracy), on the very same images and augmented views:
 
 - ``ours``: ``ssl_ray.probes``: one forward pass over every probe image for all layers, closed-form
@@ -22,6 +22,7 @@ accuracy is within 1 point of it, and writes ``results/benchmarks/probes.json``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -40,11 +41,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from trained import trained_checkpoints  # noqa: E402
 
 from ssl_ray.config import ProbeConfig  # noqa: E402
-from ssl_ray.probes.engine import extract_features, load_model  # noqa: E402
+from ssl_ray.probes.engine import CheckpointFeatures, extract_features, load_model  # noqa: E402
 from ssl_ray.probes.probe_data import build_probe_data  # noqa: E402
-from ssl_ray.probes.scoring import FeatureSet, score_layer  # noqa: E402
+from ssl_ray.probes.scoring import score_layer  # noqa: E402
 
-TARGETS = ["sample", "class", "random_0.5", "random_1.0"]
+TARGETS = ["sample", "class", "permuted_0.5", "permuted_1.0"]
 PROBES = ["ncc", "cdnv", "linear"]
 TARGET_RATIO = 5.0
 
@@ -53,13 +54,13 @@ def ours(model, data, layers, device) -> tuple[float, dict]:
     p = ProbeConfig(targets=TARGETS, metrics=PROBES)
     t0 = time.perf_counter()
     feats, inputs = extract_features(model, data, layers, device=device)
+    cf = CheckpointFeatures(0, p, feats, inputs, data.clean, [data.sample_target()],
+                            {"clean": data.clean_split, "sample": data.sample_split})
     out = {}
     for layer in layers:
-        f = feats[layer]
-        sets = [FeatureSet("clean", f["clean_train"].to(device), f["clean_test"].to(device), inputs["clean"], data.clean),
-                FeatureSet("sample", f["sample_train"].to(device), f["sample_test"].to(device), inputs["sample"],
-                           [data.sample_target()])]
-        out.update(score_layer(layer, sets, p))
+        sets = [dataclasses.replace(fs, train=fs.train.to(device), val=fs.val.to(device), test=fs.test.to(device))
+                for fs in cf.feature_sets(layer)]
+        out.update(score_layer(layer, sets, p).metrics)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - t0, out
@@ -97,10 +98,10 @@ def baseline(model, data, layers) -> tuple[float, dict]:
             t = targets[name]
             if name == "sample":  # a forward pass of its own over the same views
                 pairs = list(data.sample_batches())
-                xtr = layer_features(model, [a for a, _ in pairs], layer)
+                xtr = layer_features(model, [a for a, _ in pairs], layer)[data.sample_split[0]]  # the probe's train rows
                 xte = layer_features(model, [b for _, b in pairs], layer)
             else:
-                xtr = layer_features(model, data.clean_batches("train", 512), layer)
+                xtr = layer_features(model, data.clean_batches("train", 512), layer)[data.clean_split[0]]
                 xte = layer_features(model, data.clean_batches("test", 512), layer)
             ytr, yte = t.train.numpy(), t.test.numpy()
             nc = NearestCentroid().fit(xtr, ytr)

@@ -36,7 +36,7 @@ def test_probe_benchmark_engine_beats_sklearn_5x_within_a_point(tmp_path):
                           capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(out.read_text())
-    assert r["targets"] == ["sample", "class", "random_0.5", "random_1.0"] and len(r["layers"]) == 6
+    assert r["targets"] == ["sample", "class", "permuted_0.5", "permuted_1.0"] and len(r["layers"]) == 6
     assert len(r["accuracies"]) == 2 * 6 * 4  # NCC and linear test accuracy per layer x target
     assert r["max_ncc_diff"] < 1e-9 and r["max_cdnv_rel_diff"] < 1e-6
     assert r["max_linear_diff"] <= 0.01, r

@@ -74,9 +74,10 @@ def http_sweep(server):
     env = dict(os.environ, SSL_RAY_RESULTS=str(tmp / "results"), PYTHONUNBUFFERED="1")
     env.pop("MLFLOW_TRACKING_URI", None)
     cmd = [PY, str(ROOT / "experiments" / "sweep_vicreg.py"), "--name", "tiny_http", "--epochs", "2",
-           "--set", "model.depth=2", "--search", "model.width=[8]", "--search", "objective.lam=[10,25]",
+           "--set", "model.depth=2", "--search", "model.width=[8]", "--search", "objective.lam=[10]", "--seeds", "2",
            "--search", "objective.mu=[25]", "--search", "objective.nu=[1]",
            "--set", "probe.sample_images=10", "--set", "probe.sample_train_views=10", "--set", "probe.sample_test_views=4",
+           "--set", "probe.targets=[sample,class,superclass,permuted_1.0]",  # no bank to train: the tiny sweep tests that
            "--set", "probe.mine_steps=50", "--storage-path", str(tmp / "sweeps"), "--mlflow-uri", base, "--num-cpus", "2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -100,14 +101,14 @@ def test_sweep_logs_to_the_server_over_http(http_sweep):
     assert len(tags(parents[0])["ssl_ray.git_commit"].split()[0]) == 40
     assert all(tags(c)["mlflow.parentRunId"] == parent for c in children)
     params = [{p["key"]: p["value"] for p in c["data"]["params"]} for c in children]
-    assert sorted(p["objective.lam"] for p in params) == ["10", "25"]
+    assert sorted(p["train.seed"] for p in params) == ["0", "1"] and {p["objective.lam"] for p in params} == {"10"}
     assert all(p["model.width"] == "8" and p["data.superclass_map"].endswith("digits_superclasses.txt") for p in params)
     for c in children:
         rid = c["info"]["run_id"]
         assert tags(c)["ssl_ray.probe.status"] == "complete"
         loss = rest(base, "metrics/get-history", {"run_id": rid, "metric_key": "train/loss"})["metrics"]
         assert sorted(m["step"] for m in loss) == [1, 2]
-        for target in ("sample", "class", "superclass", "random_1.0"):
+        for target in ("sample", "class", "superclass", "permuted_1.0"):
             for layer in TAPS:
                 hist = rest(base, "metrics/get-history", {"run_id": rid, "metric_key": f"probe/{target}/ncc_test/{layer}"})["metrics"]
                 assert sorted(m["step"] for m in hist) == [0, 1, 2], (target, layer)
@@ -122,14 +123,15 @@ def png_size(path: Path):
 
 
 def test_report_writes_figures_table_and_artifacts(http_sweep):
-    """Acceptance 2: every figure a valid PNG of real size, logged to the parent run; one table row per trial."""
+    """Acceptance 2: every figure a valid PNG of real size, logged to the parent run; one table row per trial,
+    one Markdown row per configuration with mean ± std over its 2 seeds and N; the figures say N."""
     base, tmp, sweep_proc, env = http_sweep
-    assert "report: 11 files in " + str(tmp / "results" / "tiny_http") in sweep_proc.stdout  # written at the sweep's end
+    assert "report: 12 files in " + str(tmp / "results" / "tiny_http") in sweep_proc.stdout  # written at the sweep's end
     out = tmp / "report"
     proc = subprocess.run([PY, "-m", "ssl_ray.cli", "report", str(tmp / "sweeps" / "tiny_http"), "--out", str(out)],
                           capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "[report] 8/8 figures" in proc.stderr  # the progress display
+    assert "[report] 9/9 figures" in proc.stderr  # the progress display
     for stem in FIGURES:
         w, h, size = png_size(out / f"{stem}.png")
         assert w >= 600 and h >= 300 and size > 20_000, (stem, w, h, size)
@@ -148,18 +150,20 @@ def test_report_writes_figures_table_and_artifacts(http_sweep):
     with open(out / "trials.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2
-    expected = {"trial", "status", "objective.lam", "objective.mu", "objective.nu", "model.width", "final_loss", "best_layer",
-                "class_linear_test", "class_ncc_test", "class_cdnv", "superclass_linear_test", "superclass_ncc_test",
-                "superclass_cdnv"}
+    expected = {"trial", "configuration", "seed", "status", "objective.lam", "objective.mu", "objective.nu", "model.width",
+                "final_loss", "best_layer", "class_linear_val", "class_linear_test", "class_ncc_test", "class_cdnv",
+                "superclass_linear_test", "permuted_1.0_linear_test", "run_id"}
     assert expected <= set(rows[0]), set(rows[0])
-    assert sorted(r["objective.lam"] for r in rows) == ["10", "25"]
+    assert sorted(r["seed"] for r in rows) == ["0", "1"] and len({r["configuration"] for r in rows}) == 1
     for r in rows:
         assert r["status"] == "finished" and r["best_layer"] in TAPS
         assert 0.0 < float(r["class_linear_test"]) <= 1.0 and float(r["class_cdnv"]) > 0.0 and float(r["final_loss"]) > 0
     md = (out / "trials.md").read_text().splitlines()
-    assert len(md) == 2 + 2 and md[0].startswith("| trial | status |") and "λ" in md[0]
+    assert len(md) == 2 + 1 and md[0].startswith("| configuration | N | status |") and "λ" in md[0]
+    assert "| 2 | 2 finished |" in md[2] and " ± " in md[2]  # the two seeds' spread
     readme = (out / "README.md").read_text()
     assert "--name tiny_http" in readme and all(f"({stem}.png)" in readme for stem in FIGURES)
+    assert "2 seeds per configuration" in readme and "mean ± standard deviation" in readme
 
 
 def test_report_bad_input(http_sweep, tmp_path):

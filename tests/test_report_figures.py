@@ -1,5 +1,6 @@
-"""The report's pure parts on hand-made sweep tables: which layer and trial it picks, the loss split,
-the comparison table's values, and every figure drawn from tables with and without superclasses."""
+"""The report's pure parts on hand-made sweep tables: which layer and trial it picks (on validation data
+only), the loss split, the tables' values, seeds aggregated, and every figure drawn from tables with and
+without superclasses."""
 
 import math
 
@@ -9,13 +10,15 @@ import pytest
 
 from ssl_ray.reports import figures as F
 from ssl_ray.reports.source import SweepData, Trial, layer_order, target_order, trial_label
-from ssl_ray.reports.tables import comparison_table, to_markdown
+from ssl_ray.reports.selection import select
+from ssl_ray.reports.tables import config_table, to_markdown, trial_table
 
 LAYERS = ["block1", "block2", "projector"]
 
 
-def sweep(superclass=True, linear=True) -> SweepData:
-    """Three trials: A (λ=10) best at block2, B (λ=25) best at projector, C diverged (huge numbers everywhere)."""
+def sweep(superclass=True, linear=True, seeds=1) -> SweepData:
+    """Three configurations: A (λ=10) best at block2, B (λ=25) best at projector, C diverged (huge numbers
+    everywhere); with ``seeds`` > 1, each has that many seeds (trial A1 = A + 0.01, ...)."""
     acc = {  # class accuracy at the last epoch (2), per trial and layer
         "A": {"block1": 0.70, "block2": 0.90, "projector": 0.80},
         "B": {"block1": 0.60, "block2": 0.75, "projector": 0.85},
@@ -26,13 +29,15 @@ def sweep(superclass=True, linear=True) -> SweepData:
         for epoch in (0, 1, 2):
             for layer in LAYERS:
                 a = acc[tid][layer] * (0.5 + 0.25 * epoch)  # grows to its final value at epoch 2
-                targets = {"sample": a, "class": a, "random_0.5": a / 2, "random_1.0": 0.1}
+                targets = {"sample": a, "class": a, "random_0.5": a / 2, "random_1.0": 0.2, "permuted_1.0": 0.1}
                 if superclass:
                     targets["superclass"] = min(1.0, a * 1.05)
                 for target, v in targets.items():
-                    metrics = {"ncc_train": v + 0.01, "ncc_test": v - 0.05, "cdnv": 1.0 / (1 + epoch), "rankme": 3.0 + epoch}
+                    metrics = {"ncc_train": v + 0.01, "ncc_val": v - 0.04, "ncc_test": v - 0.05, "cdnv": 1.0 / (1 + epoch),
+                               "rankme": 3.0 + epoch}
                     if linear:
-                        metrics.update(linear_train=v + 0.02, linear_test=v, ncc_linear_ratio=(v - 0.05) / v)
+                        metrics.update(linear_train=v + 0.02, linear_val=v - 0.01, linear_test=v,
+                                       ncc_linear_ratio=(v - 0.05) / v)
                     rows += [(tid, "run" + tid, epoch, layer, target, m, val) for m, val in metrics.items()]
     probes = pd.DataFrame(rows, columns=["trial_id", "run_id", "epoch", "layer", "target", "metric", "value"])
     train = pd.DataFrame([(tid, e, m, v) for tid in acc for e in (1, 2) for m, v in
@@ -43,7 +48,18 @@ def sweep(superclass=True, linear=True) -> SweepData:
               "C": {"objective.name": "vicreg", "objective.lam": "25.0", "objective.mu": "25.0", "objective.nu": "1.0", "model.width": "16"}}
     status = {"A": "finished", "B": "finished", "C": "diverged"}
     varied = ["model.width", "objective.lam"]
-    trials = [Trial(t, "run" + t, status[t], params[t], None, trial_label(params[t], varied)) for t in acc]
+    trials = [Trial(t, "run" + t, status[t], params[t], None, trial_label(params[t], varied), trial_label(params[t], varied))
+              for t in acc]
+    if seeds > 1:  # seed k of trial X is X<k>, its values shifted by 0.01 k
+        copies, ptab, ttab = [], [probes], [train]
+        for k in range(seeds):
+            for t in trials:
+                tid = f"{t.trial_id}{k}"
+                copies.append(Trial(tid, "run" + tid, t.status, {**t.params, "train.seed": str(k)}, None, f"{t.label} #{k}",
+                                    t.config))
+                ptab.append(probes[probes.trial_id == t.trial_id].assign(trial_id=tid, value=lambda d: d.value + 0.01 * k))
+                ttab.append(train[train.trial_id == t.trial_id].assign(trial_id=tid))
+        trials, probes, train = copies, pd.concat(ptab[1:]), pd.concat(ttab[1:])
     return SweepData("sqlite:///x.db", "exp", "parent", {}, trials, probes, train, varied)
 
 
@@ -58,9 +74,30 @@ def test_orders_and_labels():
 def test_layer_and_trial_choice_skip_diverged_trials():
     d = sweep()
     # mean over A and B (C diverged): block1 0.65, block2 0.825, projector 0.825 -> the first maximum is kept
-    assert F.report_layer(d) in ("block2", "projector")
-    assert F.best_trial(d, "projector") == "B" and F.best_trial(d, "block2") == "A"
-    assert F.score_metric(d) == "linear_test" and F.score_metric(sweep(linear=False)) == "ncc_test"
+    sel = select(d)
+    assert sel.layer in ("block2", "projector") and sel.metric == "linear_val"
+    assert sel.trial_layers == {"A": "block2", "B": "projector", "C": "block1"}
+    assert sel.best_config == d.trial(sel.best_trial).config and sel.best_trial in ("A", "B")
+    assert select(sweep(linear=False)).metric == "ncc_val" and F.score_metric(d) == "linear_test"
+
+
+def test_selection_never_reads_test_data():
+    """Poison every test-split value (the reverse of the truth, and NaN): layers and the best
+    configuration do not change."""
+    d = sweep()
+    before = select(d)
+    rng = np.random.default_rng(0)
+    for poison in (lambda v: 1.0 - v, lambda v: rng.random(len(v)), lambda v: np.full(len(v), np.nan)):
+        p = d.probes.copy()
+        test = p.metric.str.endswith("_test")
+        p.loc[test, "value"] = poison(p.loc[test, "value"].to_numpy())
+        poisoned = SweepData(d.uri, d.experiment, d.parent_run_id, {}, d.trials, p, d.train, d.varied)
+        assert select(poisoned) == before
+    # while poisoning the validation split does change it
+    p = d.probes.copy()
+    val = p.metric.str.endswith("_val")
+    p.loc[val, "value"] = 1.0 - p.loc[val, "value"]
+    assert select(SweepData(d.uri, d.experiment, d.parent_run_id, {}, d.trials, p, d.train, d.varied)) != before
 
 
 def test_vicreg_loss_parts_are_weighted_by_the_trials_coefficients():
@@ -71,19 +108,40 @@ def test_vicreg_loss_parts_are_weighted_by_the_trials_coefficients():
     assert np.allclose(F.loss_parts(d, "B")["invariance λ·inv"][1], [5.0, 5.0])
 
 
-def test_comparison_table_rows():
-    df = comparison_table(sweep())
+def test_tables_read_test_numbers_at_the_validation_choice():
+    d = sweep()
+    sel = select(d)
+    df = trial_table(d, sel)
     assert list(df.trial) == ["A", "B", "C"]
     a, b = df.iloc[0], df.iloc[1]
-    assert a.best_layer == "block2" and a.class_linear_test == pytest.approx(0.90)
+    assert a.best_layer == "block2" and a.class_linear_val == pytest.approx(0.89) and a.class_linear_test == pytest.approx(0.90)
     assert a.class_ncc_test == pytest.approx(0.85) and a.class_cdnv == pytest.approx(1 / 3)
-    assert a.superclass_linear_test == pytest.approx(0.945)
+    assert a.superclass_linear_test == pytest.approx(0.945) and a["permuted_1.0_linear_test"] == pytest.approx(0.1)
+    assert a["random_1.0_linear_test"] == pytest.approx(0.2) and a.run_id == "runA"
     assert b.best_layer == "projector" and b.final_loss == 18.0 and b["objective.lam"] == "25" and b.epoch == 2
-    md = to_markdown(df).splitlines()
-    assert len(md) == 5 and "| λ |" in md[0] and "| H |" in md[0]
-    no_super = comparison_table(sweep(superclass=False))
+    md = to_markdown(config_table(d, sel)).splitlines()
+    assert len(md) == 5 and "| λ |" in md[0] and "| H |" in md[0] and "| N |" in md[0] and " ± " not in "".join(md)
+    no_super = trial_table(sweep(superclass=False), sel)
     assert not any(c.startswith("superclass") for c in no_super.columns)
-    assert "class_linear_test" not in comparison_table(sweep(linear=False), "ncc_test").columns
+    nl = sweep(linear=False)
+    assert "class_linear_test" not in trial_table(nl, select(nl)).columns
+
+
+def test_seeds_are_aggregated_with_their_spread():
+    d = sweep(seeds=2)
+    assert d.seeds_per_config() == 2 and len(d.configs()) == 3
+    sel = select(d)
+    table = config_table(d, sel)
+    a = table[table.configuration == d.trial("A0").config].iloc[0]
+    assert a.N == 2 and a.best_layer == "block2"
+    assert a.class_linear_test == pytest.approx(0.905) and a.class_linear_test_std == pytest.approx(0.01 / math.sqrt(2))
+    assert "0.905 ± 0.0071" in to_markdown(table)
+    fig = F.ncc_over_training(d, sel.layer)
+    assert any(type(c).__name__ in ("PolyCollection", "FillBetweenPolyCollection") for ax in fig.axes for c in ax.collections)
+    assert "(N=2)" in " ".join(t.get_text() for t in fig.legends[0].get_texts())
+    assert "N=2 seeds" in fig._suptitle.get_text()
+    one = F.ncc_over_training(sweep(), sel.layer)
+    assert not any(ax.collections for ax in one.axes) and "one seed per configuration" in one._suptitle.get_text()
 
 
 @pytest.mark.parametrize("superclass,linear", [(True, True), (False, False)])
@@ -92,7 +150,8 @@ def test_every_figure_draws(tmp_path, superclass, linear):
     layer = F.report_layer(d)
     figs = {"1": F.ncc_over_training(d, layer), "2": F.ncc_linear_ratio(d, layer, "A"), "3": F.loss_and_accuracy(d, layer),
             "4": F.accuracy_vs_randomness(d, layer), "5": F.accuracy_per_layer(d, "A"), "6": F.geometry_over_training(d, layer),
-            "8": F.hyperparameter_view(d, layer, ["objective.lam", "objective.mu", "objective.nu", "model.width"])}
+            "8": F.hyperparameter_view(d, layer, ["objective.lam", "objective.mu", "objective.nu", "model.width"]),
+            "9": F.semantic_over_random(d, layer)}
     rng = np.random.default_rng(0)
     pts = {(r, lv): (rng.normal(size=(30, 2)), rng.integers(0, 3, 30)) for r in ("before", "after") for lv in ("class", "sample")}
     figs["7"] = F.embeddings(pts, "t", {"class": ["a", "b", "c"]})
@@ -101,9 +160,17 @@ def test_every_figure_draws(tmp_path, superclass, linear):
                                                        else ["sample level", "class level"])
     assert len(visible["5"]) == (3 if superclass else 1)
     assert len(visible["7"]) == 4
-    # figure 4: one line per checkpoint (test) and its dashed train twin, over r = 0, 0.5, 1
+    # figure 4: one line per checkpoint (test) and its dashed train twin over the bank's r = 0.5, 1; the true
+    # classes as a star at r = 0 per checkpoint; the chance control as a horizontal line at its accuracy
     ax4 = visible["4"][0]
-    assert len(ax4.get_lines()) == 2 * 3 and list(ax4.get_lines()[0].get_xdata()) == [0.0, 0.5, 1.0]
+    assert len(ax4.containers) == 2 * 3 and list(ax4.containers[0].lines[0].get_xdata()) == [0.5, 1.0]
+    stars = [ln for ln in ax4.get_lines() if ln.get_marker() == "*"]
+    assert len(stars) == 3 and list(stars[0].get_xdata()) == [0.0]
+    (chance,) = [ln for ln in ax4.get_lines() if ln.get_linestyle() == ":"]
+    assert chance.get_ydata()[0] == pytest.approx(d.probe("permuted_1.0", F.score_metric(d), layer).value.mean())
+    # figure 9: class over the most random target; NCC ratio > 1 here, CDNV ratio = 1 (same CDNV for both)
+    ncc9 = visible["9"][0].get_lines()[0].get_ydata()
+    assert (np.asarray(ncc9) > 1).all() and "random_1.0" in visible["9"][0].get_title()
     # figure 8: the heatmap's cells are the trials' final class accuracy at the layer; the diverged trial's
     # cell says so instead of showing its last probe
     texts = sorted(t.get_text() for t in visible["8"][0].texts)

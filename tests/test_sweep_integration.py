@@ -178,3 +178,7 @@ def test_summary_table_printed(tiny_sweep):
     assert f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1" in out
     # the report is written although epoch 2's probes gave up: it shows what MLflow holds
     assert "report: 12 files in " in out and "report not written" not in out
+    readme = out.split("report: 12 files in ")[1].split()[0]
+    from pathlib import Path
+
+    assert "**one seed per configuration**: no error bars" in (Path(readme) / "README.md").read_text()

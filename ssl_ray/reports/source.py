@@ -194,8 +194,8 @@ def load_sweep(target: str, uri: Optional[str] = None) -> SweepData:
     trials.sort(key=lambda t: t.trial_id)
     varied = sorted(k for k in {k for t in trials for k in t.params}
                     if k != "train.seed" and len({t.params.get(k) for t in trials}) > 1)
-    for t in trials:
-        t.label = t.config = trial_label(t.params, varied) if varied else t.trial_id
+    for t in trials:  # with nothing varied, every trial (every seed) is the one configuration
+        t.label = t.config = trial_label(t.params, varied) if varied else "base configuration"
     counts: Dict[str, int] = {}
     for t in trials:
         counts[t.label] = counts.get(t.label, 0) + 1

@@ -117,7 +117,7 @@ def test_report_is_written_with_light_probes_and_a_diverged_trial(sweep):
     import re
 
     _, _, _, proc = sweep
-    m = re.search(r"^report: 11 files in (\S+) ", proc.stdout, re.M)
+    m = re.search(r"^report: 12 files in (\S+) ", proc.stdout, re.M)
     assert m, proc.stdout[-2000:]
     with open(os.path.join(m.group(1), "trials.csv")) as f:
         rows = list(csv.DictReader(f))

@@ -75,7 +75,7 @@ def ncc_probe(fs: FeatureSet, p: ProbeConfig) -> Scores:
     out: Scores = {}
     for t in fs.targets:
         out[(t.name, "ncc_train")] = ncc_accuracy(fs.train, t.train, fs.train, t.train)
-        out[(t.name, "ncc_val")] = ncc_accuracy(fs.train, t.train, fs.val, t.val)
+        out[(t.name, "ncc_val")] = ncc_accuracy(fs.train, t.train, fs.val, t.val) if len(t.val) else float("nan")
         out[(t.name, "ncc_test")] = ncc_accuracy(fs.train, t.train, fs.test, t.test)
     return out
 

@@ -264,15 +264,15 @@ def accuracy_vs_randomness(data: SweepData, layer: str) -> Figure:
     train_metric = metric.replace("_test", "_train")
     targets = sorted([t for t in data.targets if randomness_of(t) is not None], key=target_order)
     groups = data.configs()
-    fig, axes = _grid(len(groups), width=4.4, cols=min(len(groups), 4))
+    fig, axes = _grid(len(groups), width=4.4 if len(groups) > 1 else 6.4, cols=min(len(groups), 4))
     cmap = plt.get_cmap("viridis")
     for ax, (c, trials) in zip(axes, groups.items()):
         ids = {t.trial_id for t in trials}
         mine = data.probes[data.probes.trial_id.isin(ids) & (data.probes.layer == layer)]
         epochs = sorted(mine.epoch.unique())
         if not targets:
-            _empty(ax, "no random_<r> targets in this sweep")
-            continue
+            ax.text(0.5, 0.5, "no random_<r> targets in this sweep:\nthe true classes and the chance control only",
+                    ha="center", va="center", transform=ax.transAxes, fontsize=9, color="grey")
         for i, e in enumerate(epochs):
             color = cmap(i / max(1, len(epochs) - 1))
             at = mine[mine.epoch == e]
@@ -305,16 +305,17 @@ def accuracy_vs_randomness(data: SweepData, layer: str) -> Figure:
 
 def semantic_over_random(data: SweepData, layer: str, random_target: Optional[str] = None) -> Figure:
     """The study's ratio figure: class NCC test accuracy divided by that of the most random ``random_<r>``
-    target, and class CDNV divided by its CDNV, over training (mean ± std over seeds). NCC ratio above 1
+    target (the chance control ``permuted_1.0`` where a sweep has none), and class CDNV divided by its CDNV, over training (mean ± std over seeds). NCC ratio above 1
     and rising, CDNV ratio below 1 and falling: the embedding clusters by class more than by an
     arbitrary function of the input."""
     colors = config_colors(data)
     randoms = sorted([t for t in data.targets if randomness_of(t) is not None], key=target_order)
-    random_target = random_target or (randoms[-1] if randoms else None)
+    # without random_<r> targets (no bank), the chance control stands in as the random target
+    random_target = random_target or (randoms[-1] if randoms else CHANCE if CHANCE in data.targets else None)
     fig, (a, b) = _grid(2, width=5.4)
     if random_target is None:
         for ax in (a, b):
-            _empty(ax, "no random_<r> targets in this sweep")
+            _empty(ax, "no random_<r> or permuted targets in this sweep")
         return _finish(fig, "Semantic over random targets", 0)
     for ax, metric, title in ((a, "ncc_test", "NCC test accuracy"), (b, "cdnv", "CDNV")):
         for c, trials in data.configs().items():

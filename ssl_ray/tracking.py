@@ -87,9 +87,14 @@ def get_or_create_trial_run(uri: str, parent_run_id: str, trial_id: str, trial_n
     return run_id
 
 
-def create_bank_run(uri: str, parent_run_id: str) -> str:
-    """A new run for a sweep's target-bank classifier: a child of the sweep's run, but not a trial."""
+def get_or_create_bank_run(uri: str, parent_run_id: str) -> str:
+    """The run of a sweep's target-bank classifier: a child of the sweep's run, but not a trial; found again
+    (not made twice) when the bank is trained again after a failure."""
     c = client(uri)
+    found = child_runs(c, parent_run_id, kind="bank")
+    if found:
+        c.update_run(found[0].info.run_id, status="RUNNING")
+        return found[0].info.run_id
     exp_id = c.get_run(parent_run_id).info.experiment_id
     tags = {TAG_PARENT: parent_run_id, TAG_KIND: "bank"}
     return c.create_run(exp_id, run_name="target bank: supervised classifier", tags=tags).info.run_id

@@ -25,7 +25,7 @@ def run_script(script, name, tmp_path, *extra):
 
 @pytest.mark.slow  # ~2 min; each objective is also checked against its official code and under DDP in the default suite
 def test_sweep_objectives_all_five(tmp_path):
-    c, trials = run_script("sweep_objectives.py", "objs", tmp_path, "--search", "model.width=[8]")
+    c, trials = run_script("sweep_objectives.py", "objs", tmp_path, "--search", "model.width=[8]", "--seeds", "1")
     names = sorted(t.data.params["objective.name"] for t in trials)
     assert names == ["arb", "barlow", "mmcr", "simclr", "vicreg"]
     for t in trials:
@@ -49,7 +49,7 @@ def test_supervised_baseline(tmp_path):
 
 @pytest.mark.slow
 def test_mmcr_with_momentum_and_many_views(tmp_path):
-    c, trials = run_script("sweep_objectives.py", "mmcr_m", tmp_path, "--search", "objective.name=[mmcr]",
+    c, trials = run_script("sweep_objectives.py", "mmcr_m", tmp_path, "--search", "objective.name=[mmcr]", "--seeds", "1",
                            "--search", "model.width=[8]", "--set", "objective.momentum=0.9", "--set", "data.views=4")
     assert len(trials) == 1
     t = trials[0]

@@ -172,7 +172,7 @@ def test_summary_table_printed(tiny_sweep):
     table = out.split("ssl_ray sweep summary: tiny ===")[1]
     for col in ("class_linear_val", "class_linear_test", "random_1.0_linear_test", "permuted_1.0_linear_test", "final_loss"):
         assert col in table
-    assert "best configuration, chosen on class linear val" in table and "one seed per configuration" in table
+    assert "best configuration, chosen on class linear val:" in table and "one seed per configuration" in table
     c, children = trial_runs(uri)
     assert all(f"run {ch.info.run_id}" in table for ch in children)
     assert f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1" in out

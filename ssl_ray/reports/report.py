@@ -138,15 +138,17 @@ def _readme(data: SweepData, rep: Report, table_md: str) -> str:
              f"{len(data.configs())} configurations)",
              f"- seeds: {seeds}",
              f"- chosen on validation data (class `{sel.metric}`: a stratified share of the probe's train split, never "
-             f"the test split): report layer `{rep.layer}`, best configuration `{sel.best_config}`, its best seed "
+             f"the test split): best configuration `{sel.best_config}` at its best layer `{sel.layer}` (the layer of "
+             f"the one-layer figures{'' if rep.layer == sel.layer else f', here `{rep.layer}` by --layer'}), its best seed "
              f"`{best.trial_id}` for the one-trial figures",
              f"- written: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}", ""]
     lines += [f"- {n}" for n in rep.notes]
     line = headline(data, sel)
     lines += ["## Configurations", "", f"Best layer of a configuration: the layer with the highest class `{sel.metric}` "
               "(validation) at its last checkpoint, averaged over its seeds; every other number is read at that layer "
-              "(test numbers at a choice made without them). The sweep summary and these tables use the same rule "
-              "(`ssl_ray.reports.selection`). `trials.csv` has one row per trial.", "",
+              "(test numbers at a choice made without them), and the best configuration has the highest such score. "
+              "The sweep summary and these tables use the same rule (`ssl_ray.reports.selection`). `trials.csv` has "
+              "one row per trial.", "",
               *([line, ""] if line else []), table_md, "## Figures", ""]
     for stem, caption in FIGURES.items():
         lines += [f"### {stem}: {caption}", "", f"![{caption}]({stem}.png)", ""]

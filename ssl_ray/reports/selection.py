@@ -8,10 +8,10 @@ many noisy test readings. The sweep summary, ``trials.md``, the report and its f
 
 * **a trial's best layer**: the layer with the highest class ``linear_val`` at the trial's last probed
   checkpoint (``ncc_val`` when the sweep ran no linear probes);
-* **the report layer**: the layer with the highest such value averaged over the usable trials (not
-  diverged, collapsed or errored);
-* **the best configuration**: among usable configurations, the highest value at the report layer
-  averaged over its seeds; its **best trial** (for the one-trial figures) is its seed with the highest
+* **a configuration's best layer**: the same, averaged over its usable seeds (not diverged, collapsed
+  or errored), and its score is that average there;
+* **the best configuration**: the highest score; **the report layer** (of the one-layer figures) is
+  its best layer, and its **best trial** (for the one-trial figures) is its seed with the highest
   value there.
 """
 
@@ -62,17 +62,27 @@ def best_layer(data: SweepData, trial_ids: List[str], metric: str) -> str:
     return max(scored, key=scored.get) if scored else data.layers[-1]
 
 
+def config_layers(data: SweepData, metric: str) -> Dict[str, tuple[str, float]]:
+    """Per configuration: ``(best layer, mean validation score there)`` over its usable seeds."""
+    out = {}
+    for name, trials in data.configs().items():
+        ids = [t.trial_id for t in trials if t.status not in UNUSABLE] or [t.trial_id for t in trials]
+        layer = best_layer(data, ids, metric)
+        vals = [_val(data, i, metric, layer) for i in ids]
+        vals = [v for v in vals if not math.isnan(v)]
+        out[name] = (layer, float(np.mean(vals)) if vals else -math.inf)
+    return out
+
+
 def select(data: SweepData) -> Selection:
     """The rule of the module docstring. Reads only ``*_val`` metrics."""
     metric = selection_metric(data)
     trial_layers = {t.trial_id: best_layer(data, [t.trial_id], metric) for t in data.trials}
-    usable = data.usable()
-    layer = best_layer(data, [t.trial_id for t in usable], metric)
-    score = {t.trial_id: _val(data, t.trial_id, metric, layer) for t in data.trials}
-    score = {k: (-math.inf if math.isnan(v) else v) for k, v in score.items()}
-    groups = {name: [t for t in ts if t.status not in UNUSABLE] or ts for name, ts in data.configs().items()}
-    usable_groups = {k: v for k, v in groups.items() if any(t.status not in UNUSABLE for t in v)} or groups
-    config_score = {k: float(np.mean([score[t.trial_id] for t in ts])) for k, ts in usable_groups.items()}
-    best_config = max(config_score, key=config_score.get)
-    best_trial = max(usable_groups[best_config], key=lambda t: score[t.trial_id]).trial_id
+    groups = data.configs()
+    usable = [c for c, ts in groups.items() if any(t.status not in UNUSABLE for t in ts)] or list(groups)
+    per_config = config_layers(data, metric)
+    best_config = max(usable, key=lambda c: per_config[c][1])
+    layer = per_config[best_config][0]
+    seeds = [t for t in groups[best_config] if t.status not in UNUSABLE] or groups[best_config]
+    best_trial = max(seeds, key=lambda t: -math.inf if math.isnan(v := _val(data, t.trial_id, metric, layer)) else v).trial_id
     return Selection(metric, layer, best_config, best_trial, trial_layers)

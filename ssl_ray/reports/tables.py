@@ -18,7 +18,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import pandas as pd
 
-from ssl_ray.reports.selection import Selection, best_layer
+from ssl_ray.reports.selection import Selection, config_layers
 from ssl_ray.reports.source import SHORT_NAMES, UNUSABLE, SweepData, fmt_param
 
 REPORT_PARAMS = ["objective.name", "model.backbone", "model.depth", "model.width", "objective.lam", "objective.mu",
@@ -78,10 +78,11 @@ def config_table(data: SweepData, sel: Selection) -> pd.DataFrame:
     """Numeric columns hold the mean; ``<column>_std`` the standard deviation over seeds (0 for N = 1)."""
     keys = _param_keys(data)
     rows = []
+    layers = config_layers(data, sel.metric)
     for name, trials in data.configs().items():
         usable = [t for t in trials if t.status not in UNUSABLE] or trials
         ids = [t.trial_id for t in usable]
-        layer = best_layer(data, ids, sel.metric)
+        layer = layers[name][0]
         statuses: Dict[str, int] = {}
         for t in trials:
             statuses[t.status] = statuses.get(t.status, 0) + 1
@@ -143,6 +144,6 @@ def headline(data: SweepData, sel: Selection) -> Optional[str]:
 
     extra = [f"{c.rsplit('_', 2)[0]} {pm(c)}" for c in df.columns if c.startswith(("random_", "permuted_")) and
              not c.endswith("_std")]
-    return (f"best configuration, chosen on class {sel.metric.replace('_', ' ')} at the report layer {sel.layer}: "
-            f"{sel.best_config} (N={int(r.N)}); at its best layer {r.best_layer}: class {sel.test_metric.replace('_', ' ')} "
-            f"{pm(col)}" + (f", vs {', '.join(extra)}" if extra else ""))
+    return (f"best configuration, chosen on class {sel.metric.replace('_', ' ')}: {sel.best_config} (N={int(r.N)}), "
+            f"at its best layer {r.best_layer}: class {sel.test_metric.replace('_', ' ')} {pm(col)}"
+            + (f", vs {', '.join(extra)}" if extra else ""))

@@ -19,11 +19,12 @@ from typing import Optional
 import ray.train
 from ray.train.torch import TorchTrainer
 
-from ssl_ray.config import ExperimentConfig, SweepConfig
+from ssl_ray.config import ExperimentConfig, SweepConfig, flatten
 from ssl_ray.errors import ConfigError
 from ssl_ray.probes.bank import build_target_bank
 from ssl_ray.probes.targets import TargetBank, needs_bank
-from ssl_ray.tracking import MetricWriter, create_bank_run, log_params
+from ssl_ray.sweep.trial import probed_checkpoints, scaling_config
+from ssl_ray.tracking import MetricWriter, get_or_create_bank_run, log_params
 from ssl_ray.train.loop import set_trainer_env, train_loop_per_worker
 
 BANK_DIR = "bank"
@@ -77,14 +78,11 @@ def ensure_target_bank(cfg: SweepConfig, sweep_dir: Path, uri: str, parent_run_i
     bcfg = bank_config(cfg.base)
     print(f"[bank] training the supervised classifier of the random_<r> targets ({bcfg.train.epochs} epochs)",
           file=stream, flush=True)
-    run_id = create_bank_run(uri, parent_run_id)
-    from ssl_ray.config import flatten
-    from ssl_ray.tracking import client
-
-    log_params(client(uri), run_id, flatten(bcfg.to_dict()))
+    run_id = get_or_create_bank_run(uri, parent_run_id)
+    w = MetricWriter(uri, run_id)
+    if not w.client.get_run(run_id).data.params:
+        log_params(w.client, run_id, flatten(bcfg.to_dict()))
     set_trainer_env()
-    from ssl_ray.sweep.trial import probed_checkpoints, scaling_config
-
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"experiment": bcfg.to_dict(), "mlflow_uri": uri, "mlflow_run_id": run_id},
@@ -95,7 +93,6 @@ def ensure_target_bank(cfg: SweepConfig, sweep_dir: Path, uri: str, parent_run_i
     )
     result = trainer.fit()
     bank = build_target_bank(probed_checkpoints(result.best_checkpoints or []))
-    w = MetricWriter(uri, run_id)
     for e, acc, r, h, used in zip(bank.epochs, bank.accuracy, bank.randomness, bank.entropies(), bank.classes_used()):
         w.log({"bank/accuracy": acc, "bank/randomness": r, "bank/label_entropy": h, "bank/classes_used": used}, step=int(e))
     try:

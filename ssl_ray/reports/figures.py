@@ -55,7 +55,7 @@ def best_trial(data: SweepData, layer: Optional[str] = None) -> str:
 def seeds_note(data: SweepData) -> str:
     n = data.seeds_per_config()
     return (f"mean ± std over N={n} seeds per configuration" if n > 1
-            else "one seed per configuration: no error bars (run with --seeds N)")
+            else "one seed per configuration, no error bars; run with --seeds N")
 
 
 def _grid(n: int, width: float = 4.6, height: float = 3.6, cols: Optional[int] = None) -> Tuple[Figure, List]:

@@ -142,6 +142,15 @@ def test_seeds_are_aggregated_with_their_spread():
     assert "N=2 seeds" in fig._suptitle.get_text()
     one = F.ncc_over_training(sweep(), sel.layer)
     assert not any(ax.collections for ax in one.axes) and "one seed per configuration" in one._suptitle.get_text()
+    # fig 8 with one varied key: a point per configuration (not per trial) with its spread and N
+    lam_only = SweepData(d.uri, d.experiment, d.parent_run_id, {}, d.trials, d.probes, d.train, ["objective.lam"])
+    ax = F.hyperparameter_view(lam_only, sel.layer, ["objective.lam"]).axes[0]
+    assert len(ax.containers) == 2  # A and B; C diverged is named instead
+    notes = [t.get_text() for t in ax.texts]
+    assert sum("N=2" in n for n in notes) == 2 and "diverged" in notes
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
 
 
 @pytest.mark.parametrize("superclass,linear", [(True, True), (False, False)])

@@ -488,15 +488,30 @@ def hyperparameter_view(data: SweepData, layer: str, axes_keys: Sequence[str]) -
         a.set_ylabel(SHORT_NAMES.get(ky, ky))
         fig.colorbar(im, ax=a, label=label)
         a.set_title(f"{label}, by {SHORT_NAMES.get(kx, kx)} and {SHORT_NAMES.get(ky, ky)}", fontsize=9)
-    elif len(varied) == 1:
+    elif len(varied) == 1:  # one point per configuration: the mean over its seeds, ± one std, and N
         k = varied[0]
-        a.bar([t.label for t in data.trials], [vals[t.trial_id] for t in data.trials], color="tab:blue")
+        groups = list(data.configs().values())
+        xs = np.arange(len(groups))
+        for x, trials in zip(xs, groups):
+            v = [vals[t.trial_id] for t in trials if not math.isnan(vals[t.trial_id])]
+            if v:
+                sd = float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+                a.errorbar([x], [np.mean(v)], yerr=[sd], fmt="o", ms=6, capsize=4, color="tab:blue")
+                a.annotate(f"{np.mean(v):.3f}" + (f" ± {sd:.3f}\nN={len(v)}" if len(v) > 1 else ""), (x, np.mean(v)),
+                           textcoords="offset points", xytext=(8, -4), fontsize=7)
+            else:
+                a.annotate("/".join(sorted({t.status for t in trials})), (x, 0.5), xycoords=("data", "axes fraction"),
+                           ha="center", color="red", fontsize=8)
+        a.set_xticks(xs, [fmt_param(trials[0].params.get(k, "")) for trials in groups], fontsize=8)
+        a.set_xlim(-0.5, len(groups) - 0.3)
         a.set_ylabel(label)
         a.set_xlabel(SHORT_NAMES.get(k, k))
-        a.set_title(f"{label}, by {SHORT_NAMES.get(k, k)}", fontsize=9)
+        a.grid(alpha=0.3)
+        a.set_title(f"{label}, by {SHORT_NAMES.get(k, k)} (mean ± std over seeds)", fontsize=9)
     else:
         _empty(a, "no hyperparameter varies between the trials")
-    keys = [k for k in axes_keys if any(k in t.params for t in data.trials)] or varied
+    present = [k for k in list(varied) + list(axes_keys) if any(k in t.params for t in data.trials)]
+    keys = [k for k in dict.fromkeys(present) if len({t.params.get(k) for t in data.trials}) > 1] or varied
     _parallel(b, data, keys, vals, label)
     return _finish(fig, "Probe accuracy across trials against the hyperparameters", 0)
 

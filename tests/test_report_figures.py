@@ -156,7 +156,7 @@ def test_seeds_are_aggregated_with_their_spread():
 @pytest.mark.parametrize("superclass,linear", [(True, True), (False, False)])
 def test_every_figure_draws(tmp_path, superclass, linear):
     d = sweep(superclass, linear)
-    layer = F.report_layer(d)
+    layer = select(d).layer
     figs = {"1": F.ncc_over_training(d, layer), "2": F.ncc_linear_ratio(d, layer, "A"), "3": F.loss_and_accuracy(d, layer),
             "4": F.accuracy_vs_randomness(d, layer), "5": F.accuracy_per_layer(d, "A"), "6": F.geometry_over_training(d, layer),
             "8": F.hyperparameter_view(d, layer, ["objective.lam", "objective.mu", "objective.nu", "model.width"]),

@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from ssl_ray.reports.selection import reported_metric, select, selection_metric  # noqa: E402
+from ssl_ray.reports.selection import reported_metric, selection_metric  # noqa: E402
 from ssl_ray.reports.source import SHORT_NAMES, UNUSABLE, SweepData, Trial, fmt_param, target_order  # noqa: E402
 
 LEVELS = ("sample", "class", "superclass")
@@ -42,14 +42,6 @@ def config_colors(data: SweepData) -> Dict[str, tuple]:
 def score_metric(data: SweepData) -> str:
     """The test-split class accuracy a figure plots: the linear probe's, or NCC's without linear probes."""
     return reported_metric(selection_metric(data))
-
-
-def report_layer(data: SweepData) -> str:
-    return select(data).layer
-
-
-def best_trial(data: SweepData, layer: Optional[str] = None) -> str:
-    return select(data).best_trial
 
 
 def seeds_note(data: SweepData) -> str:

@@ -336,7 +336,7 @@ class ExperimentConfig:
         from ssl_ray.data.augment import AUGMENTATIONS
         from ssl_ray.data.datasets import dataset_meta
         from ssl_ray.probes.scoring import PROBES
-        from ssl_ray.probes.targets import TargetBank, needs_bank, parse_target
+        from ssl_ray.probes.targets import TargetBank, default_targets, needs_bank, parse_target
 
         d, p = self.data, self.probe
         for key in ("targets", "metrics", "layers"):
@@ -354,7 +354,7 @@ class ExperimentConfig:
                 _check_int(f"probe.{key}", getattr(p, key), lo=2 if key == "sample_images" else 1)
         if p.sample_augment is not None:
             AUGMENTATIONS.get(p.sample_augment)
-        if p.target_bank is not None and needs_bank(p.targets or ["random_0.0"]):
+        if p.target_bank is not None and needs_bank(p.targets or default_targets(False)):
             TargetBank.load(p.target_bank)
         _check_int("probe.bank_epochs", p.bank_epochs, lo=5)
         _check_number("probe.val_fraction", p.val_fraction, lo=0.0, strict=True)
@@ -621,10 +621,10 @@ class SweepConfig:
 
     def _check_bank_is_shared(self) -> None:
         """A sweep trains one target bank on the base dataset; every trial must probe that dataset."""
-        from ssl_ray.probes.targets import needs_bank
+        from ssl_ray.probes.targets import default_targets, needs_bank
 
         p = self.base.probe
-        if p.target_bank is not None or not needs_bank(p.targets or ["random_0.0"]):
+        if p.target_bank is not None or not needs_bank(p.targets or default_targets(False)):
             return
         for key in ("data.dataset", "data.data_root"):
             if key in self.search_space:

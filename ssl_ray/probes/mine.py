@@ -53,6 +53,8 @@ from torch import nn
 Array = Union[np.ndarray, torch.Tensor]
 
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+HOLDOUT = 0.2  # share of the pairs held out for the estimate ...
+MAX_EVAL = 512  # ... at most this many
 SATURATION_MARGIN = 1.0  # nats below log(n_eval) at which an estimate counts as saturated
 
 
@@ -122,7 +124,7 @@ class Splits:
 
 
 def _splits(n: int, gens: Sequence[torch.Generator], holdout: float, val: float, max_eval: int) -> Splits:
-    n_eval = min(max_eval, max(2, int(round(n * holdout))))
+    n_eval = eval_size(n, holdout, max_eval)
     n_val = min(max_eval, max(2, int(round(n * val))))
     if n - n_eval - n_val < 2:
         raise ValueError(f"MINE needs more pairs than its {n_eval} held-out and {n_val} validation ones (got {n})")
@@ -132,7 +134,7 @@ def _splits(n: int, gens: Sequence[torch.Generator], holdout: float, val: float,
 
 def mine_estimates(x: Array, z: Array, seeds: Sequence[int] = DEFAULT_SEEDS, steps: int = 400, batch_size: int = 256,
                    hidden: int = 64, out: int = 32, lr: float = 2e-3, ema: float = 0.95, eval_every: int = 25,
-                   holdout: float = 0.2, val: float = 0.1, max_eval: int = 512, scale_lr: float = 0.02) -> np.ndarray:
+                   holdout: float = HOLDOUT, val: float = 0.1, max_eval: int = MAX_EVAL, scale_lr: float = 0.02) -> np.ndarray:
     """One estimate of ``I(x; z)`` in nats per seed, from paired samples ``x`` (N, Dx) and ``z`` (N, Dz)
     (see the module docstring). Each seed has its own splits, initialization and batches. The estimates
     are held-out DV bounds of ``log(n_eval)`` at most in practice; :func:`mine` flags saturation."""
@@ -194,14 +196,15 @@ class MineResult:
     estimates: Tuple[float, ...]
 
 
-def eval_size(n: int, holdout: float = 0.2, max_eval: int = 512) -> int:
+def eval_size(n: int, holdout: float = HOLDOUT, max_eval: int = MAX_EVAL) -> int:
+    """Pairs in each seed's held-out part: the ``n`` of the ceiling ``log n``."""
     return min(max_eval, max(2, int(round(n * holdout))))
 
 
 def mine(x: Array, z: Array, seeds: Sequence[int] = DEFAULT_SEEDS, **kw) -> MineResult:
     """:func:`mine_estimates` over ``seeds``, summarized, with the saturation check."""
     vals = mine_estimates(x, z, seeds, **kw)
-    ceiling = math.log(eval_size(len(x), kw.get("holdout", 0.2), kw.get("max_eval", 512)))
+    ceiling = math.log(eval_size(len(x), kw.get("holdout", HOLDOUT), kw.get("max_eval", MAX_EVAL)))
     mean = float(vals.mean())
     saturated = mean >= ceiling - SATURATION_MARGIN
     spread = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0

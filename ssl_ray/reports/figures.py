@@ -26,6 +26,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from ssl_ray.reports.selection import reported_metric, selection_metric  # noqa: E402
 from ssl_ray.reports.source import SHORT_NAMES, UNUSABLE, SweepData, Trial, fmt_param, target_order  # noqa: E402
+from ssl_ray.reports.tables import mean_std  # noqa: E402
 
 LEVELS = ("sample", "class", "superclass")
 GEOMETRY = [("cdnv", "class CDNV (log)"), ("within_var", "class within-class variance"), ("rankme", "RankMe"),
@@ -458,10 +459,10 @@ def hyperparameter_view(data: SweepData, layer: str, axes_keys: Sequence[str]) -
         for i, yv in enumerate(ys):
             for j, xv in enumerate(xs):
                 cell = [t for t in data.trials if t.params.get(kx) == xv and t.params.get(ky) == yv]
-                good = [vals[t.trial_id] for t in cell if not math.isnan(vals[t.trial_id])]
-                if good:
-                    grid[i, j] = float(np.mean(good))
-                    spread[(i, j)] = (float(np.std(good, ddof=1)) if len(good) > 1 else 0.0, len(good))
+                mean, sd, n = mean_std([vals[t.trial_id] for t in cell])
+                if n:
+                    grid[i, j] = mean
+                    spread[(i, j)] = (sd, n)
                 elif cell:
                     status[(i, j)] = "/".join(sorted({t.status for t in cell}))
         im = a.imshow(grid, cmap="viridis", origin="lower", aspect="auto")
@@ -485,11 +486,10 @@ def hyperparameter_view(data: SweepData, layer: str, axes_keys: Sequence[str]) -
         groups = list(data.configs().values())
         xs = np.arange(len(groups))
         for x, trials in zip(xs, groups):
-            v = [vals[t.trial_id] for t in trials if not math.isnan(vals[t.trial_id])]
-            if v:
-                sd = float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
-                a.errorbar([x], [np.mean(v)], yerr=[sd], fmt="o", ms=6, capsize=4, color="tab:blue")
-                a.annotate(f"{np.mean(v):.3f}" + (f" ± {sd:.3f}\nN={len(v)}" if len(v) > 1 else ""), (x, np.mean(v)),
+            mean, sd, n = mean_std([vals[t.trial_id] for t in trials])
+            if n:
+                a.errorbar([x], [mean], yerr=[sd], fmt="o", ms=6, capsize=4, color="tab:blue")
+                a.annotate(f"{mean:.3f}" + (f" ± {sd:.3f}\nN={n}" if n > 1 else ""), (x, mean),
                            textcoords="offset points", xytext=(8, -4), fontsize=7)
             else:
                 a.annotate("/".join(sorted({t.status for t in trials})), (x, 0.5), xycoords=("data", "axes fraction"),

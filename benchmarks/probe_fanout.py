@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from trained import trained_checkpoints  # noqa: E402
 
-from ssl_ray.probes.engine import load_model, probe_checkpoint  # noqa: E402
+from ssl_ray.models.build import load_model  # noqa: E402
+from ssl_ray.probes.engine import probe_checkpoint  # noqa: E402
 
 
 def serial(ckpts) -> tuple[float, int]:

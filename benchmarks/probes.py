@@ -41,7 +41,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from trained import trained_checkpoints  # noqa: E402
 
 from ssl_ray.config import ProbeConfig  # noqa: E402
-from ssl_ray.probes.engine import CheckpointFeatures, extract_features, load_model  # noqa: E402
+from ssl_ray.models.build import load_model  # noqa: E402
+from ssl_ray.probes.engine import CheckpointFeatures, extract_features  # noqa: E402
 from ssl_ray.probes.probe_data import build_probe_data  # noqa: E402
 from ssl_ray.probes.scoring import score_layer  # noqa: E402
 

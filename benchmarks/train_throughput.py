@@ -46,9 +46,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ssl_ray.config import ExperimentConfig  # noqa: E402
+from ssl_ray.validation import validate_experiment  # noqa: E402
 from ssl_ray.data.loaders import build_train_views  # noqa: E402
 from ssl_ray.objectives import build_objective  # noqa: E402
-from ssl_ray.probes.engine import model_from_config  # noqa: E402
+from ssl_ray.models.build import model_from_config  # noqa: E402
 from ssl_ray.train.optim import build_optimizer  # noqa: E402
 from ssl_ray.train.precision import autocast, prepare_input, prepare_module, resolve  # noqa: E402
 
@@ -66,7 +67,7 @@ def experiment(args, cuda: bool, beton: str | None) -> dict:
     }
     if beton:
         cfg["data"].update(beton=beton, loader="ffcv", augment="simclr")
-    ExperimentConfig.from_dict(cfg).validate()
+    validate_experiment(ExperimentConfig.from_dict(cfg))
     return cfg
 
 
@@ -138,13 +139,14 @@ def ours(cfg: dict, tmp: Path, name: str) -> tuple[List[float], float]:
 
     from ssl_ray.sweep.trial import scaling_config
     from ssl_ray.tracking import client, get_or_create_parent_run, get_or_create_trial_run
-    from ssl_ray.train.loop import set_trainer_env, train_loop_per_worker
+    from ssl_ray.sweep import environment
+    from ssl_ray.train.loop import train_loop_per_worker
 
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     parent = get_or_create_parent_run(uri, "train_throughput", str(tmp), {})
     run_id = get_or_create_trial_run(uri, parent, name, name, {})
-    exp = ExperimentConfig.from_dict(cfg).validate()
-    set_trainer_env()  # as a sweep trial does
+    exp = validate_experiment(ExperimentConfig.from_dict(cfg))
+    environment.apply()  # as a sweep trial does
     trainer = TorchTrainer(train_loop_per_worker,
                            train_loop_config={"experiment": exp.to_dict(), "mlflow_uri": uri, "mlflow_run_id": run_id},
                            scaling_config=scaling_config(exp.train),

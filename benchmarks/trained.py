@@ -37,14 +37,16 @@ def trained_checkpoints(epochs: int, cache: Path = ROOT / "results" / "benchmark
     from ray.train.torch import TorchTrainer
 
     from ssl_ray.config import ExperimentConfig
-    from ssl_ray.train.loop import set_trainer_env, train_loop_per_worker
+    from ssl_ray.validation import validate_experiment
+    from ssl_ray.sweep import environment
+    from ssl_ray.train.loop import train_loop_per_worker
 
-    ExperimentConfig.from_dict(cfg).validate()
+    validate_experiment(ExperimentConfig.from_dict(cfg))
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     started = not ray.is_initialized()
     if started:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-    set_trainer_env()
+    environment.apply()
     trainer = TorchTrainer(train_loop_per_worker, train_loop_config={"experiment": cfg},
                            scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 2}),
                            run_config=ray.train.RunConfig(name="trial", storage_path=str(out),

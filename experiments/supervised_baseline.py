@@ -1,7 +1,10 @@
-"""The supervised baseline: cross-entropy on the digit labels, with and without augmentation, probed
-exactly like the SSL trials (same backbone, layers, checkpoints and targets).
+"""The supervised baseline: cross-entropy on the digit labels, with and without augmentation.
 
-    python experiments/supervised_baseline.py
+    python experiments/supervised_baseline.py                  # configs/supervised_digits.yaml, locally
+    python experiments/supervised_baseline.py --print-config   # every key and the trials; starts nothing
+    python experiments/supervised_baseline.py --help           # the flags, with the values this recipe uses
+
+The recipe is configs/supervised_digits.yaml; copy it to change the sweep (``--config my.yaml``).
 """
 
 import sys
@@ -9,17 +12,7 @@ from pathlib import Path
 
 from ssl_ray.cli import sweep_main
 
-DEFAULTS = {
-    "name": "supervised_digits",
-    "base": {
-        "data": {"dataset": "digits", "image_size": 16, "augment": "digits", "views": 2,
-                 "superclass_map": str(Path(__file__).with_name("digits_superclasses.txt"))},  # shape groups
-        "model": {"backbone": "res", "depth": 4, "width": 32, "projector_dims": [128, 10]},
-        "optim": {"optimizer": "adamw", "lr": 2e-3, "batch_size": 256, "warmup_epochs": 1},
-        "train": {"mode": "supervised", "epochs": 20},
-    },
-    "search_space": {"data.augment": ["digits", "none"]},
-}
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "supervised_digits.yaml"
 
 if __name__ == "__main__":
-    sys.exit(sweep_main(sys.argv[1:], defaults=DEFAULTS, prog="supervised_baseline.py"))
+    sys.exit(sweep_main(sys.argv[1:], config_file=str(CONFIG), prog="supervised_baseline.py"))

@@ -6,8 +6,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-TAG_COMMAND = "ssl_ray.command"
-TAG_COMMIT = "ssl_ray.git_commit"
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -9,12 +9,16 @@ The URI defaults to a SQLite file under ``results/`` (``ssl_ray.config.default_m
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
-from typing import Dict, Iterable, Mapping, Optional, Set
+from enum import Enum
+from typing import TYPE_CHECKING, Dict, Iterable, Mapping, Optional, Set
 
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.tracking import MlflowClient
+from ssl_ray.errors import ConfigError
+
+if TYPE_CHECKING:  # mlflow is imported where a store is opened, never on the bad-input path
+    from mlflow.tracking import MlflowClient
 
 TAG_SWEEP_DIR = "ssl_ray.sweep_dir"
 TAG_TRIAL_ID = "ssl_ray.trial_id"
@@ -22,13 +26,63 @@ TAG_TRIAL_DIR = "ssl_ray.trial_dir"  # where Ray Train keeps the trial's checkpo
 TAG_PARENT = "mlflow.parentRunId"
 TAG_RUN_NAME = "mlflow.runName"
 TAG_KIND = "ssl_ray.kind"
-TAG_STATUS = "ssl_ray.status"  # a trial's end: running, finished, diverged, collapsed, errored
+TAG_STATUS = "ssl_ray.status"  # a TrialStatus
 TAG_STOP_REASON = "ssl_ray.stop_reason"
+TAG_COMMAND = "ssl_ray.command"  # the command line that started the sweep
+TAG_COMMIT = "ssl_ray.git_commit"
+TAG_BANK_PATH = "ssl_ray.bank.path"
+# set by a trial's rank 0
+TAG_LOADER = "ssl_ray.loader"
+TAG_STEPS_PER_EPOCH = "ssl_ray.steps_per_epoch"
+TAG_WORLD_SIZE = "ssl_ray.world_size"
+TAG_PRECISION = "ssl_ray.precision"
+TAG_TRAIN_NODES = "ssl_ray.train.nodes"
+TAG_DDP_BACKEND = "ssl_ray.ddp_backend"
+TAG_RESUMED_FROM = "ssl_ray.resumed_from"
+TAG_CHECKPOINT_FALLBACK = "ssl_ray.checkpoint_fallback"
+TAG_INIT_CHECKPOINT = "ssl_ray.init_checkpoint"
+# set by the probe fan-out
+TAG_PROBE_STATUS = "ssl_ray.probe.status"
+TAG_PROBE_FAILURE = "ssl_ray.probe.failure"
+TAG_PROBE_NODES = "ssl_ray.probe.nodes"  # the Ray node ids the trial's probe tasks ran on
+TAG_PROBE_SKIPPED = "ssl_ray.probe.skipped"  # .<target>: why that target could not be scored (at any layer)
+
+# Metric-name prefixes: train/<term>, probe/<target>/<metric>/<layer>, bank/<reading>, summary/<name>
+TRAIN = "train/"
+PROBE = "probe/"
+BANK = "bank/"
+SUMMARY = "summary/"
+
+
+class TrialStatus(str, Enum):
+    """How a trial (or the target-bank run) stands or ended: its ``ssl_ray.status`` tag and the ``status``
+    of its last Tune result."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    DIVERGED = "diverged"  # a non-finite loss or embedding stopped it
+    COLLAPSED = "collapsed"  # its embeddings collapsed
+    STOPPED = "stopped"  # the scheduler stopped it early
+    ERRORED = "errored"
+    REFUSED = "refused"  # a target bank that failed its checks
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def usable(self) -> bool:
+        """Whether its last probes are a result (a stopped trial's are: the scheduler chose to stop it)."""
+        return self not in (TrialStatus.DIVERGED, TrialStatus.COLLAPSED, TrialStatus.ERRORED, TrialStatus.REFUSED)
+
+
+HEALTH_STOPS = (TrialStatus.DIVERGED, TrialStatus.COLLAPSED)  # what a trial's own health check stops it for
 
 MAX_BATCH = 1000  # MLflow's log_batch limit on metrics per call
 
 
-def client(uri: str) -> MlflowClient:
+def client(uri: str) -> "MlflowClient":
+    from mlflow.tracking import MlflowClient
+
     return MlflowClient(tracking_uri=uri)
 
 
@@ -106,6 +160,8 @@ def find_trial_run(uri: str, parent_run_id: str, trial_id: str) -> Optional[str]
 
 
 def log_params(c: MlflowClient, run_id: str, params: Mapping[str, object]) -> None:
+    from mlflow.entities import Param
+
     items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
     for i in range(0, len(items), 100):
         c.log_batch(run_id, params=items[i : i + 100])
@@ -141,6 +197,8 @@ class MetricWriter:
     def log(self, metrics: Mapping[str, float], step: int) -> int:
         """Log the metrics that are new at ``step``; returns how many were written."""
         ts = int(time.time() * 1000)
+        from mlflow.entities import Metric
+
         new = [Metric(k, float(v), ts, int(step)) for k, v in metrics.items() if int(step) not in self._known_steps(k)]
         for i in range(0, len(new), MAX_BATCH):
             _retry(lambda: self.client.log_batch(self.run_id, metrics=new[i : i + MAX_BATCH]))
@@ -149,6 +207,8 @@ class MetricWriter:
         return len(new)
 
     def set_tags(self, tags: Mapping[str, object]) -> None:
+        from mlflow.entities import RunTag
+
         _retry(lambda: self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]))
 
 
@@ -173,3 +233,38 @@ def metric_histories(c: MlflowClient, run_id: str, keys: Iterable[str], threads:
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         return dict(zip(keys, pool.map(lambda k: c.get_metric_history(run_id, k), keys)))
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Fail early on a tracking URI that cannot work: an unreachable server, a SQLite file in a folder
+    that cannot be created, or a scheme MLflow 3 no longer takes (plain folders, ``file:``)."""
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlparse
+
+    u = urlparse(uri)
+    if u.scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
+                r.read(64)
+        except urllib.error.HTTPError:
+            return  # it answers: a server is there (some proxies do not serve /health)
+        except (urllib.error.URLError, OSError) as e:
+            why = getattr(e, "reason", e)
+            raise ConfigError(f"MLflow tracking server {uri} is unreachable ({why}); start it "
+                              f"(mlflow server --host 127.0.0.1 --port <port>) or fix --mlflow-uri") from None
+    elif u.scheme == "sqlite":
+        path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""
+        if not path:
+            raise ConfigError(f"MLflow URI {uri!r}: expected sqlite:///<path to a .db file>")
+        folder = Path(path).expanduser().resolve().parent
+        probe = folder
+        while not probe.exists():  # the nearest existing ancestor must be a writable directory
+            probe = probe.parent
+        if not probe.is_dir() or not os.access(probe, os.W_OK):
+            raise ConfigError(f"MLflow URI {uri!r}: cannot create the database folder {folder} ({probe} is not a writable directory)")
+    elif u.scheme in ("databricks", "postgresql", "mysql", "mssql") or u.scheme.startswith(("postgresql+", "mysql+", "mssql+")):
+        return
+    else:
+        raise ConfigError(f"MLflow URI {uri!r}: MLflow 3 stores runs in a database or on a server; use sqlite:///<file.db> "
+                          f"or http://<host>:<port>")

@@ -212,7 +212,7 @@ def failure_inputs(tmp_path_factory):
     import yaml
 
     from ssl_ray.config import SWEEP_FILE, ExperimentConfig, SweepConfig
-    from ssl_ray.probes.engine import model_from_config
+    from ssl_ray.models.build import model_from_config
     from ssl_ray.train.optim import build_optimizer, build_scheduler
     from ssl_ray.train.state import save_state
 
@@ -223,7 +223,7 @@ def failure_inputs(tmp_path_factory):
     sweep.mkdir(parents=True)
     (sweep / SWEEP_FILE).write_text(yaml.safe_dump(SweepConfig().to_dict()))
     (sweep / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")
-    cfg = ExperimentConfig.from_dict({"model": {"width": 8, "depth": 2}}).validate()
+    cfg = validate_experiment(ExperimentConfig.from_dict({"model": {"width": 8, "depth": 2}}))
     model = model_from_config(cfg)
     opt = build_optimizer(model.parameters(), cfg.optim, 1)
     (d / "w8").mkdir()

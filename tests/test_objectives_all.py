@@ -150,7 +150,7 @@ def test_mmcr_momentum_range():
 
 
 def test_ema_update():
-    from ssl_ray.train.loop import ema_update
+    from ssl_ray.train.steps import ema_update
 
     online, target = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
     expected = 0.9 * target.weight.detach() + 0.1 * online.weight.detach()

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from ssl_ray.config import ExperimentConfig
+from ssl_ray.validation import validate_experiment
 from ssl_ray.objectives import build_objective
-from ssl_ray.probes.engine import model_from_config
-from ssl_ray.train.loop import ssl_step
+from ssl_ray.models.build import model_from_config
+from ssl_ray.train.steps import ssl_step
 from ssl_ray.train.precision import Precision, prepare_module, resolve
 
 
@@ -25,8 +26,8 @@ def test_auto_means_bf16_channels_last_and_syncbn_on_cuda_only():
 
 
 def small_model():
-    cfg = ExperimentConfig.from_dict({"model": {"backbone": "res", "depth": 2, "width": 8, "projector_dims": [32, 32]},
-                                      "data": {"dataset": "digits", "image_size": 16}}).validate()
+    cfg = validate_experiment(ExperimentConfig.from_dict({"model": {"backbone": "res", "depth": 2, "width": 8, "projector_dims": [32, 32]},
+                                      "data": {"dataset": "digits", "image_size": 16}}))
     torch.manual_seed(0)
     return model_from_config(cfg)
 

@@ -248,18 +248,19 @@ def test_untrained_classifier_labels_spread_over_the_classes(tmp_path):
 
     from conftest import PY, ROOT
     from ssl_ray.config import ExperimentConfig
+from ssl_ray.validation import validate_experiment
     from ssl_ray.data.datasets import load_dataset
     from ssl_ray.probes.bank import build_target_bank, logits
-    from ssl_ray.probes.engine import load_model, model_from_config
+    from ssl_ray.models.build import load_model, model_from_config
     from ssl_ray.probes.targets import label_entropy
-    from ssl_ray.train.loop import supervised_step
+    from ssl_ray.train.steps import supervised_step
     from ssl_ray.train.optim import build_optimizer, build_scheduler
     from ssl_ray.train.state import save_state
 
     raw = {"data": {"dataset": "digits", "image_size": 16, "augment": "none"},
            "model": {"backbone": "res", "depth": 2, "width": 16, "projector_dims": [32, 10]}, "train": {"mode": "supervised"},
            "optim": {"lr": 0.01, "batch_size": 64}}
-    cfg = ExperimentConfig.from_dict(raw).validate()
+    cfg = validate_experiment(ExperimentConfig.from_dict(raw))
     torch.manual_seed(0)
     model = model_from_config(cfg)
     opt = build_optimizer(model.parameters(), cfg.optim, 1)
@@ -303,9 +304,9 @@ def test_random_targets_come_from_the_bank_and_unscorable_targets_are_skipped(tm
     tr, te = load_dataset("digits", "train", 8), load_dataset("digits", "test", 8)
     bank = graded_bank(tr.labels.numpy(), te.labels.numpy())
     path = bank.save(tmp_path / "bank.npz")
-    ssl = ExperimentConfig.from_dict({"data": {"dataset": "digits", "image_size": 8},
+    ssl = validate_experiment(ExperimentConfig.from_dict({"data": {"dataset": "digits", "image_size": 8},
                                       "probe": {"target_bank": str(path),
-                                                "targets": ["class", "random_0.0", "random_1.0", "permuted_1.0"]}}).validate()
+                                                "targets": ["class", "random_0.0", "random_1.0", "permuted_1.0"]}}))
     data = build_probe_data(ssl)
     t = {lt.name: lt for lt in data.clean}
     fit, val = data.clean_split

@@ -9,10 +9,13 @@ import pytest
 import torch
 
 from ssl_ray.config import ExperimentConfig
-from ssl_ray.probes.engine import model_from_config
-from ssl_ray.train.health import COLLAPSED, DIVERGED, EpochHealth, normalized_embedding_std, verdict
+from ssl_ray.validation import validate_experiment
+from ssl_ray.models.build import model_from_config
+from ssl_ray.tracking import TrialStatus
+from ssl_ray.train.health import EpochHealth, normalized_embedding_std, verdict
 from ssl_ray.train.optim import build_optimizer, build_scheduler
-from ssl_ray.train.state import (CorruptCheckpoint, checkpoint_dir_name, checkpoint_epoch, load_state, rng_state, save_state,
+from ssl_ray.checkpoints import CorruptCheckpoint, checkpoint_dir_name, checkpoint_epoch, load_state
+from ssl_ray.train.state import (rng_state, save_state,
                                  set_rng_state)
 
 
@@ -33,10 +36,10 @@ def test_normalized_embedding_std_by_hand():
 def test_verdict():
     assert verdict(0, 0.08, 1e-4, 3) is None
     status, reason = verdict(2, 0.08, 1e-4, 3)
-    assert status == DIVERGED and reason == "non-finite loss in 2 step(s) of epoch 3"
-    assert verdict(0, math.nan, 1e-4, 3)[0] == DIVERGED
+    assert status == TrialStatus.DIVERGED and reason == "non-finite loss in 2 step(s) of epoch 3"
+    assert verdict(0, math.nan, 1e-4, 3)[0] == TrialStatus.DIVERGED
     status, reason = verdict(0, 1e-6, 1e-4, 5)
-    assert status == COLLAPSED and "epoch 5" in reason and "1.00e-06 < train.collapse_std 0.0001" in reason
+    assert status == TrialStatus.COLLAPSED and "epoch 5" in reason and "1.00e-06 < train.collapse_std 0.0001" in reason
     assert verdict(0, 1e-6, 0.0, 5) is None  # 0 disables the collapse check
     h = EpochHealth()
     h.update(1.0, torch.full((4, 3), 2.0))
@@ -54,7 +57,7 @@ def test_checkpoint_names():
 
 
 def test_checkpoint_holds_the_whole_training_state_and_restores_every_rng(tmp_path):
-    cfg = ExperimentConfig.from_dict({"model": {"depth": 1, "width": 4, "projector_dims": [8]}}).validate()
+    cfg = validate_experiment(ExperimentConfig.from_dict({"model": {"depth": 1, "width": 4, "projector_dims": [8]}}))
     model = model_from_config(cfg)
     opt = build_optimizer(model.parameters(), cfg.optim, 1)
     sched = build_scheduler(opt, 1, 10)
@@ -72,7 +75,7 @@ def test_checkpoint_holds_the_whole_training_state_and_restores_every_rng(tmp_pa
 
 
 def test_damaged_checkpoint_is_reported_not_loaded(tmp_path):
-    cfg = ExperimentConfig.from_dict({"model": {"depth": 1, "width": 4, "projector_dims": [8]}}).validate()
+    cfg = validate_experiment(ExperimentConfig.from_dict({"model": {"depth": 1, "width": 4, "projector_dims": [8]}}))
     model = model_from_config(cfg)
     opt = build_optimizer(model.parameters(), cfg.optim, 1)
     save_state(str(tmp_path), model=model, optimizer=opt, scheduler=build_scheduler(opt, 1, 10), epoch=1, cfg=cfg.to_dict(),

@@ -14,7 +14,7 @@ from ssl_ray.errors import ConfigError
 
 
 def _parser(prog: Optional[str]):
-    from ssl_ray.cli import OneLineParser
+    from ssl_ray.cli_base import OneLineParser
     from ssl_ray.data.beton import WRITE_MODES
 
     p = OneLineParser(prog=prog, description="Datasets and FFCV .beton files.")

@@ -35,15 +35,27 @@ class Objective(nn.Module):
     (config validation calls it before Ray starts) and again when the module is built."""
 
     name: ClassVar[str] = "objective"
+    # The hyperparameter that weights each logged term, where one does (reports weight the terms with it).
+    term_weights: ClassVar[Dict[str, str]] = {}
+    # How a report groups the weighted terms (default: one group per weighted term).
+    term_groups: ClassVar[Dict[str, Tuple[str, ...]]] = {}
     nonnegative: ClassVar[Tuple[str, ...]] = ()
     positive: ClassVar[Tuple[str, ...]] = ()
     positive_int: ClassVar[Tuple[str, ...]] = ()
     below_one: ClassVar[Tuple[str, ...]] = ()
 
     @classmethod
+    def hparams(cls) -> Dict[str, float]:
+        """The objective's hyperparameters and their defaults, in the order of its constructor."""
+        return {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if k != "self"}
+
+    @classmethod
     def check_hparams(cls, **hp) -> None:
-        """Raise ValueError naming the first out-of-range hyperparameter (defaults fill the rest)."""
-        params = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if k != "self"}
+        """Raise ValueError naming the first unknown or out-of-range hyperparameter (defaults fill the rest)."""
+        params = cls.hparams()
+        for key in hp:
+            if key not in params:
+                raise ValueError(f"unknown hyperparameter objective.{key} for {cls.name!r} (known: {', '.join(params)})")
         params.update(hp)
         for key in cls.nonnegative:
             if params[key] < 0:
@@ -57,3 +69,13 @@ class Objective(nn.Module):
         for key in cls.below_one:
             if params[key] >= 1:
                 raise ValueError(f"objective.{key} must be < 1 for {cls.name}, got {params[key]!r}")
+
+    @property
+    def target_momentum(self) -> float:
+        """The EMA momentum of a target encoder the training loop keeps for this objective; 0: none.
+        An objective that takes one gets its embeddings as ``objective(z, target=...)``."""
+        return 0.0
+
+    @property
+    def needs_target_encoder(self) -> bool:
+        return self.target_momentum > 0

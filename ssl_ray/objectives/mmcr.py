@@ -30,13 +30,14 @@ from ssl_ray.objectives.distributed import gather_batch
 @OBJECTIVES.register("mmcr")
 class MMCR(Objective):
     name = "mmcr"
+    term_weights = {"view_nuclear": "lam"}
     nonnegative = ('lam', 'momentum')
     below_one = ('momentum',)
 
     def __init__(self, lam: float = 0.0, momentum: float = 0.0):
         super().__init__()
         self.lam = float(lam)
-        self.momentum = float(momentum)  # read by the training loop: > 0 keeps an EMA target encoder
+        self.momentum = float(momentum)
 
     def forward(self, z: torch.Tensor, target: torch.Tensor | None = None) -> ObjectiveOutput:
         check_views(z)
@@ -48,3 +49,7 @@ class MMCR(Objective):
         view_nuc = torch.linalg.svdvals(z).sum(dim=-1).mean()  # batched over images
         loss = -centroid_nuc + self.lam * view_nuc
         return ObjectiveOutput(loss=loss, terms={"centroid_nuclear": centroid_nuc.detach(), "view_nuclear": view_nuc.detach()})
+
+    @property
+    def target_momentum(self) -> float:  # > 0: the loop keeps an EMA target encoder
+        return self.momentum

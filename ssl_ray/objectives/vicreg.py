@@ -57,6 +57,8 @@ def covariance_loss(x: torch.Tensor) -> torch.Tensor:
 @OBJECTIVES.register("vicreg")
 class VICReg(Objective):
     name = "vicreg"
+    term_weights = {"invariance": "lam", "variance": "mu", "covariance": "nu"}
+    term_groups = {"invariance": ("invariance",), "regularization": ("variance", "covariance")}
     nonnegative = ('lam', 'mu', 'nu', 'eps')
     positive = ('gamma',)
 

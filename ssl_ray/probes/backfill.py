@@ -14,15 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-import torch
-
+from ssl_ray.checkpoints import read_checkpoints, trial_dir as trial_dir_of
 from ssl_ray.config import ExperimentConfig
 from ssl_ray.data.datasets import dataset_meta
 from ssl_ray.errors import ConfigError
-from ssl_ray.probes.engine import CHECKPOINT_FILE, probe_layers
+from ssl_ray.probes.engine import probe_layers
 from ssl_ray.probes.probe_data import resolve_targets
 from ssl_ray.probes.scoring import expected_keys, probe_names
-from ssl_ray.tracking import TAG_PARENT, TAG_SWEEP_DIR, TAG_TRIAL_DIR, TAG_TRIAL_ID, MetricWriter, client
+from ssl_ray.tracking import TAG_PARENT, TAG_PROBE_SKIPPED, TAG_SWEEP_DIR, TAG_TRIAL_DIR, TAG_TRIAL_ID, MetricWriter, client
 
 
 @dataclass
@@ -34,33 +33,13 @@ class TrialCheckpoints:
     config: ExperimentConfig
 
 
-def _read_state(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def find_checkpoints(trial_dir: Path) -> List[Tuple[int, str, dict]]:
-    if not trial_dir.is_dir():
-        raise ConfigError(f"trial directory {trial_dir}: no such directory")
-    by_epoch = {}  # an epoch trained again after a fallback has a newer directory, which wins
-    for state in sorted(trial_dir.rglob(CHECKPOINT_FILE), key=lambda p: p.stat().st_mtime):
-        try:
-            s = _read_state(state)
-        except Exception as e:  # noqa: BLE001 - a damaged checkpoint is reported, not fatal
-            print(f"warning: skipping {state}: cannot load ({type(e).__name__}: {e})")
-            continue
-        by_epoch[int(s["epoch"])] = (int(s["epoch"]), str(state.parent), s)
-    if not by_epoch:
-        raise ConfigError(f"trial directory {trial_dir}: no checkpoints ({CHECKPOINT_FILE}) under it")
-    return [by_epoch[e] for e in sorted(by_epoch)]
-
-
 def resolve_trial(uri: str, run_id: Optional[str] = None, trial_dir: Optional[str] = None) -> TrialCheckpoints:
     if (run_id is None) == (trial_dir is None):
         raise ConfigError("give exactly one of --run-id and --trial-dir")
     found = None
     if trial_dir is not None:  # checked before the store is opened (which would create it)
         path = Path(trial_dir).expanduser().resolve()
-        found = find_checkpoints(path)
+        found = read_checkpoints(path)
     c = client(uri)
     if run_id is not None:
         try:
@@ -70,11 +49,11 @@ def resolve_trial(uri: str, run_id: Optional[str] = None, trial_dir: Optional[st
         tags = run.data.tags
         tdir = tags.get(TAG_TRIAL_DIR)
         if tdir is None and TAG_PARENT in tags and TAG_TRIAL_ID in tags:
-            tdir = str(Path(c.get_run(tags[TAG_PARENT]).data.tags[TAG_SWEEP_DIR]) / "train" / tags[TAG_TRIAL_ID])
+            tdir = str(trial_dir_of(c.get_run(tags[TAG_PARENT]).data.tags[TAG_SWEEP_DIR], tags[TAG_TRIAL_ID]))
         if tdir is None:
             raise ConfigError(f"run {run_id}: not an ssl_ray trial run (no {TAG_TRIAL_DIR} tag)")
         path = Path(tdir)
-        found = find_checkpoints(path)
+        found = read_checkpoints(path)
         trial_id = tags.get(TAG_TRIAL_ID, path.name)
     saved = {s.get("mlflow_run_id") or "" for _, _, s in found} - {""}
     if run_id is None:
@@ -100,12 +79,10 @@ def plan_layers(cfg: ExperimentConfig) -> Tuple[List[str], List[str], List[str]]
 
 def missing_work(uri: str, trial: TrialCheckpoints, every: bool = False) -> List[Tuple[int, str, List[str]]]:
     """``[(epoch, checkpoint dir, layers to probe)]``: the layers with any metric key missing at that epoch."""
-    from ssl_ray.probes.fanout import TAG_SKIPPED
-
     layers, targets, probes = plan_layers(trial.config)
     w = MetricWriter(uri, trial.run_id)
     tags = w.client.get_run(trial.run_id).data.tags
-    targets = [t for t in targets if f"{TAG_SKIPPED}.{t}" not in tags]  # skipped with a recorded reason
+    targets = [t for t in targets if f"{TAG_PROBE_SKIPPED}.{t}" not in tags]  # skipped with a recorded reason
     work = []
     for epoch, path in trial.checkpoints:
         todo = [layer for layer in layers

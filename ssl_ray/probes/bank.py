@@ -35,7 +35,7 @@ import torch
 from ssl_ray.data.augment import normalize, to_unit_float
 from ssl_ray.data.datasets import load_dataset
 from ssl_ray.errors import ConfigError
-from ssl_ray.probes.engine import load_model
+from ssl_ray.models.build import load_model
 from ssl_ray.probes.targets import TargetBank
 
 
@@ -80,9 +80,9 @@ def build_target_bank(checkpoints: List[Tuple[int, str]]) -> TargetBank:
 
 
 def write_target_bank(trial_dir: str | Path, out: str | Path) -> TargetBank:
-    from ssl_ray.probes.backfill import find_checkpoints
+    from ssl_ray.checkpoints import read_checkpoints
 
-    bank = build_target_bank([(e, d) for e, d, _ in find_checkpoints(Path(trial_dir).expanduser())])
+    bank = build_target_bank([(e, d) for e, d, _ in read_checkpoints(Path(trial_dir).expanduser())])
     bank.check(f"the target bank of {trial_dir}")
     bank.save(out)
     return bank

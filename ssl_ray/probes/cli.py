@@ -15,7 +15,7 @@ from ssl_ray.errors import ConfigError
 
 
 def _parser(prog: Optional[str], bank: bool):
-    from ssl_ray.cli import OneLineParser
+    from ssl_ray.cli_base import OneLineParser
 
     if bank:
         p = OneLineParser(prog=f"{prog} bank", description="Targets of graded randomness from a supervised trial.")
@@ -35,7 +35,7 @@ def _parser(prog: Optional[str], bank: bool):
 
 
 def probe_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
-    from ssl_ray.cli import EXIT_BAD_INPUT, print_probe_failures
+    from ssl_ray.cli_base import EXIT_BAD_INPUT
     from ssl_ray.config import default_mlflow_uri
 
     argv = list(argv or [])
@@ -62,3 +62,10 @@ def probe_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None)
     print(f"run {out['run_id']}: {out['checkpoints']} checkpoints in {out['trial_dir']}; {out['tasks']} checkpoint x layer "
           f"tasks run" + (f"; still missing: {', '.join(missing)}" if missing else "; probes complete"))
     return 1 if missing else 0
+
+
+def print_probe_failures(failures, stream) -> None:
+    for f in failures:
+        what = "retried" if f.retried else "GAVE UP (backfill with `ssl-ray probe --run-id " + f.run_id + "`)"
+        print(f"probe task failed: trial {f.trial_id} epoch {f.epoch} layer {f.layer}, attempt {f.attempt}: {f.error} -- {what}",
+              file=stream)

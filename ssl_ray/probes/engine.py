@@ -9,6 +9,7 @@ Metric keys follow the MLflow naming contract: ``probe/<target>/<metric>/<layer>
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,63 +19,16 @@ import numpy as np
 import torch
 
 from ssl_ray.config import ExperimentConfig, ProbeConfig
-from ssl_ray.data.datasets import dataset_meta
-from ssl_ray.data.protocols import is_imagenet_size
-from ssl_ray.models import SSLModel, build_model
+from ssl_ray.models.build import load_model, model_from_config
+from ssl_ray.models.ssl_model import SSLModel
 from ssl_ray.probes.linear import default_device
 from ssl_ray.probes.probe_data import ProbeData, build_probe_data, pooled_inputs
 from ssl_ray.probes.scoring import FeatureSet, score_layer
 from ssl_ray.probes.targets import LabelTarget
 
-CHECKPOINT_FILE = "state.pt"
-
-
-def model_from_config(cfg: ExperimentConfig) -> SSLModel:
-    """The model an experiment trains. ``res`` takes depth and width; ResNets take width (their base
-    channel count) and a stem chosen by image size (the CIFAR stem below 64 px)."""
-    m = cfg.model
-    if m.backbone == "res":
-        kw = {"depth": m.depth, "width": m.width}
-    else:
-        kw = {"width": m.width, "stem": "imagenet" if is_imagenet_size(cfg.data.image_size) else "cifar"}
-    dims = list(m.projector_dims)
-    if cfg.train.mode == "supervised":  # the projector's last layer is the classifier
-        dims[-1] = dataset_meta(cfg.data.dataset, cfg.data.data_root, cfg.data.superclass_map)["num_classes"]
-    return build_model(m.backbone, dims, projector_bn=m.projector_bn, projector_last_bias=m.projector_last_bias, **kw)
-
-
 def probe_layers(cfg: ExperimentConfig, model: Optional[SSLModel] = None) -> List[str]:
     """The layers a trial's checkpoints are probed at: ``probe.layers``, or every tap of its model."""
     return list(cfg.probe.layers or (model or model_from_config(cfg)).taps)
-
-
-def scan_checkpoints(trial_dir: str | Path, epochs: Iterable[int]) -> List[Tuple[int, str]]:
-    """``[(epoch, dir)]`` of the checkpoints of ``epochs`` in a Ray Train trial directory (the newest
-    directory of an epoch wins: an epoch trained again after a fallback has a newer one)."""
-    from ssl_ray.train.state import checkpoint_epoch
-
-    wanted = set(int(e) for e in epochs)
-    by_epoch: Dict[int, Path] = {}
-    for d in sorted(Path(trial_dir).glob("epoch_*"), key=lambda p: p.stat().st_mtime):
-        e = checkpoint_epoch(d.name)
-        if e in wanted and (d / CHECKPOINT_FILE).is_file():
-            by_epoch[e] = d
-    return [(e, str(d)) for e, d in sorted(by_epoch.items())]
-
-
-def load_checkpoint_state(ckpt_dir: str | Path) -> dict:
-    """The training state saved in a checkpoint directory. Data only: ``weights_only=True``."""
-    path = Path(ckpt_dir) / CHECKPOINT_FILE
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def load_model(ckpt_dir: str | Path) -> tuple[SSLModel, ExperimentConfig, int]:
-    state = load_checkpoint_state(ckpt_dir)
-    cfg = ExperimentConfig.from_dict(state["config"])
-    model = model_from_config(cfg)
-    model.load_state_dict(state["model"])
-    model.eval()
-    return model, cfg, int(state["epoch"])
 
 
 @dataclass
@@ -140,17 +94,17 @@ def extract_features(model: SSLModel, data: ProbeData, layers: Iterable[str], ba
     return feats, pooled
 
 
-_PROBE_DATA: Dict[str, ProbeData] = {}
-
-
 def cached_probe_data(cfg: ExperimentConfig) -> ProbeData:
-    """The probe data of a trial, built once per process: every checkpoint of a trial has the same
-    (and a Ray worker probes many checkpoints in turn). One trial's data is kept at a time."""
+    """The probe data of a trial, built once per process: every checkpoint of a trial has the same (and a
+    Ray worker probes many checkpoints in turn). Keyed by the data and probe sections; one trial's kept."""
     key = json.dumps({"data": dataclasses.asdict(cfg.data), "probe": dataclasses.asdict(cfg.probe)}, sort_keys=True)
-    if key not in _PROBE_DATA:
-        _PROBE_DATA.clear()
-        _PROBE_DATA[key] = build_probe_data(cfg)
-    return _PROBE_DATA[key]
+    return _probe_data(key)
+
+
+@functools.lru_cache(maxsize=1)
+def _probe_data(key: str) -> ProbeData:
+    d = json.loads(key)
+    return build_probe_data(ExperimentConfig.from_dict({"data": d["data"], "probe": d["probe"]}))
 
 
 def checkpoint_features(ckpt_dir: str | Path, layers: Optional[Iterable[str]] = None,

@@ -33,12 +33,8 @@ from typing import Deque, Dict, List, Optional, Sequence, Set, Tuple
 import ray
 
 from ssl_ray.config import ProbeConfig
-from ssl_ray.tracking import MetricWriter
+from ssl_ray.tracking import TAG_PROBE_FAILURE, TAG_PROBE_NODES, TAG_PROBE_SKIPPED, TAG_PROBE_STATUS, MetricWriter
 
-TAG_PROBE_STATUS = "ssl_ray.probe.status"
-TAG_FAILURE = "ssl_ray.probe.failure"
-TAG_PROBE_NODES = "ssl_ray.probe.nodes"  # the Ray node ids the trial's probe tasks ran on
-TAG_SKIPPED = "ssl_ray.probe.skipped"  # .<target>: why that target could not be scored (at any layer)
 
 
 @ray.remote
@@ -182,7 +178,7 @@ class ProbeFanout:
         job, layer = self.in_flight.pop(ref)
         job.outstanding -= 1
         w = self.writer(job.run_id)
-        tag = f"{TAG_FAILURE}.e{job.epoch:04d}.{layer}"
+        tag = f"{TAG_PROBE_FAILURE}.e{job.epoch:04d}.{layer}"
         try:
             scores, nodes = ray.get(ref)
         except Exception as e:  # noqa: BLE001 - a probe failure must not stop the sweep
@@ -203,7 +199,7 @@ class ProbeFanout:
             new = {t: why for t, why in scores.skipped.items() if t not in tp.skipped}
             if new:
                 tp.skipped.update(new)
-                w.set_tags({f"{TAG_SKIPPED}.{t}": why for t, why in new.items()})
+                w.set_tags({f"{TAG_PROBE_SKIPPED}.{t}": why for t, why in new.items()})
             self.done_layers += 1
             if job.attempts[layer] > 1:
                 w.set_tags({tag: f"failed {job.attempts[layer] - 1} time(s), then succeeded on attempt {job.attempts[layer]}"})

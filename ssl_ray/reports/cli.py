@@ -14,7 +14,7 @@ from ssl_ray.errors import ConfigError
 
 
 def report_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
-    from ssl_ray.cli import EXIT_BAD_INPUT, OneLineParser
+    from ssl_ray.cli_base import EXIT_BAD_INPUT, OneLineParser
 
     p = OneLineParser(prog=prog, description="Write a sweep's figures and trial table (results/<experiment>/) "
                                              "and log them to its parent MLflow run.")

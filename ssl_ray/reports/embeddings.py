@@ -14,7 +14,8 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ssl_ray.probes.engine import extract_features, load_model
+from ssl_ray.models.build import load_model
+from ssl_ray.probes.engine import extract_features
 
 Points = Dict[Tuple[str, str], Tuple[np.ndarray, np.ndarray]]
 

@@ -186,15 +186,22 @@ def ncc_linear_ratio(data: SweepData, layer: str, best: str) -> Figure:
 # 3 ------------------------------------------------------------------------------------------------
 
 def loss_parts(data: SweepData, trial_id: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-    """A trial's loss in parts over epochs. VICReg: invariance ``λ·inv`` and regularization
-    ``µ·var + ν·cov`` (the weights are the trial's params). Other objectives: their logged terms."""
+    """A trial's loss in parts over epochs, as its objective groups and weights its terms (VICReg:
+    invariance ``λ·inv`` and regularization ``µ·var + ν·cov``, with the trial's weights or the objective's
+    defaults). Objectives that declare no weights: their logged terms as they are."""
+    from ssl_ray.objectives import OBJECTIVES
+
     tr = data.train[data.train.trial_id == trial_id].pivot_table(index="epoch", columns="metric", values="value")
     params = data.trial(trial_id).params
-    if params.get("objective.name") == "vicreg" and {"invariance", "variance", "covariance"} <= set(tr.columns):
-        w = {k: float(params.get(f"objective.{k}", d)) for k, d in (("lam", 25.0), ("mu", 25.0), ("nu", 1.0))}
-        return {"invariance λ·inv": (tr.index.to_numpy(), w["lam"] * tr["invariance"].to_numpy()),
-                "regularization µ·var+ν·cov": (tr.index.to_numpy(),
-                                               w["mu"] * tr["variance"].to_numpy() + w["nu"] * tr["covariance"].to_numpy())}
+    name = params.get("objective.name", "")
+    cls = OBJECTIVES.get(name) if name in OBJECTIVES else None
+    if cls is not None and cls.term_weights and set(cls.term_weights) <= set(tr.columns):
+        weight = {t: float(params.get(f"objective.{h}", cls.hparams()[h])) for t, h in cls.term_weights.items()}
+        out = {}
+        for group, terms in (cls.term_groups or {t: (t,) for t in cls.term_weights}).items():
+            label = "+".join(f"{SHORT_NAMES.get('objective.' + cls.term_weights[t], cls.term_weights[t])}·{t[:3]}" for t in terms)
+            out[f"{group} {label}"] = (tr.index.to_numpy(), sum(weight[t] * tr[t].to_numpy() for t in terms))
+        return out
     skip = {"loss", "lr", "embedding_std", "images_per_s"}
     parts = {k: (tr.index.to_numpy(), tr[k].to_numpy()) for k in tr.columns if k not in skip}
     return parts or ({"loss": (tr.index.to_numpy(), tr["loss"].to_numpy())} if "loss" in tr.columns else {})

@@ -18,7 +18,8 @@ from typing import Callable, Dict, List, Optional
 
 from ssl_ray.errors import ConfigError
 from ssl_ray.reports import figures as F
-from ssl_ray.provenance import TAG_COMMAND, TAG_COMMIT, git_commit
+from ssl_ray.provenance import git_commit
+from ssl_ray.tracking import TAG_COMMAND, TAG_COMMIT
 from ssl_ray.reports.selection import Selection, select
 from ssl_ray.reports.source import SweepData, load_sweep
 from ssl_ray.reports.tables import config_table, headline, to_markdown, trial_table
@@ -53,7 +54,7 @@ class Report:
 
 
 def _embedding_figure(data: SweepData, layer: str, best: str, notes: List[str]):
-    from ssl_ray.probes.engine import scan_checkpoints
+    from ssl_ray.checkpoints import scan_checkpoints
     from ssl_ray.reports.embeddings import embedding_points, first_and_last
 
     t = data.trial(best)

@@ -23,13 +23,14 @@ from typing import Dict, List, Optional, Tuple
 import pandas as pd
 
 from ssl_ray.errors import ConfigError
+from ssl_ray.tracking import TrialStatus
 
 # Short names of the hyperparameters a reader compares (the study's RES-L-H and VICReg's λ/µ/ν).
 SHORT_NAMES = {"objective.lam": "λ", "objective.mu": "µ", "objective.nu": "ν", "model.width": "H", "model.depth": "L",
                "objective.name": "objective", "model.backbone": "backbone", "optim.lr": "lr", "objective.temperature": "τ"}
 
 
-UNUSABLE = ("diverged", "collapsed", "errored")  # trial statuses whose last probes are not a result
+UNUSABLE = tuple(s.value for s in TrialStatus if not s.usable)  # trial statuses whose last probes are not a result
 
 
 @dataclass

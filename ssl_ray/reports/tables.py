@@ -21,13 +21,23 @@ import pandas as pd
 from ssl_ray.reports.selection import Selection, config_layers
 from ssl_ray.reports.source import SHORT_NAMES, UNUSABLE, SweepData, fmt_param
 
-REPORT_PARAMS = ["objective.name", "model.backbone", "model.depth", "model.width", "objective.lam", "objective.mu",
-                 "objective.nu"]
+REPORT_PARAMS = ["objective.name", "model.backbone", "model.depth", "model.width"]
 
 
 def _param_keys(data: SweepData) -> List[str]:
-    keys = [k for k in REPORT_PARAMS if any(k in t.params for t in data.trials)]
+    """The architecture, the objective, each objective's own hyperparameters (as it declares them), and
+    whatever else the sweep varied."""
+    from ssl_ray.objectives import OBJECTIVES
+
+    names = sorted({t.params.get("objective.name", "") for t in data.trials} & set(OBJECTIVES))
+    hparams = [f"objective.{h}" for n in names for h in OBJECTIVES.get(n).hparams()]
+    keys = [k for k in dict.fromkeys(REPORT_PARAMS + hparams) if any(k in t.params for t in data.trials)]
     return keys + [k for k in data.varied if k not in keys]
+
+
+def constant_params(data: SweepData) -> tuple:
+    """The parameter columns whose value every trial shares (a summary can leave them out)."""
+    return tuple(k for k in _param_keys(data) if k not in data.varied)
 
 
 def _columns(data: SweepData, sel: Selection) -> List[tuple]:

@@ -24,8 +24,10 @@ from ssl_ray.errors import ConfigError
 from ssl_ray.probes.bank import build_target_bank
 from ssl_ray.probes.targets import TargetBank, needs_bank
 from ssl_ray.sweep.trial import probed_checkpoints, scaling_config
-from ssl_ray.tracking import MetricWriter, get_or_create_bank_run, log_params
-from ssl_ray.train.loop import set_trainer_env, train_loop_per_worker
+from ssl_ray.sweep import environment
+from ssl_ray.tracking import (TAG_BANK_PATH, TAG_STATUS, TAG_STOP_REASON, MetricWriter, TrialStatus, get_or_create_bank_run,
+                              log_params)
+from ssl_ray.train.loop import train_loop_per_worker
 
 BANK_DIR = "bank"
 BANK_FILE = "target_bank.npz"
@@ -46,7 +48,7 @@ def bank_config(base: ExperimentConfig) -> ExperimentConfig:
                       init_checkpoint=None)
     d["optim"].update(lr=base.optim.lr * BANK_LR_FACTOR, warmup_epochs=min(base.optim.warmup_epochs, 1))
     d["probe"].update(targets=["class"])
-    return ExperimentConfig.from_dict(d).validate()
+    return ExperimentConfig.from_dict(d)  # derived from the validated base; only known-good values change
 
 
 def sweep_needs_bank(cfg: SweepConfig) -> bool:
@@ -82,7 +84,7 @@ def ensure_target_bank(cfg: SweepConfig, sweep_dir: Path, uri: str, parent_run_i
     w = MetricWriter(uri, run_id)
     if not w.client.get_run(run_id).data.params:
         log_params(w.client, run_id, flatten(bcfg.to_dict()))
-    set_trainer_env()
+    environment.apply()
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"experiment": bcfg.to_dict(), "mlflow_uri": uri, "mlflow_run_id": run_id},
@@ -98,11 +100,11 @@ def ensure_target_bank(cfg: SweepConfig, sweep_dir: Path, uri: str, parent_run_i
     try:
         bank.check("the sweep's target bank")
     except ConfigError as e:
-        w.set_tags({"ssl_ray.status": "refused", "ssl_ray.stop_reason": str(e)[:4000]})
+        w.set_tags({TAG_STATUS: TrialStatus.REFUSED.value, TAG_STOP_REASON: str(e)[:4000]})
         w.client.set_terminated(run_id, status="FAILED")
         raise
     bank.save(path)
-    w.set_tags({"ssl_ray.status": "finished", "ssl_ray.bank.path": str(path)})
+    w.set_tags({TAG_STATUS: TrialStatus.FINISHED.value, TAG_BANK_PATH: str(path)})
     w.client.set_terminated(run_id, status="FINISHED")
     levels = ", ".join(f"{r:.2f}" for r in bank.randomness)
     print(f"[bank] {path}: {len(bank.epochs)} targets, randomness {levels}; label entropy >= {bank.entropies().min():.2f}",

@@ -1,8 +1,9 @@
 """Tune callback: when a trial completes, fan its missing probes out as Ray tasks (without blocking).
 
-The callback holds only its sweep directory. Tune pickles its run config (callbacks included) into the sweep
-directory, and a restored sweep unpickles it; the live :class:`ProbeFanout` of the current driver is
-looked up by that directory (:func:`register_fanout`), so a resumed sweep probes through its own fan-out.
+The callback is given the driver's live :class:`ProbeFanout`. Tune pickles its run config (callbacks
+included) into the sweep directory, and a restored sweep unpickles it: the fan-out is left out of the
+pickle, and :func:`attach_fanout` hands the restored callback the new driver's, so a resumed sweep
+probes through its own fan-out.
 
 The same planning serves a trial that finished (its last result lists its checkpoints), a trial the
 scheduler stopped early (its checkpoints are read from its Ray Train directory), and, on resume, every
@@ -18,25 +19,18 @@ from typing import Dict, List, Optional, Tuple
 
 from ray import tune
 
+from ssl_ray.checkpoints import scan_checkpoints, trial_dir as trial_dir_of
 from ssl_ray.config import ExperimentConfig
 from ssl_ray.probes.backfill import TrialCheckpoints, missing_work
-from ssl_ray.probes.engine import scan_checkpoints
 from ssl_ray.probes.fanout import ProbeFanout
-from ssl_ray.tracking import TAG_STATUS, TAG_STOP_REASON, client, find_trial_run
-
-_FANOUTS: Dict[str, ProbeFanout] = {}
-
-
-def register_fanout(sweep_dir: str, fanout: ProbeFanout) -> None:
-    _FANOUTS[sweep_dir] = fanout
-
+from ssl_ray.tracking import TAG_STATUS, TAG_STOP_REASON, TrialStatus, client, find_trial_run
 
 def trial_checkpoints(uri: str, parent_run_id: str, sweep_dir: str, trial_id: str, result: dict) -> Optional[TrialCheckpoints]:
     """What a completed trial's probes read, from its last Tune result; None if it never trained."""
     if "config" not in result:
         return None
     cfg = ExperimentConfig.from_dict(result["config"])
-    trial_dir = Path(sweep_dir) / "train" / trial_id
+    trial_dir = trial_dir_of(sweep_dir, trial_id)
     if "checkpoints" in result and "mlflow_run_id" in result:
         checkpoints = [(int(e), p) for e, p in json.loads(result["checkpoints"])]
         return TrialCheckpoints(result["mlflow_run_id"], trial_id, trial_dir, checkpoints, cfg)
@@ -55,12 +49,11 @@ def submit_missing(fanout: ProbeFanout, trial: TrialCheckpoints) -> int:
 
 
 class ProbeOnCompleteCallback(tune.Callback):
-    def __init__(self, sweep_dir: str, parent_run_id: str):
-        self.sweep_dir, self.parent_run_id = sweep_dir, parent_run_id
+    def __init__(self, sweep_dir: str, parent_run_id: str, fanout: Optional[ProbeFanout]):
+        self.sweep_dir, self.parent_run_id, self.fanout = sweep_dir, parent_run_id, fanout
 
-    @property
-    def fanout(self) -> ProbeFanout:
-        return _FANOUTS[self.sweep_dir]
+    def __getstate__(self) -> dict:  # a running fan-out belongs to one driver: never pickled with the sweep
+        return {**self.__dict__, "fanout": None}
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}
@@ -71,13 +64,24 @@ class ProbeOnCompleteCallback(tune.Callback):
             c = client(self.fanout.mlflow_uri)
             epoch = int(result.get("epoch", -1))
             if epoch >= plan.config.train.epochs:  # at its last epoch: it had finished training
-                c.set_tag(plan.run_id, TAG_STATUS, "finished")
+                c.set_tag(plan.run_id, TAG_STATUS, TrialStatus.FINISHED.value)
                 c.set_terminated(plan.run_id, status="FINISHED")
             else:
-                c.set_tag(plan.run_id, TAG_STATUS, "stopped")
+                c.set_tag(plan.run_id, TAG_STATUS, TrialStatus.STOPPED.value)
                 c.set_tag(plan.run_id, TAG_STOP_REASON, f"stopped by the scheduler after epoch {epoch}")
                 c.set_terminated(plan.run_id, status="KILLED")
         submit_missing(self.fanout, plan)
 
     def on_step_end(self, iteration, trials, **info):
         self.fanout.poll(timeout=0.0)
+
+
+def attach_fanout(tuner, fanout: ProbeFanout) -> None:
+    """Give a restored sweep's probe callback this driver's fan-out. Tune restores callbacks by unpickling
+    its run config and takes no new ones on restore; the restored run config is the tuner's."""
+    callbacks = tuner._local_tuner.get_run_config().callbacks or []  # ray 2.60: the Tuner keeps it there
+    found = [cb for cb in callbacks if isinstance(cb, ProbeOnCompleteCallback)]
+    if not found:
+        raise RuntimeError("the restored sweep has no probe callback")
+    for cb in found:
+        cb.fanout = fanout

@@ -22,10 +22,12 @@ from ray import tune
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
+from ssl_ray.checkpoints import TRAIN_DIR, trial_dir
 from ssl_ray.config import ExperimentConfig, flatten, get_path
-from ssl_ray.tracking import TAG_STATUS, TAG_STOP_REASON, TAG_TRIAL_DIR, client, get_or_create_trial_run
-from ssl_ray.train.health import FINISHED, STOPPED
-from ssl_ray.train.loop import set_trainer_env, train_loop_per_worker
+from ssl_ray.sweep import environment
+from ssl_ray.tracking import (HEALTH_STOPS, TAG_STATUS, TAG_STOP_REASON, TAG_TRIAL_DIR, TrialStatus, client,
+                              get_or_create_trial_run)
+from ssl_ray.train.loop import train_loop_per_worker
 
 
 @dataclass(frozen=True)
@@ -48,25 +50,24 @@ def trial_label(config: Dict[str, Any], keys: tuple) -> str:
 
 
 def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
-    exp = ExperimentConfig.from_dict(config).validate()
+    exp = ExperimentConfig.from_dict(config)  # validated at the edge, with the whole search space
     tctx = tune.get_context()
     trial_id = tctx.get_trial_id()
     label = trial_label(config, ctx.search_keys)
     run_name = f"{trial_id} {label}".strip()
     run_id = get_or_create_trial_run(ctx.mlflow_uri, ctx.parent_run_id, trial_id, run_name, flatten(config))
-    train_dir = Path(ctx.sweep_dir) / "train"
     c = client(ctx.mlflow_uri)
-    c.set_tag(run_id, TAG_TRIAL_DIR, str(train_dir / trial_id))
-    c.set_tag(run_id, TAG_STATUS, "running")
+    c.set_tag(run_id, TAG_TRIAL_DIR, str(trial_dir(ctx.sweep_dir, trial_id)))
+    c.set_tag(run_id, TAG_STATUS, TrialStatus.RUNNING.value)
     t = exp.train
-    set_trainer_env()
+    environment.apply()
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"experiment": config, "mlflow_uri": ctx.mlflow_uri, "mlflow_run_id": run_id},
         scaling_config=scaling_config(t),
         run_config=ray.train.RunConfig(
             name=trial_id,
-            storage_path=str(train_dir),
+            storage_path=str(Path(ctx.sweep_dir) / TRAIN_DIR),
             callbacks=[TuneReportCallback()],
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None),
             failure_config=ray.train.FailureConfig(max_failures=t.max_failures),
@@ -75,16 +76,16 @@ def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
     try:
         result = trainer.fit()
     except BaseException as e:
-        c.set_tag(run_id, TAG_STATUS, "errored")
+        c.set_tag(run_id, TAG_STATUS, TrialStatus.ERRORED.value)
         c.set_tag(run_id, TAG_STOP_REASON, f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"[:4000])
         c.set_terminated(run_id, status="FAILED")
         raise
     final = result.metrics or {}  # the metrics of the latest checkpoint
     tags = c.get_run(run_id).data.tags  # a trial stopped as diverged or collapsed was tagged by its rank 0
-    status = tags.get(TAG_STATUS) if tags.get(TAG_STATUS) in STOPPED else FINISHED
-    if status == FINISHED:
-        c.set_tag(run_id, TAG_STATUS, FINISHED)
-    c.set_terminated(run_id, status="FINISHED" if status == FINISHED else "FAILED")
+    status = TrialStatus(tags[TAG_STATUS]) if tags.get(TAG_STATUS) in HEALTH_STOPS else TrialStatus.FINISHED
+    if status == TrialStatus.FINISHED:
+        c.set_tag(run_id, TAG_STATUS, status.value)
+    c.set_terminated(run_id, status="FINISHED" if status == TrialStatus.FINISHED else "FAILED")
     tune.report(
         {
             "epoch": final.get("epoch", t.epochs),
@@ -92,8 +93,8 @@ def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
             "checkpoints": json.dumps(probed_checkpoints(result.best_checkpoints or [])),
             "mlflow_run_id": run_id,
             "trial_label": label,
-            "status": status,
-            "stop_reason": tags.get(TAG_STOP_REASON, "") if status != FINISHED else "",
+            "status": status.value,
+            "stop_reason": tags.get(TAG_STOP_REASON, "") if status != TrialStatus.FINISHED else "",
         }
     )
 

@@ -17,18 +17,20 @@ import yaml
 from ray import tune
 
 from ssl_ray.config import SWEEP_FILE, TRIAL_DRIVER_CPUS, SweepConfig, flatten
-from ssl_ray.probes.fanout import TAG_PROBE_STATUS, ProbeFanout
+from ssl_ray.probes.fanout import ProbeFanout
 from ssl_ray.sweep.bank import ensure_target_bank
-from ssl_ray.sweep.callbacks import ProbeOnCompleteCallback, register_fanout, submit_missing, trial_checkpoints
+from ssl_ray.sweep import environment
+from ssl_ray.sweep.callbacks import ProbeOnCompleteCallback, attach_fanout, submit_missing, trial_checkpoints
+from ssl_ray.sweep.space import param_space
 from ssl_ray.sweep.trial import SweepContext, run_trial
-from ssl_ray.provenance import TAG_COMMAND, TAG_COMMIT, git_commit
-from ssl_ray.tracking import client, get_or_create_parent_run
+from ssl_ray.provenance import git_commit
+from ssl_ray.tracking import TAG_COMMAND, TAG_COMMIT, TAG_PROBE_STATUS, client, get_or_create_parent_run
 
 
 def init_ray(cfg: SweepConfig, verbose: bool = False) -> None:
     if ray.is_initialized():
         return
-    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    environment.apply()
     # The dashboard serves Ray's state API, through which Ray Train frees the resources of a trial that
     # Tune stopped (its placement-group cleaner polls whether the trial's controller is alive); without
     # it, an early-stopped trial's workers' CPUs are never given back. It binds to 127.0.0.1.
@@ -56,9 +58,6 @@ def scheduler(cfg: SweepConfig):
     """The Tune trial scheduler: FIFO, or ASHA with time measured in epochs."""
     if cfg.scheduler == "fifo":
         return tune.schedulers.FIFOScheduler()
-    # The epoch-0 report (the initialization, before any step) has no loss; ASHA skips results without its
-    # metric, but Tune's strict check would reject them first.
-    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     return tune.schedulers.ASHAScheduler(
         # max_t past the last epoch: a trial that is not stopped early ends by itself, through its trial
         # function's final report, rather than being stopped at its last epoch
@@ -113,19 +112,19 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
     init_ray(cfg, verbose)
     bank = ensure_target_bank(cfg, sweep_dir, uri, parent, progress_stream)
     if bank is not None:  # every trial's probes read the same bank
-        cfg.base.probe.target_bank = bank
+        cfg = cfg.replace(base=cfg.base.replace(probe={"target_bank": bank}))
     ctx = SweepContext(str(sweep_dir), uri, parent, tuple(cfg.search_space))
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": TRIAL_DRIVER_CPUS})  # it only drives a TorchTrainer
     fanout = ProbeFanout.from_config(uri, cfg.base.probe)
-    register_fanout(str(sweep_dir), fanout)
     if resume_dir:
         queued = probe_finished_trials(fanout, sweep_dir, parent)
         print(f"[resume] {sweep_dir}: {queued} missing probe task(s) of finished trials queued", file=progress_stream or sys.stderr)
         tuner = tune.Tuner.restore(str(sweep_dir), trainable, resume_unfinished=True, resume_errored=True)
+        attach_fanout(tuner, fanout)
     else:
         tuner = tune.Tuner(
             trainable,
-            param_space=cfg.param_space(),
+            param_space=param_space(cfg),
             tune_config=tune.TuneConfig(
                 num_samples=cfg.num_samples,
                 max_concurrent_trials=cfg.max_concurrent_trials or default_concurrency(cfg),
@@ -135,7 +134,7 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
             run_config=tune.RunConfig(
                 name=sweep_dir.name,
                 storage_path=str(sweep_dir.parent),
-                callbacks=[ProbeOnCompleteCallback(str(sweep_dir), parent)],
+                callbacks=[ProbeOnCompleteCallback(str(sweep_dir), parent, fanout)],
                 verbose=1,
             ),
         )

@@ -16,10 +16,7 @@ from typing import Any, Optional
 
 import torch
 
-DIVERGED = "diverged"
-COLLAPSED = "collapsed"
-FINISHED = "finished"
-STOPPED = (DIVERGED, COLLAPSED)
+from ssl_ray.tracking import TrialStatus
 
 
 def normalized_embedding_std(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -65,10 +62,10 @@ def verdict(nonfinite_steps: int, embedding_std: float, collapse_std: float, epo
     Diverged: any step of the epoch had a non-finite loss (or the embedding itself is not finite).
     Collapsed: the epoch's mean normalized embedding std fell below ``collapse_std`` (0 disables)."""
     if nonfinite_steps > 0:
-        return DIVERGED, f"non-finite loss in {nonfinite_steps} step(s) of epoch {epoch}"
+        return TrialStatus.DIVERGED, f"non-finite loss in {nonfinite_steps} step(s) of epoch {epoch}"
     if not math.isfinite(embedding_std):
-        return DIVERGED, f"non-finite embeddings in epoch {epoch}"
+        return TrialStatus.DIVERGED, f"non-finite embeddings in epoch {epoch}"
     if collapse_std > 0 and embedding_std < collapse_std:
-        return COLLAPSED, (f"embedding collapsed at epoch {epoch}: per-dimension std of the normalized embeddings "
+        return TrialStatus.COLLAPSED, (f"embedding collapsed at epoch {epoch}: per-dimension std of the normalized embeddings "
                            f"{embedding_std:.2e} < train.collapse_std {collapse_std:g}")
     return None

@@ -7,6 +7,9 @@ import math
 import torch
 
 from ssl_ray.config import OptimConfig
+from ssl_ray.registry import Registry
+
+OPTIMIZERS = Registry("optimizer")  # name -> (params, lr, weight_decay) -> torch.optim.Optimizer
 
 
 class LARS(torch.optim.Optimizer):
@@ -51,13 +54,22 @@ class LARS(torch.optim.Optimizer):
 def build_optimizer(params, cfg: OptimConfig, world_size: int = 1) -> torch.optim.Optimizer:
     """The base learning rate is ``lr * global_batch / 256`` (Goyal et al., 2017's linear scaling rule)."""
     lr = cfg.lr * cfg.batch_size * world_size / 256
-    if cfg.optimizer == "lars":
-        return LARS(params, lr=lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+    return OPTIMIZERS.get(cfg.optimizer)(params, lr=lr, weight_decay=cfg.weight_decay)
+
+
+@OPTIMIZERS.register("adamw")
+def _adamw(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+@OPTIMIZERS.register("sgd")
+def _sgd(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+
+
+@OPTIMIZERS.register("lars")
+def _lars(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    return LARS(params, lr=lr, weight_decay=weight_decay)
 
 
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:

@@ -8,7 +8,8 @@ config and the trial's MLflow run id. Loading is data only (``weights_only=True`
 :func:`resume_state` loads the latest checkpoint Ray Train hands back. If that one is damaged (a
 truncated write, a full disk, a bad copy), it falls back to the newest readable sibling checkpoint with
 a warning. Nothing is deleted: the damaged directory stays where it was, and checkpoints written after a
-fallback get a fresh directory name (:func:`checkpoint_dir_name`) so they never overwrite it.
+fallback get a fresh directory name (:func:`ssl_ray.checkpoints.checkpoint_dir_name`) so they never overwrite it.
+The file itself is read and written by :mod:`ssl_ray.checkpoints`.
 """
 
 from __future__ import annotations
@@ -16,36 +17,15 @@ from __future__ import annotations
 import logging
 import os
 import random
-import re
-import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
-from ssl_ray.probes.engine import CHECKPOINT_FILE
+from ssl_ray.checkpoints import CorruptCheckpoint, checkpoint_epoch, load_state, write_state
 
 log = logging.getLogger(__name__)
-
-REQUIRED_KEYS = ("model", "optimizer", "scheduler", "epoch", "config")
-_DIR_RE = re.compile(r"^epoch_(\d+)(?:_r\d+)?$")
-
-
-class CorruptCheckpoint(RuntimeError):
-    """A checkpoint that cannot be read back as a complete training state."""
-
-
-def checkpoint_epoch(dir_name: str) -> Optional[int]:
-    """``epoch_0008`` or ``epoch_0008_r1732350000`` -> 8; anything else -> None."""
-    m = _DIR_RE.match(os.path.basename(dir_name.rstrip("/")))
-    return int(m.group(1)) if m else None
-
-
-def checkpoint_dir_name(epoch: int, generation: Optional[str] = None) -> str:
-    """Directory name of the checkpoint at ``epoch``; after a fallback, a generation suffix keeps the
-    damaged directory of the same epoch untouched."""
-    return f"epoch_{epoch:04d}" + (f"_r{generation}" if generation else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,33 +67,17 @@ def save_state(path: str, *, model, optimizer, scheduler, epoch: int, cfg: Dict[
                target_model=None) -> None:
     """Write ``state.pt`` into ``path`` (a directory that becomes a Ray Train checkpoint)."""
     extra = {"target_model": target_model.state_dict()} if target_model is not None else {}
-    torch.save(
-        {
-            **extra,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "epoch": int(epoch),
-            "rng": rng_state(),
-            "data_seed": int(cfg["train"]["seed"]),
-            "config": cfg,
-            "mlflow_run_id": mlflow_run_id or "",
-        },
-        os.path.join(path, CHECKPOINT_FILE),
-    )
-
-
-def load_state(ckpt_dir: str) -> Dict[str, Any]:
-    """Load and check one checkpoint directory; :class:`CorruptCheckpoint` if it is unreadable or incomplete."""
-    path = os.path.join(ckpt_dir, CHECKPOINT_FILE)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises RuntimeError, EOFError, UnpicklingError, OSError...
-        raise CorruptCheckpoint(f"{path}: cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-    if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
-        missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
-        raise CorruptCheckpoint(f"{path}: incomplete training state (missing {', '.join(missing)})")
-    return state
+    write_state(path, {
+        **extra,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "epoch": int(epoch),
+        "rng": rng_state(),
+        "data_seed": int(cfg["train"]["seed"]),
+        "config": cfg,
+        "mlflow_run_id": mlflow_run_id or "",
+    })
 
 
 @dataclass
@@ -166,8 +130,3 @@ def resume_state(checkpoint) -> Resumed:
             log.warning("ssl_ray: damaged checkpoint %s (%s); resuming from %s instead. Nothing was deleted.", bad, why, path)
         return Resumed(state, path, skipped)
     raise CorruptCheckpoint("no readable checkpoint to resume from: " + "; ".join(why for _, why in skipped))
-
-
-def new_generation() -> str:
-    """A suffix for checkpoint directories written after a fallback (unique per restart)."""
-    return str(int(time.time() * 1000))

@@ -1,0 +1,22 @@
+"""Typed, frozen configuration: the schema of an experiment and of a sweep, YAML and dotted-key I/O.
+
+A leaf: it imports nothing of ours but :mod:`ssl_ray.errors`, and no ray, torch or mlflow. Which
+names exist and whether the values work together is checked by :mod:`ssl_ray.validation`, once, at
+the edge; it returns the normalized config that the tuner, the trial and the worker receive.
+"""
+
+from ssl_ray.config.checks import check_choice, check_int, check_names, check_number
+from ssl_ray.config.io import dump_yaml, flatten, get_path, load_yaml_mapping, parse_value, set_path
+from ssl_ray.config.schema import (AMP_MODES, MODES, PLACEMENT_STRATEGIES, SECTIONS, SWITCHES, TRIAL_DRIVER_CPUS,
+                                   DataConfig, ExperimentConfig, ModelConfig, ObjectiveConfig, OptimConfig, ProbeConfig,
+                                   TrainConfig)
+from ssl_ray.config.sweep import (SAMPLERS, SCHEDULERS, SWEEP_FILE, SearchDim, SweepConfig, default_mlflow_uri,
+                                  default_results_dir)
+
+__all__ = [
+    "AMP_MODES", "MODES", "PLACEMENT_STRATEGIES", "SAMPLERS", "SCHEDULERS", "SECTIONS", "SWEEP_FILE", "SWITCHES",
+    "TRIAL_DRIVER_CPUS", "DataConfig", "ExperimentConfig", "ModelConfig", "ObjectiveConfig", "OptimConfig",
+    "ProbeConfig", "SearchDim", "SweepConfig", "TrainConfig", "check_choice", "check_int", "check_names",
+    "check_number", "default_mlflow_uri", "default_results_dir", "dump_yaml", "flatten", "get_path",
+    "load_yaml_mapping", "parse_value", "set_path",
+]

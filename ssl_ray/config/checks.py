@@ -1,0 +1,35 @@
+"""Value checks every layer's validation shares: one ``ConfigError`` line naming the key and the value."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence
+
+from ssl_ray.errors import ConfigError
+
+
+def check_choice(key: str, v: Any, known: Sequence[str]) -> None:
+    if v not in known:
+        raise ConfigError(f"unknown {key} {v!r} (known: {', '.join(known)})")
+
+
+def check_int(key: str, v: Any, lo: Optional[int] = None, hi: Optional[int] = None) -> None:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ConfigError(f"{key} must be an integer, got {v!r}")
+    if lo is not None and v < lo:
+        raise ConfigError(f"{key} must be >= {lo}, got {v!r}")
+    if hi is not None and v > hi:
+        raise ConfigError(f"{key} must be <= {hi}, got {v!r}")
+
+
+def check_number(key: str, v: Any, lo: Optional[float] = None, strict: bool = False) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ConfigError(f"{key} must be a finite number, got {v!r}")
+    if lo is not None and (v <= lo if strict else v < lo):
+        raise ConfigError(f"{key} must be {'>' if strict else '>='} {lo}, got {v!r}")
+
+
+def check_names(key: str, v: Any) -> None:
+    """``None`` or a non-empty list of strings."""
+    if v is not None and (not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v)):
+        raise ConfigError(f"{key} must be null or a non-empty list of names, got {v!r}")

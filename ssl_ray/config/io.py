@@ -1,0 +1,87 @@
+"""Reading configs: YAML files, values given on the command line, dotted keys (``section.key``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict
+
+import yaml
+
+from ssl_ray.config.schema import SECTIONS
+from ssl_ray.errors import ConfigError
+
+
+def get_path(d: Dict[str, Any], dotted: str) -> Any:
+    cur: Any = d
+    for part in dotted.split("."):
+        cur = cur[part]
+    return cur
+
+
+def set_path(d: Dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``d['a']['b'] = value`` for ``dotted='a.b'``; the section must exist."""
+    parts = dotted.split(".")
+    if len(parts) != 2 or parts[0] not in SECTIONS:
+        raise ConfigError(f"bad key {dotted!r}: keys look like <section>.<name> with section in {', '.join(SECTIONS)}")
+    d.setdefault(parts[0], {})
+    if not isinstance(d[parts[0]], dict):
+        raise ConfigError(f"section {parts[0]!r} must be a mapping")
+    d[parts[0]][parts[1]] = value
+
+
+def flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+
+def load_yaml_mapping(path: str | os.PathLike) -> Dict[str, Any]:
+    """Read a YAML file that must hold a mapping; ConfigError naming the file and the problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"malformed YAML in {str(p)!r}{where}: {problem}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {str(p)!r} must hold a mapping, got {type(raw).__name__}")
+    return raw
+
+
+def parse_value(text: str) -> Any:
+    """Parse a CLI value with YAML rules: ``25`` -> int, ``1e-3`` -> float, ``[16,32]`` -> list."""
+    try:
+        v = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ConfigError(f"cannot parse value {text!r}") from None
+    return _floats(v)
+
+
+def _floats(v: Any) -> Any:
+    """YAML 1.1 reads ``1e-3`` and ``1e30`` as strings; read them as the numbers they are."""
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    if isinstance(v, list):
+        return [_floats(x) for x in v]
+    return v
+
+
+def dump_yaml(d: Dict[str, Any], flow: bool = False) -> str:
+    """YAML in the order given (sections as the schema lists them); ``flow``: lists and mappings inline."""
+    return yaml.safe_dump(d, sort_keys=False, default_flow_style=None if flow else False, width=120, allow_unicode=True)

@@ -1,0 +1,222 @@
+"""The face of a sweep: ``ssl-ray sweep`` and every ``experiments/*.py`` launcher.
+
+A sweep is a YAML recipe (``configs/*.yaml``), then the flags. The parser is built from the recipe:
+each flag's help shows the value the sweep will use, the description says what it searches, and a flag
+whose key the recipe searches is not offered (it would be ignored). ``--print-config`` prints the
+resolved sweep and its trials without starting Ray. Nothing here imports torch, ray or mlflow until a
+sweep is validated or run, so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ssl_ray.cli_base import OneLineParser
+from ssl_ray.config import (SECTIONS, ExperimentConfig, SweepConfig, dump_yaml, get_path, load_yaml_mapping, parse_value,
+                            set_path)
+from ssl_ray.errors import ConfigError
+
+# flag -> the base key it sets, its type, what it means
+BASE_FLAGS: List[Tuple[str, str, type, str]] = [
+    ("--epochs", "train.epochs", int, "training epochs per trial"),
+    ("--batch-size", "optim.batch_size", int, "per-worker batch size"),
+    ("--objective", "objective.name", str, "objective: vicreg, simclr, barlow, mmcr, arb"),
+    ("--backbone", "model.backbone", str, "backbone: res (RES-L-H), resnet18, resnet50"),
+    ("--dataset", "data.dataset", str, "dataset: digits, cifar10, cifar100, imagefolder, imagenet"),
+    ("--data-root", "data.data_root", str, "folder holding the dataset's files"),
+    ("--beton", "data.beton", str, "training .beton (ssl-ray data write-beton): read with FFCV"),
+    ("--augment", "data.augment", str, "augmentation protocol: simclr, byol, mmcr, digits, none"),
+    ("--views", "data.views", int, "views per image"),
+    ("--workers", "train.workers", int, "Ray Train workers per trial (DDP over gloo on CPU)"),
+    ("--cpus-per-worker", "train.cpus_per_worker", float, "CPUs per training worker"),
+    ("--gpus-per-worker", "train.gpus_per_worker", float, "GPUs per training worker (fractions share a GPU)"),
+]
+# flag -> the sweep key it sets, its type, what it means
+SWEEP_FLAGS: List[Tuple[str, str, type, str]] = [
+    ("--name", "name", str, "sweep name: the MLflow experiment and the sweep directory"),
+    ("--num-samples", "num_samples", int, "Tune num_samples (repeats of the grid)"),
+    ("--max-concurrent-trials", "max_concurrent_trials", int, "at most this many trials at once"),
+    ("--scheduler", "scheduler", str, "Ray Tune trial scheduler: fifo (every trial runs to the end) or asha "
+                                      "(stops worse trials early on scheduler_metric)"),
+    ("--address", "address", str, "connect to an existing Ray cluster (e.g. 'auto' or ray://host:10001)"),
+    ("--num-cpus", "num_cpus", int, "CPUs for a local Ray instance (all cores when unset)"),
+    ("--mlflow-uri", "mlflow_uri", str, "MLflow tracking URI ($MLFLOW_TRACKING_URI or sqlite under results/ when unset)"),
+    ("--storage-path", "storage_path", str, "where sweeps keep checkpoints and Tune state (results/sweeps when unset)"),
+]
+# keys in a config file that name files; relative ones are read from the file's folder
+PATH_KEYS = ("data.data_root", "data.beton", "data.superclass_map", "probe.target_bank", "train.init_checkpoint")
+
+
+def recipe(config_file: Optional[str]) -> Dict[str, Any]:
+    """A sweep config file as a mapping, its relative paths made absolute (against the file's folder)."""
+    if not config_file:
+        return {}
+    raw = load_yaml_mapping(config_file)
+    folder = Path(config_file).resolve().parent
+    base = raw.get("base")
+    if isinstance(base, dict):
+        for key in PATH_KEYS:
+            section, name = key.split(".")
+            v = (base.get(section) or {}).get(name) if isinstance(base.get(section), dict) else None
+            if isinstance(v, str) and v and not Path(v).expanduser().is_absolute() and "://" not in v:
+                base[section][name] = str(folder / v)
+    return raw
+
+
+def _deep_merge(base: Dict[str, Any], over: Dict[str, Any]) -> Dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if k == "search_space":  # a search space given replaces the recipe's
+            out[k] = copy.deepcopy(v)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _effective(raw: Dict[str, Any]) -> Dict[str, Any]:
+    """Every key with the value a sweep of ``raw`` would use (schema defaults filled in), as a mapping."""
+    try:
+        return SweepConfig.from_dict(raw).to_dict()
+    except ConfigError:
+        return SweepConfig().to_dict()
+
+
+def offered(raw: Dict[str, Any]) -> List[Tuple[str, str, type, str]]:
+    """The base flags that can work with this recipe: not one whose key it searches, and no ``--objective``
+    when it searches an objective's own hyperparameters (they belong to that objective)."""
+    searched = set(raw.get("search_space") or {})
+    by_hparam = any(k.startswith("objective.") and k != "objective.name" for k in searched)
+    return [f for f in BASE_FLAGS if f[1] not in searched and not (f[1] == "objective.name" and by_hparam)]
+
+
+def describe(raw: Dict[str, Any]) -> str:
+    space = raw.get("search_space") or {}
+    if not space:
+        return "Runs one configuration (nothing is searched)."
+    try:
+        n = len(SweepConfig.from_dict(raw).trial_list())
+    except ConfigError:
+        n = "?"
+    return ("Searches " + "; ".join(f"{k} over {v}" for k, v in space.items()) + f" ({n} trials).")
+
+
+def build_parser(prog: Optional[str], config_file: Optional[str] = None) -> OneLineParser:
+    raw = recipe(config_file)
+    eff = _effective(raw)
+    title = eff.get("description") or \
+        "Run a Ray Tune sweep of SSL trials, probe every kept checkpoint, track everything in MLflow."
+    p = OneLineParser(prog=prog, description=f"{title}\n\n{describe(raw)}\n\nRecipe: {config_file or '(built-in defaults)'}. "
+                                             f"--print-config shows every key; --set KEY=VALUE changes any of them.")
+    p.add_argument("--config", default=None, help="a YAML sweep recipe (name, base, search_space, ...) applied over "
+                                                  + (config_file or "the defaults"))
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved sweep (every key) and its trials as YAML, and exit without starting Ray")
+    for flag, key, typ, text in SWEEP_FLAGS:
+        p.add_argument(flag, type=typ, help=_with_default(text, eff.get(key)))
+    for flag, key, typ, text in offered(raw):
+        p.add_argument(flag, type=typ, help=_with_default(text, get_path(eff["base"], key)))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a base value, e.g. --set optim.lr=1e-3 (repeatable; keys: --print-config)")
+    p.add_argument("--search", action="append", default=[], metavar="KEY=VALUES",
+                   help="search a key over a YAML list (grid) or {choice|uniform|loguniform|randint: [...]}, "
+                        "e.g. --search model.width=[16,32] (repeatable; replaces that key's default)")
+    p.add_argument("--seeds", type=int, help="run every configuration with this many seeds (searches train.seed over "
+                                             "0..N-1); summaries and figures show mean ± std over them")
+    p.add_argument("--no-report", dest="report", action="store_false", default=None,
+                   help="skip the figures and trial table written at the end (ssl-ray report writes them later)")
+    p.add_argument("--verbose", action="store_true", help="stream worker logs to the console")
+    p.set_defaults(_recipe=raw)
+    return p
+
+
+def _with_default(text: str, value: Any) -> str:
+    if value is None and "when unset" in text:
+        return text
+    shown = "unset" if value is None else value
+    return f"{text} (default: {str(shown).replace('%', '%%')})"
+
+
+def _kv(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"expected KEY=VALUE, got {text!r}")
+    k, v = text.split("=", 1)
+    return k.strip(), parse_value(v)
+
+
+def raw_from_args(args: argparse.Namespace) -> Dict[str, Any]:
+    """The sweep mapping the recipe and the flags make (not yet validated)."""
+    raw: Dict[str, Any] = copy.deepcopy(args._recipe)
+    if args.config:
+        raw = _deep_merge(raw, recipe(args.config))
+    raw.setdefault("base", {})
+    for flag, key, _, _ in SWEEP_FLAGS:
+        if getattr(args, _dest(flag)) is not None:
+            raw[key] = getattr(args, _dest(flag))
+    if args.report is not None:
+        raw["report"] = args.report
+    for flag, key, _, _ in BASE_FLAGS:
+        if getattr(args, _dest(flag), None) is not None:
+            set_path(raw["base"], key, getattr(args, _dest(flag)))
+    for text in args.set:
+        set_path(raw["base"], *_kv(text))
+    space = dict(raw.get("search_space") or {})
+    for text in args.search:
+        k, v = _kv(text)
+        set_path({}, k, None)  # checks the key's form
+        space[k] = v
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+        if any(t.split("=", 1)[0].strip() == "train.seed" for t in args.search):
+            raise ConfigError("give either --seeds or --search train.seed=[...], not both")
+        space["train.seed"] = list(range(args.seeds))
+    raw["search_space"] = space
+    for text in args.set:
+        k = text.split("=", 1)[0].strip()
+        if k in space:
+            raise ConfigError(f"{k} is searched over {space[k]!r}, so --set {k} would be ignored; "
+                              f"use --search {k}=[...] to change it")
+    return raw
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def sweep_from_args(args: argparse.Namespace) -> SweepConfig:
+    """The validated, normalized sweep: what the tuner, each trial and each worker receive."""
+    from ssl_ray.validation import validate_sweep
+
+    return validate_sweep(SweepConfig.from_dict(raw_from_args(args)))
+
+
+def print_config(cfg: SweepConfig, stream) -> None:
+    """Every key with its value, then the trials Ray Tune would run."""
+    d = cfg.to_dict()
+    d["base"] = {k: d["base"][k] for k in SECTIONS}
+    d.update(storage_path=str(cfg.resolved_storage()), mlflow_uri=cfg.resolved_mlflow_uri())
+    print(dump_yaml(d).rstrip(), file=stream)
+    from ssl_ray.objectives import OBJECTIVES
+
+    names = dict.fromkeys([cfg.base.objective.name, *(cfg.search_space.get("objective.name") or [])])
+    for name in (n for n in names if isinstance(n, str) and n in OBJECTIVES):
+        print(f"# objective {name}: defaults {OBJECTIVES.get(name).hparams()} (a value above or searched wins)", file=stream)
+    trials = cfg.trial_list()
+    print(f"# trials: {len(trials)}", file=stream)
+    print(dump_yaml({"trials": trials}, flow=True).rstrip() if cfg.search_space else "trials: [{}]  # the base alone",
+          file=stream)
+
+
+def experiment_keys() -> List[str]:
+    """Every ``section.key`` a ``--set`` takes."""
+    d = ExperimentConfig().to_dict()
+    return [f"{s}.{k}" for s in SECTIONS for k in d[s]]
+
+
+def parse(argv: Sequence[str], prog: Optional[str], config_file: Optional[str]) -> argparse.Namespace:
+    return build_parser(prog, config_file).parse_args(list(argv))

@@ -1,0 +1,28 @@
+"""The environment variables ssl_ray sets for Ray, in one place.
+
+Each is set with ``setdefault`` (a value the user exported wins) by :func:`apply`, which the sweep's
+driver calls before ``ray.init`` and each trial's process calls before building its ``TorchTrainer``
+(a trial runs in a Ray worker process, which on a cluster does not inherit the driver's environment).
+"""
+
+from __future__ import annotations
+
+import os
+
+ENGINE_ENV = {
+    # Ray Train V2 (the default on ray 2.60; set for older 2.x releases): a Tune trial builds a TorchTrainer.
+    "RAY_TRAIN_V2_ENABLED": "1",
+    # Ray Train's controller polls its workers this often. It bounds how long a reported checkpoint waits
+    # before Ray Train registers it (what a restarted worker group resumes from); the default 2 s makes a
+    # short epoch's synchronous report wait for the poll. Ray Train hands RAY_TRAIN_* variables of the
+    # process that builds the trainer on to its controller.
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",
+    # The epoch-0 report (the initialization, before any step) has no loss; ASHA skips results without its
+    # metric, but Tune's strict metric check would reject them first.
+    "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
+}
+
+
+def apply() -> None:
+    for k, v in ENGINE_ENV.items():
+        os.environ.setdefault(k, v)

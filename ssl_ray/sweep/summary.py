@@ -1,0 +1,55 @@
+"""The summary a finished sweep prints: per configuration, the chosen layer and configuration, each
+trial's run id, what stopped or was skipped, and where to browse."""
+
+from __future__ import annotations
+
+import sys
+
+from ssl_ray.config import SweepConfig
+from ssl_ray.probes.cli import print_probe_failures
+
+
+def print_summary(out: dict, cfg: SweepConfig, stream=None, data=None) -> None:
+    """Per configuration (mean ± std over seeds), layers and the best configuration chosen on validation
+    data (``ssl_ray.reports.selection``, as in the report), each trial's run id, skipped targets."""
+    stream = stream or sys.stdout
+    print("\n=== ssl_ray sweep summary: " + cfg.name + " ===", file=stream)
+    if data is None:
+        print("(no probe results to summarize)", file=stream)
+    else:
+        from ssl_ray.reports.selection import select
+        from ssl_ray.reports.tables import config_table, constant_params, format_table, headline
+
+        sel = select(data)
+        print(format_table(config_table(data, sel), drop=constant_params(data)), file=stream)
+        n = data.seeds_per_config()
+        print(f"\n{'mean ± std over ' + str(n) + ' seeds per configuration' if n > 1 else 'one seed per configuration (no error bars; --seeds N)'}",
+              file=stream)
+        line = headline(data, sel)
+        if line:
+            print(line, file=stream)
+        print("\ntrials (MLflow run ids):", file=stream)
+        for t in data.trials:
+            print(f"  {t.trial_id}  {t.label}  {t.status}  run {t.run_id}", file=stream)
+    from ssl_ray.tracking import TAG_PROBE_SKIPPED, TAG_STATUS, TAG_STOP_REASON, TAG_TRIAL_ID, TrialStatus, child_runs, client
+
+    for run in child_runs(client(out["mlflow_uri"]), out["parent_run_id"]):
+        tags = run.data.tags
+        tid = tags.get(TAG_TRIAL_ID, run.info.run_id)
+        if tags.get(TAG_STOP_REASON) and tags.get(TAG_STATUS) != TrialStatus.FINISHED.value:
+            print(f"trial {tid} {tags.get(TAG_STATUS)}: {tags[TAG_STOP_REASON]}", file=stream)
+        for k, why in sorted(tags.items()):
+            if k.startswith(TAG_PROBE_SKIPPED + "."):
+                print(f"trial {tid}: target {k[len(TAG_PROBE_SKIPPED) + 1:]} not scored: {why}", file=stream)
+    print_probe_failures(out.get("probe_failures", []), stream)
+    n_err = len(out["results"].errors) if out.get("results") is not None else 0
+    if n_err:
+        print(f"{n_err} trial(s) errored; see {out['sweep_dir']}", file=stream)
+    print(f"\nsweep directory: {out['sweep_dir']}", file=stream)
+    uri = out["mlflow_uri"]
+    if uri.startswith(("http://", "https://")):
+        print(f"browse in MLflow: {uri}  (experiment '{cfg.name}')", file=stream)
+    else:
+        print("browse in MLflow:", file=stream)
+        print(f"  .venv/bin/mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000", file=stream)
+        print("  then open http://127.0.0.1:5000", file=stream)

@@ -1,0 +1,249 @@
+"""Validation at the edge: every value of a sweep checked once, before Ray starts, by asking its owner.
+
+The config package knows the shape of a config; whether a name exists and values work together is
+asked of the package that owns them -- the dataset, augmentation, loader, backbone, objective,
+optimizer and probe registries, the checkpoint reader, the tracking store. :func:`validate_sweep`
+returns the *normalized*, frozen sweep (e.g. ``train.init_checkpoint=<dir>/state.pt`` becomes the
+directory); that is what the tuner, each trial and each worker receive, so none of them validates again.
+Every fault is one :class:`~ssl_ray.errors.ConfigError` line naming the key and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional
+
+from ssl_ray.config import (AMP_MODES, MODES, PLACEMENT_STRATEGIES, SCHEDULERS, SWITCHES, TRIAL_DRIVER_CPUS,
+                            ExperimentConfig, SweepConfig, check_choice, check_int, check_names, check_number)
+from ssl_ray.errors import ConfigError
+
+
+def validate_sweep(sweep: SweepConfig) -> SweepConfig:
+    """Check the sweep's own settings and every trial its search space yields; return it normalized."""
+    if not isinstance(sweep.name, str) or not sweep.name or not all(c.isalnum() or c in "-_." for c in sweep.name):
+        raise ConfigError(f"sweep name must be letters, digits, '-', '_' or '.', got {sweep.name!r}")
+    check_int("num_samples", sweep.num_samples, lo=1)
+    for key in ("max_concurrent_trials", "num_cpus"):
+        if getattr(sweep, key) is not None:
+            check_int(key, getattr(sweep, key), lo=1)
+    if not isinstance(sweep.report, bool):
+        raise ConfigError(f"report must be true or false, got {sweep.report!r}")
+    check_choice("scheduler", sweep.scheduler, SCHEDULERS)
+    check_choice("scheduler_mode", sweep.scheduler_mode, ("min", "max"))
+    check_int("asha_grace_period", sweep.asha_grace_period, lo=1)
+    check_number("asha_reduction_factor", sweep.asha_reduction_factor, lo=1.0, strict=True)
+    from ssl_ray.tracking import check_tracking_uri
+
+    check_tracking_uri(sweep.resolved_mlflow_uri())
+    _check_bank_is_shared(sweep)
+    base = validate_experiment(sweep.base)
+    # Every trial the search space yields must be valid; the base alone is never run when a searched key
+    # overrides it (e.g. base objective vicreg, searched objective.name=[mmcr]). A local Ray instance has a
+    # known size: a trial that can never fit would wait forever.
+    local_cpus = None if sweep.address else (sweep.num_cpus or os.cpu_count() or 1)
+    for searched, cfg in sweep.replace(base=base).trial_configs_for_validation():
+        try:
+            exp = base if not searched else validate_experiment(ExperimentConfig.from_dict(cfg))
+            _check_fits(exp, local_cpus)
+        except ConfigError as e:  # name the trial when the fault lies in a section that the search changes
+            blamed = any(f"{k.split('.')[0]}." in str(e) for k in searched)
+            where = f" (in the trial with {', '.join(f'{k}={v}' for k, v in searched.items())})" if blamed else ""
+            raise ConfigError(f"{e}{where}") from None
+    return sweep.replace(base=base)
+
+
+def _check_fits(exp: ExperimentConfig, local_cpus: Optional[int]) -> None:
+    if local_cpus is None:
+        return
+    t = exp.train
+    if t.gpus() > 0 and not local_gpus():
+        raise ConfigError(f"a trial asks for {t.gpus():g} GPU(s) per worker but this machine has no CUDA GPU; run on a "
+                          f"GPU cluster (--address) or drop --gpus-per-worker / train.use_gpu")
+    need = t.workers * t.cpus_per_worker + TRIAL_DRIVER_CPUS
+    if need > local_cpus + 1e-9:
+        raise ConfigError(f"a trial needs {need:g} CPUs (train.workers {t.workers} x train.cpus_per_worker "
+                          f"{t.cpus_per_worker:g} + {TRIAL_DRIVER_CPUS} for the trial's driver) but the local Ray instance "
+                          f"has {local_cpus}; lower --cpus-per-worker (fractions work, e.g. 0.95) or --workers")
+
+
+def local_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _check_bank_is_shared(sweep: SweepConfig) -> None:
+    """A sweep trains one target bank on the base dataset; every trial must probe that dataset."""
+    from ssl_ray.probes.targets import default_targets, needs_bank
+
+    p = sweep.base.probe
+    if p.target_bank is not None or not needs_bank(p.targets or default_targets(False)):
+        return
+    for key in ("data.dataset", "data.data_root"):
+        if key in sweep.search_space:
+            raise ConfigError(f"{key} is searched, but a sweep builds one target bank (for the random_<r> targets) "
+                              f"on the base dataset; run one sweep per dataset, give probe.target_bank, or drop "
+                              f"the random_<r> targets (probe.targets)")
+
+
+def validate_experiment(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Check one trial's config, section by section; return it normalized."""
+    _check_data(cfg)
+    _check_model(cfg)
+    _check_objective(cfg)
+    _check_optim(cfg)
+    normalized = _check_train(cfg)
+    _check_probe(cfg)
+    return normalized
+
+
+def _check_data(cfg: ExperimentConfig) -> None:
+    from ssl_ray.data.augment import AUGMENTATIONS
+    from ssl_ray.data.datasets import DATASETS
+    from ssl_ray.data.loaders import LOADERS
+
+    d = cfg.data
+    AUGMENTATIONS.get(d.augment)
+    check_int("data.image_size", d.image_size, lo=4)
+    check_int("data.views", d.views, lo=2)
+    check_int("data.num_workers", d.num_workers, lo=0)
+    check_choice("data.loader", d.loader, LOADERS)
+    if d.beton is not None:
+        from ssl_ray.data.beton import inspect_beton
+
+        inspect_beton(d.beton)
+    elif d.loader == "ffcv":
+        raise ConfigError("data.loader 'ffcv' needs data.beton (--beton): a .beton written by `ssl-ray data write-beton`")
+    source = DATASETS.get(d.dataset)
+    source.check(d.dataset, d.data_root, d.superclass_map)  # probes read the dataset even when training reads a .beton
+    if d.loader == "memory" and not source.in_memory:
+        raise ConfigError(f"data.loader 'memory' needs an in-memory dataset; {d.dataset!r} is read from image files "
+                          f"(use 'torchvision' or a .beton)")
+
+
+def _check_model(cfg: ExperimentConfig) -> None:
+    from ssl_ray.models.backbones import BACKBONES
+
+    m = cfg.model
+    BACKBONES.get(m.backbone)
+    check_int("model.depth", m.depth, lo=1)
+    check_int("model.width", m.width, lo=1)
+    if not isinstance(m.projector_dims, list) or not m.projector_dims:
+        raise ConfigError(f"model.projector_dims must be a non-empty list of positive ints, got {m.projector_dims!r}")
+    for i, dim in enumerate(m.projector_dims):
+        check_int(f"model.projector_dims[{i}]", dim, lo=1)
+
+
+def _check_objective(cfg: ExperimentConfig) -> None:
+    from ssl_ray.objectives import OBJECTIVES
+
+    o = cfg.objective
+    cls = OBJECTIVES.get(o.name)
+    known = cls.hparams()
+    for k, v in o.params.items():
+        if k not in known:
+            raise ConfigError(f"unknown hyperparameter objective.{k} for {o.name!r} (known: {', '.join(known)})")
+        check_number(f"objective.{k}", v)
+    try:
+        cls.check_hparams(**o.params)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _check_optim(cfg: ExperimentConfig) -> None:
+    from ssl_ray.train.optim import OPTIMIZERS
+
+    opt = cfg.optim
+    OPTIMIZERS.get(opt.optimizer)
+    check_number("optim.lr", opt.lr, lo=0.0, strict=True)
+    check_number("optim.weight_decay", opt.weight_decay, lo=0.0)
+    check_int("optim.warmup_epochs", opt.warmup_epochs, lo=0)
+    check_int("optim.batch_size", opt.batch_size, lo=2)
+
+
+def _check_train(cfg: ExperimentConfig) -> ExperimentConfig:
+    t = cfg.train
+    check_choice("train.mode", t.mode, MODES)
+    check_int("train.epochs", t.epochs, lo=1)
+    check_int("train.seed", t.seed, lo=0)
+    check_int("train.workers", t.workers, lo=1)
+    check_number("train.cpus_per_worker", t.cpus_per_worker, lo=0.0, strict=True)
+    check_number("train.gpus_per_worker", t.gpus_per_worker, lo=0.0)
+    check_int("train.max_failures", t.max_failures, lo=-1)
+    check_int("train.resume_every", t.resume_every, lo=0)
+    check_number("train.collapse_std", t.collapse_std, lo=0.0)
+    check_choice("train.amp", t.amp, AMP_MODES)
+    check_choice("train.channels_last", t.channels_last, SWITCHES)
+    check_choice("train.sync_batchnorm", t.sync_batchnorm, SWITCHES)
+    check_choice("train.placement_strategy", t.placement_strategy, PLACEMENT_STRATEGIES)
+    if t.sync_batchnorm == "on" and t.gpus() == 0:
+        raise ConfigError("train.sync_batchnorm=on needs CUDA workers (train.use_gpu or train.gpus_per_worker): "
+                          "torch's SyncBatchNorm runs only on GPUs")
+    if t.checkpoint_epochs is not None:
+        if not isinstance(t.checkpoint_epochs, list):
+            raise ConfigError(f"train.checkpoint_epochs must be a list of epochs, got {t.checkpoint_epochs!r}")
+        for e in t.checkpoint_epochs:
+            check_int("train.checkpoint_epochs[]", e, lo=0, hi=t.epochs)
+    if t.init_checkpoint is None:
+        return cfg
+    return cfg.replace(train={"init_checkpoint": _check_init_checkpoint(cfg)})
+
+
+def _check_init_checkpoint(cfg: ExperimentConfig) -> str:
+    """The checkpoint must load (as data) and hold the backbone and projector this run builds; returns its
+    directory (a ``state.pt`` path is normalized to it)."""
+    from ssl_ray.checkpoints import CHECKPOINT_FILE, CorruptCheckpoint, checkpoint_dir, load_state
+
+    ckpt_dir = checkpoint_dir(cfg.train.init_checkpoint)
+    if not (ckpt_dir / CHECKPOINT_FILE).is_file():
+        raise ConfigError(f"train.init_checkpoint {cfg.train.init_checkpoint!r}: no such checkpoint "
+                          f"(a {CHECKPOINT_FILE} or its directory)")
+    try:
+        saved = load_state(ckpt_dir)
+    except CorruptCheckpoint as e:
+        raise ConfigError(f"train.init_checkpoint: {e}") from None
+    theirs = (saved.get("config") or {}).get("model") or {}
+    mine = dataclasses.asdict(cfg.model)
+    diff = [k for k in ("backbone", "depth", "width", "projector_dims") if theirs.get(k) != mine[k]
+            and not (k == "depth" and mine["backbone"] != "res")]
+    if diff:
+        raise ConfigError(f"train.init_checkpoint {str(ckpt_dir)!r} holds a different model: "
+                          + ", ".join(f"model.{k} {theirs.get(k)!r} there, {mine[k]!r} here" for k in diff))
+    return str(ckpt_dir)
+
+
+def _check_probe(cfg: ExperimentConfig) -> None:
+    from ssl_ray.data.augment import AUGMENTATIONS
+    from ssl_ray.data.datasets import dataset_meta
+    from ssl_ray.probes.scoring import PROBES
+    from ssl_ray.probes.targets import TargetBank, default_targets, needs_bank, parse_target
+
+    d, p = cfg.data, cfg.probe
+    for key in ("targets", "metrics", "layers"):
+        check_names(f"probe.{key}", getattr(p, key))
+    for name in p.metrics or []:
+        PROBES.get(name)
+    kinds = [parse_target(name)[0] for name in p.targets or []]
+    if "superclass" in kinds and not dataset_meta(d.dataset, d.data_root, d.superclass_map)["num_superclasses"]:
+        raise ConfigError(f"probe target 'superclass': dataset {d.dataset!r} has no superclass labels"
+                          + (" (give data.superclass_map)" if d.dataset in ("digits", "imagefolder", "imagenet") else ""))
+    for key in ("sample_images", "sample_train_views", "sample_test_views"):
+        if getattr(p, key) is not None:
+            check_int(f"probe.{key}", getattr(p, key), lo=2 if key == "sample_images" else 1)
+    if p.sample_augment is not None:
+        AUGMENTATIONS.get(p.sample_augment)
+    if p.target_bank is not None and needs_bank(p.targets or default_targets(False)):
+        TargetBank.load(p.target_bank)
+    check_int("probe.bank_epochs", p.bank_epochs, lo=5)
+    check_number("probe.val_fraction", p.val_fraction, lo=0.0, strict=True)
+    if p.val_fraction >= 0.5:
+        raise ConfigError(f"probe.val_fraction must be < 0.5 (the probes fit on the rest), got {p.val_fraction!r}")
+    for key, lo in (("max_train_images", 10), ("max_test_images", 10), ("linear_max_iter", 1), ("mine_seeds", 1),
+                    ("mine_steps", 1), ("mine_hidden", 1), ("mine_batch_size", 2), ("max_retries", 0), ("seed", 0)):
+        check_int(f"probe.{key}", getattr(p, key), lo=lo)
+    check_number("probe.linear_c", p.linear_c, lo=0.0, strict=True)
+    check_number("probe.num_cpus", p.num_cpus, lo=0.0)
+    check_number("probe.num_gpus", p.num_gpus, lo=0.0)
+    if p.max_concurrent is not None:
+        check_int("probe.max_concurrent", p.max_concurrent, lo=1)

@@ -24,13 +24,18 @@ def sweep_main(argv: Optional[Sequence[str]] = None, config_file: Optional[str] 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parse(argv, prog, config_file)
-        cfg = sweep_from_args(args)
+        if args.resume:
+            from pathlib import Path
+
+            cfg = resume_config(Path(args.resume), args.address, args.num_cpus)
+        else:
+            cfg = sweep_from_args(args)
     except ConfigError as e:
         return bad_input(e)
     if args.print_config:
         print_config(cfg, sys.stdout)
         return EXIT_OK
-    return _run(cfg, args.verbose, None, _command_line(prog, argv))
+    return _run(cfg, args.verbose, args.resume, _command_line(prog, argv))
 
 
 def resume_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
@@ -59,9 +64,9 @@ def resume_config(d, address: Optional[str], num_cpus: Optional[int]):
 
     d = d.expanduser().resolve()
     if not d.is_dir():
-        raise ConfigError(f"resume {d}: no such directory")
+        raise ConfigError(f"--resume {d}: no such directory")
     if not (d / SWEEP_FILE).is_file() or not any(d.glob("experiment_state-*.json")):
-        raise ConfigError(f"resume {d}: not a sweep directory (no {SWEEP_FILE} and Ray Tune experiment state in it; "
+        raise ConfigError(f"--resume {d}: not a sweep directory (no {SWEEP_FILE} and Ray Tune experiment state in it; "
                           f"sweeps live in results/sweeps/<name>)")
     raw = load_yaml_mapping(d / SWEEP_FILE)
     raw.update({k: v for k, v in (("address", address), ("num_cpus", num_cpus)) if v is not None})
@@ -139,7 +144,7 @@ COMMANDS = {
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = [f"usage: ssl-ray <command> [options]   (ssl-ray <command> --help for its options)", "", "commands:"]
+    lines = ["usage: ssl-ray <command> [options]   (ssl-ray <command> --help for its options)", "", "commands:"]
     lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
     lines += ["", "  --version  print the version", "", "Sweep recipes: configs/*.yaml (e.g. ssl-ray sweep --config "
               "configs/vicreg_digits.yaml --print-config)."]

@@ -13,7 +13,9 @@ from conftest import PY, ROOT
 SCRIPT = str(ROOT / "experiments" / "sweep_vicreg.py")
 
 CASES = [
-    (["--objective", "simclrr"], "unknown objective 'simclrr'"),
+    (["--set", "objective.name=simclrr"], "unknown objective 'simclrr'"),
+    # this recipe searches VICReg's own hyperparameters: it does not offer --objective
+    (["--objective", "simclr"], "unrecognized arguments: --objective simclr"),
     (["--backbone", "vit_huge"], "unknown backbone 'vit_huge'"),
     (["--search", "model.width=[0]"], "model.width must be >= 1, got 0"),
     (["--set", "model.depth=-2"], "model.depth must be >= 1, got -2"),
@@ -212,6 +214,7 @@ def failure_inputs(tmp_path_factory):
     import yaml
 
     from ssl_ray.config import SWEEP_FILE, ExperimentConfig, SweepConfig
+    from ssl_ray.validation import validate_experiment
     from ssl_ray.models.build import model_from_config
     from ssl_ray.train.optim import build_optimizer, build_scheduler
     from ssl_ray.train.state import save_state
@@ -281,4 +284,4 @@ def test_resume_command_needs_a_sweep_directory(clean_env):
     proc = subprocess.run([PY, "-m", "ssl_ray.cli", "resume"], capture_output=True, text=True, env=clean_env, timeout=120, cwd=ROOT)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "give the sweep directory to resume" in lines[0], lines
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "the following arguments are required: sweep_dir" in lines[0], lines

@@ -248,7 +248,7 @@ def test_untrained_classifier_labels_spread_over_the_classes(tmp_path):
 
     from conftest import PY, ROOT
     from ssl_ray.config import ExperimentConfig
-from ssl_ray.validation import validate_experiment
+    from ssl_ray.validation import validate_experiment
     from ssl_ray.data.datasets import load_dataset
     from ssl_ray.probes.bank import build_target_bank, logits
     from ssl_ray.models.build import load_model, model_from_config
@@ -296,6 +296,7 @@ def test_random_targets_come_from_the_bank_and_unscorable_targets_are_skipped(tm
     """random_<r> takes the bank epoch nearest r; a single-class target next to good ones is skipped
     with a reason while the good ones are scored."""
     from ssl_ray.config import ExperimentConfig
+    from ssl_ray.validation import validate_experiment
     from ssl_ray.data.datasets import load_dataset
     from ssl_ray.probes.probe_data import build_probe_data
     from ssl_ray.probes.scoring import FeatureSet, score_layer

@@ -101,4 +101,4 @@ def class_mean_distance(x: Array, y: Array) -> float:
     return float(class_spread(x, y)[1].mean().item())
 
 
-from ssl_ray.probes.linear import linear_probe_accuracy  # noqa: E402  (the contract names it here)
+from ssl_ray.probes.linear import linear_probe_accuracy  # noqa: E402,F401  (the contract names it here)

@@ -14,8 +14,7 @@ in MLflow yet are submitted.
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Optional
 
 from ray import tune
 

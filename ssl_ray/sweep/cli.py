@@ -130,6 +130,9 @@ def build_parser(prog: Optional[str], config_file: Optional[str] = None) -> OneL
     p.add_argument("--no-report", dest="report", action="store_false", default=None,
                    help="skip the figures and trial table written at the end (ssl-ray report writes them later)")
     p.add_argument("--verbose", action="store_true", help="stream worker logs to the console")
+    p.add_argument("--resume", metavar="SWEEP_DIR",
+                   help="continue a stopped or crashed sweep (e.g. results/sweeps/vicreg_digits) with its saved settings; "
+                        "only --address, --num-cpus and --verbose may be given with it")
     p.set_defaults(_recipe=raw)
     return p
 
@@ -188,6 +191,18 @@ def _dest(flag: str) -> str:
     return flag.lstrip("-").replace("-", "_")
 
 
+RESUME_FLAGS = ("resume", "address", "num_cpus", "verbose", "_recipe")
+
+
+def check_resume_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """A resumed sweep keeps the settings it started with: no other flag may be given with --resume."""
+    for action in parser._actions:
+        if action.dest not in RESUME_FLAGS and action.dest != "help" and getattr(args, action.dest) != action.default:
+            flag = action.option_strings[0] if action.option_strings else action.dest
+            raise ConfigError(f"--resume continues a sweep with the settings it started with; {flag} cannot change them "
+                              f"(start a new sweep with another --name instead)")
+
+
 def sweep_from_args(args: argparse.Namespace) -> SweepConfig:
     """The validated, normalized sweep: what the tuner, each trial and each worker receive."""
     from ssl_ray.validation import validate_sweep
@@ -219,4 +234,8 @@ def experiment_keys() -> List[str]:
 
 
 def parse(argv: Sequence[str], prog: Optional[str], config_file: Optional[str]) -> argparse.Namespace:
-    return build_parser(prog, config_file).parse_args(list(argv))
+    parser = build_parser(prog, config_file)
+    args = parser.parse_args(list(argv))
+    if args.resume:
+        check_resume_flags(args, parser)
+    return args

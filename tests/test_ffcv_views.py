@@ -84,7 +84,7 @@ def test_two_distributed_ranks_get_disjoint_covering_shards(tmp_path):
 
 def test_ffcv_ops_match_the_torch_backend():
     """The numba kernels and the batched torch ops compute the same functions (up to uint8 rounding)."""
-    from ssl_ray.data import ffcv_ops
+    from ssl_ray.data import ffcv_color
     from ssl_ray.data.augment import gaussian_blur, luminance, shift_hue
 
     rng = np.random.default_rng(0)
@@ -94,19 +94,19 @@ def test_ffcv_ops_match_the_torch_backend():
     # hue rotation
     for shift in (-0.3, 0.07, 0.45):
         f = (img[0].astype(np.float32) / 255).copy()
-        ffcv_ops._shift_hue(f, shift)
+        ffcv_color._shift_hue(f, shift)
         ref = shift_hue(t[:1], torch.tensor([shift]))[0].permute(1, 2, 0).numpy()
         np.testing.assert_allclose(f, ref, atol=1e-5)
     # blur with a fixed sigma (p=1, sigma range of width 0), reflect padding
-    blurred = ffcv_ops._blur_kernel(img.copy(), None, 1.0, 1.3, 1.3, 5)
+    blurred = ffcv_color._blur_kernel(img.copy(), None, 1.0, 1.3, 1.3, 5)
     ref = gaussian_blur(t * 255, torch.full((4,), 1.3), 5).round().clamp(0, 255).permute(0, 2, 3, 1).numpy()
     assert np.abs(blurred.astype(int) - ref.astype(int)).max() <= 1
     # grayscale (p=1)
-    gray = ffcv_ops._gray_kernel(img.copy(), None, 1.0)
+    gray = ffcv_color._gray_kernel(img.copy(), None, 1.0)
     ref = (luminance(t * 255) + 0.5).floor().clamp(0, 255).expand(-1, 3, -1, -1).permute(0, 2, 3, 1).numpy()
     assert np.abs(gray.astype(int) - ref.astype(int)).max() <= 1
     # solarize (p=1): pixels >= 128 inverted
-    sol = ffcv_ops._solarize_kernel(img.copy(), None, 1.0)
+    sol = ffcv_color._solarize_kernel(img.copy(), None, 1.0)
     np.testing.assert_array_equal(sol, np.where(img >= 128, 255 - img, img))
     # p=0 leaves images alone
-    np.testing.assert_array_equal(ffcv_ops._jitter_kernel(img.copy(), None, 0.0, 0.4, 0.4, 0.4, 0.1), img)
+    np.testing.assert_array_equal(ffcv_color._jitter_kernel(img.copy(), None, 0.0, 0.4, 0.4, 0.4, 0.1), img)

@@ -1,0 +1,125 @@
+"""Seeded randomness for FFCV pipelines: the epoch cell, per-batch seeding of numba's RNG, and the base
+of every random batch op (see ``ffcv_ops.py`` for why FFCV's own ops cannot be seeded)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable, Optional, Tuple
+
+import numba
+import numpy as np
+from numba import njit, types
+from numba.core import cgutils
+from numba.core.extending import intrinsic
+
+from ffcv.pipeline.allocation_query import AllocationQuery
+from ffcv.pipeline.operation import Operation
+from ffcv.pipeline.state import State
+# ------------------------------------------------------------------------------------------------
+# The epoch cell and per-batch seeding
+
+
+@intrinsic
+def _voidptr(typingctx, addr):
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return types.voidptr(addr), codegen
+
+
+class EpochCell:
+    """``[seed, epoch]`` in memory that compiled pipelines read at run time."""
+
+    def __init__(self, seed: int) -> None:
+        self.values = np.array([seed, 0], dtype=np.int64)
+
+    @property
+    def address(self) -> int:
+        return int(self.values.ctypes.data)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.values[1] = epoch
+
+
+@njit(cache=True)
+def _mix(x):
+    """splitmix64's finalizer: a bijective 64-bit hash."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(cache=True)
+def seed_batch(cell_addr, salt, batch_indices):
+    """Seed this thread's numba RNG from (seed, epoch, salt, every index of the batch)."""
+    cell = numba.carray(_voidptr(cell_addr), (2,), np.int64)
+    h = _mix(np.uint64(cell[0]) + np.uint64(0x9E3779B97F4A7C15))
+    h = _mix(h ^ np.uint64(cell[1]))
+    h = _mix(h ^ np.uint64(salt))
+    for k in range(len(batch_indices)):
+        h = _mix(h ^ np.uint64(batch_indices[k]))
+    np.random.seed(np.uint32(h >> np.uint64(32)))
+
+
+# numba's parallel compiler turns array-sized np.random calls into parallel loops over per-thread
+# RNGs, which no seed can reproduce; kernels therefore draw through these serial helpers.
+
+
+@njit(cache=True)
+def draw_uniform(lo, hi, n):
+    return np.random.uniform(lo, hi, n)
+
+
+@njit(cache=True)
+def draw_coins(p, n):
+    return np.random.random(n) < p
+
+
+@njit(cache=True)
+def draw_crop_uniforms(n):
+    return np.random.random((n, 10, 4))
+
+
+@njit(cache=True)
+def draw_normal(shape):
+    return np.random.standard_normal(shape)
+
+
+# ------------------------------------------------------------------------------------------------
+# Photometric and geometric ops
+
+
+class _BatchOp(Operation):
+    """An op that seeds the batch, then calls ``kernel(images, dst, *params)``; ``in_place`` ops write
+    into their input. ``bind(cell, salt)`` gives it the epoch cell and a salt unique in the loader."""
+
+    in_place = True
+    cell: Optional[EpochCell] = None
+    salt: int = 0
+
+    def bind(self, cell: EpochCell, salt: int) -> "_BatchOp":
+        self.cell, self.salt = cell, int(salt)
+        return self
+
+    def params(self) -> tuple:
+        raise NotImplementedError
+
+    @staticmethod
+    def kernel(images, dst, *params):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def generate_code(self) -> Callable:
+        if self.cell is None:
+            raise ValueError(f"{type(self).__name__} needs bind(cell, salt) before use")
+        kernel, params, addr, salt = self.kernel, self.params(), self.cell.address, self.salt
+
+        def op(images, dst, batch_indices):
+            seed_batch(addr, salt, batch_indices)
+            return kernel(images, dst, *params)
+
+        op.with_indices = True
+        return op
+
+    def declare_state_and_memory(self, previous_state: State) -> Tuple[State, Optional[AllocationQuery]]:
+        alloc = None if self.in_place else AllocationQuery(previous_state.shape, previous_state.dtype)
+        return replace(previous_state, jit_mode=True), alloc

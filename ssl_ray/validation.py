@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 from typing import Optional
 
 from ssl_ray.config import (AMP_MODES, MODES, PLACEMENT_STRATEGIES, SCHEDULERS, SWITCHES, TRIAL_DRIVER_CPUS,
@@ -37,14 +38,14 @@ def validate_sweep(sweep: SweepConfig) -> SweepConfig:
 
     check_tracking_uri(sweep.resolved_mlflow_uri())
     _check_bank_is_shared(sweep)
-    base = validate_experiment(sweep.base)
+    base = normalized(sweep.base)
     # Every trial the search space yields must be valid; the base alone is never run when a searched key
     # overrides it (e.g. base objective vicreg, searched objective.name=[mmcr]). A local Ray instance has a
     # known size: a trial that can never fit would wait forever.
     local_cpus = None if sweep.address else (sweep.num_cpus or os.cpu_count() or 1)
     for searched, cfg in sweep.replace(base=base).trial_configs_for_validation():
         try:
-            exp = base if not searched else validate_experiment(ExperimentConfig.from_dict(cfg))
+            exp = validate_experiment(ExperimentConfig.from_dict(cfg))
             _check_fits(exp, local_cpus)
         except ConfigError as e:  # name the trial when the fault lies in a section that the search changes
             blamed = any(f"{k.split('.')[0]}." in str(e) for k in searched)
@@ -87,15 +88,35 @@ def _check_bank_is_shared(sweep: SweepConfig) -> None:
                               f"the random_<r> targets (probe.targets)")
 
 
+PATH_KEYS = {"data": ("data_root", "beton", "superclass_map"), "train": ("init_checkpoint",), "probe": ("target_bank",)}
+
+
+def normalized(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Paths made absolute (``~`` expanded), so that every worker on every node reads the same files; a
+    ``train.init_checkpoint`` given as ``<dir>/state.pt`` becomes the checkpoint directory."""
+    from ssl_ray.checkpoints import checkpoint_dir
+
+    changes = {}
+    for section, keys in PATH_KEYS.items():
+        values = {k: getattr(getattr(cfg, section), k) for k in keys}
+        fixed = {k: str(Path(v).expanduser().resolve()) for k, v in values.items() if isinstance(v, str) and "://" not in v}
+        if section == "train" and fixed.get("init_checkpoint"):
+            fixed["init_checkpoint"] = str(checkpoint_dir(fixed["init_checkpoint"]))
+        if fixed != {k: v for k, v in values.items() if k in fixed}:
+            changes[section] = fixed
+    return cfg.replace(**changes) if changes else cfg
+
+
 def validate_experiment(cfg: ExperimentConfig) -> ExperimentConfig:
     """Check one trial's config, section by section; return it normalized."""
+    cfg = normalized(cfg)
     _check_data(cfg)
     _check_model(cfg)
     _check_objective(cfg)
     _check_optim(cfg)
-    normalized = _check_train(cfg)
+    _check_train(cfg)
     _check_probe(cfg)
-    return normalized
+    return cfg
 
 
 def _check_data(cfg: ExperimentConfig) -> None:
@@ -162,7 +183,7 @@ def _check_optim(cfg: ExperimentConfig) -> None:
     check_int("optim.batch_size", opt.batch_size, lo=2)
 
 
-def _check_train(cfg: ExperimentConfig) -> ExperimentConfig:
+def _check_train(cfg: ExperimentConfig) -> None:
     t = cfg.train
     check_choice("train.mode", t.mode, MODES)
     check_int("train.epochs", t.epochs, lo=1)
@@ -185,14 +206,12 @@ def _check_train(cfg: ExperimentConfig) -> ExperimentConfig:
             raise ConfigError(f"train.checkpoint_epochs must be a list of epochs, got {t.checkpoint_epochs!r}")
         for e in t.checkpoint_epochs:
             check_int("train.checkpoint_epochs[]", e, lo=0, hi=t.epochs)
-    if t.init_checkpoint is None:
-        return cfg
-    return cfg.replace(train={"init_checkpoint": _check_init_checkpoint(cfg)})
+    if t.init_checkpoint is not None:
+        _check_init_checkpoint(cfg)
 
 
-def _check_init_checkpoint(cfg: ExperimentConfig) -> str:
-    """The checkpoint must load (as data) and hold the backbone and projector this run builds; returns its
-    directory (a ``state.pt`` path is normalized to it)."""
+def _check_init_checkpoint(cfg: ExperimentConfig) -> None:
+    """The checkpoint must load (as data) and hold the backbone and projector this run builds."""
     from ssl_ray.checkpoints import CHECKPOINT_FILE, CorruptCheckpoint, checkpoint_dir, load_state
 
     ckpt_dir = checkpoint_dir(cfg.train.init_checkpoint)
@@ -210,7 +229,16 @@ def _check_init_checkpoint(cfg: ExperimentConfig) -> str:
     if diff:
         raise ConfigError(f"train.init_checkpoint {str(ckpt_dir)!r} holds a different model: "
                           + ", ".join(f"model.{k} {theirs.get(k)!r} there, {mine[k]!r} here" for k in diff))
-    return str(ckpt_dir)
+
+
+def _check_layers(cfg: ExperimentConfig) -> None:
+    """probe.layers must be taps of the model; they do not depend on the width, so a narrow copy answers."""
+    from ssl_ray.models.build import model_from_config
+
+    taps = model_from_config(cfg.replace(model={"width": 4}, train={"mode": "ssl"})).taps
+    unknown = [name for name in cfg.probe.layers if name not in taps]
+    if unknown:
+        raise ConfigError(f"probe.layers: {unknown[0]!r} is not a layer of this model (its layers: {', '.join(taps)})")
 
 
 def _check_probe(cfg: ExperimentConfig) -> None:
@@ -222,6 +250,8 @@ def _check_probe(cfg: ExperimentConfig) -> None:
     d, p = cfg.data, cfg.probe
     for key in ("targets", "metrics", "layers"):
         check_names(f"probe.{key}", getattr(p, key))
+    if p.layers is not None:
+        _check_layers(cfg)
     for name in p.metrics or []:
         PROBES.get(name)
     kinds = [parse_target(name)[0] for name in p.targets or []]

@@ -33,3 +33,32 @@ def clean_env(tmp_path):
 
 # Sweeps that test training, not the probe suite, probe lightly: NCC/CDNV on class and random labels.
 LIGHT_PROBES = ["--set", "probe.metrics=[ncc,cdnv]", "--set", "probe.targets=[class,permuted_1.0]"]
+
+
+class SweepRun:
+    """A sweep script run to the end in its own process, and what it left in MLflow."""
+
+    def __init__(self, proc, uri: str, name: str, sweep_dir: Path):
+        from ssl_ray.tracking import TAG_KIND, child_runs, client
+
+        self.proc, self.uri, self.name, self.sweep_dir = proc, uri, name, sweep_dir
+        self.client = client(uri)
+        exp = self.client.get_experiment_by_name(name)
+        runs = self.client.search_runs([exp.experiment_id]) if exp is not None else []
+        parents = [r for r in runs if r.data.tags.get(TAG_KIND) == "sweep"]
+        self.parent = parents[0] if parents else None
+        self.trials = child_runs(self.client, self.parent.info.run_id) if self.parent else []
+
+
+def run_sweep_script(script: str, name: str, tmp: Path, *args: str, env=None, timeout: int = 900, cwd=None,
+                     expect_rc: int = 0, uri=None) -> SweepRun:
+    """``python experiments/<script> --name <name> <args>`` with its sweeps and MLflow store under ``tmp``
+    (``--num-cpus 2``); asserts its exit code and returns the sweep read back from MLflow."""
+    import subprocess
+
+    uri = uri or f"sqlite:///{tmp / 'mlflow.db'}"
+    cmd = [PY, str(ROOT / "experiments" / script), "--name", name, *args, "--storage-path", str(tmp / "sweeps"),
+           "--mlflow-uri", uri, "--num-cpus", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd or ROOT, env=env)
+    assert proc.returncode == expect_rc, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return SweepRun(proc, uri, name, tmp / "sweeps" / name)

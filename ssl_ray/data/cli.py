@@ -40,11 +40,11 @@ def _parser(prog: Optional[str]):
 
 
 def data_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
-    from ssl_ray.data.beton import check_write_options, inspect_beton, write_beton
-    from ssl_ray.data.datasets import DATASETS, download_cifar, load_dataset
-
     try:
         args = _parser(prog).parse_args(argv)
+        from ssl_ray.data.beton import check_write_options, inspect_beton, write_beton
+        from ssl_ray.data.datasets import DATASETS, download_cifar, load_dataset
+
         if args.cmd == "inspect":
             info = inspect_beton(args.path)
             print(f"{info.path}: {info.num_samples} samples, fields {info.fields}, max {info.max_height}x{info.max_width} px, "

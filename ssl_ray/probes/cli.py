@@ -22,7 +22,9 @@ def _parser(prog: Optional[str], bank: bool):
         p.add_argument("--trial-dir", required=True, help="the supervised trial's checkpoint folder")
         p.add_argument("--out", required=True, help="the .npz file to write")
         return p
-    p = OneLineParser(prog=prog, description="Compute or complete the probes of an existing trial's checkpoints.")
+    p = OneLineParser(prog=prog, description="Compute or complete the probes of an existing trial's checkpoints.",
+                      epilog=f"{prog} bank --trial-dir DIR --out FILE: targets of graded randomness (a target bank) from a "
+                             f"supervised trial's checkpoints ({prog} bank --help)")
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--run-id", help="the trial's MLflow run id")
     who.add_argument("--trial-dir", help="the trial's checkpoint folder (its run id is read from the checkpoints)")
@@ -41,9 +43,9 @@ def probe_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None)
     argv = list(argv or [])
     try:
         if argv[:1] == ["bank"]:
+            args = _parser(prog, bank=True).parse_args(argv[1:])
             from ssl_ray.probes.bank import write_target_bank
 
-            args = _parser(prog, bank=True).parse_args(argv[1:])
             bank = write_target_bank(args.trial_dir, args.out)
             levels = ", ".join(f"epoch {e}: r={r:.2f} (acc {a:.3f})" for e, r, a in zip(bank.epochs, bank.randomness, bank.accuracy))
             print(f"{args.out}: {len(bank.epochs)} epochs -- {levels}")

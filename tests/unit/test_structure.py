@@ -150,3 +150,41 @@ def test_no_import_cycle():
 def test_no_module_is_too_long():
     long = {m: n for m, p in MODULES.items() if (n := len(p.read_text().splitlines())) > 300}
     assert not long, f"modules over 300 lines: {long}"
+
+
+def calls_of(name: str, owner: str = "") -> Dict[str, List[str]]:
+    """``{module: [enclosing function, ...]}`` for every call of ``name`` (``name(...)`` or ``x.name(...)``;
+    with ``owner``, only ``owner.name(...)``)."""
+    out: Dict[str, List[str]] = {}
+    for m, p in MODULES.items():
+        tree = ast.parse(p.read_text())
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Call):
+                    f = node.func
+                    called = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
+                    if owner and not (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == owner):
+                        continue
+                    if called == name:
+                        out.setdefault(m, []).append(fn.name)
+    return out
+
+
+def test_state_pt_is_opened_by_exactly_one_function():
+    torch_loads = calls_of("load", owner="torch")
+    assert torch_loads == {"ssl_ray.checkpoints": ["load_state"]}, torch_loads
+    named = [m for m, p in MODULES.items() if '"state.pt"' in p.read_text()]
+    assert named == ["ssl_ray.checkpoints"], named
+
+
+def test_the_config_is_validated_at_the_edge_only():
+    """Once per process edge: the command line (and a resume) validate; the tuner, the trial and the worker
+    receive the normalized config and never validate again."""
+    callers = {m for name in ("validate_sweep", "validate_experiment") for m in calls_of(name)}
+    assert callers <= {"ssl_ray.cli", "ssl_ray.sweep.cli", "ssl_ray.validation"}, callers
+    assert "ssl_ray.cli" in callers and "ssl_ray.sweep.cli" in callers
+    for m in in_package("ssl_ray.train") + in_package("ssl_ray.sweep") + in_package("ssl_ray.probes"):
+        if m != "ssl_ray.sweep.cli":
+            assert "ssl_ray.validation" not in ours(GRAPH[m]), m

@@ -1,26 +1,18 @@
 """The other experiment scripts end to end on tiny settings: every SSL objective and the supervised
 baseline train under Ray Train, and each trial gets its probe metrics in MLflow."""
 
-import subprocess
 
 import pytest
 
-from mlflow.tracking import MlflowClient
 
-from conftest import LIGHT_PROBES, PY, ROOT
+from conftest import LIGHT_PROBES, run_sweep_script
 
-TINY = ["--epochs", "1", "--set", "model.depth=2", "--num-cpus", "2", *LIGHT_PROBES]
+TINY = ["--epochs", "1", "--set", "model.depth=2", *LIGHT_PROBES]
 
 
 def run_script(script, name, tmp_path, *extra):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    cmd = [PY, str(ROOT / "experiments" / script), "--name", name, *TINY, *extra,
-           "--storage-path", str(tmp_path / "sweeps"), "--mlflow-uri", uri]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    c = MlflowClient(uri)
-    exp = c.get_experiment_by_name(name)
-    return c, [r for r in c.search_runs([exp.experiment_id]) if r.data.tags.get("ssl_ray.kind") == "trial"]
+    run = run_sweep_script(script, name, tmp_path, *TINY, *extra)
+    return run.client, run.trials
 
 
 @pytest.mark.slow  # ~2 min; each objective is also checked against its official code and under DDP in the default suite

@@ -43,6 +43,7 @@ CASES = [
     (["--set", "probe.val_fraction=0.6"], "probe.val_fraction must be < 0.5"),
     (["--set", "probe.sample_images=1"], "probe.sample_images must be >= 2, got 1"),
     (["--set", "probe.num_gpus=-1"], "probe.num_gpus must be >= 0.0, got -1"),
+    (["--set", "probe.layers=[block1,layer4]"], "probe.layers: 'layer4' is not a layer of this model (its layers: block1,"),
 ]
 
 

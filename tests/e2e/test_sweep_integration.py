@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import PY, ROOT
+from conftest import PY, ROOT, SweepRun, run_sweep_script
 from ssl_ray.faults import fired
 from ssl_ray.probes.scoring import PROBES, expected_keys
 
@@ -35,22 +35,18 @@ def tiny_sweep(tmp_path_factory):
         {"site": "probe.score", "match": {"epoch": 1, "layer": "block1"}, "times": 1},
         {"site": "probe.features", "match": {"epoch": 2}, "times": 2 * (RETRIES + 1)},
     ]))
-    env = dict(os.environ, SSL_RAY_FAULTS=str(faults))
-    cmd = [PY, str(ROOT / "experiments" / "sweep_vicreg.py"), "--name", "tiny", "--epochs", "2",
-           "--set", "model.depth=2", "--search", "model.width=[8]", "--search", "objective.lam=[10,25]",
-           "--search", "objective.mu=[25]", "--search", "objective.nu=[1]", "--set", f"probe.max_retries={RETRIES}",
-           "--set", "probe.sample_images=10", "--set", "probe.sample_train_views=10", "--set", "probe.sample_test_views=4",
-           "--storage-path", str(tmp / "sweeps"), "--mlflow-uri", uri, "--num-cpus", "2"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = run_sweep_script("sweep_vicreg.py", "tiny", tmp, "--epochs", "2",
+                           "--set", "model.depth=2", "--search", "model.width=[8]", "--search", "objective.lam=[10,25]",
+                           "--search", "objective.mu=[25]", "--search", "objective.nu=[1]", "--set", f"probe.max_retries={RETRIES}",
+                           "--set", "probe.sample_images=10", "--set", "probe.sample_train_views=10",
+                           "--set", "probe.sample_test_views=4", env=dict(os.environ, SSL_RAY_FAULTS=str(faults)), uri=uri)
     assert fired(faults) == 1 + 2 * (RETRIES + 1)
-    return tmp, uri, proc
+    return tmp, uri, run.proc
 
 
 def trial_runs(uri):
-    c = MlflowClient(uri)
-    exp = c.get_experiment_by_name("tiny")
-    return c, [r for r in c.search_runs([exp.experiment_id]) if r.data.tags.get("ssl_ray.kind") == "trial"]
+    run = SweepRun(None, uri, "tiny", None)
+    return run.client, run.trials
 
 
 def probe_steps(c, run_id):

@@ -11,13 +11,11 @@ The uninterrupted twin is the reference for the resumed one: same seed, same dat
 
 import json
 import os
-import subprocess
 
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
 
-from conftest import LIGHT_PROBES, PY, ROOT
+from conftest import LIGHT_PROBES, run_sweep_script
 from ssl_ray.faults import fired
 
 EPOCHS = 4
@@ -29,19 +27,13 @@ def sweep(tmp_path_factory):
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     faults = tmp / "faults.json"
     faults.write_text(json.dumps([{"site": "train.step", "match": {"epoch": 3, "step": 1}, "action": "sigkill"}]))
-    cmd = [PY, str(ROOT / "experiments" / "sweep_vicreg.py"), "--name", "ft", "--epochs", str(EPOCHS),
-           "--set", "model.depth=2", "--search", "model.width=[8]", "--search", "objective.lam=[25]",
-           "--search", "objective.mu=[25]", "--search", "objective.nu=[1]",
-           "--search", "optim.lr=[0.002,0.002,1e30]", "--cpus-per-worker", "0.6", *LIGHT_PROBES,
-           "--storage-path", str(tmp / "sweeps"), "--mlflow-uri", uri, "--num-cpus", "2"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT,
-                          env=dict(os.environ, SSL_RAY_FAULTS=str(faults)))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = run_sweep_script("sweep_vicreg.py", "ft", tmp, "--epochs", str(EPOCHS),
+                           "--set", "model.depth=2", "--search", "model.width=[8]", "--search", "objective.lam=[25]",
+                           "--search", "objective.mu=[25]", "--search", "objective.nu=[1]",
+                           "--search", "optim.lr=[0.002,0.002,1e30]", "--cpus-per-worker", "0.6", *LIGHT_PROBES,
+                           env=dict(os.environ, SSL_RAY_FAULTS=str(faults)), uri=uri)
     assert fired(faults) == 1  # the SIGKILL really happened
-    c = MlflowClient(uri)
-    exp = c.get_experiment_by_name("ft")
-    runs = [r for r in c.search_runs([exp.experiment_id]) if r.data.tags.get("ssl_ray.kind") == "trial"]
-    return tmp, c, runs, proc
+    return tmp, run.client, run.trials, run.proc
 
 
 def by_lr(runs, lr):

@@ -1,12 +1,10 @@
 """``--scheduler asha``: Ray Tune's ASHA stops the worse trials early; they are recorded as stopped and
 their kept checkpoints are still probed."""
 
-import subprocess
 
 import pytest
-from mlflow.tracking import MlflowClient
 
-from conftest import PY, ROOT
+from conftest import run_sweep_script
 from ssl_ray.probes.scoring import expected_keys
 
 LAYERS = ["block1", "block2", "proj_hidden1", "projector"]
@@ -17,16 +15,12 @@ def test_asha_stops_trials_early_and_probes_what_they_kept(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg = tmp_path / "asha.yaml"
     cfg.write_text("scheduler: asha\nasha_grace_period: 1\nasha_reduction_factor: 2\n")
-    cmd = [PY, str(ROOT / "experiments" / "sweep_vicreg.py"), "--config", str(cfg), "--name", "asha", "--epochs", "4",
-           "--set", "model.depth=2", "--search", "model.width=[8]", "--search", "objective.lam=[25]",
-           "--search", "objective.mu=[25]", "--search", "objective.nu=[1]", "--search", "optim.lr=[1e-5,2e-3,4e-3,1e-4]",
-           "--max-concurrent-trials", "2", "--cpus-per-worker", "0.95", "--set", "probe.metrics=[ncc]",
-           "--set", "probe.targets=[class]", "--storage-path", str(tmp_path / "sweeps"), "--mlflow-uri", uri, "--num-cpus", "2"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    c = MlflowClient(uri)
-    exp = c.get_experiment_by_name("asha")
-    runs = [r for r in c.search_runs([exp.experiment_id]) if r.data.tags.get("ssl_ray.kind") == "trial"]
+    run = run_sweep_script("sweep_vicreg.py", "asha", tmp_path, "--config", str(cfg), "--epochs", "4",
+                           "--set", "model.depth=2", "--search", "model.width=[8]", "--search", "objective.lam=[25]",
+                           "--search", "objective.mu=[25]", "--search", "objective.nu=[1]",
+                           "--search", "optim.lr=[1e-5,2e-3,4e-3,1e-4]", "--max-concurrent-trials", "2",
+                           "--cpus-per-worker", "0.95", "--set", "probe.metrics=[ncc]", "--set", "probe.targets=[class]", uri=uri)
+    c, runs, proc = run.client, run.trials, run.proc
     assert len(runs) == 4
     stopped = [r for r in runs if r.data.tags["ssl_ray.status"] == "stopped"]
     finished = [r for r in runs if r.data.tags["ssl_ray.status"] == "finished"]

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from mlflow.tracking import MlflowClient
 
-from conftest import LIGHT_PROBES, PY, ROOT
+from conftest import LIGHT_PROBES, PY, ROOT, SweepRun
 
 RAY = str(Path(PY).parent / "ray")
 
@@ -68,9 +67,7 @@ def test_cluster_yaml_keeps_servers_local_and_credentials_out():
 # -- a sweep on several nodes ------------------------------------------------------------------------
 
 def trial_runs(uri: str, name: str):
-    c = MlflowClient(uri)
-    runs = c.search_runs([c.get_experiment_by_name(name).experiment_id])
-    return [r for r in runs if r.data.tags.get("ssl_ray.kind") == "trial"]
+    return SweepRun(None, uri, name, None).trials
 
 
 def sweep_cmd(address: str, name: str, tmp_path: Path, *extra: str) -> list:

@@ -138,7 +138,7 @@ def run(device: torch.device, epochs: int, repeats: int) -> dict:
     ckpts = trained_checkpoints(epochs)
     epoch, path = ckpts[-1]
     model, cfg, _ = load_model(path)
-    cfg.probe.targets = TARGETS
+    cfg = cfg.replace(probe={"targets": TARGETS})
     data = build_probe_data(cfg)
     layers = model.taps
     ours(model, data, layers, device)  # warm-up (first-call allocations, CUDA context)

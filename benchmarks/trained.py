@@ -6,20 +6,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import List, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "experiments"))
 
 
 def base_config(epochs: int) -> dict:
-    from sweep_vicreg import DEFAULTS
+    """The base of the default recipe (configs/vicreg_digits.yaml) trained for ``epochs``."""
+    from ssl_ray.sweep.cli import recipe
 
-    cfg = json.loads(json.dumps(DEFAULTS["base"]))
+    cfg = recipe(str(ROOT / "configs" / "vicreg_digits.yaml"))["base"]
     cfg["train"]["epochs"] = epochs
     return cfg
 
@@ -41,12 +40,11 @@ def trained_checkpoints(epochs: int, cache: Path = ROOT / "results" / "benchmark
     from ssl_ray.sweep import environment
     from ssl_ray.train.loop import train_loop_per_worker
 
-    validate_experiment(ExperimentConfig.from_dict(cfg))
-    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    cfg = validate_experiment(ExperimentConfig.from_dict(cfg)).to_dict()
+    environment.apply()
     started = not ray.is_initialized()
     if started:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-    environment.apply()
     trainer = TorchTrainer(train_loop_per_worker, train_loop_config={"experiment": cfg},
                            scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 2}),
                            run_config=ray.train.RunConfig(name="trial", storage_path=str(out),

@@ -256,8 +256,10 @@ def _check_probe(cfg: ExperimentConfig) -> None:
         PROBES.get(name)
     kinds = [parse_target(name)[0] for name in p.targets or []]
     if "superclass" in kinds and not dataset_meta(d.dataset, d.data_root, d.superclass_map)["num_superclasses"]:
+        from ssl_ray.data.datasets import DATASETS
+
         raise ConfigError(f"probe target 'superclass': dataset {d.dataset!r} has no superclass labels"
-                          + (" (give data.superclass_map)" if d.dataset in ("digits", "imagefolder", "imagenet") else ""))
+                          + (" (give data.superclass_map)" if DATASETS.get(d.dataset).takes_superclass_map else ""))
     for key in ("sample_images", "sample_train_views", "sample_test_views"):
         if getattr(p, key) is not None:
             check_int(f"probe.{key}", getattr(p, key), lo=2 if key == "sample_images" else 1)

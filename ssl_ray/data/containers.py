@@ -107,6 +107,8 @@ class DatasetSource:
     in_memory: bool = True  # loads as an ArrayDataset (else a FileDataset)
     # The sample-level probe's default (images, train views, test views): the study's CIFAR-100 setting.
     sample_probe: Tuple[int, int, int] = (500, 100, 20)
+    sample_augment: str = "simclr"  # the sample-level probe's views when training uses none
+    takes_superclass_map: bool = False  # data.superclass_map gives it superclasses
 
     def check(self, name: str, data_root: Optional[str], superclass_map: Optional[str] = None) -> None:
         if self.needs_root:

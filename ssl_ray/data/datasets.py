@@ -89,4 +89,5 @@ def _digits_check(data_root: Optional[str], superclass_map: Optional[str] = None
         superclass_labels(superclass_map, DIGIT_CLASSES, [])
 
 
-DATASETS.register("digits")(DatasetSource(_digits, _digits_check, sample_probe=(20, 100, 20)))
+DATASETS.register("digits")(DatasetSource(_digits, _digits_check, sample_probe=(20, 100, 20), sample_augment="digits",
+                                                 takes_superclass_map=True))

@@ -99,5 +99,6 @@ def _folder_load(val_name: str) -> Callable:
     return load
 
 
-DATASETS.register("imagefolder")(DatasetSource(_folder_load("test"), _folder_check("test"), needs_root=True, in_memory=False))
-DATASETS.register("imagenet")(DatasetSource(_folder_load("val"), _folder_check("val"), needs_root=True, in_memory=False))
+for _name, _val in (("imagefolder", "test"), ("imagenet", "val")):
+    DATASETS.register(_name)(DatasetSource(_folder_load(_val), _folder_check(_val), needs_root=True, in_memory=False,
+                                           takes_superclass_map=True))

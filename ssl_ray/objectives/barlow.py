@@ -36,6 +36,7 @@ def cross_correlation_terms(z1: torch.Tensor, z2: torch.Tensor) -> tuple[torch.T
 class BarlowTwins(Objective):
     name = "barlow"
     term_weights = {"off_diagonal": "lambd"}
+    symbols = {"lambd": "λ"}
     nonnegative = ('lambd',)
 
     def __init__(self, lambd: float = 0.0051):

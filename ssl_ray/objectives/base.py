@@ -39,6 +39,8 @@ class Objective(nn.Module):
     term_weights: ClassVar[Dict[str, str]] = {}
     # How a report groups the weighted terms (default: one group per weighted term).
     term_groups: ClassVar[Dict[str, Tuple[str, ...]]] = {}
+    # The symbols its paper writes its hyperparameters with (reports label axes and columns with them).
+    symbols: ClassVar[Dict[str, str]] = {}
     nonnegative: ClassVar[Tuple[str, ...]] = ()
     positive: ClassVar[Tuple[str, ...]] = ()
     positive_int: ClassVar[Tuple[str, ...]] = ()

@@ -31,6 +31,7 @@ from ssl_ray.objectives.distributed import gather_batch
 class MMCR(Objective):
     name = "mmcr"
     term_weights = {"view_nuclear": "lam"}
+    symbols = {"lam": "λ", "momentum": "m"}
     nonnegative = ('lam', 'momentum')
     below_one = ('momentum',)
 

@@ -37,6 +37,7 @@ def nt_xent(z: torch.Tensor, temperature: float) -> torch.Tensor:
 @OBJECTIVES.register("simclr")
 class SimCLR(Objective):
     name = "simclr"
+    symbols = {"temperature": "τ"}
     positive = ('temperature',)
 
     def __init__(self, temperature: float = 0.5):

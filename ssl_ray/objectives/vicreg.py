@@ -59,6 +59,7 @@ class VICReg(Objective):
     name = "vicreg"
     term_weights = {"invariance": "lam", "variance": "mu", "covariance": "nu"}
     term_groups = {"invariance": ("invariance",), "regularization": ("variance", "covariance")}
+    symbols = {"lam": "λ", "mu": "µ", "nu": "ν", "gamma": "γ"}
     nonnegative = ('lam', 'mu', 'nu', 'eps')
     positive = ('gamma',)
 

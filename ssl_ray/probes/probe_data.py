@@ -118,9 +118,9 @@ def resolve_targets(cfg: ExperimentConfig, has_superclasses: bool) -> List[str]:
 def sample_settings(cfg: ExperimentConfig) -> Tuple[int, int, int, str]:
     """``(images, train views, test views, protocol)`` of the sample-level target."""
     p, d = cfg.probe, cfg.data
-    n, a_tr, a_te = DATASETS.get(d.dataset).sample_probe
-    default_aug = "digits" if d.dataset == "digits" else "simclr"
-    aug = p.sample_augment or (d.augment if d.augment != "none" else default_aug)
+    source = DATASETS.get(d.dataset)
+    n, a_tr, a_te = source.sample_probe
+    aug = p.sample_augment or (d.augment if d.augment != "none" else source.sample_augment)
     return (p.sample_images or n, p.sample_train_views or a_tr, p.sample_test_views or a_te, aug)
 
 

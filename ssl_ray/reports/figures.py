@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from ssl_ray.reports.source import SHORT_NAMES, SweepData, target_order  # noqa: E402
+from ssl_ray.reports.source import short_name, SweepData, target_order  # noqa: E402
 from ssl_ray.reports.plotting import (GEOMETRY, LEVELS, _empty, _finish, _grid, _plot_configs, _rows_of_legend, _series, _trial_legend, aggregate, band, config_colors, config_series, note_figure, score_metric, seeds_note)  # noqa: E402,F401
 from ssl_ray.reports.layer_figures import (accuracy_per_layer, embeddings, geometry_over_training,  # noqa: E402,F401
                                            hyperparameter_view, pick_epochs)
@@ -99,7 +99,7 @@ def loss_parts(data: SweepData, trial_id: str) -> Dict[str, Tuple[np.ndarray, np
         weight = {t: float(params.get(f"objective.{h}", cls.hparams()[h])) for t, h in cls.term_weights.items()}
         out = {}
         for group, terms in (cls.term_groups or {t: (t,) for t in cls.term_weights}).items():
-            label = "+".join(f"{SHORT_NAMES.get('objective.' + cls.term_weights[t], cls.term_weights[t])}·{t[:3]}" for t in terms)
+            label = "+".join(f"{short_name('objective.' + cls.term_weights[t], cls.term_weights[t])}·{t[:3]}" for t in terms)
             out[f"{group} {label}"] = (tr.index.to_numpy(), sum(weight[t] * tr[t].to_numpy() for t in terms))
         return out
     skip = {"loss", "lr", "embedding_std", "images_per_s"}

@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from ssl_ray.reports.source import SHORT_NAMES, UNUSABLE, SweepData, fmt_param  # noqa: E402
+from ssl_ray.reports.source import short_name, UNUSABLE, SweepData, fmt_param  # noqa: E402
 from ssl_ray.reports.tables import mean_std  # noqa: E402
 from ssl_ray.reports.plotting import (GEOMETRY, LEVELS, _empty, _finish, _grid, _plot_configs, _rows_of_legend, _series, _trial_legend, aggregate, band, config_colors, config_series, note_figure, score_metric, seeds_note)  # noqa: E402,F401
 
@@ -166,10 +166,10 @@ def hyperparameter_view(data: SweepData, layer: str, axes_keys: Sequence[str]) -
                     a.text(j, i, status[(i, j)], ha="center", va="center", fontsize=9, color="red")
         a.set_xticks(range(len(xs)), [fmt_param(v) for v in xs])
         a.set_yticks(range(len(ys)), [fmt_param(v) for v in ys])
-        a.set_xlabel(SHORT_NAMES.get(kx, kx))
-        a.set_ylabel(SHORT_NAMES.get(ky, ky))
+        a.set_xlabel(short_name(kx))
+        a.set_ylabel(short_name(ky))
         fig.colorbar(im, ax=a, label=label)
-        a.set_title(f"{label}, by {SHORT_NAMES.get(kx, kx)} and {SHORT_NAMES.get(ky, ky)}", fontsize=9)
+        a.set_title(f"{label}, by {short_name(kx)} and {short_name(ky)}", fontsize=9)
     elif len(varied) == 1:  # one point per configuration: the mean over its seeds, ± one std, and N
         k = varied[0]
         groups = list(data.configs().values())
@@ -186,9 +186,9 @@ def hyperparameter_view(data: SweepData, layer: str, axes_keys: Sequence[str]) -
         a.set_xticks(xs, [fmt_param(trials[0].params.get(k, "")) for trials in groups], fontsize=8)
         a.set_xlim(-0.5, len(groups) - 0.3)
         a.set_ylabel(label)
-        a.set_xlabel(SHORT_NAMES.get(k, k))
+        a.set_xlabel(short_name(k))
         a.grid(alpha=0.3)
-        a.set_title(f"{label}, by {SHORT_NAMES.get(k, k)} (mean ± std over seeds)", fontsize=9)
+        a.set_title(f"{label}, by {short_name(k)} (mean ± std over seeds)", fontsize=9)
     else:
         _empty(a, "no hyperparameter varies between the trials")
     present = [k for k in list(varied) + list(axes_keys) if any(k in t.params for t in data.trials)]
@@ -230,7 +230,7 @@ def _parallel(ax, data: SweepData, keys: Sequence[str], vals: Dict[str, float], 
         ax.axvline(i, color="grey", lw=0.6)
         ax.text(i, -0.08, f"{_fmt_num(arr[i].min())}", ha="center", va="top", fontsize=7)
         ax.text(i, 1.08, f"{_fmt_num(arr[i].max())}", ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(xs, [SHORT_NAMES.get(c, c) for c in cols[:-1]] + ["class acc."], fontsize=9)
+    ax.set_xticks(xs, [short_name(c) for c in cols[:-1]] + ["class acc."], fontsize=9)
     ax.set_yticks([])
     ax.set_ylim(-0.2, 1.2)
     ax.set_title("parallel coordinates (each axis min..max)", fontsize=9)

@@ -26,8 +26,23 @@ from ssl_ray.errors import ConfigError
 from ssl_ray.tracking import TrialStatus
 
 # Short names of the hyperparameters a reader compares (the study's RES-L-H and VICReg's λ/µ/ν).
-SHORT_NAMES = {"objective.lam": "λ", "objective.mu": "µ", "objective.nu": "ν", "model.width": "H", "model.depth": "L",
-               "objective.name": "objective", "model.backbone": "backbone", "optim.lr": "lr", "objective.temperature": "τ"}
+SHORT_NAMES = {"model.width": "H", "model.depth": "L", "objective.name": "objective", "model.backbone": "backbone",
+               "optim.lr": "lr"}
+
+
+def short_name(key: str, default: Optional[str] = None) -> str:
+    """How a reader names a hyperparameter: RES-L-H's L and H, and each objective's own symbols (λ, µ, ν, τ),
+    as the objective declares them."""
+    if key in SHORT_NAMES:
+        return SHORT_NAMES[key]
+    if key.startswith("objective."):
+        from ssl_ray.objectives import OBJECTIVES
+
+        for name in OBJECTIVES:
+            symbol = OBJECTIVES.get(name).symbols.get(key[len("objective."):])
+            if symbol:
+                return symbol
+    return key if default is None else default
 
 
 UNUSABLE = tuple(s.value for s in TrialStatus if not s.usable)  # trial statuses whose last probes are not a result
@@ -132,7 +147,7 @@ def fmt_param(v: str) -> str:
 
 
 def trial_label(params: Dict[str, str], keys: List[str]) -> str:
-    return " ".join(f"{SHORT_NAMES.get(k, k.split('.')[-1])}={fmt_param(params.get(k, '-'))}" for k in keys)
+    return " ".join(f"{short_name(k, k.split('.')[-1])}={fmt_param(params.get(k, '-'))}" for k in keys)
 
 
 def resolve_sweep(target: str, uri: Optional[str]) -> Tuple[str, str, Optional[str]]:

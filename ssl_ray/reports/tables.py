@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ssl_ray.reports.selection import Selection, config_layers
-from ssl_ray.reports.source import SHORT_NAMES, UNUSABLE, SweepData, fmt_param
+from ssl_ray.reports.source import short_name, UNUSABLE, SweepData, fmt_param
 
 REPORT_PARAMS = ["objective.name", "model.backbone", "model.depth", "model.width"]
 
@@ -117,7 +117,7 @@ def to_markdown(df: pd.DataFrame, drop: tuple = ()) -> str:
     """A GitHub Markdown table; hyperparameters under their short names (λ, H, ...); a ``<c>_std`` column
     is folded into ``<c>`` as "mean ± std" where it is not 0."""
     cols = [c for c in df.columns if not c.endswith("_std") and c not in drop]
-    lines = ["| " + " | ".join(SHORT_NAMES.get(c, c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines = ["| " + " | ".join(short_name(c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for _, r in df.iterrows():
         cells = []
         for c in cols:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ssl_ray.cli_base import OneLineParser
-from ssl_ray.config import (SECTIONS, ExperimentConfig, SweepConfig, dump_yaml, get_path, load_yaml_mapping, parse_value,
+from ssl_ray.config import (SECTIONS, SweepConfig, dump_yaml, get_path, load_yaml_mapping, parse_value,
                             set_path)
 from ssl_ray.errors import ConfigError
 
@@ -23,12 +23,12 @@ from ssl_ray.errors import ConfigError
 BASE_FLAGS: List[Tuple[str, str, type, str]] = [
     ("--epochs", "train.epochs", int, "training epochs per trial"),
     ("--batch-size", "optim.batch_size", int, "per-worker batch size"),
-    ("--objective", "objective.name", str, "objective: vicreg, simclr, barlow, mmcr, arb"),
-    ("--backbone", "model.backbone", str, "backbone: res (RES-L-H), resnet18, resnet50"),
-    ("--dataset", "data.dataset", str, "dataset: digits, cifar10, cifar100, imagefolder, imagenet"),
+    ("--objective", "objective.name", str, "objective name (--print-config lists the known ones)"),
+    ("--backbone", "model.backbone", str, "backbone name, e.g. res (RES-L-H) (--print-config lists them)"),
+    ("--dataset", "data.dataset", str, "dataset name (--print-config lists them)"),
     ("--data-root", "data.data_root", str, "folder holding the dataset's files"),
     ("--beton", "data.beton", str, "training .beton (ssl-ray data write-beton): read with FFCV"),
-    ("--augment", "data.augment", str, "augmentation protocol: simclr, byol, mmcr, digits, none"),
+    ("--augment", "data.augment", str, "view protocol (--print-config lists them)"),
     ("--views", "data.views", int, "views per image"),
     ("--workers", "train.workers", int, "Ray Train workers per trial (DDP over gloo on CPU)"),
     ("--cpus-per-worker", "train.cpus_per_worker", float, "CPUs per training worker"),
@@ -218,6 +218,9 @@ def print_config(cfg: SweepConfig, stream) -> None:
     print(dump_yaml(d).rstrip(), file=stream)
     from ssl_ray.objectives import OBJECTIVES
 
+    for line in known_names():
+        print(f"# {line}", file=stream)
+
     names = dict.fromkeys([cfg.base.objective.name, *(cfg.search_space.get("objective.name") or [])])
     for name in (n for n in names if isinstance(n, str) and n in OBJECTIVES):
         print(f"# objective {name}: defaults {OBJECTIVES.get(name).hparams()} (a value above or searched wins)", file=stream)
@@ -227,10 +230,17 @@ def print_config(cfg: SweepConfig, stream) -> None:
           file=stream)
 
 
-def experiment_keys() -> List[str]:
-    """Every ``section.key`` a ``--set`` takes."""
-    d = ExperimentConfig().to_dict()
-    return [f"{s}.{k}" for s in SECTIONS for k in d[s]]
+def known_names() -> List[str]:
+    """One line per registry: the names a config may use (the registries are the only lists of names)."""
+    from ssl_ray.data.containers import DATASETS
+    from ssl_ray.data.datasets import load_dataset  # noqa: F401  (registers every dataset)
+    from ssl_ray.data.protocols import PROTOCOLS
+    from ssl_ray.models.backbones import BACKBONES
+    from ssl_ray.objectives import OBJECTIVES
+    from ssl_ray.probes.scoring import PROBES
+    from ssl_ray.train.optim import OPTIMIZERS
+
+    return [f"known {r.kind}s: {', '.join(r.names())}" for r in (DATASETS, PROTOCOLS, BACKBONES, OBJECTIVES, OPTIMIZERS, PROBES)]
 
 
 def parse(argv: Sequence[str], prog: Optional[str], config_file: Optional[str]) -> argparse.Namespace:

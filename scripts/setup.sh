@@ -84,9 +84,10 @@ quiet() {
 }
 quiet "${PIP[@]}" install -q --upgrade pip setuptools wheel
 echo "[setup] installing ssl_ray[$EXTRAS] (torch, ray, mlflow, ... this takes a few minutes the first time)"
-quiet "${PIP[@]}" install --progress-bar off -q -e ".[$EXTRAS]"
+# PYTHONWARNINGS: no setuptools deprecation banners from building the editable install
+quiet env PYTHONWARNINGS=ignore "${PIP[@]}" install --progress-bar off -q -e ".[$EXTRAS]"
 "$VENV/bin/python" -c "import ssl_ray, torch, ray, mlflow, sklearn; print('[setup] ok: torch', torch.__version__, '| ray', ray.__version__, '| mlflow', mlflow.__version__)"
 if [ "${SSL_RAY_SKIP_FFCV:-0}" != "1" ]; then
-    "$VENV/bin/python" -c "import ffcv; print('[setup] ok: ffcv', ffcv.__version__)"
+    "$VENV/bin/python" -c "import ffcv, importlib.metadata as m; print('[setup] ok: ffcv', m.version('ffcv'))"  # ffcv.__version__ says 0.0.3rc1
 fi
 want_hash >"$STAMP"

@@ -77,14 +77,14 @@ def load_state(path: str | Path, required: Sequence[str] = REQUIRED_KEYS) -> Dic
     return state
 
 
-def scan_checkpoints(trial: str | Path, epochs: Iterable[int]) -> List[Tuple[int, str]]:
-    """``[(epoch, dir)]`` of the checkpoints of ``epochs`` in a trial directory, by name (nothing is
-    loaded). The newest directory of an epoch wins: an epoch trained again after a fallback has a newer one."""
-    wanted = set(int(e) for e in epochs)
+def scan_checkpoints(trial: str | Path, epochs: Optional[Iterable[int]] = None) -> List[Tuple[int, str]]:
+    """``[(epoch, dir)]`` of the checkpoints of ``epochs`` (None: all) in a trial directory, by name (nothing
+    is loaded). The newest directory of an epoch wins: an epoch trained again after a fallback has a newer one."""
+    wanted = None if epochs is None else set(int(e) for e in epochs)
     by_epoch: Dict[int, Path] = {}
     for d in sorted(Path(trial).glob("epoch_*"), key=lambda p: p.stat().st_mtime):
         e = checkpoint_epoch(d.name)
-        if e in wanted and (d / CHECKPOINT_FILE).is_file():
+        if e is not None and (wanted is None or e in wanted) and (d / CHECKPOINT_FILE).is_file():
             by_epoch[e] = d
     return [(e, str(d)) for e, d in sorted(by_epoch.items())]
 

@@ -115,6 +115,47 @@ def sweep_report(sweep_dir: str, stream=None, data=None) -> None:
         print(f"report not written ({type(e).__name__}: {e}); rerun with: ssl-ray report {sweep_dir}", file=stream)
 
 
+def export_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    """``ssl-ray export --run-id ID [--epoch N] --out DIR``: a trial's backbone as safetensors + JSON."""
+    p = OneLineParser(prog=prog, description="Write a trained trial's backbone (safetensors and a JSON of what it is); "
+                                             "load it with ssl_ray.models.load_backbone(DIR).")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--run-id", help="the trial's MLflow run id (the sweep summary lists them)")
+    who.add_argument("--checkpoint", help="a checkpoint directory (or its state.pt) instead")
+    p.add_argument("--epoch", type=int, help="the checkpoint's epoch (the trial's last when unset)")
+    p.add_argument("--out", required=True, help="the folder to write")
+    p.add_argument("--mlflow-uri", help="MLflow tracking URI ($MLFLOW_TRACKING_URI or sqlite under results/ when unset)")
+    try:
+        args = p.parse_args(list(argv or []))
+        from ssl_ray.checkpoints import checkpoint_dir, scan_checkpoints
+        from ssl_ray.models.export import export_backbone
+
+        ckpt, run_id = (checkpoint_dir(args.checkpoint), None) if args.checkpoint else (None, args.run_id)
+        if ckpt is None:
+            from ssl_ray.config import default_mlflow_uri
+            from ssl_ray.tracking import TAG_TRIAL_DIR, client
+
+            uri = args.mlflow_uri or default_mlflow_uri()
+            try:
+                tags = client(uri).get_run(run_id).data.tags
+            except Exception:  # noqa: BLE001 - MLflow raises its own type for unknown ids
+                raise ConfigError(f"run {run_id}: not found in {uri}") from None
+            if TAG_TRIAL_DIR not in tags:
+                raise ConfigError(f"run {run_id}: not an ssl_ray trial run (no {TAG_TRIAL_DIR} tag)")
+            found = dict(scan_checkpoints(tags[TAG_TRIAL_DIR]))
+            if not found:
+                raise ConfigError(f"run {run_id}: no checkpoints in {tags[TAG_TRIAL_DIR]}")
+            epoch = max(found) if args.epoch is None else args.epoch
+            if epoch not in found:
+                raise ConfigError(f"run {run_id}: no checkpoint of epoch {epoch} (epochs: {', '.join(map(str, sorted(found)))})")
+            ckpt = found[epoch]
+        out = export_backbone(ckpt, args.out, run_id)
+    except ConfigError as e:
+        return bad_input(e)
+    print(f"backbone of {ckpt} written to {out} (load it with ssl_ray.models.load_backbone({str(out)!r}))")
+    return EXIT_OK
+
+
 def _data(argv, prog):
     from ssl_ray.data.cli import data_main
 
@@ -139,6 +180,7 @@ COMMANDS = {
     "data": (_data, "write and inspect FFCV .beton files, fetch CIFAR"),
     "probe": (_probe, "compute missing probes of a trial; build a target bank (probe bank)"),
     "report": (_report, "write a sweep's figures and tables from MLflow"),
+    "export": (export_main, "write a trained trial's backbone as safetensors (load with ssl_ray.models.load_backbone)"),
 }
 
 

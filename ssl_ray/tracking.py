@@ -46,6 +46,7 @@ TAG_PROBE_STATUS = "ssl_ray.probe.status"
 TAG_PROBE_FAILURE = "ssl_ray.probe.failure"
 TAG_PROBE_NODES = "ssl_ray.probe.nodes"  # the Ray node ids the trial's probe tasks ran on
 TAG_PROBE_SKIPPED = "ssl_ray.probe.skipped"  # .<target>: why that target could not be scored (at any layer)
+TAG_SUMMARY_LAYER = "ssl_ray.summary.layer"  # the layer a trial's summary/* metrics are read at
 
 # Metric-name prefixes: train/<term>, probe/<target>/<metric>/<layer>, bank/<reading>, summary/<name>
 TRAIN = "train/"
@@ -160,8 +161,10 @@ def find_trial_run(uri: str, parent_run_id: str, trial_id: str) -> Optional[str]
 
 
 def log_params(c: MlflowClient, run_id: str, params: Mapping[str, object]) -> None:
+    """Every param but the unset ones (``None`` is left out, never logged as the string "None")."""
     from mlflow.entities import Param
 
+    params = {k: v for k, v in params.items() if v is not None}
     items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
     for i in range(0, len(items), 100):
         c.log_batch(run_id, params=items[i : i + 100])
@@ -194,16 +197,19 @@ class MetricWriter:
     def has(self, key: str, step: int) -> bool:
         return int(step) in self._known_steps(key)
 
-    def log(self, metrics: Mapping[str, float], step: int) -> int:
-        """Log the metrics that are new at ``step``; returns how many were written."""
+    def log(self, metrics: Mapping[str, float], step: int, restate: bool = False) -> int:
+        """Log the metrics that are new at ``step``; returns how many were written. ``restate``: log them even
+        where a value exists (a summary that a backfill changes: MLflow shows the newest)."""
         ts = int(time.time() * 1000)
         from mlflow.entities import Metric
 
-        new = [Metric(k, float(v), ts, int(step)) for k, v in metrics.items() if int(step) not in self._known_steps(k)]
+        new = [Metric(k, float(v), ts, int(step)) for k, v in metrics.items()
+               if restate or int(step) not in self._known_steps(k)]
         for i in range(0, len(new), MAX_BATCH):
             _retry(lambda: self.client.log_batch(self.run_id, metrics=new[i : i + MAX_BATCH]))
         for m in new:
-            self._steps[m.key].add(m.step)
+            if m.key in self._steps:
+                self._steps[m.key].add(m.step)
         return len(new)
 
     def set_tags(self, tags: Mapping[str, object]) -> None:

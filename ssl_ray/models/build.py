@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Tuple
+from typing import Any, Dict, Tuple
 
 from ssl_ray.checkpoints import load_state
 from ssl_ray.config import ExperimentConfig
@@ -12,15 +12,20 @@ from ssl_ray.data.protocols import is_imagenet_size
 from ssl_ray.models.ssl_model import SSLModel, build_model
 
 
-def model_from_config(cfg: ExperimentConfig) -> SSLModel:
-    """The model an experiment trains. ``res`` takes depth and width; ResNets take width (their base
-    channel count) and a stem chosen by image size (the CIFAR stem below 64 px). A supervised run's
-    projector ends in the classifier: its last layer has one output per class."""
+def backbone_kwargs(cfg: ExperimentConfig) -> Dict[str, Any]:
+    """``res`` takes depth and width; ResNets take width (their base channel count) and a stem chosen by
+    image size (the CIFAR stem below 64 px)."""
     m = cfg.model
     if m.backbone == "res":
-        kw = {"depth": m.depth, "width": m.width}
-    else:
-        kw = {"width": m.width, "stem": "imagenet" if is_imagenet_size(cfg.data.image_size) else "cifar"}
+        return {"depth": m.depth, "width": m.width}
+    return {"width": m.width, "stem": "imagenet" if is_imagenet_size(cfg.data.image_size) else "cifar"}
+
+
+def model_from_config(cfg: ExperimentConfig) -> SSLModel:
+    """The model an experiment trains: its backbone (:func:`backbone_kwargs`) and projector. A supervised
+    run's projector ends in the classifier: its last layer has one output per class."""
+    m = cfg.model
+    kw = backbone_kwargs(cfg)
     dims = list(m.projector_dims)
     if cfg.train.mode == "supervised":
         dims[-1] = dataset_meta(cfg.data.dataset, cfg.data.data_root, cfg.data.superclass_map)["num_classes"]

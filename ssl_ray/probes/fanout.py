@@ -33,7 +33,8 @@ from typing import Deque, Dict, List, Optional, Sequence, Set, Tuple
 import ray
 
 from ssl_ray.config import ProbeConfig
-from ssl_ray.tracking import TAG_PROBE_FAILURE, TAG_PROBE_NODES, TAG_PROBE_SKIPPED, TAG_PROBE_STATUS, MetricWriter
+from ssl_ray.tracking import (SUMMARY, TAG_PROBE_FAILURE, TAG_PROBE_NODES, TAG_PROBE_SKIPPED, TAG_PROBE_STATUS,
+                              TAG_SUMMARY_LAYER, TRAIN, MetricWriter)
 
 
 
@@ -118,7 +119,12 @@ class ProbeFanout:
     max_concurrent: Optional[int] = None
     max_retries: int = 2
     write_tables: bool = True
+    # At most this many probe tasks in Ray at once (None: no limit). A sweep sets it while trials train, so
+    # that probes take only the CPUs no training trial can use (ssl_ray.sweep.callbacks).
+    slots: Optional[int] = None
     queue: Deque[CheckpointJob] = field(default_factory=deque)
+    waiting: Deque[tuple] = field(default_factory=deque)  # (job, layer, head ref, features ref): score tasks not yet sent
+    features_pending: Dict[ray.ObjectRef, CheckpointJob] = field(default_factory=dict)  # forward passes running
     active: List[CheckpointJob] = field(default_factory=list)
     in_flight: Dict[ray.ObjectRef, Tuple[CheckpointJob, str]] = field(default_factory=dict)
     failures: List[ProbeFailure] = field(default_factory=list)
@@ -141,8 +147,18 @@ class ProbeFanout:
             tp.jobs += 1
         n = len(checkpoints) * len(layers)
         self.total_layers += n
-        self._launch()
+        self._pump()
         return n
+
+    def set_slots(self, slots: Optional[int]) -> None:
+        """Change how many probe tasks may be in Ray at once (None: no limit), and send what now fits."""
+        self.slots = slots
+        self._pump()
+
+    def _room(self) -> int:
+        if self.slots is None:
+            return 1 << 30
+        return self.slots - len(self.in_flight) - len(self.features_pending)
 
     def _limit(self) -> int:
         if self.max_concurrent:
@@ -150,22 +166,35 @@ class ProbeFanout:
         cpus = ray.cluster_resources().get("CPU", 1.0)
         return max(1, int(cpus // max(self.num_cpus, 1e-3)))
 
-    def _launch(self) -> None:
-        limit = self._limit()
-        while self.queue and len(self.active) < limit:
+    def _pump(self) -> None:
+        """Send the score tasks whose turn it is, then new checkpoints, as far as the slots allow."""
+        opts, limit = self._options(), None
+        while True:
+            while self.waiting and self._room() > 0:
+                job, layer, head, feats = self.waiting.popleft()
+                ref = score_task.options(**opts).remote(head, feats, layer, max(1, int(self.num_cpus)))
+                self.in_flight[ref] = (job, layer)
+            if not self.queue or self._room() <= 0:
+                return
+            limit = self._limit() if limit is None else limit
+            if len(self.active) >= limit:
+                return
             job = self.queue.popleft()
-            self._start(job, job.layers)
             self.active.append(job)
+            self._start(job, job.layers)
+
+    def _options(self) -> dict:
+        return dict(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=self.max_retries, retry_exceptions=False)
 
     def _start(self, job: CheckpointJob, layers: Sequence[str]) -> None:
+        """Send the checkpoint's forward pass; its layers' score tasks wait for slots (``_pump``)."""
         threads = max(1, int(self.num_cpus))
-        opts = dict(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=self.max_retries, retry_exceptions=False)
-        refs = features_task.options(num_returns=1 + len(layers), **opts).remote(job.ckpt_dir, list(layers), threads)
+        refs = features_task.options(num_returns=1 + len(layers), **self._options()).remote(job.ckpt_dir, list(layers), threads)
         job.refs = refs
+        self.features_pending[refs[0]] = job
         for layer, feats in zip(layers, refs[1:]):
             job.attempts[layer] = job.attempts.get(layer, 0) + 1
-            ref = score_task.options(**opts).remote(refs[0], feats, layer, threads)
-            self.in_flight[ref] = (job, layer)
+            self.waiting.append((job, layer, refs[0], feats))
             job.outstanding += 1
 
     # -- collection --------------------------------------------------------------------------
@@ -211,38 +240,60 @@ class ProbeFanout:
         if job.retry:
             layers, job.retry = sorted(job.retry), set()
             self._start(job, layers)
+            self._pump()
             return
         self.active.remove(job)
         tp = self.trials[job.run_id]
         tp.settled += 1
         if tp.settled == tp.jobs:
             self._finish_trial(job.run_id, tp)
-        self._launch()
+        self._pump()
 
     def _finish_trial(self, run_id: str, tp: TrialProbes) -> None:
         w = self.writer(run_id)
         w.set_tags({TAG_PROBE_STATUS: "complete" if not tp.missing else f"incomplete: {', '.join(tp.missing)[:4000]}",
                     TAG_PROBE_NODES: ",".join(sorted(tp.nodes))[:4000]})
         if self.write_tables:
+            from ssl_ray.probes.summary import trial_summary
             from ssl_ray.probes.table import log_probe_table
 
-            log_probe_table(w.client, run_id)
+            table = log_probe_table(w.client, run_id)
+            loss = w.client.get_run(run_id).data.metrics.get(TRAIN + "loss")
+            summary, layer = trial_summary(table, loss)
+            if summary:
+                w.log({SUMMARY + k: v for k, v in summary.items()}, step=int(table.epoch.max()) if len(table) else 0,
+                      restate=True)
+            if layer:
+                w.set_tags({TAG_SUMMARY_LAYER: layer})
 
-    def poll(self, timeout: float = 0.0) -> int:
-        """Collect every finished task; wait at most ``timeout`` seconds for the first. Returns how many."""
+    def poll(self, timeout: float = 0.0, budget_s: Optional[float] = None) -> int:
+        """Collect finished tasks; wait at most ``timeout`` seconds for the first. With ``budget_s``, stop
+        collecting after that long (the rest wait for the next poll: Tune's event loop stays responsive).
+        Returns how many were collected."""
+        if self.features_pending:  # a finished forward pass frees its slot for a score task
+            heads = list(self.features_pending)
+            done, _ = ray.wait(heads, num_returns=len(heads), timeout=0)
+            for head in done:
+                self.features_pending.pop(head)
+        self._pump()
         if not self.in_flight:
+            if self.features_pending and timeout > 0:
+                ray.wait(list(self.features_pending), num_returns=1, timeout=timeout)
             return 0
         refs = list(self.in_flight)
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
         if not ready and timeout > 0:
             ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
-        for ref in ready:
+        t0 = time.monotonic()
+        for i, ref in enumerate(ready):
+            if budget_s is not None and i and time.monotonic() - t0 > budget_s:
+                return i
             self._collect(ref)
         return len(ready)
 
     @property
     def pending(self) -> bool:
-        return bool(self.in_flight or self.queue)
+        return bool(self.in_flight or self.queue or self.waiting or self.features_pending)
 
     def drain(self, progress: bool = True, stream=None) -> None:
         """Block until every queued probe has finished, with a progress line."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import List, Mapping
+from typing import TYPE_CHECKING, List, Mapping, Optional
 
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from ssl_ray.tracking import TAG_TRIAL_ID, metric_histories
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 COLUMNS = ["trial_id", "run_id", "epoch", "layer", "target", "metric", "value"]
 ARTIFACT_DIR = "probes"
@@ -34,6 +36,16 @@ def probe_table(client: MlflowClient, run_id: str) -> pd.DataFrame:
     df = pd.DataFrame(probe_rows(run.data.tags.get(TAG_TRIAL_ID, ""), run_id, metric_histories(client, run_id, keys)),
                       columns=COLUMNS)
     return df.sort_values(["epoch", "layer", "target", "metric"], kind="stable").reset_index(drop=True)
+
+
+def read_probe_table(client: MlflowClient, run_id: str) -> Optional[pd.DataFrame]:
+    """The run's ``probes/probes.csv`` artifact (one request), or None when it has none."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, f"{ARTIFACT_DIR}/{ARTIFACT_NAME}", tmp)
+        except Exception:  # noqa: BLE001 - MLflow raises its own types for a missing artifact
+            return None
+        return pd.read_csv(path)
 
 
 def log_probe_table(client: MlflowClient, run_id: str) -> pd.DataFrame:

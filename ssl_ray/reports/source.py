@@ -169,9 +169,11 @@ def resolve_sweep(target: str, uri: Optional[str]) -> Tuple[str, str, Optional[s
     return uri or default_mlflow_uri(), target, None
 
 
-def load_sweep(target: str, uri: Optional[str] = None) -> SweepData:
-    """Read the sweep named by ``target`` (a sweep directory or an experiment name) from MLflow."""
-    from ssl_ray.probes.table import COLUMNS, probe_rows
+def load_sweep(target: str, uri: Optional[str] = None, probe_tables: bool = False) -> SweepData:
+    """Read the sweep named by ``target`` (a sweep directory or an experiment name) from MLflow. With
+    ``probe_tables``, a trial's probes come from its ``probes.csv`` artifact (one request) where it has one,
+    instead of one request per metric key."""
+    from ssl_ray.probes.table import COLUMNS, probe_rows, read_probe_table
     from ssl_ray.tracking import (TAG_KIND, TAG_STATUS, TAG_SWEEP_DIR, TAG_TRIAL_DIR, TAG_TRIAL_ID, child_runs, client,
                                   metric_histories)
 
@@ -194,7 +196,10 @@ def load_sweep(target: str, uri: Optional[str] = None) -> SweepData:
         tags = run.data.tags
         tid = tags.get(TAG_TRIAL_ID, run.info.run_id)
         trials.append(Trial(tid, run.info.run_id, tags.get(TAG_STATUS, "-"), dict(run.data.params), tags.get(TAG_TRIAL_DIR)))
-        keys = [k for k in run.data.metrics if k.startswith(("probe/", "train/"))]
+        table = read_probe_table(c, run.info.run_id) if probe_tables else None
+        if table is not None:
+            prow += [(tid, run.info.run_id, *r) for r in table[COLUMNS[2:]].itertuples(index=False, name=None)]
+        keys = [k for k in run.data.metrics if k.startswith(("train/",) if table is not None else ("probe/", "train/"))]
         hist = metric_histories(c, run.info.run_id, keys, threads=8)
         prow += probe_rows(tid, run.info.run_id, hist)
         trow += [(tid, m.step, k[len("train/"):], m.value) for k, h in hist.items() if k.startswith("train/") for m in h]

@@ -19,7 +19,7 @@ from typing import Optional
 from ray import tune
 
 from ssl_ray.checkpoints import scan_checkpoints, trial_dir as trial_dir_of
-from ssl_ray.config import ExperimentConfig
+from ssl_ray.config import TRIAL_DRIVER_CPUS, ExperimentConfig
 from ssl_ray.probes.backfill import TrialCheckpoints, missing_work
 from ssl_ray.probes.fanout import ProbeFanout
 from ssl_ray.tracking import TAG_STATUS, TAG_STOP_REASON, TrialStatus, client, find_trial_run
@@ -47,9 +47,33 @@ def submit_missing(fanout: ProbeFanout, trial: TrialCheckpoints) -> int:
     return n
 
 
+def probe_slots(trials, concurrency: Optional[int], cpus: float, gpus: float, probe_cpus: float,
+                probe_gpus: float) -> Optional[int]:
+    """Trials first, probes in the gaps: how many probe tasks may run while trials are unfinished -- what
+    the CPUs (and GPUs) leave once the trials that run at once (``concurrency``, the first unfinished ones)
+    have theirs. None (no limit) when every trial has ended."""
+    unfinished = [t for t in trials if t.status in ("PENDING", "RUNNING", "PAUSED")]
+    if not unfinished:
+        return None
+    unfinished.sort(key=lambda t: t.status != "RUNNING")  # the running ones hold theirs already
+    window = unfinished[: concurrency or len(unfinished)]
+    need_cpu = sum(t.config["train"]["workers"] * t.config["train"]["cpus_per_worker"] + TRIAL_DRIVER_CPUS for t in window)
+    need_gpu = sum(t.config["train"]["workers"] * _gpus(t.config["train"]) for t in window)
+    slots = int((cpus - need_cpu + 1e-6) // max(probe_cpus, 1e-3))
+    if probe_gpus > 0:
+        slots = min(slots, int((gpus - need_gpu + 1e-6) // probe_gpus))
+    return max(0, slots)
+
+
+def _gpus(train: dict) -> float:
+    g = train.get("gpus_per_worker") or 0.0
+    return g if g > 0 else (1.0 if train.get("use_gpu") else 0.0)
+
+
 class ProbeOnCompleteCallback(tune.Callback):
-    def __init__(self, sweep_dir: str, parent_run_id: str, fanout: Optional[ProbeFanout]):
+    def __init__(self, sweep_dir: str, parent_run_id: str, fanout: Optional[ProbeFanout], concurrency: Optional[int] = None):
         self.sweep_dir, self.parent_run_id, self.fanout = sweep_dir, parent_run_id, fanout
+        self.concurrency = concurrency
 
     def __getstate__(self) -> dict:  # a running fan-out belongs to one driver: never pickled with the sweep
         return {**self.__dict__, "fanout": None}
@@ -72,7 +96,12 @@ class ProbeOnCompleteCallback(tune.Callback):
         submit_missing(self.fanout, plan)
 
     def on_step_end(self, iteration, trials, **info):
-        self.fanout.poll(timeout=0.0)
+        import ray
+
+        res = ray.cluster_resources()
+        self.fanout.set_slots(probe_slots(trials, self.concurrency, res.get("CPU", 0.0), res.get("GPU", 0.0),
+                                          self.fanout.num_cpus, self.fanout.num_gpus))
+        self.fanout.poll(timeout=0.0, budget_s=0.2)  # Tune warns when a callback takes over 0.5 s
 
 
 def attach_fanout(tuner, fanout: ProbeFanout) -> None:

@@ -7,6 +7,7 @@ driver calls before ``ray.init`` and each trial's process calls before building 
 
 from __future__ import annotations
 
+import logging
 import os
 
 ENGINE_ENV = {
@@ -26,3 +27,21 @@ ENGINE_ENV = {
 def apply() -> None:
     for k, v in ENGINE_ENV.items():
         os.environ.setdefault(k, v)
+
+
+class _Drop(logging.Filter):
+    def __init__(self, *starts: str):
+        super().__init__()
+        self.starts = starts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(self.starts)
+
+
+def quiet_driver_logs() -> None:
+    """The sweep driver's console holds our lines, not the engines' routine notes: MLflow's INFO lines
+    (creating its database tables) and Ray's note that token authentication is on -- it stays on, as
+    Ray sets it for a local cluster; ``RAY_AUTH_MODE`` chooses otherwise. Warnings of substance pass."""
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
+        _Drop("Token authentication is enabled for this Ray cluster"))

@@ -3,9 +3,10 @@ trial's run id, what stopped or was skipped, and where to browse."""
 
 from __future__ import annotations
 
+import os
 import sys
 
-from ssl_ray.config import SweepConfig
+from ssl_ray.config import SweepConfig, default_mlflow_uri
 from ssl_ray.probes.cli import print_probe_failures
 
 
@@ -53,3 +54,13 @@ def print_summary(out: dict, cfg: SweepConfig, stream=None, data=None) -> None:
         print("browse in MLflow:", file=stream)
         print(f"  .venv/bin/mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000", file=stream)
         print("  then open http://127.0.0.1:5000", file=stream)
+    d = os.path.relpath(out["sweep_dir"]) if not os.path.relpath(out["sweep_dir"]).startswith("..") else out["sweep_dir"]
+    some_run = data.trials[0].run_id if data is not None and data.trials else "<run id>"
+    store = "" if uri == default_mlflow_uri() else f" --mlflow-uri {uri}"
+    print("next:", file=stream)
+    for what, cmd in (("results in Python", f"python -c \"from ssl_ray import results; print(results.load('{d}').trials)\""),
+                      ("redraw the report", f"ssl-ray report {d}"),
+                      ("continue after a failure", f"ssl-ray resume {d}"),
+                      ("fill missing probes", f"ssl-ray probe --run-id {some_run}{store}"),
+                      ("take a backbone away", f"ssl-ray export --run-id {some_run}{store} --out backbone/")):
+        print(f"  {what + ':':<26}{cmd}", file=stream)

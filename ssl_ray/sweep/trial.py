@@ -37,24 +37,25 @@ class SweepContext:
     sweep_dir: str
     mlflow_uri: str
     parent_run_id: str
-    search_keys: tuple = ()
+    varied_keys: tuple = ()  # the searched keys that take more than one value: what names a trial
 
 
 def trial_label(config: Dict[str, Any], keys: tuple) -> str:
-    short = {"objective.name": "obj"}
+    """``lam=10 width=32``: the varied hyperparameters' values (the key's last part; ``objective.name`` as
+    ``objective``)."""
     parts = []
     for k in keys:
         v = get_path(config, k)
-        parts.append(f"{short.get(k, k.split('.')[-1])}={v:g}" if isinstance(v, float) else f"{short.get(k, k.split('.')[-1])}={v}")
-    return ",".join(parts)
+        parts.append(f"{k.split('.')[-1]}={v:g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}")
+    return " ".join(parts)
 
 
 def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
     exp = ExperimentConfig.from_dict(config)  # validated at the edge, with the whole search space
     tctx = tune.get_context()
     trial_id = tctx.get_trial_id()
-    label = trial_label(config, ctx.search_keys)
-    run_name = f"{trial_id} {label}".strip()
+    label = trial_label(config, ctx.varied_keys)
+    run_name = label or trial_id  # the trial id is the run's ssl_ray.trial_id tag
     run_id = get_or_create_trial_run(ctx.mlflow_uri, ctx.parent_run_id, trial_id, run_name, flatten(config))
     c = client(ctx.mlflow_uri)
     c.set_tag(run_id, TAG_TRIAL_DIR, str(trial_dir(ctx.sweep_dir, trial_id)))

@@ -7,6 +7,7 @@ with Ray Tune's restore, the config read back from that file (``ssl_ray.cli``).
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from ssl_ray.config import SWEEP_FILE, TRIAL_DRIVER_CPUS, SweepConfig, flatten
 from ssl_ray.probes.fanout import ProbeFanout
 from ssl_ray.sweep.bank import ensure_target_bank
 from ssl_ray.sweep import environment
+from ssl_ray.sweep.console import ConsoleCallback
 from ssl_ray.sweep.callbacks import ProbeOnCompleteCallback, attach_fanout, submit_missing, trial_checkpoints
 from ssl_ray.sweep.space import param_space
 from ssl_ray.sweep.trial import SweepContext, run_trial
@@ -49,7 +51,7 @@ def default_concurrency(cfg: SweepConfig) -> Optional[int]:
     if cfg.address:
         return None
     t = cfg.base.train
-    per_trial = t.workers * t.cpus_per_worker
+    per_trial = t.workers * t.cpus_per_worker + TRIAL_DRIVER_CPUS  # a trial that cannot start would sit RUNNING
     total = ray.cluster_resources().get("CPU", 1)
     return max(1, int(total // per_trial))
 
@@ -75,6 +77,18 @@ def save_sweep_config(cfg: SweepConfig, sweep_dir: Path) -> None:
     os.replace(tmp, sweep_dir / SWEEP_FILE)
 
 
+def parent_params(cfg: SweepConfig) -> dict:
+    """The sweep run's params: ``search.<key>`` = what is searched, ``base.<key>`` = every other base value
+    (a searched key's base value never runs: it reads ``searched``)."""
+    base = {f"base.{k}": "searched" if k in cfg.search_space else v for k, v in flatten(cfg.base.to_dict()).items()}
+    return {**base, **{f"search.{k}": json.dumps(v) for k, v in cfg.search_space.items()}}
+
+
+def varied_keys(cfg: SweepConfig) -> tuple:
+    """The searched keys that take more than one value (a sampled key always does)."""
+    return tuple(d.key for d in cfg.dims() if d.kind != "grid" or len(d.values) > 1)
+
+
 def probe_finished_trials(fanout: ProbeFanout, sweep_dir: Path, parent: str) -> int:
     """On resume: queue the missing probes of every trial that ended before the sweep stopped."""
     from ray.tune import ExperimentAnalysis
@@ -96,6 +110,7 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
     finished trials are kept, errored and unfinished ones continue from their latest checkpoints, and the
     missing probes of finished trials are computed). Returns ``{sweep_dir, parent_run_id, experiment,
     results, probe_failures, mlflow_uri}``."""
+    environment.quiet_driver_logs()
     storage = cfg.resolved_storage()
     sweep_dir = Path(resume_dir).resolve() if resume_dir else storage / cfg.name
     uri = cfg.resolved_mlflow_uri()
@@ -103,7 +118,7 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     if not resume_dir:
         save_sweep_config(cfg, sweep_dir)
-    parent = get_or_create_parent_run(uri, cfg.name, str(sweep_dir), {f"base.{k}": v for k, v in flatten(cfg.base.to_dict()).items()})
+    parent = get_or_create_parent_run(uri, cfg.name, str(sweep_dir), parent_params(cfg))
     provenance = {TAG_COMMAND: command or "(run_sweep)", TAG_COMMIT: git_commit()}
     c = client(uri)
     for k, v in provenance.items():  # what produced the sweep; a resume adds its own, keeping the first
@@ -113,7 +128,7 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
     bank = ensure_target_bank(cfg, sweep_dir, uri, parent, progress_stream)
     if bank is not None:  # every trial's probes read the same bank
         cfg = cfg.replace(base=cfg.base.replace(probe={"target_bank": bank}))
-    ctx = SweepContext(str(sweep_dir), uri, parent, tuple(cfg.search_space))
+    ctx = SweepContext(str(sweep_dir), uri, parent, varied_keys(cfg))
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": TRIAL_DRIVER_CPUS})  # it only drives a TorchTrainer
     fanout = ProbeFanout.from_config(uri, cfg.base.probe)
     if resume_dir:
@@ -122,23 +137,26 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
         tuner = tune.Tuner.restore(str(sweep_dir), trainable, resume_unfinished=True, resume_errored=True)
         attach_fanout(tuner, fanout)
     else:
+        concurrency = cfg.max_concurrent_trials or default_concurrency(cfg)
         tuner = tune.Tuner(
             trainable,
             param_space=param_space(cfg),
             tune_config=tune.TuneConfig(
                 num_samples=cfg.num_samples,
-                max_concurrent_trials=cfg.max_concurrent_trials or default_concurrency(cfg),
+                max_concurrent_trials=concurrency,
                 trial_dirname_creator=lambda trial: trial.trial_id,
                 scheduler=scheduler(cfg),
             ),
             run_config=tune.RunConfig(
                 name=sweep_dir.name,
                 storage_path=str(sweep_dir.parent),
-                callbacks=[ProbeOnCompleteCallback(str(sweep_dir), parent, fanout)],
-                verbose=1,
+                callbacks=[ProbeOnCompleteCallback(str(sweep_dir), parent, fanout, concurrency),
+                           ConsoleCallback(varied_keys(cfg), len(cfg.trial_list()), progress_stream)],
+                verbose=1 if verbose else 0,  # Tune's tables only with --verbose; else one line per trial event
             ),
         )
     results = tuner.fit()
+    fanout.set_slots(None)  # training is over: the probes take every CPU
     fanout.drain(stream=progress_stream or sys.stderr)
     incomplete = [tp.trial_id for tp in fanout.trials.values() if tp.missing]
     c.set_tag(parent, TAG_PROBE_STATUS, "complete" if not incomplete else f"incomplete: {', '.join(incomplete)}")

@@ -79,3 +79,22 @@ def test_default_sweep_reproduces_the_study(clean_env, tmp_path):
     assert all((report / f"{stem}.png").stat().st_size > 20_000 for stem in FIGURES)
     assert len((report / "trials.csv").read_text().strip().splitlines()) == 1 + len(data.trials)
     assert "one seed per configuration" in (report / "README.md").read_text()
+
+
+def test_a_run_leaves_the_checkout_clean(tmp_path):
+    """A sweep run from a fresh clone, with every default location (results/ under the checkout), writes only
+    what git ignores: the committed reference report lives apart, in docs/results/."""
+    import os
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k not in ("SSL_RAY_RESULTS", "MLFLOW_TRACKING_URI")}
+    proc = subprocess.run([PY, str(clone / "experiments" / "sweep_vicreg.py"), "--epochs", "1", "--set", "model.depth=1",
+                           "--search", "model.width=[8]", "--search", "objective.lam=[25]", "--num-cpus", "2",
+                           "--set", "probe.metrics=[ncc]", "--set", "probe.targets=[class]"],
+                          capture_output=True, text=True, env=env, cwd=clone, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (clone / "results" / "vicreg_digits" / "trials.md").is_file()  # the run wrote its report there
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], capture_output=True, text=True,
+                            cwd=clone, check=True).stdout
+    assert status == "", status

@@ -178,3 +178,79 @@ def test_summary_table_printed(tiny_sweep):
     from pathlib import Path
 
     assert "**one seed per configuration**: no error bars" in (Path(readme) / "README.md").read_text()
+
+
+def test_results_load_gives_the_sweep_as_dataframes(tiny_sweep):
+    from pathlib import Path
+
+    from ssl_ray import results
+    from ssl_ray.reports.source import load_sweep
+
+    tmp, uri, _ = tiny_sweep
+    r = results.load(str(tmp / "sweeps" / "tiny"))
+    c, runs = trial_runs(uri)
+    assert sorted(r.trials.run_id) == sorted(x.info.run_id for x in runs)
+    assert sorted(r.trials["objective.lam"]) == [10, 25]  # params are numbers again
+    assert list(r.probes.columns) == ["trial", "epoch", "layer", "target", "metric", "value"]
+    # the probes.csv artifacts (one request per trial) hold exactly what the metric histories hold
+    slow = load_sweep(str(tmp / "sweeps" / "tiny"), uri).probes.rename(columns={"trial_id": "trial"}).drop(columns="run_id")
+    key = ["trial", "epoch", "layer", "target", "metric"]
+    merged = r.probes.merge(slow, on=key, suffixes=("", "_hist"))
+    assert len(merged) == len(r.probes) == len(slow) and (merged.value - merged.value_hist).abs().max() < 1e-9
+    row = r.trials.iloc[0]
+    hist = c.get_metric_history(row.run_id, "probe/class/ncc_test/block2")
+    got = r.probes.query("trial == @row.trial and target == 'class' and metric == 'ncc_test' and layer == 'block2'")
+    assert sorted(got.value) == sorted(h.value for h in hist)
+    assert (Path(r.checkpoint(row.trial, 2)) / "state.pt").is_file()
+
+
+def test_mlflow_answers_at_a_glance(tiny_sweep):
+    """Trial runs are named by what varies, carry summary/* metrics read at their best validation layer,
+    and no param is the string "None"; the parent run holds the search space."""
+    from ssl_ray.tracking import TAG_SUMMARY_LAYER
+
+    tmp, uri, _ = tiny_sweep
+    c, runs = trial_runs(uri)
+    assert sorted(r.info.run_name for r in runs) == ["lam=10", "lam=25"]
+    parent = c.get_run(runs[0].data.tags["mlflow.parentRunId"])
+    for run in [parent, *runs]:
+        assert "None" not in run.data.params.values(), [k for k, v in run.data.params.items() if v == "None"]
+    p = parent.data.params
+    assert p["search.objective.lam"] == "[10, 25]" and p["base.objective.lam"] == "searched"
+    assert p["base.model.depth"] == "2" and "base.objective.mu" in p
+    for run in runs:
+        m, layer = run.data.metrics, run.data.tags[TAG_SUMMARY_LAYER]
+        for name in ("class_linear_val", "class_linear_test", "class_ncc_test", "permuted_1.0_linear_test",
+                     "random_1.0_linear_test", "final_loss"):
+            assert f"summary/{name}" in m, name
+        # read at the layer with the best class validation accuracy, at the last checkpoint
+        val = {t: c.get_metric_history(run.info.run_id, f"probe/class/linear_val/{t}") for t in TAPS}
+        last = {t: [h.value for h in hs if h.step == 2][0] for t, hs in val.items()}
+        assert layer == max(last, key=last.get)
+        test = [h.value for h in c.get_metric_history(run.info.run_id, f"probe/class/linear_test/{layer}") if h.step == 2]
+        assert m["summary/class_linear_test"] == test[0]
+        assert m["summary/final_loss"] == m["train/loss"]
+
+
+def test_every_key_the_readme_charts_name_exists(tiny_sweep):
+    """The README's "which chart answers which question": each metric it names is on the trial runs of a
+    sweep, each tag is one ssl_ray writes (its name is in ssl_ray.tracking)."""
+    import re
+
+    import ssl_ray.tracking as tk
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("**At a glance.**"):text.index("**In Python.**")]
+    names = set(re.findall(r"`([a-z_0-9.]+/[^`\s]*|ssl_ray\.[a-z_.*]+)`", section))
+    metrics = {n.replace("<layer>", "block2") for n in names if "/" in n and not n.endswith(("/...", ".py"))}
+    tags = {n for n in names if n.startswith("ssl_ray.")}
+    assert len(metrics) >= 15 and len(tags) >= 5, (metrics, tags)
+    _, uri, _ = tiny_sweep
+    _, runs = trial_runs(uri)
+    for run in runs:
+        have = set(run.data.metrics)
+        missing = [m for m in metrics if m not in have and not (m.endswith("/") and any(k.startswith(m) for k in have))]
+        assert not missing, missing
+    written = {v for k, v in vars(tk).items() if k.startswith("TAG_") and isinstance(v, str)}
+    for tag in tags:
+        assert tag.rstrip(".*") in written, tag

@@ -26,7 +26,7 @@ def run(args, env=None, timeout=120):
 
 HELPS = [[str(ROOT / "experiments" / s), "--help"] for s in SCRIPTS] + [
     ["-m", "ssl_ray.cli", "--help"], ["-m", "ssl_ray.cli"], ["-m", "ssl_ray.cli", "--version"],
-    *[["-m", "ssl_ray.cli", c, "--help"] for c in ("sweep", "resume", "data", "probe", "report")],
+    *[["-m", "ssl_ray.cli", c, "--help"] for c in ("sweep", "resume", "data", "probe", "report", "export")],
     ["-m", "ssl_ray.cli", "probe", "bank", "--help"],
 ]
 

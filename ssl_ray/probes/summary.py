@@ -1,0 +1,44 @@
+"""A trial's headline numbers, chosen on validation data: the ``summary/<name>`` metrics on its MLflow run,
+so that the run table sorts and compares trials without opening one.
+
+The rule is the sweep report's (``ssl_ray.reports.selection``) for one trial: its best layer is the one
+with the highest class ``linear_val`` (``ncc_val`` without linear probes) at its last probed checkpoint;
+every number is read there, on the test split. The chance control (``permuted_1.0``) and the most random
+bank target (``random_<r>`` with the largest r) sit beside the class accuracy, so a number that is not
+above chance shows it at once.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, Optional, Tuple
+
+import pandas as pd
+
+CHANCE = "permuted_1.0"
+
+
+def trial_summary(probes: pd.DataFrame, final_loss: Optional[float] = None) -> Tuple[Dict[str, float], Optional[str]]:
+    """``({name: value}, best layer)`` from a trial's tidy probe table (columns epoch, layer, target, metric,
+    value). Names: ``class_<m>_val``, ``class_<m>_test``, ``class_ncc_test``, ``<random>_<m>_test``,
+    ``permuted_1.0_<m>_test`` (m = linear, else ncc), ``final_loss``; a missing reading is left out."""
+    out: Dict[str, float] = {}
+    if final_loss is not None and math.isfinite(final_loss):
+        out["final_loss"] = float(final_loss)
+    if probes is None or not len(probes):
+        return out, None
+    last = probes[probes.epoch == probes.epoch.max()]
+    family = "linear" if (last.metric == "linear_val").any() else "ncc"
+    val = last[(last.target == "class") & (last.metric == f"{family}_val")].dropna(subset=["value"])
+    if not len(val):
+        return out, None
+    layer = str(val.loc[val.value.idxmax(), "layer"])
+    at = last[last.layer == layer].set_index(["target", "metric"]).value
+    randoms = sorted({t for t in at.index.get_level_values(0) if t.startswith("random_")}, key=lambda t: float(t[7:]))
+    wanted = [("class", f"{family}_val"), ("class", f"{family}_test"), ("class", "ncc_test"), (CHANCE, f"{family}_test")]
+    if randoms:
+        wanted.append((randoms[-1], f"{family}_test"))
+    for target, metric in wanted:
+        if (target, metric) in at.index and math.isfinite(float(at[(target, metric)])):
+            out[f"{target}_{metric}"] = float(at[(target, metric)])
+    return out, layer

@@ -1,0 +1,94 @@
+"""What a sweep prints while it runs: one line per trial event, instead of Ray Tune's tables.
+
+    [trial 3c2a1_00001] lam=25 width=16: started (2/4)
+    [trial 3c2a1_00001] lam=25 width=16: epoch 8/20, loss 21.37
+    [trial 3c2a1_00001] lam=25 width=16: finished, MLflow run 0f3e... ; probes queued
+    [trial 3c2a1_00002] lam=10 width=32: waiting 60 s for its training workers (Ray has 0.0 of 2 CPUs free)
+
+Epoch lines appear at the checkpoints the probes read (0, 1, 2, 4, 8, ... and the last), so a 20-epoch
+trial prints a handful. A trial that has not reported for a minute says what it waits for.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Dict, Sequence
+
+from ray import tune
+
+from ssl_ray.config import get_path
+
+WAIT_NOTE_S = 60.0
+
+
+class ConsoleCallback(tune.Callback):
+    def __init__(self, varied_keys: Sequence[str], total: int, stream=None):
+        self.keys, self.total = tuple(varied_keys), total
+        self.stream = stream
+        self.started: Dict[str, float] = {}
+        self.last_report: Dict[str, float] = {}
+        self.noted: Dict[str, float] = {}
+        self.count = 0
+
+    def __getstate__(self) -> dict:  # Tune pickles callbacks with the sweep; a stream is this process's
+        return {**self.__dict__, "stream": None}
+
+    def _say(self, trial, text: str) -> None:
+        label = " ".join(f"{k.split('.')[-1]}={_fmt(get_path(trial.config, k))}" for k in self.keys if _has(trial.config, k))
+        print(f"[trial {trial.trial_id}] {label + ': ' if label else ''}{text}", file=self.stream or sys.stdout, flush=True)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.count += 1
+        self.started[trial.trial_id] = self.last_report[trial.trial_id] = time.time()
+        self._say(trial, f"started ({self.count}/{self.total})")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.last_report[trial.trial_id] = time.time()
+        epoch, epochs = result.get("epoch"), get_path(trial.config, "train.epochs")
+        if epoch is None or not result.get("probed", 0) or epoch == 0:
+            return
+        loss = result.get("train_loss")
+        self._say(trial, f"epoch {epoch}/{epochs}" + (f", loss {loss:.4g}" if isinstance(loss, float) else ""))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        r = trial.last_result or {}
+        status = r.get("status", "stopped by the scheduler" if "mlflow_run_id" not in r else "finished")
+        reason = f" ({r['stop_reason']})" if r.get("stop_reason") else ""
+        run = f", MLflow run {r['mlflow_run_id']}" if r.get("mlflow_run_id") else ""
+        self._say(trial, f"{status}{reason}{run}; its probes are queued")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._say(trial, f"errored; see {trial.local_path or 'its trial directory'}")
+
+    def on_step_end(self, iteration, trials, **info):
+        now = time.time()
+        for t in trials:
+            if t.status != "RUNNING" or t.trial_id not in self.last_report:
+                continue
+            quiet = now - self.last_report[t.trial_id]
+            if quiet >= WAIT_NOTE_S and now - self.noted.get(t.trial_id, 0.0) >= WAIT_NOTE_S:
+                self.noted[t.trial_id] = now
+                self._say(t, f"no report for {quiet:.0f} s: {waiting_for()}")
+
+
+def waiting_for() -> str:
+    """What a quiet trial most likely waits for: CPUs held by other trials or probe tasks, or its own epoch."""
+    import ray
+
+    total, free = ray.cluster_resources().get("CPU", 0.0), ray.available_resources().get("CPU", 0.0)
+    if free < 1.0:
+        return f"waiting for CPUs for its training workers (Ray has {free:.2f} of {total:g} CPUs free)"
+    return "training (an epoch of this size takes longer than a minute here)"
+
+
+def _has(config: dict, key: str) -> bool:
+    try:
+        get_path(config, key)
+        return True
+    except (KeyError, TypeError):
+        return False
+
+
+def _fmt(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)

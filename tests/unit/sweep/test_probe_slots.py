@@ -1,0 +1,81 @@
+"""Trials first, probes in the gaps: probe tasks take only the CPUs (and GPUs) no training trial can use,
+and a fan-out with n slots never has more than n tasks in Ray."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from ssl_ray.sweep.callbacks import probe_slots
+
+
+def trial(status, cpus=0.95, workers=1, gpus=0.0):
+    return SimpleNamespace(status=status, config={"train": {"workers": workers, "cpus_per_worker": cpus,
+                                                            "gpus_per_worker": gpus, "use_gpu": gpus > 0}})
+
+
+def test_slots_by_hand():
+    # 2 CPUs, two trials training at once (0.95 + 0.01 each), two waiting: nothing is left for probes
+    four = [trial("RUNNING"), trial("RUNNING"), trial("PENDING"), trial("PENDING")]
+    assert probe_slots(four, 2, 2.0, 0.0, 1.0, 0.0) == 0
+    # the last trial trains alone: one CPU is free, one probe task may run
+    last = [trial("TERMINATED"), trial("TERMINATED"), trial("TERMINATED"), trial("RUNNING")]
+    assert probe_slots(last, 2, 2.0, 0.0, 1.0, 0.0) == 1
+    assert probe_slots(last, 2, 8.0, 0.0, 1.0, 0.0) == 7
+    assert probe_slots(last, 2, 8.0, 0.0, 2.0, 0.0) == 3  # probe tasks of 2 CPUs each
+    # every trial has ended: no limit
+    assert probe_slots([trial("TERMINATED"), trial("ERROR")], 2, 2.0, 0.0, 1.0, 0.0) is None
+    # a running trial holds its CPUs even when the window would pick pending ones first
+    assert probe_slots([trial("PENDING", cpus=4), trial("RUNNING", cpus=1)], 1, 6.0, 0.0, 1.0, 0.0) == 4
+    # GPU probes: the GPUs a training trial uses are not theirs
+    gpu = [trial("RUNNING", cpus=4, gpus=1), trial("PENDING", cpus=4, gpus=1)]
+    assert probe_slots(gpu, 2, 16.0, 2.0, 1.0, 1.0) == 0
+    assert probe_slots(gpu[:1], 1, 16.0, 2.0, 1.0, 1.0) == 1
+
+
+@pytest.fixture(scope="module")
+def ray2():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def test_a_fanout_keeps_to_its_slots(ray2, tmp_path):
+    import torch
+
+    from ssl_ray.config import ExperimentConfig
+    from ssl_ray.models.build import model_from_config
+    from ssl_ray.probes.fanout import ProbeFanout
+    from ssl_ray.tracking import client
+    from ssl_ray.train.optim import build_optimizer, build_scheduler
+    from ssl_ray.train.state import save_state
+
+    cfg = ExperimentConfig.from_dict({"model": {"depth": 2, "width": 8}, "data": {"image_size": 8},
+                                      "probe": {"metrics": ["ncc"], "targets": ["class"]}})
+    torch.manual_seed(0)
+    model = model_from_config(cfg)
+    opt = build_optimizer(model.parameters(), cfg.optim, 1)
+    ckpts = []
+    for e in (0, 1):
+        d = tmp_path / f"epoch_{e:04d}"
+        d.mkdir()
+        save_state(str(d), model=model, optimizer=opt, scheduler=build_scheduler(opt, 0, 10), epoch=e, cfg=cfg.to_dict(),
+                   mlflow_run_id=None)
+        ckpts.append((e, str(d)))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    c = client(uri)
+    run = c.create_run(c.create_experiment("slots")).info.run_id
+    fanout = ProbeFanout(uri, slots=0)
+    layers = ["block1", "block2", "projector"]
+    fanout.submit("t", run, ckpts, layers)
+    fanout.poll(timeout=0.5)
+    assert not fanout.in_flight and not fanout.features_pending and len(fanout.queue) == 2  # no slot: nothing sent
+    fanout.set_slots(1)
+    most = 0
+    while fanout.pending:
+        most = max(most, len(fanout.in_flight) + len(fanout.features_pending))
+        fanout.poll(timeout=0.2)
+    assert most == 1
+    hist = c.get_metric_history(run, "probe/class/ncc_test/block2")
+    assert sorted(h.step for h in hist) == [0, 1] and not fanout.failures

@@ -72,7 +72,7 @@ def ncc_linear_ratio(data: SweepData, layer: str, best: str) -> Figure:
         b.plot(*_normalized(*_series(data, best, "class", "ncc_linear_ratio", name)), marker="o", ms=3,
                color=cmap(i / max(1, len(layers) - 1)), label=name)
     b.set_title(f"every layer, best trial ({data.trial(best).label})")
-    b.legend(fontsize=7, title="layer", title_fontsize=7)
+    b.legend(fontsize=7, title="layer", title_fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # off the lines
     for ax in (a, b):
         ax.axhline(1.0, color="grey", lw=0.8, ls=":")
         ax.set_xlabel("epoch")
@@ -125,6 +125,8 @@ def loss_and_accuracy(data: SweepData, layer: str) -> Figure:
     a.set_ylabel("loss part (weighted)")
     ys = [v for line in a.get_lines() for v in line.get_ydata()]
     a.set_yscale("log" if ys and min(ys) > 0 else "symlog")
+    if ys and min(ys) > 0:  # ticks at 1, 2, 5 x 10^k: a log axis with labels, not a single "10"
+        a.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     a.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     a.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     metric = score_metric(data)
@@ -132,8 +134,10 @@ def loss_and_accuracy(data: SweepData, layer: str) -> Figure:
     b.set_title(f"class {metric.replace('_', ' ')} accuracy at {layer}")
     b.set_xlabel("epoch")
     b.set_ylabel("accuracy")
+    epochs = data.probes.epoch.max()
     for ax in (a, b):
         ax.grid(alpha=0.3)
+        ax.set_xlim(-0.5, epochs + 0.5)  # both panels on one epoch axis (the loss starts at epoch 1)
     extra = [Line2D([], [], color="k", ls=styles[i % len(styles)], label=n) for i, n in enumerate(names)]
     _trial_legend(fig, data, colors, extra)
     return _finish(fig, f"Invariance vs regularization over training, and what the embedding learns ({seeds_note(data)})",

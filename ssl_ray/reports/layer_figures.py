@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from ssl_ray.reports.source import short_name, UNUSABLE, SweepData, fmt_param  # noqa: E402
 from ssl_ray.reports.tables import mean_std  # noqa: E402
-from ssl_ray.reports.plotting import (GEOMETRY, LEVELS, _empty, _finish, _grid, _plot_configs, _rows_of_legend, _series, _trial_legend, aggregate, band, config_colors, config_series, note_figure, score_metric, seeds_note)  # noqa: E402,F401
+from ssl_ray.reports.plotting import (GEOMETRY, accuracy_norm, LEVELS, _empty, _finish, _grid, _plot_configs, _rows_of_legend, _series, _trial_legend, aggregate, band, config_colors, config_series, note_figure, score_metric, seeds_note)  # noqa: E402,F401
 
 
 # 5 ------------------------------------------------------------------------------------------------
@@ -31,12 +31,12 @@ def pick_epochs(epochs: Sequence[int], n: int = 5) -> List[int]:
 
 
 def accuracy_per_layer(data: SweepData, best: str) -> Figure:
-    """Class and superclass accuracy at every layer, at several checkpoints of the best trial, and the
-    superclass/class ratio: where in the network, and when, the coarser grouping is learned."""
+    """Class and superclass accuracy at every layer, at several checkpoints of the best trial: where in the
+    network, and when, each grouping is learned."""
     metric = score_metric(data)
     layers = data.layers
     has_super = "superclass" in data.targets
-    fig, axes = _grid(3 if has_super else 1, width=4.8)
+    fig, axes = _grid(2 if has_super else 1, width=4.8)
     rows = data.probes[(data.probes.trial_id == best) & (data.probes.metric == metric)]
     epochs = pick_epochs(rows.epoch.unique())
     cmap = plt.get_cmap("viridis")
@@ -52,19 +52,14 @@ def accuracy_per_layer(data: SweepData, best: str) -> Figure:
             ax.plot(xs, values(target, e), marker="o", ms=3, color=cmap(i / max(1, len(epochs) - 1)), label=f"epoch {e}")
         ax.set_title(f"{title} {metric.replace('_', ' ')}")
         ax.set_ylabel("accuracy")
-    if has_super:
-        ax = axes[2]
-        for i, e in enumerate(epochs):
-            ax.plot(xs, values("superclass", e) / values("class", e), marker="o", ms=3,
-                    color=cmap(i / max(1, len(epochs) - 1)), label=f"epoch {e}")
-        ax.set_title("superclass / class accuracy")
-        ax.set_ylabel("ratio")
     for ax in axes:
         ax.set_xticks(xs, layers, rotation=30, ha="right", fontsize=8)
         ax.set_xlabel("layer")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    return _finish(fig, f"Accuracy per layer over training, best trial ({data.trial(best).label})", 0)
+    handles, labels = axes[0].get_legend_handles_labels()  # one legend, below the panels: none covers a line
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
+    return _finish(fig, f"Accuracy per layer over training, best trial ({data.trial(best).label})",
+                   _rows_of_legend(len(handles)))
 
 
 # 6 ------------------------------------------------------------------------------------------------
@@ -154,14 +149,15 @@ def hyperparameter_view(data: SweepData, layer: str, axes_keys: Sequence[str]) -
                     spread[(i, j)] = (sd, n)
                 elif cell:
                     status[(i, j)] = "/".join(sorted({t.status for t in cell}))
-        im = a.imshow(grid, cmap="viridis", origin="lower", aspect="auto")
+        norm = accuracy_norm(grid)
+        im = a.imshow(grid, cmap="viridis", origin="lower", aspect="auto", norm=norm)
         for i in range(len(ys)):
             for j in range(len(xs)):
                 if not np.isnan(grid[i, j]):
                     sd, n = spread[(i, j)]
                     a.text(j, i, f"{grid[i, j]:.3f}" + (f"\n±{sd:.3f} (N={n})" if n > 1 else ""), ha="center", va="center",
                            fontsize=9,
-                           color="white" if grid[i, j] < np.nanmean(grid) else "black")
+                           color="white" if norm(grid[i, j]) < 0.5 else "black")
                 elif (i, j) in status:
                     a.text(j, i, status[(i, j)], ha="center", va="center", fontsize=9, color="red")
         a.set_xticks(range(len(xs)), [fmt_param(v) for v in xs])
@@ -220,8 +216,7 @@ def _parallel(ax, data: SweepData, keys: Sequence[str], vals: Dict[str, float], 
     lo, hi = np.nanmin(arr, axis=1, keepdims=True), np.nanmax(arr, axis=1, keepdims=True)
     scaled = np.where(hi > lo, (arr - lo) / np.where(hi > lo, hi - lo, 1), 0.5)
     metric = arr[-1]
-    finite = metric[np.isfinite(metric)]
-    norm = matplotlib.colors.Normalize(vmin=finite.min() if len(finite) else 0, vmax=finite.max() if len(finite) else 1)
+    norm = accuracy_norm(metric)
     cmap = plt.get_cmap("viridis")
     xs = np.arange(len(cols))
     for j, t in enumerate(data.trials):

@@ -68,9 +68,22 @@ def _finish(fig: Figure, title: str, legend_rows: int = 1) -> Figure:
     for ax in fig.axes:
         if ax.get_xlabel() == "epoch":
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    fig.suptitle(title, fontsize=12)
-    fig.tight_layout(rect=(0, 0.05 + 0.03 * legend_rows, 1, 0.95))
+    import textwrap
+
+    lines = textwrap.wrap(title, width=max(40, int(fig.get_figwidth() * 10)))  # a title never runs off the figure
+    fig.suptitle("\n".join(lines), fontsize=12)
+    fig.tight_layout(rect=(0, 0.05 + 0.03 * legend_rows, 1, 0.95 - 0.04 * (len(lines) - 1)))
     return fig
+
+
+def accuracy_norm(values) -> "matplotlib.colors.Normalize":
+    """A colour scale for accuracies from chance-like 0 to 1, widened only where values leave it: a spread of
+    a few points stays a few points of colour, not the whole scale."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    lo = min(0.0, float(finite.min())) if len(finite) else 0.0
+    hi = max(1.0, float(finite.max())) if len(finite) else 1.0
+    return matplotlib.colors.Normalize(vmin=lo, vmax=hi)
 
 
 def note_figure(title: str, note: str) -> Figure:

@@ -139,9 +139,9 @@ def test_seeds_are_aggregated_with_their_spread():
     fig = F.ncc_over_training(d, sel.layer)
     assert any(type(c).__name__ in ("PolyCollection", "FillBetweenPolyCollection") for ax in fig.axes for c in ax.collections)
     assert "(N=2)" in " ".join(t.get_text() for t in fig.legends[0].get_texts())
-    assert "N=2 seeds" in fig._suptitle.get_text()
+    assert "N=2 seeds" in fig._suptitle.get_text().replace("\n", " ")
     one = F.ncc_over_training(sweep(), sel.layer)
-    assert not any(ax.collections for ax in one.axes) and "one seed per configuration" in one._suptitle.get_text()
+    assert not any(ax.collections for ax in one.axes) and "one seed per configuration" in one._suptitle.get_text().replace("\n", " ")
     # fig 8 with one varied key: a point per configuration (not per trial) with its spread and N
     lam_only = SweepData(d.uri, d.experiment, d.parent_run_id, {}, d.trials, d.probes, d.train, ["objective.lam"])
     ax = F.hyperparameter_view(lam_only, sel.layer, ["objective.lam"]).axes[0]
@@ -167,7 +167,17 @@ def test_every_figure_draws(tmp_path, superclass, linear):
     visible = {k: [ax for ax in f.axes if ax.get_visible() and ax.get_label() != "<colorbar>"] for k, f in figs.items()}
     assert [ax.get_title() for ax in visible["1"]] == (["sample level", "class level", "superclass level"] if superclass
                                                        else ["sample level", "class level"])
-    assert len(visible["5"]) == (3 if superclass else 1)
+    # figure 5: class and superclass panels (no noisy ratio panel), one legend below them, none on a panel
+    assert len(visible["5"]) == (2 if superclass else 1)
+    assert not any(ax.get_legend() for ax in visible["5"]) and figs["5"].legends
+    # figure 3: both panels on one epoch axis; the log axis of the loss labels more than one tick
+    a3, b3 = visible["3"]
+    assert a3.get_xlim() == b3.get_xlim()
+    figs["3"].canvas.draw()
+    assert a3.get_yscale() != "log" or sum(bool(t.get_text()) for t in a3.get_yticklabels()) >= 2
+    # figure 8: accuracy colours on a 0..1 scale, not stretched over the spread of a few points
+    norms = [im.norm for ax in visible["8"] for im in ax.get_images()]
+    assert norms and all(n.vmin <= 0.0 and n.vmax >= 1.0 for n in norms)
     assert len(visible["7"]) == 4
     # figure 4: one line per checkpoint (test) and its dashed train twin over the bank's r = 0.5, 1; the true
     # classes as a star at r = 0 per checkpoint; the chance control as a horizontal line at its accuracy

@@ -24,7 +24,7 @@ from ssl_ray.reports.source import short_name, UNUSABLE, SweepData, fmt_param
 REPORT_PARAMS = ["objective.name", "model.backbone", "model.depth", "model.width"]
 
 
-def _param_keys(data: SweepData) -> List[str]:
+def param_keys(data: SweepData) -> List[str]:
     """The architecture, the objective, each objective's own hyperparameters (as it declares them), and
     whatever else the sweep varied."""
     from ssl_ray.objectives import OBJECTIVES
@@ -33,11 +33,6 @@ def _param_keys(data: SweepData) -> List[str]:
     hparams = [f"objective.{h}" for n in names for h in OBJECTIVES.get(n).hparams()]
     keys = [k for k in dict.fromkeys(REPORT_PARAMS + hparams) if any(k in t.params for t in data.trials)]
     return keys + [k for k in data.varied if k not in keys]
-
-
-def constant_params(data: SweepData) -> tuple:
-    """The parameter columns whose value every trial shares (a summary can leave them out)."""
-    return tuple(k for k in _param_keys(data) if k not in data.varied)
 
 
 def _columns(data: SweepData, sel: Selection) -> List[tuple]:
@@ -64,7 +59,7 @@ def _final_loss(data: SweepData, trial_id: str) -> float:
 
 
 def trial_table(data: SweepData, sel: Selection) -> pd.DataFrame:
-    keys = _param_keys(data)
+    keys = param_keys(data)
     rows = []
     for t in data.trials:
         layer = sel.trial_layers[t.trial_id]
@@ -86,7 +81,7 @@ def mean_std(values: List[float]) -> tuple[float, float, int]:
 
 def config_table(data: SweepData, sel: Selection) -> pd.DataFrame:
     """Numeric columns hold the mean; ``<column>_std`` the standard deviation over seeds (0 for N = 1)."""
-    keys = _param_keys(data)
+    keys = param_keys(data)
     rows = []
     layers = config_layers(data, sel.metric)
     for name, trials in data.configs().items():

@@ -5,9 +5,38 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 
 from ssl_ray.config import SweepConfig, default_mlflow_uri
 from ssl_ray.probes.cli import print_probe_failures
+
+
+WIDTH = 150  # the console summary's lines stay within this many columns
+CHANCE = "permuted_1.0"
+TARGET_SHORT = {"class": "", "superclass": "super ", CHANCE: "chance "}
+METRIC_SHORT = {"linear_val": "val", "ncc_val": "val", "linear_test": "lin", "ncc_test": "ncc", "cdnv": "cdnv"}
+
+
+def console_table(data, sel) -> str:
+    """The per-configuration table, narrow: no hyperparameter columns (the configuration's name holds what
+    varies) and short headers (``val``, ``lin``, ``ncc``, ``super lin``, ``rand1.0 lin``, ``chance lin``)."""
+    from ssl_ray.reports.tables import config_table, format_table, param_keys
+
+    df = config_table(data, sel)
+    df = df.drop(columns=[c for c in param_keys(data) if c in df.columns])
+
+    def short(col: str) -> str:
+        base, std = (col[:-4], "_std") if col.endswith("_std") else (col, "")
+        if base in ("final_loss", "best_layer"):
+            return {"final_loss": "loss", "best_layer": "layer"}[base] + std
+        for metric, m in METRIC_SHORT.items():
+            if base.endswith("_" + metric):
+                target = base[: -len(metric) - 1]
+                t = TARGET_SHORT.get(target, target.replace("random_", "rand") + " ")
+                return f"{t}{m}{std}"
+        return col
+
+    return format_table(df.rename(columns=short))
 
 
 def print_summary(out: dict, cfg: SweepConfig, stream=None, data=None) -> None:
@@ -19,16 +48,17 @@ def print_summary(out: dict, cfg: SweepConfig, stream=None, data=None) -> None:
         print("(no probe results to summarize)", file=stream)
     else:
         from ssl_ray.reports.selection import select
-        from ssl_ray.reports.tables import config_table, constant_params, format_table, headline
+        from ssl_ray.reports.tables import headline
 
         sel = select(data)
-        print(format_table(config_table(data, sel), drop=constant_params(data)), file=stream)
+        print(console_table(data, sel), file=stream)
         n = data.seeds_per_config()
-        print(f"\n{'mean ± std over ' + str(n) + ' seeds per configuration' if n > 1 else 'one seed per configuration (no error bars; --seeds N)'}",
+        print(f"\n{'mean ± std over ' + str(n) + ' seeds per configuration' if n > 1 else 'one seed per configuration (no error bars; --seeds N)'}"
+              f"; accuracies on the test split at each configuration's best layer, chosen on 'val'; chance: {CHANCE} labels",
               file=stream)
         line = headline(data, sel)
         if line:
-            print(line, file=stream)
+            print(textwrap.fill(line, width=WIDTH, subsequent_indent="  "), file=stream)
         print("\ntrials (MLflow run ids):", file=stream)
         for t in data.trials:
             print(f"  {t.trial_id}  {t.label}  {t.status}  run {t.run_id}", file=stream)

@@ -69,5 +69,8 @@ def probe_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None)
 def print_probe_failures(failures, stream) -> None:
     for f in failures:
         what = "retried" if f.retried else "GAVE UP (backfill with `ssl-ray probe --run-id " + f.run_id + "`)"
-        print(f"probe task failed: trial {f.trial_id} epoch {f.epoch} layer {f.layer}, attempt {f.attempt}: {f.error} -- {what}",
-              file=stream)
+        import textwrap
+
+        error = f.error if len(f.error) <= 60 else f.error[:57] + "..."  # in full: the run's ssl_ray.probe.failure.* tag
+        print(textwrap.fill(f"probe task failed: trial {f.trial_id} epoch {f.epoch} layer {f.layer}, attempt {f.attempt}: "
+                            f"{error} -- {what}", width=150, subsequent_indent="  "), file=stream)

@@ -23,92 +23,20 @@ cluster the sweep's storage must be a file system every node mounts (``cluster.y
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Deque, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Deque, Dict, List, Optional, Sequence, Tuple
 
 import ray
 
 from ssl_ray.config import ProbeConfig
+from ssl_ray.probes.probe_tasks import (CheckpointJob, ProbeFailure, TrialProbes, failure_message,  # noqa: F401
+                                      features_task, score_task)
 from ssl_ray.tracking import (SUMMARY, TAG_PROBE_FAILURE, TAG_PROBE_NODES, TAG_PROBE_SKIPPED, TAG_PROBE_STATUS,
                               TAG_SUMMARY_LAYER, TRAIN, MetricWriter)
 
-
-
-@ray.remote
-def features_task(ckpt_dir: str, layers: Sequence[str], threads: int) -> list:
-    import torch
-
-    from ssl_ray.faults import maybe_fail
-    from ssl_ray.probes.engine import checkpoint_features
-
-    torch.set_num_threads(threads)
-    cf = checkpoint_features(ckpt_dir, layers)
-    maybe_fail("probe.features", epoch=cf.epoch)
-    meta = dataclasses.replace(cf, layers={})
-    return [(meta, _node_id())] + [cf.layers[name] for name in layers]
-
-
-@ray.remote
-def score_task(head, layer_features: dict, layer: str, threads: int):
-    """Every probe of one layer; returns its :class:`~ssl_ray.probes.scoring.LayerScores` and the Ray node
-    ids where the features were computed and where they were scored."""
-    import torch
-
-    from ssl_ray.faults import maybe_fail
-    from ssl_ray.probes.scoring import score_layer
-
-    meta, features_node = head
-    torch.set_num_threads(threads)
-    maybe_fail("probe.score", epoch=meta.epoch, layer=layer)
-    cf = dataclasses.replace(meta, layers={layer: layer_features})
-    return score_layer(layer, cf.feature_sets(layer), cf.probe), (features_node, _node_id())
-
-
-def _node_id() -> str:
-    return ray.get_runtime_context().get_node_id()
-
-
-@dataclass
-class ProbeFailure:
-    trial_id: str
-    run_id: str
-    epoch: int
-    layer: str
-    attempt: int
-    error: str
-    retried: bool  # another attempt was submitted
-
-
-@dataclass
-class CheckpointJob:
-    trial_id: str
-    run_id: str
-    epoch: int
-    ckpt_dir: str
-    layers: List[str]
-    attempts: Dict[str, int] = field(default_factory=dict)
-    retry: Set[str] = field(default_factory=set)
-    outstanding: int = 0
-    refs: list = field(default_factory=list)  # keeps the features alive while layers are scored
-
-
-@dataclass
-class TrialProbes:
-    trial_id: str
-    jobs: int = 0
-    settled: int = 0
-    missing: List[str] = field(default_factory=list)
-    nodes: Set[str] = field(default_factory=set)  # Ray nodes the trial's probe tasks ran on
-    skipped: Dict[str, str] = field(default_factory=dict)  # target -> why it could not be scored
-
-
-def failure_message(e: BaseException) -> str:
-    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
-    return (lines[-1] if lines else type(e).__name__)[:500]
 
 
 @dataclass

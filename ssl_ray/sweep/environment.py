@@ -21,6 +21,10 @@ ENGINE_ENV = {
     # The epoch-0 report (the initialization, before any step) has no loss; ASHA skips results without its
     # metric, but Tune's strict metric check would reject them first.
     "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
+    # Tune adds its CSV, JSON and TensorBoard loggers unless told not to; the sweep adds the CSV and JSON
+    # ones itself (sweep/tuner.py) and leaves out TensorBoard's, whose console hint points at a tool this
+    # project does not use (MLflow holds the curves).
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
 }
 
 

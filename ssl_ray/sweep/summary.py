@@ -53,8 +53,9 @@ def print_summary(out: dict, cfg: SweepConfig, stream=None, data=None) -> None:
         sel = select(data)
         print(console_table(data, sel), file=stream)
         n = data.seeds_per_config()
-        print(f"\n{'mean ± std over ' + str(n) + ' seeds per configuration' if n > 1 else 'one seed per configuration (no error bars; --seeds N)'}"
-              f"; accuracies on the test split at each configuration's best layer, chosen on 'val'; chance: {CHANCE} labels",
+        print("accuracies on the test split at each configuration's best layer, chosen on 'val'; "
+              f"chance: {CHANCE} labels", file=stream)
+        print(f"\n{'mean ± std over ' + str(n) + ' seeds per configuration' if n > 1 else 'one seed per configuration (no error bars; --seeds N)'}",
               file=stream)
         line = headline(data, sel)
         if line:
@@ -68,10 +69,12 @@ def print_summary(out: dict, cfg: SweepConfig, stream=None, data=None) -> None:
         tags = run.data.tags
         tid = tags.get(TAG_TRIAL_ID, run.info.run_id)
         if tags.get(TAG_STOP_REASON) and tags.get(TAG_STATUS) != TrialStatus.FINISHED.value:
-            print(f"trial {tid} {tags.get(TAG_STATUS)}: {tags[TAG_STOP_REASON]}", file=stream)
+            print(textwrap.fill(f"trial {tid} {tags.get(TAG_STATUS)}: {tags[TAG_STOP_REASON]}", width=WIDTH,
+                                subsequent_indent="  "), file=stream)
         for k, why in sorted(tags.items()):
             if k.startswith(TAG_PROBE_SKIPPED + "."):
-                print(f"trial {tid}: target {k[len(TAG_PROBE_SKIPPED) + 1:]} not scored: {why}", file=stream)
+                print(textwrap.fill(f"trial {tid}: target {k[len(TAG_PROBE_SKIPPED) + 1:]} not scored: {why}", width=WIDTH,
+                                    subsequent_indent="  "), file=stream)
     print_probe_failures(out.get("probe_failures", []), stream)
     n_err = len(out["results"].errors) if out.get("results") is not None else 0
     if n_err:

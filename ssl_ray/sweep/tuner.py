@@ -16,6 +16,7 @@ from typing import Optional
 import ray
 import yaml
 from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from ssl_ray.config import SWEEP_FILE, TRIAL_DRIVER_CPUS, SweepConfig, flatten
 from ssl_ray.probes.fanout import ProbeFanout
@@ -151,7 +152,8 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
                 name=sweep_dir.name,
                 storage_path=str(sweep_dir.parent),
                 callbacks=[ProbeOnCompleteCallback(str(sweep_dir), parent, fanout, concurrency),
-                           ConsoleCallback(varied_keys(cfg), len(cfg.trial_list()), progress_stream)],
+                           ConsoleCallback(varied_keys(cfg), len(cfg.trial_list()), progress_stream),
+                           CSVLoggerCallback(), JsonLoggerCallback()],  # Tune's own result files, no TensorBoard
                 verbose=1 if verbose else 0,  # Tune's tables only with --verbose; else one line per trial event
             ),
         )

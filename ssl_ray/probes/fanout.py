@@ -230,11 +230,11 @@ class ProbeFanout:
         t0, last = time.time(), [-1.0, -1]
 
         def show(final: bool = False) -> None:
-            """A live line on a terminal; in a log, a line per change at most every 10 s."""
+            """A live line on a terminal; in a log, a line per change at most every 30 s."""
             if not progress or not self.total_layers:
                 return
             now = time.time()
-            if not tty and not final and (self.done_layers == last[1] or now - last[0] < 10):
+            if not tty and not final and (self.done_layers == last[1] or now - last[0] < 30):
                 return
             last[:] = [now, self.done_layers]
             gave_up = sum(not f.retried for f in self.failures)

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import ray.train
 from ray.train.torch import TorchTrainer
 
@@ -106,7 +107,8 @@ def ensure_target_bank(cfg: SweepConfig, sweep_dir: Path, uri: str, parent_run_i
     bank.save(path)
     w.set_tags({TAG_STATUS: TrialStatus.FINISHED.value, TAG_BANK_PATH: str(path)})
     w.client.set_terminated(run_id, status="FINISHED")
-    levels = ", ".join(f"{r:.2f}" for r in bank.randomness)
-    print(f"[bank] {path}: {len(bank.epochs)} targets, randomness {levels}; label entropy >= {bank.entropies().min():.2f}",
+    r = np.sort(bank.randomness)
+    print(f"[bank] {len(bank.epochs)} targets, randomness {r[0]:.2f} to {r[-1]:.2f} (largest gap {np.diff(r).max():.2f}), "
+          f"label entropy >= {bank.entropies().min():.2f}: {path}",
           file=stream, flush=True)
     return str(path)

@@ -14,6 +14,7 @@ in MLflow yet are submitted.
 from __future__ import annotations
 
 import json
+import time
 from typing import Optional
 
 from ray import tune
@@ -45,6 +46,9 @@ def submit_missing(fanout: ProbeFanout, trial: TrialCheckpoints) -> int:
     for epoch, path, layers in missing_work(fanout.mlflow_uri, trial):
         n += fanout.submit(trial.trial_id, trial.run_id, [(epoch, path)], layers)
     return n
+
+
+PROGRESS_EVERY_S = 60.0  # a probe progress line while trials train
 
 
 def probe_slots(trials, concurrency: Optional[int], cpus: float, gpus: float, probe_cpus: float,
@@ -99,9 +103,16 @@ class ProbeOnCompleteCallback(tune.Callback):
         import ray
 
         res = ray.cluster_resources()
-        self.fanout.set_slots(probe_slots(trials, self.concurrency, res.get("CPU", 0.0), res.get("GPU", 0.0),
-                                          self.fanout.num_cpus, self.fanout.num_gpus))
+        slots = probe_slots(trials, self.concurrency, res.get("CPU", 0.0), res.get("GPU", 0.0), self.fanout.num_cpus,
+                            self.fanout.num_gpus)
+        self.fanout.set_slots(slots)
         self.fanout.poll(timeout=0.0, budget_s=0.2)  # Tune warns when a callback takes over 0.5 s
+        now = time.time()
+        if self.fanout.total_layers and now - getattr(self, "_said", 0.0) >= PROGRESS_EVERY_S:
+            self._said = now
+            f = self.fanout
+            print(f"[probes] {f.done_layers}/{f.total_layers} checkpoint x layer tasks done while trials train "
+                  f"(trials first: {slots} probe task(s) may run now)", flush=True)
 
 
 def attach_fanout(tuner, fanout: ProbeFanout) -> None:

@@ -25,6 +25,14 @@ ENGINE_ENV = {
     # ones itself (sweep/tuner.py) and leaves out TensorBoard's, whose console hint points at a tool this
     # project does not use (MLflow holds the curves).
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    # Tune's classic console reporter: silent at verbose 0 (the sweep prints one line per trial event), its
+    # status tables with --verbose. The newer one prints a configuration box and a results path even when
+    # silent.
+    "RAY_AIR_NEW_OUTPUT": "0",
+    # A local raylet starts at most this many worker processes at once (Ray's default: the CPU count). A sweep
+    # on 2 cores needs about ten (each trial's function, its trainer's controller and workers, probe tasks);
+    # at the default Ray prints "N worker processes have been started ... 4x the maximum expected" warnings.
+    "RAY_worker_maximum_startup_concurrency": "8",
 }
 
 
@@ -46,6 +54,8 @@ def quiet_driver_logs() -> None:
     """The sweep driver's console holds our lines, not the engines' routine notes: MLflow's INFO lines
     (creating its database tables) and Ray's note that token authentication is on -- it stays on, as
     Ray sets it for a local cluster; ``RAY_AUTH_MODE`` chooses otherwise. Warnings of substance pass."""
+    import mlflow  # noqa: F401  (it sets its logger's level on import: set ours after)
+
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
         _Drop("Token authentication is enabled for this Ray cluster"))

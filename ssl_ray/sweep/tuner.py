@@ -154,7 +154,7 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
                 callbacks=[ProbeOnCompleteCallback(str(sweep_dir), parent, fanout, concurrency),
                            ConsoleCallback(varied_keys(cfg), len(cfg.trial_list()), progress_stream),
                            CSVLoggerCallback(), JsonLoggerCallback()],  # Tune's own result files, no TensorBoard
-                verbose=1 if verbose else 0,  # Tune's tables only with --verbose; else one line per trial event
+                verbose=2 if verbose else 0,  # Tune's tables only with --verbose; else one line per trial event
             ),
         )
     results = tuner.fit()

@@ -96,4 +96,4 @@ def print_summary(out: dict, cfg: SweepConfig, stream=None, data=None) -> None:
                       ("continue after a failure", f"ssl-ray resume {d}"),
                       ("fill missing probes", f"ssl-ray probe --run-id {some_run}{store}"),
                       ("take a backbone away", f"ssl-ray export --run-id {some_run}{store} --out backbone/")):
-        print(f"  {what + ':':<26}{cmd}", file=stream)
+        print(f"  {what}:\n    {cmd}", file=stream)  # the command on a line of its own: long store paths fit

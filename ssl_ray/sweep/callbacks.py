@@ -20,7 +20,7 @@ from typing import Optional
 from ray import tune
 
 from ssl_ray.checkpoints import scan_checkpoints, trial_dir as trial_dir_of
-from ssl_ray.config import TRIAL_DRIVER_CPUS, ExperimentConfig
+from ssl_ray.config import TRIAL_DRIVER_CPUS, ExperimentConfig, TrainConfig
 from ssl_ray.probes.backfill import TrialCheckpoints, missing_work
 from ssl_ray.probes.fanout import ProbeFanout
 from ssl_ray.tracking import TAG_STATUS, TAG_STOP_REASON, TrialStatus, client, find_trial_run
@@ -60,18 +60,13 @@ def probe_slots(trials, concurrency: Optional[int], cpus: float, gpus: float, pr
     if not unfinished:
         return None
     unfinished.sort(key=lambda t: t.status != "RUNNING")  # the running ones hold theirs already
-    window = unfinished[: concurrency or len(unfinished)]
-    need_cpu = sum(t.config["train"]["workers"] * t.config["train"]["cpus_per_worker"] + TRIAL_DRIVER_CPUS for t in window)
-    need_gpu = sum(t.config["train"]["workers"] * _gpus(t.config["train"]) for t in window)
+    window = [TrainConfig(**t.config["train"]) for t in unfinished[: concurrency or len(unfinished)]]
+    need_cpu = sum(t.workers * t.cpus_per_worker + TRIAL_DRIVER_CPUS for t in window)
+    need_gpu = sum(t.workers * t.gpus() for t in window)
     slots = int((cpus - need_cpu + 1e-6) // max(probe_cpus, 1e-3))
     if probe_gpus > 0:
         slots = min(slots, int((gpus - need_gpu + 1e-6) // probe_gpus))
     return max(0, slots)
-
-
-def _gpus(train: dict) -> float:
-    g = train.get("gpus_per_worker") or 0.0
-    return g if g > 0 else (1.0 if train.get("use_gpu") else 0.0)
 
 
 class ProbeOnCompleteCallback(tune.Callback):

@@ -18,6 +18,7 @@ from typing import Dict, Sequence
 from ray import tune
 
 from ssl_ray.config import get_path
+from ssl_ray.sweep.trial import trial_label
 
 WAIT_NOTE_S = 60.0
 
@@ -35,7 +36,7 @@ class ConsoleCallback(tune.Callback):
         return {**self.__dict__, "stream": None}
 
     def _say(self, trial, text: str) -> None:
-        label = " ".join(f"{k.split('.')[-1]}={_fmt(get_path(trial.config, k))}" for k in self.keys if _has(trial.config, k))
+        label = trial_label(trial.config, self.keys)
         print(f"[trial {trial.trial_id}] {label + ': ' if label else ''}{text}", file=self.stream or sys.stdout, flush=True)
 
     def on_trial_start(self, iteration, trials, trial, **info):
@@ -82,13 +83,3 @@ def waiting_for() -> str:
     return "training (an epoch of this size takes longer than a minute here)"
 
 
-def _has(config: dict, key: str) -> bool:
-    try:
-        get_path(config, key)
-        return True
-    except (KeyError, TypeError):
-        return False
-
-
-def _fmt(v) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)

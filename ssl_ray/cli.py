@@ -35,7 +35,27 @@ def sweep_main(argv: Optional[Sequence[str]] = None, config_file: Optional[str] 
     if args.print_config:
         print_config(cfg, sys.stdout)
         return EXIT_OK
+    if not args.resume:
+        try:
+            cfg = claim_sweep(cfg, explicit=args.name is not None)
+        except ConfigError as e:
+            return bad_input(e)
     return _run(cfg, args.verbose, args.resume, _command_line(prog, argv))
+
+
+def claim_sweep(cfg, explicit: bool):
+    """The sweep's own directory, before Ray starts: a name given with --name that another sweep holds is
+    refused; the recipe's name moves on to the first free ``<name>-N`` (and says so)."""
+    from ssl_ray.sweep.claim import claim, claim_free
+
+    if explicit:
+        claim(cfg)
+        return cfg
+    got = claim_free(cfg)
+    if got.name != cfg.name:
+        print(f"note: {cfg.resolved_storage() / cfg.name} holds an earlier sweep (kept as it is); this one is "
+              f"{got.name!r}", file=sys.stderr)
+    return got
 
 
 def resume_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
@@ -49,16 +69,24 @@ def resume_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None
     p.add_argument("--address", help="run on this Ray cluster instead (e.g. 'auto')")
     p.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance (all cores when unset)")
     p.add_argument("--verbose", action="store_true", help="stream worker logs to the console")
+    p.add_argument("--trust", action="store_true", help="resume a sweep you did not start (e.g. copied from someone): "
+                                                        "resuming unpickles its Ray Tune state, which can run code")
     try:
         args = p.parse_args(list(argv or []))
+        if args.trust:
+            from ssl_ray.sweep.claim import trust
+
+            resume_config(Path(args.sweep_dir), args.address, args.num_cpus, trusted=False)
+            trust(Path(args.sweep_dir).expanduser().resolve())
         cfg = resume_config(Path(args.sweep_dir), args.address, args.num_cpus)
     except ConfigError as e:
         return bad_input(e)
     return _run(cfg, args.verbose, args.sweep_dir, _command_line(prog, list(argv or [])))
 
 
-def resume_config(d, address: Optional[str], num_cpus: Optional[int]):
-    """The saved settings of the sweep in ``d``; only where it runs may change."""
+def resume_config(d, address: Optional[str], num_cpus: Optional[int], trusted: bool = True):
+    """The saved settings of the sweep in ``d``; only where it runs may change. Only a sweep this user
+    started is resumed (``sweep.claim.check_trusted``: resuming unpickles Ray Tune's state)."""
     from ssl_ray.config import SWEEP_FILE, SweepConfig, load_yaml_mapping
     from ssl_ray.validation import validate_sweep
 
@@ -68,16 +96,39 @@ def resume_config(d, address: Optional[str], num_cpus: Optional[int]):
     if not (d / SWEEP_FILE).is_file() or not any(d.glob("experiment_state-*.json")):
         raise ConfigError(f"--resume {d}: not a sweep directory (no {SWEEP_FILE} and Ray Tune experiment state in it; "
                           f"sweeps live in results/sweeps/<name>)")
+    if trusted:
+        from ssl_ray.sweep.claim import check_trusted
+
+        check_trusted(d)
     raw = load_yaml_mapping(d / SWEEP_FILE)
     raw.update({k: v for k, v in (("address", address), ("num_cpus", num_cpus)) if v is not None})
+    raw["mlflow_uri"] = _unmasked(raw.get("mlflow_uri"))
     return validate_sweep(SweepConfig.from_dict(raw))
+
+
+def _unmasked(stored):
+    """The sweep file keeps a tracking URI's password as ``***``; the real URI comes from the environment."""
+    import os
+
+    from ssl_ray.uris import mask_uri
+
+    if not isinstance(stored, str) or "***@" not in stored:
+        return stored
+    env = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if env and mask_uri(env) == stored:
+        return env
+    raise ConfigError(f"the sweep's tracking URI {stored} has a password, which ssl_ray never stores; "
+                      f"set MLFLOW_TRACKING_URI to that URI with its password and resume again")
 
 
 def _run(cfg, verbose: bool, resume_dir: Optional[str], command: str) -> int:
     from ssl_ray.sweep.summary import print_summary
     from ssl_ray.sweep.tuner import run_sweep
 
-    out = run_sweep(cfg, verbose=verbose, resume_dir=resume_dir, command=command)
+    try:
+        out = run_sweep(cfg, verbose=verbose, resume_dir=resume_dir, command=command, claimed=True)
+    except ConfigError as e:  # found before Ray starts (e.g. an older sweep's run in the store)
+        return bad_input(e)
     data = _sweep_data(out)
     print_summary(out, cfg, data=data)
     if cfg.report:
@@ -100,7 +151,9 @@ def _command_line(prog: Optional[str], argv: Sequence[str]) -> str:
     import shlex
 
     script = prog if prog and prog.startswith("ssl-ray") else f"python {sys.argv[0]}" if sys.argv[0] else "ssl-ray sweep"
-    return " ".join([script, shlex.join(list(argv))]).strip()
+    from ssl_ray.uris import mask_uri
+
+    return mask_uri(" ".join([script, shlex.join(list(argv))]).strip())
 
 
 def sweep_report(sweep_dir: str, stream=None, data=None) -> None:
@@ -136,6 +189,9 @@ def export_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None
             from ssl_ray.tracking import TAG_TRIAL_DIR, client
 
             uri = args.mlflow_uri or default_mlflow_uri()
+            from ssl_ray.uris import check_tracking_uri
+
+            check_tracking_uri(uri)
             try:
                 tags = client(uri).get_run(run_id).data.tags
             except Exception:  # noqa: BLE001 - MLflow raises its own type for unknown ids

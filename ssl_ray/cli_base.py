@@ -21,7 +21,26 @@ class OneLineParser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", HelpFormatter)
+        kwargs.setdefault("allow_abbrev", False)  # --epoch is not --epochs: a typo is an error, not a guess
         super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        self._refuse_repeats(list(sys.argv[1:] if args is None else args))
+        return super().parse_known_args(args, namespace)
+
+    def _refuse_repeats(self, argv: list) -> None:
+        """A flag that takes one value, given twice, is an error (argparse would keep the last silently)."""
+        seen = set()
+        for token in argv:
+            if token == "--":
+                break
+            action = self._option_string_actions.get(token.split("=", 1)[0]) if token.startswith("-") else None
+            if action is None or isinstance(action, (argparse._AppendAction, argparse._HelpAction,
+                                                     argparse._CountAction, argparse._VersionAction)):
+                continue
+            if action.dest in seen:
+                raise ConfigError(f"{self.prog}: {token.split('=', 1)[0]} is given twice; give it once")
+            seen.add(action.dest)
 
     def error(self, message: str):  # type: ignore[override]
         raise ConfigError(f"{self.prog}: {message}")
@@ -39,7 +58,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def bad_input(e: ConfigError) -> int:
-    print(f"error: {e}", file=sys.stderr)
+    from ssl_ray.uris import mask_uri
+
+    print(f"error: {mask_uri(str(e))}", file=sys.stderr)
     return EXIT_BAD_INPUT
 
 

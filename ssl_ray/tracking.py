@@ -9,13 +9,13 @@ The URI defaults to a SQLite file under ``results/`` (``ssl_ray.config.default_m
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from enum import Enum
 from typing import TYPE_CHECKING, Dict, Iterable, Mapping, Optional, Set
 
 from ssl_ray.errors import ConfigError
+from ssl_ray.uris import check_tracking_uri, mask_uri  # noqa: F401  (check_tracking_uri: its old home)
 
 if TYPE_CHECKING:  # mlflow is imported where a store is opened, never on the bad-input path
     from mlflow.tracking import MlflowClient
@@ -81,10 +81,29 @@ HEALTH_STOPS = (TrialStatus.DIVERGED, TrialStatus.COLLAPSED)  # what a trial's o
 MAX_BATCH = 1000  # MLflow's log_batch limit on metrics per call
 
 
+_READY: Set[str] = set()
+
+
 def client(uri: str) -> "MlflowClient":
+    """An MLflow client. A SQLite store is opened the first time under a file lock: two sweeps that create
+    the same database at the same moment would both run its migrations (alembic fails in one of them)."""
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    if not uri.startswith("sqlite:///") or uri in _READY:
+        return MlflowClient(tracking_uri=uri)
+    import fcntl
+
+    db = Path(uri[len("sqlite:///"):])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            c = MlflowClient(tracking_uri=uri)
+            c.search_experiments(max_results=1)  # opens the store: creates and migrates the database
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    _READY.add(uri)
+    return c
 
 
 def artifact_root_for(uri: str) -> Optional[str]:
@@ -110,16 +129,41 @@ def ensure_experiment(c: MlflowClient, name: str, uri: str) -> str:
         return exp.experiment_id
 
 
+def tag_filter(tag: str, value: str) -> Optional[str]:
+    """An MLflow filter clause ``tags.`tag` = value``, or None when no quoting can hold the value. MLflow's
+    parser takes no escapes: a value with ``'`` goes in double quotes, one with ``"`` in single quotes."""
+    if "'" not in value:
+        return f"tags.`{tag}` = '{value}'"
+    if '"' not in value:
+        return f'tags.`{tag}` = "{value}"'
+    return None
+
+
+def search_by_tag(c: MlflowClient, experiment_id: str, tag: str, value: str, flt: str = "", **kw) -> list:
+    """Runs whose tag ``tag`` is exactly ``value`` (and that match the filter ``flt``)."""
+    clause = tag_filter(tag, value)
+    if clause is not None:
+        return c.search_runs([experiment_id], filter_string=" and ".join(x for x in (flt, clause) if x), **kw)
+    kw.pop("max_results", None)  # no filter can say it: read the runs and compare here
+    return [r for r in c.search_runs([experiment_id], filter_string=flt, max_results=50000, **kw)
+            if r.data.tags.get(tag) == value]
+
+
 def _find_run(c: MlflowClient, experiment_id: str, tag: str, value: str) -> Optional[str]:
-    escaped = value.replace("'", "\\'")
-    runs = c.search_runs([experiment_id], filter_string=f"tags.`{tag}` = '{escaped}'", max_results=2)
+    runs = search_by_tag(c, experiment_id, tag, value, max_results=2)
     return runs[0].info.run_id if runs else None
 
 
-def get_or_create_parent_run(uri: str, experiment: str, sweep_dir: str, params: Mapping[str, object]) -> str:
+def get_or_create_parent_run(uri: str, experiment: str, sweep_dir: str, params: Mapping[str, object],
+                             create: bool = False) -> str:
+    """The sweep's run, found by its directory; with ``create`` (a new sweep), an existing one is an error:
+    a new sweep never joins an older sweep's run (one whose directory was deleted and made again)."""
     c = client(uri)
     exp_id = ensure_experiment(c, experiment, uri)
     run_id = _find_run(c, exp_id, TAG_SWEEP_DIR, sweep_dir)
+    if run_id is not None and create:
+        raise ConfigError(f"{mask_uri(uri)} already has a sweep run ({run_id}) for {sweep_dir}, from an earlier sweep whose "
+                          f"directory was removed; start this one with another --name")
     if run_id is None:
         run = c.create_run(exp_id, run_name=f"sweep-{Path(sweep_dir).name}", tags={TAG_SWEEP_DIR: sweep_dir, TAG_KIND: "sweep"})
         run_id = run.info.run_id
@@ -241,36 +285,3 @@ def metric_histories(c: MlflowClient, run_id: str, keys: Iterable[str], threads:
         return dict(zip(keys, pool.map(lambda k: c.get_metric_history(run_id, k), keys)))
 
 
-def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
-    """Fail early on a tracking URI that cannot work: an unreachable server, a SQLite file in a folder
-    that cannot be created, or a scheme MLflow 3 no longer takes (plain folders, ``file:``)."""
-    import urllib.error
-    import urllib.request
-    from urllib.parse import urlparse
-
-    u = urlparse(uri)
-    if u.scheme in ("http", "https"):
-        try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:
-                r.read(64)
-        except urllib.error.HTTPError:
-            return  # it answers: a server is there (some proxies do not serve /health)
-        except (urllib.error.URLError, OSError) as e:
-            why = getattr(e, "reason", e)
-            raise ConfigError(f"MLflow tracking server {uri} is unreachable ({why}); start it "
-                              f"(mlflow server --host 127.0.0.1 --port <port>) or fix --mlflow-uri") from None
-    elif u.scheme == "sqlite":
-        path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""
-        if not path:
-            raise ConfigError(f"MLflow URI {uri!r}: expected sqlite:///<path to a .db file>")
-        folder = Path(path).expanduser().resolve().parent
-        probe = folder
-        while not probe.exists():  # the nearest existing ancestor must be a writable directory
-            probe = probe.parent
-        if not probe.is_dir() or not os.access(probe, os.W_OK):
-            raise ConfigError(f"MLflow URI {uri!r}: cannot create the database folder {folder} ({probe} is not a writable directory)")
-    elif u.scheme in ("databricks", "postgresql", "mysql", "mssql") or u.scheme.startswith(("postgresql+", "mysql+", "mssql+")):
-        return
-    else:
-        raise ConfigError(f"MLflow URI {uri!r}: MLflow 3 stores runs in a database or on a server; use sqlite:///<file.db> "
-                          f"or http://<host>:<port>")

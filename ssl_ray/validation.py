@@ -13,28 +13,42 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Optional
 
-from ssl_ray.config import (AMP_MODES, MODES, PLACEMENT_STRATEGIES, SCHEDULERS, SWITCHES, TRIAL_DRIVER_CPUS,
-                            ExperimentConfig, SweepConfig, check_choice, check_int, check_names, check_number)
+from ssl_ray.config import (AMP_MODES, MODES, PLACEMENT_STRATEGIES, SCHEDULERS, SWITCHES, ExperimentConfig, SweepConfig, check_choice, check_sweep_name, check_int, check_names, check_number)
 from ssl_ray.errors import ConfigError
+from ssl_ray.sweep_checks import check_fits, check_ray_address, check_samplers, check_storage
+
+MAX_TRIALS = 10000
+MAX_EPOCHS = 10000
+MAX_CPUS = 100000
+MAX_SEED = 2**32 - 1  # numpy's seeds stop here (torch's go further)
 
 
 def validate_sweep(sweep: SweepConfig) -> SweepConfig:
     """Check the sweep's own settings and every trial its search space yields; return it normalized."""
-    if not isinstance(sweep.name, str) or not sweep.name or not all(c.isalnum() or c in "-_." for c in sweep.name):
-        raise ConfigError(f"sweep name must be letters, digits, '-', '_' or '.', got {sweep.name!r}")
-    check_int("num_samples", sweep.num_samples, lo=1)
+    check_sweep_name(sweep.name)
+    check_int("num_samples", sweep.num_samples, lo=1, hi=MAX_TRIALS)
     for key in ("max_concurrent_trials", "num_cpus"):
         if getattr(sweep, key) is not None:
-            check_int(key, getattr(sweep, key), lo=1)
+            check_int(key, getattr(sweep, key), lo=1, hi=MAX_TRIALS if key == "max_concurrent_trials" else MAX_CPUS)
+    if sweep.address is not None and (not isinstance(sweep.address, str) or not sweep.address.strip()):
+        raise ConfigError(f"address must be a Ray address (e.g. 'auto' or ray://host:10001), got {sweep.address!r}")
+    for key in ("storage_path", "mlflow_uri"):
+        if getattr(sweep, key) is not None and not isinstance(getattr(sweep, key), str):
+            raise ConfigError(f"{key} must be a string, got {getattr(sweep, key)!r}")
+    if sweep.address is not None:
+        check_ray_address(sweep.address)
+    check_storage(sweep.resolved_storage())
+    check_samplers(sweep)
+    if len(sweep.trial_list()) > MAX_TRIALS:
+        raise ConfigError(f"the search space makes {len(sweep.trial_list())} trials; at most {MAX_TRIALS} in one sweep")
     if not isinstance(sweep.report, bool):
         raise ConfigError(f"report must be true or false, got {sweep.report!r}")
     check_choice("scheduler", sweep.scheduler, SCHEDULERS)
     check_choice("scheduler_mode", sweep.scheduler_mode, ("min", "max"))
-    check_int("asha_grace_period", sweep.asha_grace_period, lo=1)
+    check_int("asha_grace_period", sweep.asha_grace_period, lo=1, hi=MAX_EPOCHS)
     check_number("asha_reduction_factor", sweep.asha_reduction_factor, lo=1.0, strict=True)
-    from ssl_ray.tracking import check_tracking_uri
+    from ssl_ray.uris import check_tracking_uri
 
     check_tracking_uri(sweep.resolved_mlflow_uri())
     _check_bank_is_shared(sweep)
@@ -46,32 +60,12 @@ def validate_sweep(sweep: SweepConfig) -> SweepConfig:
     for searched, cfg in sweep.replace(base=base).trial_configs_for_validation():
         try:
             exp = validate_experiment(ExperimentConfig.from_dict(cfg))
-            _check_fits(exp, local_cpus)
+            check_fits(exp, local_cpus)
         except ConfigError as e:  # name the trial when the fault lies in a section that the search changes
             blamed = any(f"{k.split('.')[0]}." in str(e) for k in searched)
             where = f" (in the trial with {', '.join(f'{k}={v}' for k, v in searched.items())})" if blamed else ""
             raise ConfigError(f"{e}{where}") from None
     return sweep.replace(base=base)
-
-
-def _check_fits(exp: ExperimentConfig, local_cpus: Optional[int]) -> None:
-    if local_cpus is None:
-        return
-    t = exp.train
-    if t.gpus() > 0 and not local_gpus():
-        raise ConfigError(f"a trial asks for {t.gpus():g} GPU(s) per worker but this machine has no CUDA GPU; run on a "
-                          f"GPU cluster (--address) or drop --gpus-per-worker / train.use_gpu")
-    need = t.workers * t.cpus_per_worker + TRIAL_DRIVER_CPUS
-    if need > local_cpus + 1e-9:
-        raise ConfigError(f"a trial needs {need:g} CPUs (train.workers {t.workers} x train.cpus_per_worker "
-                          f"{t.cpus_per_worker:g} + {TRIAL_DRIVER_CPUS} for the trial's driver) but the local Ray instance "
-                          f"has {local_cpus}; lower --cpus-per-worker (fractions work, e.g. 0.95) or --workers")
-
-
-def local_gpus() -> int:
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _check_bank_is_shared(sweep: SweepConfig) -> None:
@@ -110,11 +104,11 @@ def normalized(cfg: ExperimentConfig) -> ExperimentConfig:
 def validate_experiment(cfg: ExperimentConfig) -> ExperimentConfig:
     """Check one trial's config, section by section; return it normalized."""
     cfg = normalized(cfg)
+    _check_train(cfg)  # train and optim first: the data check divides the training set by their workers and batch
+    _check_optim(cfg)
     _check_data(cfg)
     _check_model(cfg)
     _check_objective(cfg)
-    _check_optim(cfg)
-    _check_train(cfg)
     _check_probe(cfg)
     return cfg
 
@@ -126,18 +120,27 @@ def _check_data(cfg: ExperimentConfig) -> None:
 
     d = cfg.data
     AUGMENTATIONS.get(d.augment)
-    check_int("data.image_size", d.image_size, lo=4)
-    check_int("data.views", d.views, lo=2)
-    check_int("data.num_workers", d.num_workers, lo=0)
+    check_int("data.image_size", d.image_size, lo=4, hi=1024)
+    check_int("data.views", d.views, lo=2, hi=64)
+    check_int("data.num_workers", d.num_workers, lo=0, hi=256)
     check_choice("data.loader", d.loader, LOADERS)
     if d.beton is not None:
         from ssl_ray.data.beton import inspect_beton
 
-        inspect_beton(d.beton)
+        num_train = inspect_beton(d.beton).num_samples
     elif d.loader == "ffcv":
         raise ConfigError("data.loader 'ffcv' needs data.beton (--beton): a .beton written by `ssl-ray data write-beton`")
     source = DATASETS.get(d.dataset)
     source.check(d.dataset, d.data_root, d.superclass_map)  # probes read the dataset even when training reads a .beton
+    if d.beton is None:
+        from ssl_ray.data.datasets import dataset_meta
+
+        num_train = dataset_meta(d.dataset, d.data_root, d.superclass_map)["num_train"]
+    per_worker = num_train // cfg.train.workers
+    if isinstance(cfg.optim.batch_size, int) and per_worker < cfg.optim.batch_size:
+        raise ConfigError(f"optim.batch_size {cfg.optim.batch_size} is larger than a worker's share of the training set "
+                          f"({num_train} images / {cfg.train.workers} worker(s) = {per_worker}): an epoch would have no "
+                          f"step; lower --batch-size or --workers")
     if d.loader == "memory" and not source.in_memory:
         raise ConfigError(f"data.loader 'memory' needs an in-memory dataset; {d.dataset!r} is read from image files "
                           f"(use 'torchvision' or a .beton)")
@@ -148,12 +151,14 @@ def _check_model(cfg: ExperimentConfig) -> None:
 
     m = cfg.model
     BACKBONES.get(m.backbone)
-    check_int("model.depth", m.depth, lo=1)
-    check_int("model.width", m.width, lo=1)
+    check_int("model.depth", m.depth, lo=1, hi=64)
+    check_int("model.width", m.width, lo=1, hi=8192)
     if not isinstance(m.projector_dims, list) or not m.projector_dims:
         raise ConfigError(f"model.projector_dims must be a non-empty list of positive ints, got {m.projector_dims!r}")
+    if len(m.projector_dims) > 8:
+        raise ConfigError(f"model.projector_dims: at most 8 layers, got {len(m.projector_dims)}")
     for i, dim in enumerate(m.projector_dims):
-        check_int(f"model.projector_dims[{i}]", dim, lo=1)
+        check_int(f"model.projector_dims[{i}]", dim, lo=1, hi=65536)
 
 
 def _check_objective(cfg: ExperimentConfig) -> None:
@@ -179,20 +184,20 @@ def _check_optim(cfg: ExperimentConfig) -> None:
     OPTIMIZERS.get(opt.optimizer)
     check_number("optim.lr", opt.lr, lo=0.0, strict=True)
     check_number("optim.weight_decay", opt.weight_decay, lo=0.0)
-    check_int("optim.warmup_epochs", opt.warmup_epochs, lo=0)
-    check_int("optim.batch_size", opt.batch_size, lo=2)
+    check_int("optim.warmup_epochs", opt.warmup_epochs, lo=0, hi=cfg.train.epochs)
+    check_int("optim.batch_size", opt.batch_size, lo=2, hi=65536)
 
 
 def _check_train(cfg: ExperimentConfig) -> None:
     t = cfg.train
     check_choice("train.mode", t.mode, MODES)
-    check_int("train.epochs", t.epochs, lo=1)
-    check_int("train.seed", t.seed, lo=0)
-    check_int("train.workers", t.workers, lo=1)
-    check_number("train.cpus_per_worker", t.cpus_per_worker, lo=0.0, strict=True)
-    check_number("train.gpus_per_worker", t.gpus_per_worker, lo=0.0)
-    check_int("train.max_failures", t.max_failures, lo=-1)
-    check_int("train.resume_every", t.resume_every, lo=0)
+    check_int("train.epochs", t.epochs, lo=1, hi=MAX_EPOCHS)
+    check_int("train.seed", t.seed, lo=0, hi=MAX_SEED)
+    check_int("train.workers", t.workers, lo=1, hi=4096)
+    check_number("train.cpus_per_worker", t.cpus_per_worker, lo=0.0, strict=True, hi=MAX_CPUS)
+    check_number("train.gpus_per_worker", t.gpus_per_worker, lo=0.0, hi=64)
+    check_int("train.max_failures", t.max_failures, lo=-1, hi=1000)
+    check_int("train.resume_every", t.resume_every, lo=0, hi=t.epochs)
     check_number("train.collapse_std", t.collapse_std, lo=0.0)
     check_choice("train.amp", t.amp, AMP_MODES)
     check_choice("train.channels_last", t.channels_last, SWITCHES)
@@ -262,20 +267,21 @@ def _check_probe(cfg: ExperimentConfig) -> None:
                           + (" (give data.superclass_map)" if DATASETS.get(d.dataset).takes_superclass_map else ""))
     for key in ("sample_images", "sample_train_views", "sample_test_views"):
         if getattr(p, key) is not None:
-            check_int(f"probe.{key}", getattr(p, key), lo=2 if key == "sample_images" else 1)
+            check_int(f"probe.{key}", getattr(p, key), lo=2 if key == "sample_images" else 1, hi=100000 if key == "sample_images" else 64)
     if p.sample_augment is not None:
         AUGMENTATIONS.get(p.sample_augment)
     if p.target_bank is not None and needs_bank(p.targets or default_targets(False)):
         TargetBank.load(p.target_bank)
-    check_int("probe.bank_epochs", p.bank_epochs, lo=5)
+    check_int("probe.bank_epochs", p.bank_epochs, lo=5, hi=MAX_EPOCHS)
     check_number("probe.val_fraction", p.val_fraction, lo=0.0, strict=True)
     if p.val_fraction >= 0.5:
         raise ConfigError(f"probe.val_fraction must be < 0.5 (the probes fit on the rest), got {p.val_fraction!r}")
-    for key, lo in (("max_train_images", 10), ("max_test_images", 10), ("linear_max_iter", 1), ("mine_seeds", 1),
-                    ("mine_steps", 1), ("mine_hidden", 1), ("mine_batch_size", 2), ("max_retries", 0), ("seed", 0)):
-        check_int(f"probe.{key}", getattr(p, key), lo=lo)
+    for key, lo, hi in (("max_train_images", 10, 10**7), ("max_test_images", 10, 10**7), ("linear_max_iter", 1, 10**5),
+                        ("mine_seeds", 1, 100), ("mine_steps", 1, 10**6), ("mine_hidden", 1, 8192),
+                        ("mine_batch_size", 2, 65536), ("max_retries", 0, 100), ("seed", 0, MAX_SEED)):
+        check_int(f"probe.{key}", getattr(p, key), lo=lo, hi=hi)
     check_number("probe.linear_c", p.linear_c, lo=0.0, strict=True)
-    check_number("probe.num_cpus", p.num_cpus, lo=0.0)
-    check_number("probe.num_gpus", p.num_gpus, lo=0.0)
+    check_number("probe.num_cpus", p.num_cpus, lo=0.0, hi=MAX_CPUS)
+    check_number("probe.num_gpus", p.num_gpus, lo=0.0, hi=64)
     if p.max_concurrent is not None:
-        check_int("probe.max_concurrent", p.max_concurrent, lo=1)
+        check_int("probe.max_concurrent", p.max_concurrent, lo=1, hi=100000)

@@ -5,8 +5,8 @@ names exist and whether the values work together is checked by :mod:`ssl_ray.val
 the edge; it returns the normalized config that the tuner, the trial and the worker receive.
 """
 
-from ssl_ray.config.checks import check_choice, check_int, check_names, check_number
-from ssl_ray.config.io import dump_yaml, flatten, get_path, load_yaml_mapping, parse_value, set_path
+from ssl_ray.config.checks import check_sweep_name, check_choice, check_int, check_names, check_number
+from ssl_ray.config.io import dump_yaml, flatten, get_path, load_yaml_mapping, parse_value, read_text, set_path
 from ssl_ray.config.schema import (AMP_MODES, MODES, PLACEMENT_STRATEGIES, SECTIONS, SWITCHES, TRIAL_DRIVER_CPUS,
                                    DataConfig, ExperimentConfig, ModelConfig, ObjectiveConfig, OptimConfig, ProbeConfig,
                                    TrainConfig)
@@ -14,9 +14,10 @@ from ssl_ray.config.sweep import (SAMPLERS, SCHEDULERS, SWEEP_FILE, SearchDim, S
                                   default_results_dir)
 
 __all__ = [
+    "check_sweep_name",
     "AMP_MODES", "MODES", "PLACEMENT_STRATEGIES", "SAMPLERS", "SCHEDULERS", "SECTIONS", "SWEEP_FILE", "SWITCHES",
     "TRIAL_DRIVER_CPUS", "DataConfig", "ExperimentConfig", "ModelConfig", "ObjectiveConfig", "OptimConfig",
     "ProbeConfig", "SearchDim", "SweepConfig", "TrainConfig", "check_choice", "check_int", "check_names",
     "check_number", "default_mlflow_uri", "default_results_dir", "dump_yaml", "flatten", "get_path",
-    "load_yaml_mapping", "parse_value", "set_path",
+    "load_yaml_mapping", "read_text", "parse_value", "set_path",
 ]

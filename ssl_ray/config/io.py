@@ -42,13 +42,28 @@ def flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
 
 
 
+def read_text(path: str | os.PathLike, what: str, limit: int = 16 << 20) -> str:
+    """A small UTF-8 text file's content; ConfigError (one line) for a folder, a huge or a binary file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} {str(p)!r} does not exist or is not a file")
+    if p.stat().st_size > limit:
+        raise ConfigError(f"{what} {str(p)!r} is {p.stat().st_size} bytes: too large for a text file (limit {limit})")
+    data = p.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{what} {str(p)!r} is not UTF-8 text (byte {e.start}); is it a binary file?") from None
+    if "\x00" in text:
+        raise ConfigError(f"{what} {str(p)!r} holds NUL bytes: it is a binary file, not text")
+    return text
+
+
 def load_yaml_mapping(path: str | os.PathLike) -> Dict[str, Any]:
     """Read a YAML file that must hold a mapping; ConfigError naming the file and the problem."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist")
     try:
-        raw = yaml.safe_load(p.read_text())
+        raw = yaml.safe_load(read_text(p, "config file"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

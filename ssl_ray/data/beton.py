@@ -28,17 +28,33 @@ class BetonError(ConfigError):
 
 
 class _BetonSource:
-    """``ds[i] -> (image (H, W, 3) uint8, label, superclass, index)`` for FFCV's writer."""
+    """``ds[i] -> (image (H, W, 3) uint8, label, superclass, index)`` for FFCV's writer.
 
-    def __init__(self, ds) -> None:
-        self.ds = ds
+    FFCV's writer processes wait forever for a sample whose reading raised (the writer hangs). So a sample
+    that cannot be read is written as a 1x1 stand-in, its error goes to ``errors`` (a file every writer
+    process appends to), every later sample is a stand-in too (the write finishes quickly), and
+    :func:`write_beton` then deletes the file and raises the first error."""
+
+    def __init__(self, ds, errors: Path) -> None:
+        self.ds, self.errors = ds, errors
 
     def __len__(self) -> int:
         return len(self.ds)
 
     def __getitem__(self, i: int):
         sup = int(self.ds.superclasses[i]) if self.ds.superclasses is not None else -1
-        return np.ascontiguousarray(self.ds.image(i)), int(self.ds.labels[i]), sup, int(i)
+        if not self.errors.exists():
+            try:
+                return np.ascontiguousarray(self.ds.image(i)), int(self.ds.labels[i]), sup, int(i)
+            except Exception as e:  # noqa: BLE001 - any reading error; reported by write_beton
+                with self.errors.open("a") as f:
+                    f.write(f"sample {i}{_where(self.ds, i)}: {type(e).__name__}: {e}".replace("\n", " ") + "\n")
+        return np.zeros((1, 1, 3), np.uint8), 0, -1, int(i)
+
+
+def _where(ds, i: int) -> str:
+    paths = getattr(ds, "paths", None)
+    return f" ({paths[i]})" if paths is not None and i < len(paths) else ""
 
 
 def check_write_options(write_mode: str, jpeg_quality: int, max_resolution: Optional[int]) -> None:
@@ -69,9 +85,18 @@ def write_beton(ds, out: str | os.PathLike, max_resolution: Optional[int] = None
         "superclass": IntField(),
         "index": IntField(),
     }
-    writer = DatasetWriter(str(tmp), fields, num_workers=num_workers)
-    writer.from_indexed_dataset(_BetonSource(ds), chunksize=chunksize)
-    os.replace(tmp, out)  # a crash mid-write never leaves a half file under the final name
+    errors = out.with_name(out.name + ".errors")
+    errors.unlink(missing_ok=True)
+    try:
+        writer = DatasetWriter(str(tmp), fields, num_workers=num_workers)
+        writer.from_indexed_dataset(_BetonSource(ds, errors), chunksize=chunksize)
+        if errors.exists():
+            first = errors.read_text().splitlines()[0]
+            raise BetonError(f"{out}: not written, an image cannot be read: {first}")
+        os.replace(tmp, out)  # a crash mid-write never leaves a half file under the final name
+    finally:
+        tmp.unlink(missing_ok=True)
+        errors.unlink(missing_ok=True)
     return out
 
 

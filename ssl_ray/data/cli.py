@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Optional, Sequence
 
+from ssl_ray.cli_base import bad_input
 from ssl_ray.errors import ConfigError
 
 
@@ -66,5 +67,4 @@ def data_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) 
         print(f"{out}: {info.num_samples} samples, {info.num_classes} classes, {info.num_superclasses} superclasses")
         return 0
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return bad_input(e)

@@ -29,6 +29,8 @@ On-disk formats:
 
 from __future__ import annotations
 
+import functools
+
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -51,11 +53,12 @@ def load_dataset(name: str, split: str, image_size: Optional[int] = None, data_r
     return src.load_fn(split=split, image_size=image_size, data_root=root, superclass_map=superclass_map)
 
 
+@functools.lru_cache(maxsize=16)
 def dataset_meta(name: str, data_root: Optional[str] = None, superclass_map: Optional[str] = None) -> Dict[str, int]:
-    """``{"num_classes", "num_superclasses"}`` without decoding any image (file datasets) or from
-    the in-memory arrays."""
+    """``{"num_classes", "num_superclasses", "num_train"}`` without decoding any image (file datasets) or
+    from the in-memory arrays."""
     ds = load_dataset(name, "train", data_root=data_root, superclass_map=superclass_map)
-    return {"num_classes": ds.num_classes, "num_superclasses": ds.num_superclasses}
+    return {"num_classes": ds.num_classes, "num_superclasses": ds.num_superclasses, "num_train": len(ds)}
 
 
 # ------------------------------------------------------------------------------------------------

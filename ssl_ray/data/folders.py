@@ -8,6 +8,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 
+from ssl_ray.config.io import read_text
 from ssl_ray.errors import ConfigError
 from ssl_ray.data.containers import DATASETS, IMAGE_EXTENSIONS, SPLITS, DatasetSource, FileDataset
 
@@ -17,10 +18,7 @@ from ssl_ray.data.containers import DATASETS, IMAGE_EXTENSIONS, SPLITS, DatasetS
 
 def read_superclass_map(path: str) -> Dict[str, str]:
     """``{class name: superclass name}`` from a JSON object or ``<class> <superclass>`` lines."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise ConfigError(f"superclass map {path}: no such file")
-    text = p.read_text()
+    text = read_text(Path(path).expanduser(), "superclass map")
     if text.lstrip().startswith("{"):
         try:
             mapping = json.loads(text)

@@ -37,7 +37,7 @@ def _parser(prog: Optional[str], bank: bool):
 
 
 def probe_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
-    from ssl_ray.cli_base import EXIT_BAD_INPUT
+    from ssl_ray.cli_base import bad_input
     from ssl_ray.config import default_mlflow_uri
 
     argv = list(argv or [])
@@ -54,11 +54,13 @@ def probe_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None)
         from ssl_ray.probes.backfill import backfill
 
         uri = args.mlflow_uri or default_mlflow_uri()
+        from ssl_ray.uris import check_tracking_uri
+
+        check_tracking_uri(uri)
         out = backfill(uri, args.run_id, args.trial_dir, every=args.all, num_cpus=args.num_cpus, address=args.address,
                        progress=not args.quiet)
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return bad_input(e)
     print_probe_failures(out["failures"], sys.stdout)
     missing = out.get("missing", [])
     print(f"run {out['run_id']}: {out['checkpoints']} checkpoints in {out['trial_dir']}; {out['tasks']} checkpoint x layer "

@@ -14,7 +14,7 @@ from ssl_ray.errors import ConfigError
 
 
 def report_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
-    from ssl_ray.cli_base import EXIT_BAD_INPUT, OneLineParser
+    from ssl_ray.cli_base import OneLineParser, bad_input
 
     p = OneLineParser(prog=prog, description="Write a sweep's figures and trial table (results/<experiment>/) "
                                              "and log them to its parent MLflow run.")
@@ -30,8 +30,7 @@ def report_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None
 
         rep = write_report(args.sweep, args.mlflow_uri, args.out, args.layer, log=not args.no_log)
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return bad_input(e)
     print_report(rep, sys.stdout)
     return 0
 

@@ -20,6 +20,7 @@ from ssl_ray.errors import ConfigError
 from ssl_ray.reports import figures as F
 from ssl_ray.provenance import git_commit
 from ssl_ray.tracking import TAG_COMMAND, TAG_COMMIT
+from ssl_ray.uris import mask_uri
 from ssl_ray.reports.selection import Selection, select
 from ssl_ray.reports.source import SweepData, load_sweep
 from ssl_ray.reports.tables import config_table, headline, to_markdown, trial_table
@@ -132,7 +133,7 @@ def _readme(data: SweepData, rep: Report, table_md: str) -> str:
              "noise; run the sweep with `--seeds N` to measure it")
     lines = [f"# Report: {data.experiment}", "",
              "Written by `ssl-ray report` from MLflow; every sweep writes it at its end.", "",
-             f"- sweep command: `{tags.get(TAG_COMMAND, '(not recorded)')}`",
+             f"- sweep command: `{mask_uri(tags.get(TAG_COMMAND, '(not recorded)'))}`",
              f"- code commit of the sweep: `{tags.get(TAG_COMMIT, '(not recorded)')}`",
              f"- figures drawn by `ssl-ray report` at commit `{git_commit()}`",
              f"- MLflow: experiment `{data.experiment}`, parent run `{data.parent_run_id}` ({len(data.trials)} trials, "

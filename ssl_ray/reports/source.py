@@ -152,7 +152,8 @@ def trial_label(params: Dict[str, str], keys: List[str]) -> str:
 
 def resolve_sweep(target: str, uri: Optional[str]) -> Tuple[str, str, Optional[str]]:
     """``(tracking uri, experiment name, sweep directory or None)`` of a sweep directory or experiment name."""
-    from ssl_ray.config import SWEEP_FILE, SweepConfig
+    from ssl_ray.config import SWEEP_FILE, SweepConfig, check_sweep_name
+    from ssl_ray.uris import check_tracking_uri
 
     path = Path(target).expanduser()
     if path.is_dir():
@@ -161,12 +162,18 @@ def resolve_sweep(target: str, uri: Optional[str]) -> Tuple[str, str, Optional[s
             raise ConfigError(f"{target}: not a sweep directory (no {SWEEP_FILE}); give a sweep directory "
                               f"(results/sweeps/<name>) or an MLflow experiment name")
         cfg = SweepConfig.from_yaml(settings)
-        return uri or cfg.resolved_mlflow_uri(), cfg.name, str(path.resolve())
+        check_sweep_name(cfg.name)  # it names the report's folder: never a path
+        uri = uri or cfg.resolved_mlflow_uri()
+        check_tracking_uri(uri)
+        return uri, cfg.name, str(path.resolve())
     if "/" in target or target.startswith("."):
         raise ConfigError(f"{target}: no such sweep directory")
     from ssl_ray.config import default_mlflow_uri
 
-    return uri or default_mlflow_uri(), target, None
+    check_sweep_name(target)
+    uri = uri or default_mlflow_uri()
+    check_tracking_uri(uri)
+    return uri, target, None
 
 
 def load_sweep(target: str, uri: Optional[str] = None, probe_tables: bool = False) -> SweepData:
@@ -175,7 +182,7 @@ def load_sweep(target: str, uri: Optional[str] = None, probe_tables: bool = Fals
     instead of one request per metric key."""
     from ssl_ray.probes.table import COLUMNS, probe_rows, read_probe_table
     from ssl_ray.tracking import (TAG_KIND, TAG_STATUS, TAG_SWEEP_DIR, TAG_TRIAL_DIR, TAG_TRIAL_ID, child_runs, client,
-                                  metric_histories)
+                                  metric_histories, search_by_tag)
 
     uri, experiment, sweep_dir = resolve_sweep(target, uri)
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
@@ -185,9 +192,9 @@ def load_sweep(target: str, uri: Optional[str] = None, probe_tables: bool = Fals
     if exp is None or exp.lifecycle_stage == "deleted":
         raise ConfigError(f"experiment {experiment!r}: not found in {uri}")
     flt = f"tags.`{TAG_KIND}` = 'sweep'"
-    if sweep_dir is not None:
-        flt += f" and tags.`{TAG_SWEEP_DIR}` = '{sweep_dir}'"
-    parents = c.search_runs([exp.experiment_id], filter_string=flt, order_by=["attributes.start_time DESC"], max_results=1)
+    order = dict(order_by=["attributes.start_time DESC"], max_results=1)
+    parents = (search_by_tag(c, exp.experiment_id, TAG_SWEEP_DIR, sweep_dir, flt, **order) if sweep_dir is not None
+               else c.search_runs([exp.experiment_id], filter_string=flt, **order))[:1]
     if not parents:
         raise ConfigError(f"experiment {experiment!r}: no sweep run in {uri}" + (f" for {sweep_dir}" if sweep_dir else ""))
     parent = parents[0]

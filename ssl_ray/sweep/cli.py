@@ -214,7 +214,9 @@ def print_config(cfg: SweepConfig, stream) -> None:
     """Every key with its value, then the trials Ray Tune would run."""
     d = cfg.to_dict()
     d["base"] = {k: d["base"][k] for k in SECTIONS}
-    d.update(storage_path=str(cfg.resolved_storage()), mlflow_uri=cfg.resolved_mlflow_uri())
+    from ssl_ray.uris import mask_uri
+
+    d.update(storage_path=str(cfg.resolved_storage()), mlflow_uri=mask_uri(cfg.resolved_mlflow_uri()))
     print(dump_yaml(d).rstrip(), file=stream)
     from ssl_ray.objectives import OBJECTIVES
 

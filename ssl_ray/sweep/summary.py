@@ -80,7 +80,9 @@ def print_summary(out: dict, cfg: SweepConfig, stream=None, data=None) -> None:
     if n_err:
         print(f"{n_err} trial(s) errored; see {out['sweep_dir']}", file=stream)
     print(f"\nsweep directory: {out['sweep_dir']}", file=stream)
-    uri = out["mlflow_uri"]
+    from ssl_ray.uris import mask_uri
+
+    uri = mask_uri(out["mlflow_uri"])
     if uri.startswith(("http://", "https://")):
         print(f"browse in MLflow: {uri}  (experiment '{cfg.name}')", file=stream)
     else:
@@ -89,7 +91,7 @@ def print_summary(out: dict, cfg: SweepConfig, stream=None, data=None) -> None:
         print("  then open http://127.0.0.1:5000", file=stream)
     d = os.path.relpath(out["sweep_dir"]) if not os.path.relpath(out["sweep_dir"]).startswith("..") else out["sweep_dir"]
     some_run = data.trials[0].run_id if data is not None and data.trials else "<run id>"
-    store = "" if uri == default_mlflow_uri() else f" --mlflow-uri {uri}"
+    store = "" if uri == mask_uri(default_mlflow_uri()) else f" --mlflow-uri {uri}"
     print("next:", file=stream)
     for what, cmd in (("results in Python", f"python -c \"from ssl_ray import results; print(results.load('{d}').trials)\""),
                       ("redraw the report", f"ssl-ray report {d}"),

@@ -82,11 +82,8 @@ def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
         c.set_terminated(run_id, status="FAILED")
         raise
     final = result.metrics or {}  # the metrics of the latest checkpoint
-    tags = c.get_run(run_id).data.tags  # a trial stopped as diverged or collapsed was tagged by its rank 0
-    status = TrialStatus(tags[TAG_STATUS]) if tags.get(TAG_STATUS) in HEALTH_STOPS else TrialStatus.FINISHED
-    if status == TrialStatus.FINISHED:
-        c.set_tag(run_id, TAG_STATUS, status.value)
-    c.set_terminated(run_id, status="FINISHED" if status == TrialStatus.FINISHED else "FAILED")
+    tags = c.get_run(run_id).data.tags
+    status = record_end(c, run_id)
     tune.report(
         {
             "epoch": final.get("epoch", t.epochs),
@@ -98,6 +95,21 @@ def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
             "stop_reason": tags.get(TAG_STOP_REASON, "") if status != TrialStatus.FINISHED else "",
         }
     )
+
+
+def record_end(c, run_id: str) -> TrialStatus:
+    """Tag a trial whose training ended: finished, unless its rank 0 stopped it as diverged or collapsed. A
+    finished trial keeps no stop reason: an earlier attempt's crash (before a resume) moves to
+    ``ssl_ray.stop_reason.earlier``, for the record."""
+    tags = c.get_run(run_id).data.tags
+    status = TrialStatus(tags[TAG_STATUS]) if tags.get(TAG_STATUS) in HEALTH_STOPS else TrialStatus.FINISHED
+    if status == TrialStatus.FINISHED:
+        c.set_tag(run_id, TAG_STATUS, status.value)
+        if tags.get(TAG_STOP_REASON):
+            c.set_tag(run_id, TAG_STOP_REASON + ".earlier", tags[TAG_STOP_REASON])
+            c.delete_tag(run_id, TAG_STOP_REASON)
+    c.set_terminated(run_id, status="FINISHED" if status == TrialStatus.FINISHED else "FAILED")
+    return status
 
 
 def scaling_config(t) -> ray.train.ScalingConfig:

@@ -1,26 +1,25 @@
 """Run a sweep: a Ray Tune ``Tuner`` over the search space, the probe fan-out, the MLflow parent run.
 
 ``run_sweep(cfg)`` expects a validated :class:`SweepConfig` (the CLI validates before calling). It saves
-the config as ``<sweep dir>/ssl_ray_sweep.yaml``; ``run_sweep(cfg, resume_dir=...)`` continues a sweep
+the config as ``<sweep dir>/ssl_ray_sweep.yaml`` (``sweep.claim``: one sweep per directory); ``run_sweep(cfg, resume_dir=...)`` continues a sweep
 with Ray Tune's restore, the config read back from that file (``ssl_ray.cli``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Optional
 
 import ray
-import yaml
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-from ssl_ray.config import SWEEP_FILE, TRIAL_DRIVER_CPUS, SweepConfig, flatten
+from ssl_ray.config import TRIAL_DRIVER_CPUS, SweepConfig, flatten
 from ssl_ray.probes.fanout import ProbeFanout
 from ssl_ray.sweep.bank import ensure_target_bank
+from ssl_ray.sweep.claim import claim
 from ssl_ray.sweep import environment
 from ssl_ray.sweep.console import ConsoleCallback
 from ssl_ray.sweep.callbacks import ProbeOnCompleteCallback, attach_fanout, submit_missing, trial_checkpoints
@@ -28,6 +27,7 @@ from ssl_ray.sweep.space import param_space
 from ssl_ray.sweep.trial import SweepContext, run_trial
 from ssl_ray.provenance import git_commit
 from ssl_ray.tracking import TAG_COMMAND, TAG_COMMIT, TAG_PROBE_STATUS, client, get_or_create_parent_run
+from ssl_ray.uris import mask_uri
 
 
 def init_ray(cfg: SweepConfig, verbose: bool = False) -> None:
@@ -68,16 +68,6 @@ def scheduler(cfg: SweepConfig):
         grace_period=cfg.asha_grace_period, reduction_factor=cfg.asha_reduction_factor)
 
 
-def save_sweep_config(cfg: SweepConfig, sweep_dir: Path) -> None:
-    """The sweep's settings, with its storage and tracking URI resolved: what ``--resume`` reads back."""
-    d = cfg.to_dict()
-    d.update(storage_path=str(sweep_dir.parent), mlflow_uri=cfg.resolved_mlflow_uri())
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    tmp = sweep_dir / (SWEEP_FILE + ".tmp")
-    tmp.write_text(yaml.safe_dump(d, sort_keys=False))
-    os.replace(tmp, sweep_dir / SWEEP_FILE)
-
-
 def parent_params(cfg: SweepConfig) -> dict:
     """The sweep run's params: ``search.<key>`` = what is searched, ``base.<key>`` = every other base value
     (a searched key's base value never runs: it reads ``searched``)."""
@@ -106,10 +96,11 @@ def probe_finished_trials(fanout: ProbeFanout, sweep_dir: Path, parent: str) -> 
 
 
 def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, resume_dir: Optional[str] = None,
-              command: Optional[str] = None) -> dict:
+              command: Optional[str] = None, claimed: bool = False) -> dict:
     """Run the sweep to the end, probes included; with ``resume_dir``, continue that sweep (Tune's restore:
     finished trials are kept, errored and unfinished ones continue from their latest checkpoints, and the
-    missing probes of finished trials are computed). Returns ``{sweep_dir, parent_run_id, experiment,
+    missing probes of finished trials are computed). A new sweep claims its directory (``sweep.claim``) unless
+    the caller has (``claimed``). Returns ``{sweep_dir, parent_run_id, experiment,
     results, probe_failures, mlflow_uri}``."""
     environment.quiet_driver_logs()
     storage = cfg.resolved_storage()
@@ -117,10 +108,10 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
     uri = cfg.resolved_mlflow_uri()
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    if not resume_dir:
-        save_sweep_config(cfg, sweep_dir)
-    parent = get_or_create_parent_run(uri, cfg.name, str(sweep_dir), parent_params(cfg))
-    provenance = {TAG_COMMAND: command or "(run_sweep)", TAG_COMMIT: git_commit()}
+    if not resume_dir and not claimed:
+        claim(cfg)  # SweepExists when another sweep holds the directory
+    parent = get_or_create_parent_run(uri, cfg.name, str(sweep_dir), parent_params(cfg), create=not resume_dir)
+    provenance = {TAG_COMMAND: mask_uri(command or "(run_sweep)"), TAG_COMMIT: git_commit()}
     c = client(uri)
     for k, v in provenance.items():  # what produced the sweep; a resume adds its own, keeping the first
         c.set_tag(parent, k + ".resume" if resume_dir else k, v)

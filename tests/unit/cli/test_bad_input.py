@@ -35,7 +35,7 @@ CASES = [
     (["--set", "probe.targets=[class,random_1.5]"], "unknown probe target 'random_1.5'"),
     (["--set", "data.superclass_map=null", "--set", "probe.targets=[superclass]"],
      "probe target 'superclass': dataset 'digits' has no superclass labels (give data.superclass_map)"),
-    (["--set", "data.superclass_map=/nonexistent/map.txt"], "superclass map /nonexistent/map.txt: no such file"),
+    (["--set", "data.superclass_map=/nonexistent/map.txt"], "superclass map '/nonexistent/map.txt' does not exist or is not a file"),
     (["--set", "probe.targets=[class,permuted_x]"], "unknown probe target 'permuted_x'"),
     (["--set", "probe.target_bank=/nonexistent/bank.npz"], "target bank /nonexistent/bank.npz: no such file"),
     (["--search", "data.dataset=[digits,cifar10]"], "data.dataset is searched, but a sweep builds one target bank"),

@@ -1,0 +1,80 @@
+"""Tracking URIs: the one check that a URI can work, and the mask that keeps its password out of every file,
+tag and console line. No mlflow import: this runs on the bad-input path."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from ssl_ray.errors import ConfigError
+
+
+SECRET_IN_URI = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@'\"]*:)[^/\s@'\"]+@")
+
+
+def mask_uri(text: str) -> str:
+    """``text`` (a URI, or a command line holding URIs) with the password of every URI's user part replaced
+    by ``***`` (``http://me:***@host``): what is written to files, tags and the console."""
+    return SECRET_IN_URI.sub(r"\1***@", text) if isinstance(text, str) else text
+
+
+def has_secret(uri: str) -> bool:
+    return isinstance(uri, str) and mask_uri(uri) != uri
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Fail early on a tracking URI that cannot work: an unreachable server, a SQLite file in a folder
+    that cannot be created, or a scheme MLflow 3 no longer takes (plain folders, ``file:``)."""
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlparse
+
+    if not isinstance(uri, str) or not uri.strip():
+        raise ConfigError(f"MLflow URI must be a non-empty string, got {uri!r}")
+    try:
+        u = urlparse(uri)
+        u.port  # noqa: B018 - parses the port: a malformed one raises ValueError
+    except ValueError as e:
+        raise ConfigError(f"MLflow URI {mask_uri(uri)!r} is malformed ({e})") from None
+    if u.scheme in ("http", "https"):
+        if not u.hostname:
+            raise ConfigError(f"MLflow URI {mask_uri(uri)!r} names no host; expected http://<host>:<port>")
+        import base64
+
+        bare = u._replace(netloc=u.netloc.rsplit("@", 1)[-1]).geturl()  # urllib takes no user part in a URL
+        req = urllib.request.Request(bare.rstrip("/") + "/health")
+        if u.username is not None:
+            token = base64.b64encode(f"{u.username}:{u.password or ''}".encode()).decode()
+            req.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                r.read(64)
+        except urllib.error.HTTPError:
+            return  # it answers: a server is there (some proxies do not serve /health)
+        except (urllib.error.URLError, OSError) as e:
+            why = getattr(e, "reason", e)
+            raise ConfigError(f"MLflow tracking server {mask_uri(uri)} is unreachable ({why}); start it "
+                              f"(mlflow server --host 127.0.0.1 --port <port>) or fix --mlflow-uri") from None
+    elif u.scheme == "sqlite":
+        path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""
+        if not path:
+            raise ConfigError(f"MLflow URI {uri!r}: expected sqlite:///<path to a .db file>")
+        db = Path(path).expanduser().resolve()
+        if db.is_dir():
+            raise ConfigError(f"MLflow URI {uri!r}: {db} is a directory; name a .db file (e.g. sqlite:///{db}/mlflow.db)")
+        if db.is_file() and db.stat().st_size > 0:
+            with db.open("rb") as f:
+                if f.read(16) != b"SQLite format 3\x00":
+                    raise ConfigError(f"MLflow URI {uri!r}: {db} exists and is not an SQLite database")
+        folder = db.parent
+        probe = folder
+        while not probe.exists():  # the nearest existing ancestor must be a writable directory
+            probe = probe.parent
+        if not probe.is_dir() or not os.access(probe, os.W_OK):
+            raise ConfigError(f"MLflow URI {uri!r}: cannot create the database folder {folder} ({probe} is not a writable directory)")
+    elif u.scheme in ("databricks", "postgresql", "mysql", "mssql") or u.scheme.startswith(("postgresql+", "mysql+", "mssql+")):
+        return
+    else:
+        raise ConfigError(f"MLflow URI {mask_uri(uri)!r}: MLflow 3 stores runs in a database or on a server; use sqlite:///<file.db> "
+                          f"or http://<host>:<port>")

@@ -64,6 +64,38 @@ def test_cluster_yaml_keeps_servers_local_and_credentials_out():
     assert c["file_mounts"]["~/ssl_ray"] == "." and ".venv" in c["rsync_exclude"]
 
 
+def test_cluster_yaml_is_locked_down():
+    """SSH only from the CIDR the user sets, least-privilege instance profiles, IMDSv2 on every node, a tunnel
+    key that can forward to MLflow's port and nothing else, EFS over TLS (Ray's defaults: SSH from anywhere,
+    full EC2 and S3 access, IMDSv1 allowed)."""
+    c = load("cluster.yaml")
+    for name, node in c["available_node_types"].items():
+        nc = node["node_config"]
+        assert nc["SecurityGroupIds"], name  # our group: Ray makes its own (SSH from 0.0.0.0/0) only without one
+        assert nc["IamInstanceProfile"]["Arn"].endswith("-head" if name == "ray.head.default" else "-worker"), name
+        assert nc["MetadataOptions"]["HttpTokens"] == "required" and nc["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+    key_line = next(cmd for cmd in c["head_setup_commands"] if "ssl_ray_tunnel.pub" in cmd)
+    assert 'permitopen=\\"127.0.0.1:5000\\"' in key_line and 'permitlisten=\\"127.0.0.1:1\\"' in key_line
+    assert 'permitlisten=\\"none\\"' not in key_line  # sshd rejects the whole key for it
+    assert key_line.split('echo "', 1)[1].startswith("restrict,") and 'command=\\"/bin/false\\"' in key_line
+    mount = next(cmd for cmd in c["setup_commands"] if "/mnt/shared" in cmd and "mount" in cmd)
+    assert "mount -t efs -o tls" in mount and "nfs4" not in mount
+
+    cfn = load("cluster-aws.cfn.yaml")
+    res = cfn["Resources"]
+    ssh = res["NodeSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert ssh == [dict(ssh[0], CidrIp={"Ref": "AdminCidr"})] and ssh[0]["FromPort"] == ssh[0]["ToPort"] == 22
+    assert "0.0.0.0/0" not in (ROOT / "cluster-aws.cfn.yaml").read_text()
+    assert res["IntraClusterIngress"]["Properties"]["SourceSecurityGroupId"] == {"Fn::GetAtt": ["NodeSecurityGroup", "GroupId"]}
+    statements = res["HeadRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    actions = [a for st in statements for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])]
+    assert not [a for a in actions if a.endswith("*") or a.startswith(("s3:", "iam:Create", "iam:Put"))], actions
+    for st in statements:  # whatever changes an instance is bound to this cluster's tag
+        if set(st["Action"]) & {"ec2:TerminateInstances", "ec2:StopInstances"}:
+            assert "aws:ResourceTag/ray-cluster-name" in str(st["Condition"])
+    assert "Policies" not in res["WorkerRole"]["Properties"] and "ManagedPolicyArns" not in res["WorkerRole"]["Properties"]
+
+
 # -- a sweep on several nodes ------------------------------------------------------------------------
 
 def trial_runs(uri: str, name: str):

@@ -88,13 +88,13 @@ def bench_size(size: int, n: int, batch: int, workers: int, epochs: dict, tmp: P
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
-    p.add_argument("--n", type=int, default=None, help="images per epoch (default 8192, --quick 4096)")
+    p.add_argument("--n", type=int, default=None, help="images per epoch (default 8192, --quick 2048)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="FFCV threads = DataLoader worker processes")
     p.add_argument("--quick", action="store_true", help="CI mode: fewer images and epochs")
     p.add_argument("--out", default=str(ROOT / "results" / "benchmarks" / "loader.json"))
     args = p.parse_args(argv)
-    n = args.n or (4096 if args.quick else 8192)
+    n = args.n or (2048 if args.quick else 8192)
     epochs = {"ffcv": 3 if args.quick else 5, "torchvision": 1 if args.quick else 2, "memory": 2 if args.quick else 3}
     results = []
     with tempfile.TemporaryDirectory() as tmp:

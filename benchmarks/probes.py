@@ -134,13 +134,26 @@ def compare(a: dict, b: dict) -> dict:
             "max_ncc_diff": max(ncc), "max_cdnv_rel_diff": max(cd)}
 
 
-def run(device: torch.device, epochs: int, repeats: int) -> dict:
-    ckpts = trained_checkpoints(epochs)
-    epoch, path = ckpts[-1]
-    model, cfg, _ = load_model(path)
+QUICK_LAYERS = ["block2", "block4", "projector"]  # --quick: three of the six layers, early, late and the embedding
+
+
+def run(device: torch.device, epochs: int, repeats: int, quick: bool = False) -> dict:
+    if quick:  # the recipe's model as initialized (seed 0): no training run, the same probe work
+        from trained import base_config
+
+        from ssl_ray.config import ExperimentConfig
+        from ssl_ray.models.build import model_from_config
+        from ssl_ray.validation import validate_experiment
+
+        cfg = validate_experiment(ExperimentConfig.from_dict(base_config(1)))
+        torch.manual_seed(0)
+        epoch, model = 0, model_from_config(cfg)
+    else:
+        epoch, path = trained_checkpoints(epochs)[-1]
+        model, cfg, _ = load_model(path)
     cfg = cfg.replace(probe={"targets": TARGETS})
     data = build_probe_data(cfg)
-    layers = model.taps
+    layers = QUICK_LAYERS if quick else model.taps
     ours(model, data, layers, device)  # warm-up (first-call allocations, CUDA context)
     t_ours, r_ours = min((ours(model, data, layers, device) for _ in range(repeats)), key=lambda t: t[0])
     t_base, r_base = baseline(model, data, layers)
@@ -163,19 +176,29 @@ def main() -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--epochs", type=int, default=20, help="training epochs of the benchmarked trial")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="CI mode (under 30 s): the model at initialization (no training "
+                                                         "run), 3 layers, one timed repeat")
     args = ap.parse_args()
-    report = run(torch.device(args.device), args.epochs, args.repeats)
+    if args.quick:
+        args.repeats = 1
+    report = run(torch.device(args.device), args.epochs, args.repeats, args.quick)
+    report["quick"] = args.quick
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"probe suite, {len(report['layers'])} layers x {len(TARGETS)} target sets x NCC/CDNV/linear on {report['device']}: "
           f"ours {report['ours_s']:.2f}s, baseline (forward per layer x target + scikit-learn) {report['baseline_s']:.2f}s "
           f"-> ours/baseline speed-up {report['ratio']:.1f}x; max |linear acc diff| {report['max_linear_diff']:.4f}, "
           f"max |NCC diff| {report['max_ncc_diff']:.4f}")
-    ok = (report["ratio"] >= TARGET_RATIO and report["max_linear_diff"] <= 0.01 and report["max_linear_diff_chance"] <= 0.02
+    # An untrained model's features (--quick) make a harder, flatter problem on which two solvers stopped at 100
+    # iterations differ by a few more test images (1.1 points measured): 2 points there, 1 on the trained model.
+    tol = 0.02 if args.quick else 0.01
+    report["linear_tolerance"] = tol
+    ok = (report["ratio"] >= TARGET_RATIO and report["max_linear_diff"] <= tol and report["max_linear_diff_chance"] <= 0.02
           and report["max_ncc_diff"] < 1e-9)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     if not ok:
-        print(f"FAIL: the target is >= {TARGET_RATIO}x with every linear accuracy within 1 point (2 at the chance-level "
-              f"{CHANCE}) and NCC identical")
+        print(f"FAIL: the target is >= {TARGET_RATIO}x with every linear accuracy within {tol * 100:.0f} point(s) (2 at the "
+              f"chance-level {CHANCE}) and NCC identical")
     return 0 if ok else 1
 
 

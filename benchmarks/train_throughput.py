@@ -159,25 +159,25 @@ def ours(cfg: dict, tmp: Path, name: str) -> tuple[List[float], float]:
     return [m.value for m in hist], wall
 
 
-WARMUP = 2  # epochs not counted
+WARMUP = 2  # epochs not counted (--quick: 1)
 
 
-def summary(rates: List[float]) -> Dict[str, float]:
-    counted = rates[WARMUP:]
+def summary(rates: List[float], warmup: int = WARMUP) -> Dict[str, float]:
+    counted = rates[warmup:]
     return {"epochs": [round(r, 1) for r in rates], "images_per_s": round(statistics.median(counted), 1)}
 
 
-def pooled(runs: List[List[float]]) -> Dict:
+def pooled(runs: List[List[float]], warmup: int = WARMUP) -> Dict:
     """Every run's epochs, and the median over the counted epochs of all of them."""
-    return {"images_per_s": round(statistics.median([r for run in runs for r in run[WARMUP:]]), 1),
-            "runs": [summary(run) for run in runs]}
+    return {"images_per_s": round(statistics.median([r for run in runs for r in run[warmup:]]), 1),
+            "runs": [summary(run, warmup) for run in runs]}
 
 
 def main(argv=None) -> int:
     cuda = torch.cuda.is_available()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="CI mode: fewer epochs")
-    p.add_argument("--epochs", type=int, default=None, help=f"epochs per loop, the first {WARMUP} not counted (default 12, --quick 7)")
+    p.add_argument("--quick", action="store_true", help="CI mode (under 30 s): 3 epochs, 1 not counted, one round")
+    p.add_argument("--epochs", type=int, default=None, help=f"epochs per loop, the first {WARMUP} not counted (default 12, --quick 3)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--backbone", default="resnet18" if cuda else "res")
     p.add_argument("--image-size", type=int, default=64 if cuda else 16)
@@ -185,13 +185,16 @@ def main(argv=None) -> int:
                    help="VICReg's ImageNet projector is 8192 8192 8192")
     p.add_argument("--loader", choices=("memory", "ffcv"), default="ffcv" if cuda else "memory",
                    help="ffcv: the digits written to a .beton and read with FFCV (to the GPU with ToDevice)")
-    p.add_argument("--rounds", type=int, default=2, help="runs of our loop, each followed by a bare run (one bare run first)")
+    p.add_argument("--rounds", type=int, default=None, help="runs of our loop, each followed by a bare run (one bare run first; "
+                                                          "default 2, --quick 1)")
     p.add_argument("--cpus", type=int, default=os.cpu_count() or 1, help="threads for both loops (the worker's CPUs)")
     p.add_argument("--out", default=None, help="default: results/benchmarks/train_throughput.json (gpu.json on CUDA)")
     args = p.parse_args(argv)
-    args.epochs = args.epochs or (7 if args.quick else 12)
-    if args.epochs <= WARMUP:
-        p.error(f"--epochs must be more than {WARMUP} (the first {WARMUP} are not counted)")
+    args.epochs = args.epochs or (3 if args.quick else 12)
+    args.rounds = args.rounds or (1 if args.quick else 2)
+    warmup = 1 if args.quick else WARMUP
+    if args.epochs <= warmup:
+        p.error(f"--epochs must be more than {warmup} (the first {warmup} are not counted)")
     out = Path(args.out or ROOT / "results" / "benchmarks" / ("gpu.json" if cuda else "train_throughput.json"))
     device = torch.device("cuda" if cuda else "cpu")
 
@@ -207,20 +210,28 @@ def main(argv=None) -> int:
 
             beton = str(write_beton(load_dataset("digits", "train", image_size=args.image_size), tmp / "digits.beton"))
         cfg = experiment(args, cuda, beton)
+        phases, t0 = {}, time.perf_counter()
         ray.init(num_cpus=args.cpus, num_gpus=1 if cuda else 0, include_dashboard=False, log_to_driver=False,
                  logging_level="WARNING")
+        phases["ray_init"] = time.perf_counter() - t0
         try:
             # bare, ours, bare, ours, ..., bare: each side sees the machine at the same times
             bare = ray.remote(bare_loop).options(num_cpus=args.cpus, num_gpus=1 if cuda else 0)
+            t0 = time.perf_counter()
             bare_runs, ours_runs, walls = [ray.get(bare.remote(cfg, device, args.cpus))], [], []
+            phases["bare_0"] = time.perf_counter() - t0
             for i in range(args.rounds):
                 rates, wall = ours(cfg, tmp, f"bench-{i}")
                 ours_runs.append(rates)
                 walls.append(wall)
+                t0 = time.perf_counter()
                 bare_runs.append(ray.get(bare.remote(cfg, device, args.cpus)))
+                phases[f"bare_{i + 1}"] = time.perf_counter() - t0
         finally:
+            t0 = time.perf_counter()
             ray.shutdown()
-    bare, mine = pooled(bare_runs), {**pooled(ours_runs), "fit_wall_s": [round(w, 1) for w in walls]}
+            phases["ray_shutdown"] = time.perf_counter() - t0
+    bare, mine = pooled(bare_runs, warmup), {**pooled(ours_runs, warmup), "fit_wall_s": [round(w, 1) for w in walls]}
     ratio = round(mine["images_per_s"] / bare["images_per_s"], 3)
     peak = device_peak_flops(device)
     per_image = flops_per_image(cfg, device)
@@ -229,8 +240,8 @@ def main(argv=None) -> int:
         "cpu_count": os.cpu_count(), "threads": args.cpus, "quick": args.quick, "torch": torch.__version__,
         "config": {"backbone": args.backbone, "projector_dims": args.projector_dims, "image_size": args.image_size, "batch_size": args.batch_size, "views": 2,
                    "loader": args.loader, "precision": resolve("auto", "auto", "auto", device, 1).describe(),
-                   "epochs": args.epochs, "counted_epochs": args.epochs - WARMUP},
-        "ours": mine, "bare": bare, "ratio_ours_vs_bare": ratio,
+                   "epochs": args.epochs, "counted_epochs": args.epochs - warmup},
+        "ours": mine, "bare": bare, "ratio_ours_vs_bare": ratio, "phase_s": {k: round(v, 1) for k, v in phases.items()},
         "model_gflops_per_image": round(per_image / 1e9, 4), "peak_tflops_measured": round(peak / 1e12, 3),
         "mfu_ours": round(mine["images_per_s"] * per_image / peak, 4),
         "mfu_bare": round(bare["images_per_s"] * per_image / peak, 4),

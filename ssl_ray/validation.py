@@ -132,6 +132,9 @@ def _check_data(cfg: ExperimentConfig) -> None:
         raise ConfigError("data.loader 'ffcv' needs data.beton (--beton): a .beton written by `ssl-ray data write-beton`")
     source = DATASETS.get(d.dataset)
     source.check(d.dataset, d.data_root, d.superclass_map)  # probes read the dataset even when training reads a .beton
+    if d.loader == "memory" and not source.in_memory:
+        raise ConfigError(f"data.loader 'memory' needs an in-memory dataset; {d.dataset!r} is read from image files "
+                          f"(use 'torchvision' or a .beton)")
     if d.beton is None:
         from ssl_ray.data.datasets import dataset_meta
 
@@ -141,9 +144,6 @@ def _check_data(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"optim.batch_size {cfg.optim.batch_size} is larger than a worker's share of the training set "
                           f"({num_train} images / {cfg.train.workers} worker(s) = {per_worker}): an epoch would have no "
                           f"step; lower --batch-size or --workers")
-    if d.loader == "memory" and not source.in_memory:
-        raise ConfigError(f"data.loader 'memory' needs an in-memory dataset; {d.dataset!r} is read from image files "
-                          f"(use 'torchvision' or a .beton)")
 
 
 def _check_model(cfg: ExperimentConfig) -> None:

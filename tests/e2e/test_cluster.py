@@ -157,6 +157,7 @@ def fake_autoscaling_cluster(tmp_path):
         subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=300)
 
 
+@pytest.mark.slow  # 70 s; tests/e2e/test_imagenet_cluster.py (slow too) runs the ImageNet recipe on the same cluster
 def test_autoscaler_adds_worker_nodes_for_a_sweep(fake_autoscaling_cluster, tmp_path):
     """The head has 0 CPUs; each trial asks for 2 Train workers: nothing runs until the autoscaler adds nodes."""
     from ray.autoscaler._private.fake_multi_node.node_provider import FAKE_HEAD_NODE_ID

@@ -1,7 +1,9 @@
 """Bad input gets a one-line error naming the bad value and exit code 2, before Ray starts.
 
-Each case runs the real script in a subprocess. "Before Ray starts" is checked two ways: nothing is
-written under the results directory, and the process never imports ray (``-X importtime``)."""
+Each case runs the launcher's entry point (``sweep_main``, as ``experiments/sweep_vicreg.py`` calls it) in
+this process, with its own results directory: nothing may be written there. ``test_bad_input_imports_no_ray``
+runs a sample of the cases as real scripts in subprocesses and checks, with ``-X importtime``, that the
+bad-input path never imports ray or mlflow."""
 
 import os
 import subprocess
@@ -47,8 +49,35 @@ CASES = [
 ]
 
 
-def run(args, env):
+def run_script(args, env):
     return subprocess.run([PY, "-X", "importtime", SCRIPT, *args], capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
+
+
+def run(args, env):
+    """The launcher in this process, under ``env`` (its SSL_RAY_RESULTS and MLFLOW_TRACKING_URI); a
+    CompletedProcess of what it printed."""
+    import contextlib
+    import io
+
+    from ssl_ray.cli import sweep_main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = {k: os.environ.get(k) for k in ("SSL_RAY_RESULTS", "MLFLOW_TRACKING_URI")}
+    try:
+        for k in saved:
+            if k in env:
+                os.environ[k] = env[k]
+            else:
+                os.environ.pop(k, None)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = sweep_main(list(args), config_file=str(ROOT / "configs" / "vicreg_digits.yaml"), prog="sweep_vicreg.py")
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return subprocess.CompletedProcess(args, rc, out.getvalue(), err.getvalue())
 
 
 def assert_clean_failure(proc, message, env):
@@ -67,14 +96,11 @@ def assert_clean_failure(proc, message, env):
 
 @pytest.fixture(scope="module")
 def flag_runs(tmp_path_factory):
-    """Every CASES command, run as its own process, a few at a time (each mostly waits on imports)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    """Every CASES command, each with its own results directory."""
     base = dict(os.environ, PYTHONUNBUFFERED="1")
     base.pop("MLFLOW_TRACKING_URI", None)
     envs = [dict(base, SSL_RAY_RESULTS=str(tmp_path_factory.mktemp("flag") / "results")) for _ in CASES]
-    with ThreadPoolExecutor(max_workers=(os.cpu_count() or 1) + 1) as pool:
-        procs = list(pool.map(lambda a: run(*a), [(args, env) for (args, _), env in zip(CASES, envs)]))
+    procs = [run(args, env) for (args, _), env in zip(CASES, envs)]
     return {i: (proc, env) for i, (proc, env) in enumerate(zip(procs, envs))}
 
 
@@ -153,16 +179,13 @@ DATA_CASES = [
 
 @pytest.fixture(scope="module")
 def data_runs(betons, tmp_path_factory):
-    """Every DATA_CASES command, run as its own process, a few at a time."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    """Every DATA_CASES command, each with its own results directory."""
     for split in ("train", "test"):  # an image folder, which cannot use the in-memory loader
         (betons / "folder" / split / "cls").mkdir(parents=True, exist_ok=True)
     base = dict(os.environ, PYTHONUNBUFFERED="1")
     base.pop("MLFLOW_TRACKING_URI", None)
     envs = [dict(base, SSL_RAY_RESULTS=str(tmp_path_factory.mktemp("data") / "results")) for _ in DATA_CASES]
-    with ThreadPoolExecutor(max_workers=(os.cpu_count() or 1) + 1) as pool:
-        procs = list(pool.map(lambda a: run(*a), [(make(betons), env) for (make, _), env in zip(DATA_CASES, envs)]))
+    procs = [run(make(betons), env) for (make, _), env in zip(DATA_CASES, envs)]
     return list(zip(procs, envs))
 
 
@@ -259,14 +282,11 @@ FAILURE_CASES = [
 
 @pytest.fixture(scope="module")
 def failure_runs(failure_inputs, tmp_path_factory):
-    from concurrent.futures import ThreadPoolExecutor
-
     base = dict(os.environ, PYTHONUNBUFFERED="1")
     base.pop("MLFLOW_TRACKING_URI", None)
     envs = [dict(base, SSL_RAY_RESULTS=str(tmp_path_factory.mktemp("fail") / "results")) for _ in FAILURE_CASES]
     before = sorted(str(p) for p in failure_inputs.rglob("*"))
-    with ThreadPoolExecutor(max_workers=(os.cpu_count() or 1) + 1) as pool:
-        procs = list(pool.map(lambda a: run(*a), [(make(failure_inputs), env) for (make, _), env in zip(FAILURE_CASES, envs)]))
+    procs = [run(make(failure_inputs), env) for (make, _), env in zip(FAILURE_CASES, envs)]
     assert sorted(str(p) for p in failure_inputs.rglob("*")) == before  # nothing written into the sweep folders
     return {i: (proc, env) for i, (proc, env) in enumerate(zip(procs, envs))}
 
@@ -286,3 +306,13 @@ def test_resume_command_needs_a_sweep_directory(clean_env):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "the following arguments are required: sweep_dir" in lines[0], lines
+
+
+@pytest.mark.parametrize("args", [["--set", "objective.name=simclrr"], ["--search", "model.width=[16,0]"],
+                                  ["--dataset", "cifar10", "--data-root", "/no/such/dir"], ["--epochs", "three"]])
+def test_bad_input_imports_no_ray(args, clean_env):
+    """The real script, as a user runs it: one line, exit 2, and neither ray nor mlflow imported."""
+    proc = run_script(args, clean_env)
+    assert_clean_failure(proc, "", clean_env)
+    imported = {ln.split("|")[-1].strip() for ln in proc.stderr.splitlines() if ln.startswith("import time:")}
+    assert "torch" in imported or args == ["--epochs", "three"]  # validation ran (it asks the registries)

@@ -9,6 +9,8 @@ The URI defaults to a SQLite file under ``results/`` (``ssl_ray.config.default_m
 
 from __future__ import annotations
 
+import os
+
 import time
 from pathlib import Path
 from enum import Enum
@@ -89,6 +91,9 @@ def client(uri: str) -> "MlflowClient":
     the same database at the same moment would both run its migrations (alembic fails in one of them)."""
     from mlflow.tracking import MlflowClient
 
+    # MLflow prints "View run <name> at: <uri>/#/..." whenever a run ends: the console has our own lines, and
+    # that one would print a password the URI carries
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "1")
     if not uri.startswith("sqlite:///") or uri in _READY:
         return MlflowClient(tracking_uri=uri)
     import fcntl

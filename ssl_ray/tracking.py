@@ -17,7 +17,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Dict, Iterable, Mapping, Optional, Set
 
 from ssl_ray.errors import ConfigError
-from ssl_ray.uris import check_tracking_uri, mask_uri  # noqa: F401  (check_tracking_uri: its old home)
+from ssl_ray.uris import mask_uri
 
 if TYPE_CHECKING:  # mlflow is imported where a store is opened, never on the bad-input path
     from mlflow.tracking import MlflowClient

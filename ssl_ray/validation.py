@@ -40,8 +40,9 @@ def validate_sweep(sweep: SweepConfig) -> SweepConfig:
         check_ray_address(sweep.address)
     check_storage(sweep.resolved_storage())
     check_samplers(sweep)
-    if len(sweep.trial_list()) > MAX_TRIALS:
-        raise ConfigError(f"the search space makes {len(sweep.trial_list())} trials; at most {MAX_TRIALS} in one sweep")
+    n_trials = len(sweep.trial_list())
+    if n_trials > MAX_TRIALS:
+        raise ConfigError(f"the search space makes {n_trials} trials; at most {MAX_TRIALS} in one sweep")
     if not isinstance(sweep.report, bool):
         raise ConfigError(f"report must be true or false, got {sweep.report!r}")
     check_choice("scheduler", sweep.scheduler, SCHEDULERS)

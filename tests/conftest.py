@@ -10,11 +10,47 @@ PY = sys.executable
 
 def pytest_configure(config):
     """Sweeps run by tests write their reports (results/<experiment>/) and default stores under a temporary
-    results folder, never into the checkout's results/."""
+    results folder, never into the checkout's results/; parallel workers get separate Ray temp roots."""
     if "SSL_RAY_RESULTS" not in os.environ:
         import tempfile
 
         os.environ["SSL_RAY_RESULTS"] = str(Path(tempfile.mkdtemp(prefix="ssl_ray_test_results_")) / "results")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and "RAY_TMPDIR" not in os.environ:
+        # Under pytest-xdist each worker's Ray clusters live in their own temp root: a ``ray.init()`` (or
+        # ``--address auto``) in one worker must never find the ``ray_current_cluster`` file that another
+        # worker's multi-node ``Cluster`` wrote. Short, under /tmp: Ray's socket paths must stay < 108 bytes.
+        import tempfile
+
+        os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix=f"r{worker}_", dir="/tmp")
+    if not worker:
+        config._ssl_ray_untracked = _untracked()
+
+
+def _untracked() -> set[str] | None:
+    """The checkout's untracked, not ignored files (None outside a git checkout)."""
+    import subprocess
+
+    proc = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        return None
+    return {ln[3:] for ln in proc.stdout.splitlines() if ln.startswith("?? ")}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A test run must leave the checkout as it found it: a file a test wrote into the repository (an MLflow
+    store's ``./mlruns`` beside the working directory, a report under results/) fails the run."""
+    before = getattr(session.config, "_ssl_ray_untracked", None)
+    after = _untracked() if before is not None else None
+    if after is None:
+        return
+    new = sorted(after - before)
+    if new:
+        shown = "\n  ".join(new[:20])
+        print(f"\n[conftest] the tests wrote {len(new)} file(s) into the checkout:\n  {shown}", file=sys.stderr)
+        if session.exitstatus == 0:
+            session.exitstatus = 1
 
 
 @pytest.fixture

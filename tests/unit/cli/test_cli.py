@@ -1,7 +1,6 @@
 """The face of the command line: help that answers at once and says the real defaults, the command list,
 the version, each sub-command's own arguments, and --print-config (every key and the trials, no Ray)."""
 
-import os
 import subprocess
 import time
 
@@ -31,6 +30,7 @@ HELPS = [[str(ROOT / "experiments" / s), "--help"] for s in SCRIPTS] + [
 ]
 
 
+@pytest.mark.serial  # a 1 s gate: run alone, not beside a test that is starting Ray
 @pytest.mark.parametrize("args", HELPS, ids=[" ".join(a[-2:]) for a in HELPS])
 def test_help_answers_at_once_without_the_engines(args):
     proc, wall, imported = run(args)

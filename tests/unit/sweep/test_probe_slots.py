@@ -65,7 +65,7 @@ def test_a_fanout_keeps_to_its_slots(ray2, tmp_path):
         ckpts.append((e, str(d)))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     c = client(uri)
-    run = c.create_run(c.create_experiment("slots")).info.run_id
+    run = c.create_run(c.create_experiment("slots", artifact_location=(tmp_path / "artifacts").as_uri())).info.run_id
     fanout = ProbeFanout(uri, slots=0)
     layers = ["block1", "block2", "projector"]
     fanout.submit("t", run, ckpts, layers)

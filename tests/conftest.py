@@ -1,36 +1,70 @@
+import contextlib
 import os
+import signal
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
+MLFLOW = str(Path(PY).with_name("mlflow"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def mlflow_server(folder: Path):
+    """A real ``mlflow server`` on 127.0.0.1 (SQLite store and artifacts under ``folder``), answering /health;
+    yields its base URL and stops it (its whole process group) at the end."""
+    port = free_port()
+    proc = subprocess.Popen([MLFLOW, "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+                             "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port",
+                             str(port), "--workers", "1"], stdout=open(folder / "server.log", "w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, (folder / "server.log").read_text()[-3000:]
+            assert time.time() < deadline, "mlflow server did not answer /health in 90 s"
+            time.sleep(0.5)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # uvicorn can take its time to drain under load: the test is over
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
 
 
 def pytest_configure(config):
     """Sweeps run by tests write their reports (results/<experiment>/) and default stores under a temporary
-    results folder, never into the checkout's results/; parallel workers get separate Ray temp roots."""
+    results folder, never into the checkout's results/."""
     if "SSL_RAY_RESULTS" not in os.environ:
         import tempfile
 
         os.environ["SSL_RAY_RESULTS"] = str(Path(tempfile.mkdtemp(prefix="ssl_ray_test_results_")) / "results")
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker and "RAY_TMPDIR" not in os.environ:
-        # Under pytest-xdist each worker's Ray clusters live in their own temp root: a ``ray.init()`` (or
-        # ``--address auto``) in one worker must never find the ``ray_current_cluster`` file that another
-        # worker's multi-node ``Cluster`` wrote. Short, under /tmp: Ray's socket paths must stay < 108 bytes.
-        import tempfile
-
-        os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix=f"r{worker}_", dir="/tmp")
-    if not worker:
-        config._ssl_ray_untracked = _untracked()
+    config._ssl_ray_untracked = _untracked()
 
 
 def _untracked() -> set[str] | None:
     """The checkout's untracked, not ignored files (None outside a git checkout)."""
-    import subprocess
-
     proc = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True,
                           text=True)
     if proc.returncode != 0:

@@ -36,8 +36,14 @@ ENGINE_ENV = {
 }
 
 
-def apply() -> None:
-    for k, v in ENGINE_ENV.items():
+# Only on the local Ray that a sweep starts itself (no --address): Ray Train's preemption watcher, one more actor
+# process per trial fit (a second or two of start-up each on a 2-core machine), watches for spot-instance
+# preemption notices, which a local machine never gets. Workers of a local Ray inherit the driver's environment.
+LOCAL_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+
+
+def apply(local: bool = False) -> None:
+    for k, v in {**ENGINE_ENV, **(LOCAL_ENV if local else {})}.items():
         os.environ.setdefault(k, v)
 
 

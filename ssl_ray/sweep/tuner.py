@@ -33,7 +33,7 @@ from ssl_ray.uris import mask_uri
 def init_ray(cfg: SweepConfig, verbose: bool = False) -> None:
     if ray.is_initialized():
         return
-    environment.apply()
+    environment.apply(local=not cfg.address)
     # The dashboard serves Ray's state API, through which Ray Train frees the resources of a trial that
     # Tune stopped (its placement-group cleaner polls whether the trial's controller is alive); without
     # it, an early-stopped trial's workers' CPUs are never given back. It binds to 127.0.0.1.

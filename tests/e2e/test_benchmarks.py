@@ -4,9 +4,7 @@ FFCV >= 5x a torchvision DataLoader with the same 2-view SimCLR augmentations at
 fan-out's parallel efficiency; the GPU check's dry run.
 
 The default suite runs each benchmark's ``--quick`` mode, which still computes and gates its ratio in the
-same run, marked ``serial``: ``scripts/test.sh`` runs them alone after the parallel pass, since a ratio measured
-while another test holds a core measures that test. The full runs (the figures in results/benchmarks/) are
-marked ``bench``: ``pytest -m bench``."""
+same run; the full runs (the figures in results/benchmarks/) are marked ``bench``: ``pytest -m bench``."""
 
 import json
 import subprocess
@@ -16,7 +14,6 @@ import pytest
 from conftest import PY, ROOT
 
 
-@pytest.mark.serial
 def test_loader_benchmark_ffcv_beats_torchvision_5x(tmp_path):
     out = tmp_path / "loader.json"
     proc = subprocess.run([PY, str(ROOT / "benchmarks" / "loader.py"), "--quick", "--sizes", "32", "--out", str(out)],
@@ -48,7 +45,6 @@ def run_probe_benchmark(tmp_path, *args):
     return r
 
 
-@pytest.mark.serial
 def test_probe_benchmark_quick(tmp_path):
     """The quick mode: the recipe's model at initialization, 3 layers; the same gates (2 points on its flatter
     linear problems)."""
@@ -90,7 +86,6 @@ def run_train_benchmark(tmp_path, *args):
     return r
 
 
-@pytest.mark.serial
 def test_train_throughput_quick(tmp_path):
     """Quick mode: 3 epochs (1 not counted), one round. Two counted epochs of a few seconds swing by +-15%
     on a shared machine (0.88 and 1.11 measured back to back), so its gate is 0.75: it catches a loop that

@@ -1,6 +1,6 @@
 """Scale-out: the cluster configs pass Ray's own validation; a sweep runs on a real 3-node
-``ray.cluster_utils.Cluster`` with a trial's two Train workers on different nodes (DDP over gloo) and its
-probe fan-out, storage in one shared directory; and on the fake autoscaling cluster of
+``ray.cluster_utils.Cluster`` with a trial's two Train workers on different nodes (DDP over gloo, each reading
+its shard of a .beton through FFCV) and its probe fan-out, storage in one shared directory; and on the fake autoscaling cluster of
 ``cluster-local.yaml`` the autoscaler adds the worker nodes that a 2-trial sweep asks for."""
 
 import copy
@@ -127,14 +127,25 @@ def three_nodes():
 
 
 def test_trial_spreads_its_train_workers_over_nodes(three_nodes, tmp_path):
+    """Two DDP workers on two nodes, each reading its own shard of a .beton through FFCV."""
     cluster, node_ids = three_nodes
+    beton = tmp_path / "shared" / "digits_train.beton"
+    w = subprocess.run([PY, "-m", "ssl_ray.cli", "data", "write-beton", "--dataset", "digits", "--split", "train",
+                        "--out", str(beton), "--write-mode", "raw", "--num-workers", "1"],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert w.returncode == 0, w.stderr
+    assert "1437 samples, 10 classes" in w.stdout
     run_sweep(sweep_cmd(cluster.address, "spread", tmp_path, "--search", "model.width=[4]", "--workers", "2",
-                        "--set", "train.placement_strategy=STRICT_SPREAD"))
+                        "--set", "train.placement_strategy=STRICT_SPREAD", "--beton", str(beton), "--augment", "simclr",
+                        "--batch-size", "64"))
     (run,) = trial_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "spread")
     tags = run.data.tags
     train_nodes = tags["ssl_ray.train.nodes"].split(",")
     assert len(train_nodes) == 2 and len(set(train_nodes)) == 2 and set(train_nodes) <= set(node_ids)
     assert tags["ssl_ray.world_size"] == "2" and tags["ssl_ray.ddp_backend"] == "gloo"
+    assert tags["ssl_ray.loader"] == "FFCVViews"
+    # 1437 images, trimmed to 1436, split over 2 ranks, 64 per rank per step
+    assert tags["ssl_ray.steps_per_epoch"] == str(1436 // 2 // 64)
     assert tags["ssl_ray.status"] == "finished" and tags["ssl_ray.probe.status"] == "complete"
     assert "probe/class/ncc_test/block1" in run.data.metrics
     assert set(tags["ssl_ray.probe.nodes"].split(",")) <= set(node_ids)

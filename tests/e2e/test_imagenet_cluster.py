@@ -14,19 +14,17 @@ MLflow over HTTP; the password appears in no file, tag or console line.
 """
 
 import os
-import signal
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import PY, ROOT
+from conftest import PY, ROOT, mlflow_server
 
 RAY = str(Path(PY).parent / "ray")
-MLFLOW = str(Path(PY).parent / "mlflow")
+
 SECRET = "s3cret-pw"
 CLASSES = [f"n0{i:07d}" for i in range(10)]  # ImageNet's wnid-shaped class folders
 LAYERS = ["layer1", "layer2", "layer3", "layer4", "projector"]
@@ -55,33 +53,10 @@ def write_imagenet(root: Path, train_per_class: int = 12, val_per_class: int = 4
     return supers
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def mlflow_server(tmp_path):
-    port = free_port()
-    proc = subprocess.Popen([MLFLOW, "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-                             "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port",
-                             str(port), "--workers", "1"], stdout=open(tmp_path / "server.log", "w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/health", timeout=2):
-                break
-        except OSError:
-            assert proc.poll() is None and time.time() < deadline, (tmp_path / "server.log").read_text()[-3000:]
-            time.sleep(0.5)
-    yield port
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
+def mlflow_server_port(tmp_path):
+    with mlflow_server(tmp_path) as base:
+        yield int(base.rsplit(":", 1)[1])
 
 
 @pytest.fixture
@@ -99,7 +74,7 @@ def fake_cluster():
 
 
 @pytest.mark.slow
-def test_imagenet_at_toy_scale_through_the_cluster_topology(tmp_path, mlflow_server, fake_cluster):
+def test_imagenet_at_toy_scale_through_the_cluster_topology(tmp_path, mlflow_server_port, fake_cluster):
     from mlflow.tracking import MlflowClient
     from ray.autoscaler._private.fake_multi_node.node_provider import FAKE_HEAD_NODE_ID
 
@@ -118,7 +93,7 @@ def test_imagenet_at_toy_scale_through_the_cluster_topology(tmp_path, mlflow_ser
     assert w.returncode == 0, w.stderr[-3000:]
     assert "120 samples, 10 classes, 2 superclasses" in w.stdout
 
-    uri = f"http://ssl:{SECRET}@127.0.0.1:{mlflow_server}"
+    uri = f"http://ssl:{SECRET}@127.0.0.1:{mlflow_server_port}"
     cmd = [PY, "-m", "ssl_ray.cli", "sweep", "--config", str(ROOT / "configs" / "imagenet_resnet50.yaml"),
            "--name", "imagenet_toy", "--address", "auto", "--mlflow-uri", uri, "--storage-path", str(tmp_path / "sweeps"),
            "--data-root", str(data), "--beton", str(beton), "--epochs", str(EPOCHS), "--batch-size", "16",
@@ -133,7 +108,7 @@ def test_imagenet_at_toy_scale_through_the_cluster_topology(tmp_path, mlflow_ser
     console = proc.stdout + proc.stderr
     assert proc.returncode == 0, console[-5000:]
 
-    c = MlflowClient(f"http://127.0.0.1:{mlflow_server}")  # over HTTP, as a researcher reads it
+    c = MlflowClient(f"http://127.0.0.1:{mlflow_server_port}")  # over HTTP, as a researcher reads it
     exp = c.get_experiment_by_name("imagenet_toy")
     runs = c.search_runs([exp.experiment_id])
     (parent,) = [r for r in runs if r.data.tags.get("ssl_ray.kind") == "sweep"]

@@ -8,28 +8,18 @@ The sweep (2 trials x 2 epochs) writes its report at its end, as every sweep doe
 import csv
 import json
 import os
-import signal
-import socket
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import PY, ROOT
+from conftest import PY, ROOT, mlflow_server
 from ssl_ray.reports.report import ARTIFACT_DIR, FIGURES
 
-MLFLOW = str(Path(PY).with_name("mlflow"))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TAPS = ["block1", "block2", "proj_hidden1", "projector"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rest(base: str, endpoint: str, params=None, body=None) -> dict:
@@ -46,26 +36,8 @@ def rest(base: str, endpoint: str, params=None, body=None) -> dict:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("server")
-    port = free_port()
-    proc = subprocess.Popen([MLFLOW, "server", "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
-                             "--artifacts-destination", str(tmp / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "1"], stdout=open(tmp / "server.log", "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        assert proc.poll() is None, (tmp / "server.log").read_text()[-3000:]
-        assert time.time() < deadline, "mlflow server did not answer /health in 90 s"
-        time.sleep(0.5)
-    yield base, tmp
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
+    with mlflow_server(tmp) as base:
+        yield base, tmp
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +50,7 @@ def http_sweep(server):
            "--search", "objective.mu=[25]", "--search", "objective.nu=[1]",
            "--set", "probe.sample_images=10", "--set", "probe.sample_train_views=10", "--set", "probe.sample_test_views=4",
            "--set", "probe.targets=[sample,class,superclass,permuted_1.0]",  # no bank to train: the tiny sweep tests that
-           "--set", "probe.mine_steps=50", "--storage-path", str(tmp / "sweeps"), "--mlflow-uri", base, "--num-cpus", "2"]
+           "--set", "probe.mine_steps=50", "--set", "probe.mine_seeds=2", "--storage-path", str(tmp / "sweeps"), "--mlflow-uri", base, "--num-cpus", "2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return base, tmp, proc, env

@@ -39,7 +39,9 @@ def tiny_sweep(tmp_path_factory):
                            "--set", "model.depth=2", "--search", "model.width=[8]", "--search", "objective.lam=[10,25]",
                            "--search", "objective.mu=[25]", "--search", "objective.nu=[1]", "--set", f"probe.max_retries={RETRIES}",
                            "--set", "probe.sample_images=10", "--set", "probe.sample_train_views=10",
-                           "--set", "probe.sample_test_views=4", env=dict(os.environ, SSL_RAY_FAULTS=str(faults)), uri=uri)
+                           "--set", "probe.sample_test_views=4",
+                           # every probe family, MINE at 2 seeds x 50 steps (its accuracy is tested in tests/unit/probes)
+                           "--set", "probe.mine_seeds=2", "--set", "probe.mine_steps=50", env=dict(os.environ, SSL_RAY_FAULTS=str(faults)), uri=uri)
     assert fired(faults) == 1 + 2 * (RETRIES + 1)
     return tmp, uri, run.proc
 

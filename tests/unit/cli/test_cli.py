@@ -30,7 +30,6 @@ HELPS = [[str(ROOT / "experiments" / s), "--help"] for s in SCRIPTS] + [
 ]
 
 
-@pytest.mark.serial  # a 1 s gate: run alone, not beside a test that is starting Ray
 @pytest.mark.parametrize("args", HELPS, ids=[" ".join(a[-2:]) for a in HELPS])
 def test_help_answers_at_once_without_the_engines(args):
     proc, wall, imported = run(args)

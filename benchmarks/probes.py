@@ -176,7 +176,7 @@ def main() -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--epochs", type=int, default=20, help="training epochs of the benchmarked trial")
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--quick", action="store_true", help="CI mode (under 30 s): the model at initialization (no training "
+    ap.add_argument("--quick", action="store_true", help="CI mode (22-30 s on 2 cores): the model at initialization (no training "
                                                          "run), 3 layers, one timed repeat")
     args = ap.parse_args()
     if args.quick:

@@ -176,7 +176,7 @@ def pooled(runs: List[List[float]], warmup: int = WARMUP) -> Dict:
 def main(argv=None) -> int:
     cuda = torch.cuda.is_available()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="CI mode (under 30 s): 3 epochs, 1 not counted, one round")
+    p.add_argument("--quick", action="store_true", help="CI mode: 3 epochs, 1 not counted, one round (52-78 s on 2 cores, most of it Ray and Ray Train start-up)")
     p.add_argument("--epochs", type=int, default=None, help=f"epochs per loop, the first {WARMUP} not counted (default 12, --quick 3)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--backbone", default="resnet18" if cuda else "res")

@@ -24,7 +24,6 @@ import pytest
 from conftest import PY, ROOT, mlflow_server
 
 RAY = str(Path(PY).parent / "ray")
-
 SECRET = "s3cret-pw"
 CLASSES = [f"n0{i:07d}" for i in range(10)]  # ImageNet's wnid-shaped class folders
 LAYERS = ["layer1", "layer2", "layer3", "layer4", "projector"]

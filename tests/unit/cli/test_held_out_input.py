@@ -200,10 +200,11 @@ def test_write_beton_on_a_corrupt_image_exits_and_leaves_no_file(tmp_path, clean
 
 def test_a_trial_finished_by_a_resume_keeps_no_stop_reason(tmp_path):
     from ssl_ray.sweep.trial import record_end
-    from ssl_ray.tracking import TAG_STATUS, TAG_STOP_REASON, TrialStatus, client
+    from ssl_ray.tracking import TAG_STATUS, TAG_STOP_REASON, TrialStatus, client, ensure_experiment
 
-    c = client(f"sqlite:///{tmp_path / 'm.db'}")
-    exp = c.create_experiment("x")
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    c = client(uri)
+    exp = ensure_experiment(c, "x", uri)
     run = c.create_run(exp, tags={TAG_STATUS: TrialStatus.ERRORED.value, TAG_STOP_REASON: "RayTaskError: worker died"})
     assert record_end(c, run.info.run_id) == TrialStatus.FINISHED
     tags = c.get_run(run.info.run_id).data.tags

@@ -75,12 +75,12 @@ def test_resnet_loads_strictly_into_torchvision(tmp_path, arch):
 
 
 def test_export_command_finds_the_checkpoint_from_the_run_id(tmp_path):
-    from ssl_ray.tracking import TAG_TRIAL_DIR, client
+    from ssl_ray.tracking import TAG_TRIAL_DIR, client, ensure_experiment
 
     ckpt, _ = trained_checkpoint(tmp_path, {"backbone": "res", "depth": 2, "width": 8}, epoch=5)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     c = client(uri)
-    run = c.create_run(c.create_experiment("x"), tags={TAG_TRIAL_DIR: str(ckpt.parent)})
+    run = c.create_run(ensure_experiment(c, "x", uri), tags={TAG_TRIAL_DIR: str(ckpt.parent)})
     cli = [PY, "-m", "ssl_ray.cli", "export", "--mlflow-uri", uri, "--out", str(tmp_path / "out")]
     proc = subprocess.run([*cli, "--run-id", run.info.run_id], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -47,7 +47,7 @@ def test_a_fanout_keeps_to_its_slots(ray2, tmp_path):
     from ssl_ray.config import ExperimentConfig
     from ssl_ray.models.build import model_from_config
     from ssl_ray.probes.fanout import ProbeFanout
-    from ssl_ray.tracking import client
+    from ssl_ray.tracking import client, ensure_experiment
     from ssl_ray.train.optim import build_optimizer, build_scheduler
     from ssl_ray.train.state import save_state
 
@@ -65,7 +65,7 @@ def test_a_fanout_keeps_to_its_slots(ray2, tmp_path):
         ckpts.append((e, str(d)))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     c = client(uri)
-    run = c.create_run(c.create_experiment("slots", artifact_location=(tmp_path / "artifacts").as_uri())).info.run_id
+    run = c.create_run(ensure_experiment(c, "slots", uri)).info.run_id
     fanout = ProbeFanout(uri, slots=0)
     layers = ["block1", "block2", "projector"]
     fanout.submit("t", run, ckpts, layers)

@@ -172,7 +172,8 @@ def resume_step(device: torch.device, tmp: Path, steps: int = 12, kill_at: int =
     def losses(text: str) -> list:
         return [ln.split()[2] for ln in text.splitlines() if ln.startswith("loss ")]
 
-    ref = subprocess.run(child("full"), capture_output=True, text=True, env=env, timeout=300, check=True).stdout
+    # the uninterrupted reference runs beside the run that will be killed (each a fresh process on the same device)
+    full = subprocess.Popen(child("full"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     killed = subprocess.Popen(child("kill"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     before = []
     for line in killed.stdout:  # until the checkpoint is written
@@ -182,6 +183,9 @@ def resume_step(device: torch.device, tmp: Path, steps: int = 12, kill_at: int =
     killed.send_signal(signal.SIGKILL)
     killed.wait(timeout=60)
     after = subprocess.run(child("resume"), capture_output=True, text=True, env=env, timeout=300, check=True).stdout
+    ref, err = full.communicate(timeout=300)
+    if full.returncode != 0:
+        raise subprocess.CalledProcessError(full.returncode, full.args, ref, err)
     resumed = losses("".join(before)) + losses(after)
     return {"steps": steps, "killed_after": kill_at, "killed_by": "SIGKILL", "returncode_killed": killed.returncode,
             "same_loss_sequence": resumed == losses(ref), "losses_reference": [float.fromhex(h) for h in losses(ref)],

@@ -21,6 +21,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_many(cmds, timeout: int = 120, **kw) -> list:
+    """Several commands started at once (each a fresh interpreter that spends most of its time importing):
+    their ``CompletedProcess``es, in order. On 2 cores, four take about half the time of four in a row."""
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw) for c in cmds]
+    done = []
+    for cmd, p in zip(cmds, procs):
+        out, err = p.communicate(timeout=timeout)
+        done.append(subprocess.CompletedProcess(cmd, p.returncode, out, err))
+    return done
+
+
 @contextlib.contextmanager
 def mlflow_server(folder: Path):
     """A real ``mlflow server`` on 127.0.0.1 (SQLite store and artifacts under ``folder``), answering /health;
@@ -132,3 +143,43 @@ def run_sweep_script(script: str, name: str, tmp: Path, *args: str, env=None, ti
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd or ROOT, env=env)
     assert proc.returncode == expect_rc, proc.stdout[-3000:] + proc.stderr[-3000:]
     return SweepRun(proc, uri, name, tmp / "sweeps" / name)
+
+
+# -- the tiny sweep that several end-to-end tests read ------------------------------------------------------
+
+PROBE_RETRIES = 2
+
+
+@pytest.fixture(scope="session")
+def tiny_http(tmp_path_factory):
+    """One tiny sweep (2 trials x 2 epochs, every probe family, the target bank it trains itself) logging over
+    HTTP to a real ``mlflow server`` on 127.0.0.1, shared by the integration and report tests: one sweep
+    answers both (each sweep costs about 10 Ray worker processes' start-up per trial on 2 cores).
+
+    Faults are injected into the probe fan-out's Ray workers (``SSL_RAY_FAULTS``): one score task fails on its
+    first attempt (the retry must fill the gap), and the features of epoch 2 fail on every attempt in both
+    trials (the sweep must finish anyway, record the failure, and ``ssl-ray probe`` must fill it later).
+
+    Yields ``(tmp, base_url, proc, env)``; the server stops at the end of the session."""
+    import json
+
+    from ssl_ray.faults import fired
+
+    tmp = tmp_path_factory.mktemp("tiny_http")
+    with mlflow_server(tmp) as base:
+        faults = tmp / "faults.json"
+        faults.write_text(json.dumps([
+            {"site": "probe.score", "match": {"epoch": 1, "layer": "block1"}, "times": 1},
+            {"site": "probe.features", "match": {"epoch": 2}, "times": 2 * (PROBE_RETRIES + 1)},
+        ]))
+        env = dict(os.environ, SSL_RAY_RESULTS=str(tmp / "results"), PYTHONUNBUFFERED="1", SSL_RAY_FAULTS=str(faults))
+        env.pop("MLFLOW_TRACKING_URI", None)
+        run = run_sweep_script(
+            "sweep_vicreg.py", "tiny", tmp, "--epochs", "2", "--set", "model.depth=2", "--search", "model.width=[8]",
+            "--search", "objective.lam=[10,25]", "--search", "objective.mu=[25]", "--search", "objective.nu=[1]",
+            "--set", f"probe.max_retries={PROBE_RETRIES}", "--set", "probe.sample_images=10",
+            "--set", "probe.sample_train_views=10", "--set", "probe.sample_test_views=4",
+            # every probe family, MINE at 2 seeds x 50 steps (its accuracy is tested in tests/unit/probes)
+            "--set", "probe.mine_seeds=2", "--set", "probe.mine_steps=50", env=env, uri=base)
+        assert fired(faults) == 1 + 2 * (PROBE_RETRIES + 1)
+        yield tmp, base, run.proc, {k: v for k, v in env.items() if k != "SSL_RAY_FAULTS"}

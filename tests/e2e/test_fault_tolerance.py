@@ -5,6 +5,10 @@
   Ray Train restarts the worker group from the latest checkpoint (epoch 2) and the trial finishes;
 * a third trial with a learning rate of 1e30, which must be stopped as diverged while the others finish.
 
+All three start from the weights of a ``state.pt`` given as ``train.init_checkpoint=<dir>/state.pt``:
+validation normalizes it to the directory once, at the edge, and that normalized value is what each trial
+and its worker receive and start from (the restarted worker from its own checkpoint instead).
+
 The uninterrupted twin is the reference for the resumed one: same seed, same data order (a function of
 (seed, epoch)), the RNG states restored from the checkpoint, one thread per worker.
 """
@@ -27,13 +31,32 @@ def sweep(tmp_path_factory):
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     faults = tmp / "faults.json"
     faults.write_text(json.dumps([{"site": "train.step", "match": {"epoch": 3, "step": 1}, "action": "sigkill"}]))
+    init, weights = pretrained(tmp / "pretrained")
     run = run_sweep_script("sweep_vicreg.py", "ft", tmp, "--epochs", str(EPOCHS),
                            "--set", "model.depth=2", "--search", "model.width=[8]", "--search", "objective.lam=[25]",
                            "--search", "objective.mu=[25]", "--search", "objective.nu=[1]",
                            "--search", "optim.lr=[0.002,0.002,1e30]", "--cpus-per-worker", "0.6", *LIGHT_PROBES,
+                           "--set", f"train.init_checkpoint={init / 'state.pt'}",
                            env=dict(os.environ, SSL_RAY_FAULTS=str(faults)), uri=uri)
     assert fired(faults) == 1  # the SIGKILL really happened
-    return tmp, run.client, run.trials, run.proc
+    return tmp, run.client, run.trials, run.proc, (init, weights, run.sweep_dir)
+
+
+def pretrained(init):
+    """A ``state.pt`` of the sweep's architecture, saved as if after 7 epochs of another run."""
+    from ssl_ray.config import ExperimentConfig
+    from ssl_ray.models.build import model_from_config
+    from ssl_ray.train.optim import build_optimizer, build_scheduler
+    from ssl_ray.train.state import save_state
+
+    cfg = ExperimentConfig.from_dict({"model": {"depth": 2, "width": 8}})
+    torch.manual_seed(123)
+    model = model_from_config(cfg)
+    opt = build_optimizer(model.parameters(), cfg.optim, 1)
+    init.mkdir()
+    save_state(str(init), model=model, optimizer=opt, scheduler=build_scheduler(opt, 0, 10), epoch=7, cfg=cfg.to_dict(),
+               mlflow_run_id=None)
+    return init, model.state_dict()
 
 
 def by_lr(runs, lr):
@@ -47,7 +70,7 @@ def final_params(run):
 
 
 def test_killed_worker_resumes_and_finishes_with_one_value_per_epoch(sweep):
-    tmp, c, runs, _ = sweep
+    tmp, c, runs, _, _ = sweep
     assert len(runs) == 3  # one MLflow run per trial, never a second one for the restarted trial
     assert len({r.data.tags["ssl_ray.trial_id"] for r in runs}) == 3
     twins = by_lr(runs, 0.002)
@@ -70,7 +93,7 @@ def test_resumed_training_ends_with_the_same_parameters(sweep):
     batch order and augmentations a function of (seed, epoch), and the optimizer, scheduler and RNG states
     restored from the checkpoint. Only a different reduction order -- another thread count, another
     device, nondeterministic GPU kernels -- would make it differ, by float rounding (about 1e-6 relative)."""
-    _, _, runs, _ = sweep
+    _, _, runs, _, _ = sweep
     a, b = (final_params(r) for r in by_lr(runs, 0.002))
     assert a.keys() == b.keys()
     for k in a:
@@ -78,7 +101,7 @@ def test_resumed_training_ends_with_the_same_parameters(sweep):
 
 
 def test_diverging_trial_is_stopped_and_recorded_while_the_others_finish(sweep):
-    _, c, runs, proc = sweep
+    _, c, runs, proc, _ = sweep
     (bad,) = by_lr(runs, 1e30)
     assert bad.data.tags["ssl_ray.status"] == "diverged"
     assert "non-finite loss" in bad.data.tags["ssl_ray.stop_reason"]
@@ -95,7 +118,7 @@ def test_diverging_trial_is_stopped_and_recorded_while_the_others_finish(sweep):
 def test_tune_records_the_stop(sweep):
     from ray.tune import ExperimentAnalysis
 
-    tmp, _, _, _ = sweep
+    tmp, _, _, _, _ = sweep
     trials = ExperimentAnalysis(str(tmp / "sweeps" / "ft")).trials
     status = sorted((t.config["optim"]["lr"], t.last_result["status"]) for t in trials)
     assert [s for _, s in status] == ["finished", "finished", "diverged"]
@@ -108,10 +131,30 @@ def test_report_is_written_with_light_probes_and_a_diverged_trial(sweep):
     import csv
     import re
 
-    _, _, _, proc = sweep
+    _, _, _, proc, _ = sweep
     m = re.search(r"^report: 12 files in (\S+) ", proc.stdout, re.M)
     assert m, proc.stdout[-2000:]
     with open(os.path.join(m.group(1), "trials.csv")) as f:
         rows = list(csv.DictReader(f))
     assert sorted(r["status"] for r in rows) == ["diverged", "finished", "finished"]
     assert all(r["best_layer"] for r in rows if r["status"] == "finished")
+
+
+def test_every_trial_starts_from_the_weights_of_a_state_pt(sweep):
+    from ssl_ray.checkpoints import load_state, trial_dir
+    from ssl_ray.tracking import TAG_INIT_CHECKPOINT, TAG_TRIAL_ID
+
+    _, _, runs, _, (init, weights, sweep_dir) = sweep
+    for trial in runs:
+        assert trial.data.params["train.init_checkpoint"] == str(init)  # the normalized form reached the trial
+        assert trial.data.tags[TAG_INIT_CHECKPOINT] == str(init)  # and its worker, which loaded it
+        start = load_state(trial_dir(sweep_dir, trial.data.tags[TAG_TRIAL_ID]) / "epoch_0000")
+        assert start["epoch"] == 0 and set(start["model"]) == set(weights)
+        for k, v in weights.items():  # epoch 0 of the trial is the pretrained network, not a fresh init
+            assert torch.equal(start["model"][k], v), k
+
+
+def test_a_sqlite_store_is_browsed_with_mlflow_ui(sweep):
+    """The summary's browse line for a SQLite store (the HTTP server's is in the integration tests)."""
+    tmp, _, _, proc, _ = sweep
+    assert f"mlflow ui --backend-store-uri sqlite:///{tmp / 'mlflow.db'} --host 127.0.0.1" in proc.stdout

@@ -1,12 +1,12 @@
-"""A tiny sweep (2 trials x 2 epochs) through a real local Ray -- Tune, Train, probe fan-out -- read
-back through MLflow's client.
+"""A tiny sweep (2 trials x 2 epochs) through a real local Ray -- Tune, Train, probe fan-out -- logging to a
+real ``mlflow server`` over HTTP, read back through MLflow's client (the sweep is conftest's ``tiny_http``,
+which the report tests share).
 
 Faults are injected into the probe fan-out's Ray workers (``SSL_RAY_FAULTS``): one score task fails on
 its first attempt (the retry must fill the gap), and the features of epoch 2 fail on every attempt in
 both trials (the sweep must finish anyway, record the failure, and ``ssl-ray probe`` must fill it later).
 """
 
-import json
 import os
 import subprocess
 from collections import Counter
@@ -15,35 +15,23 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import PY, ROOT, SweepRun, run_sweep_script
-from ssl_ray.faults import fired
+from conftest import PROBE_RETRIES as RETRIES
+from conftest import PY, ROOT, SweepRun
 from ssl_ray.probes.scoring import PROBES, expected_keys
 
 TAPS = ["block1", "block2", "proj_hidden1", "projector"]
 TARGETS = ["sample", "class", "superclass", "random_0.0", "random_0.25", "random_0.5", "random_0.75", "random_1.0",
            "permuted_1.0"]  # the defaults: random_<r> from the bank the sweep trains first
 KEYS = expected_keys(TARGETS, TAPS, PROBES.names())
-RETRIES = 2
 
 
 @pytest.fixture(scope="module")
-def tiny_sweep(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("sweep")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    faults = tmp / "faults.json"
-    faults.write_text(json.dumps([
-        {"site": "probe.score", "match": {"epoch": 1, "layer": "block1"}, "times": 1},
-        {"site": "probe.features", "match": {"epoch": 2}, "times": 2 * (RETRIES + 1)},
-    ]))
-    run = run_sweep_script("sweep_vicreg.py", "tiny", tmp, "--epochs", "2",
-                           "--set", "model.depth=2", "--search", "model.width=[8]", "--search", "objective.lam=[10,25]",
-                           "--search", "objective.mu=[25]", "--search", "objective.nu=[1]", "--set", f"probe.max_retries={RETRIES}",
-                           "--set", "probe.sample_images=10", "--set", "probe.sample_train_views=10",
-                           "--set", "probe.sample_test_views=4",
-                           # every probe family, MINE at 2 seeds x 50 steps (its accuracy is tested in tests/unit/probes)
-                           "--set", "probe.mine_seeds=2", "--set", "probe.mine_steps=50", env=dict(os.environ, SSL_RAY_FAULTS=str(faults)), uri=uri)
-    assert fired(faults) == 1 + 2 * (RETRIES + 1)
-    return tmp, uri, run.proc
+def tiny_sweep(tiny_http):
+    """``(tmp, store, proc)``: ``store`` is the server's own SQLite store, which these tests read in bulk (hundreds
+    of metric histories; over HTTP a request each). What the REST API answers is in test_report.py; the
+    commands and artifacts below go through the server (``tiny_http``'s base URL)."""
+    tmp, _, proc, _ = tiny_http
+    return tmp, f"sqlite:///{tmp / 'mlflow.db'}", proc
 
 
 def trial_runs(uri):
@@ -124,9 +112,9 @@ def test_failed_probe_task_is_retried_and_recorded(tiny_sweep):
     assert "attempt 1: " in proc.stdout and "-- retried" in proc.stdout and "GAVE UP" in proc.stdout
 
 
-def test_tidy_probe_table_artifact(tiny_sweep):
-    tmp, uri, _ = tiny_sweep
-    c, children = trial_runs(uri)
+def test_tidy_probe_table_artifact(tiny_http):
+    tmp, base, _, _ = tiny_http
+    c, children = trial_runs(base)  # artifacts are served by the server
     for ch in children:
         path = c.download_artifacts(ch.info.run_id, "probes/probes.csv", str(tmp / ch.info.run_id))
         df = pd.read_csv(path)
@@ -138,9 +126,10 @@ def test_tidy_probe_table_artifact(tiny_sweep):
         assert row.value.item() == pytest.approx(at_epoch_1)
 
 
-def test_backfill_fills_the_gap_and_rerun_is_idempotent(tiny_sweep):
-    tmp, uri, _ = tiny_sweep
-    c, children = trial_runs(uri)
+def test_backfill_fills_the_gap_and_rerun_is_idempotent(tiny_sweep, tiny_http):
+    tmp, store, _ = tiny_sweep
+    uri = tiny_http[1]  # the commands talk to the server
+    c, children = trial_runs(store)
     a, b = sorted(children, key=lambda r: r.data.tags["ssl_ray.trial_id"])
     env = {k: v for k, v in os.environ.items() if k != "SSL_RAY_FAULTS"}
     # by run id: only epoch 2 is missing, so only its 4 layers are probed
@@ -159,12 +148,13 @@ def test_backfill_fills_the_gap_and_rerun_is_idempotent(tiny_sweep):
             assert sorted(steps) == [0, 1, 2], key
             assert max(steps.values()) == 1, key
         assert c.get_run(run.info.run_id).data.tags["ssl_ray.probe.status"] == "complete"
-        df = pd.read_csv(c.download_artifacts(run.info.run_id, "probes/probes.csv", str(tmp / ("after-" + run.info.run_id))))
+        df = pd.read_csv(MlflowClient(uri).download_artifacts(run.info.run_id, "probes/probes.csv",
+                                                             str(tmp / ("after-" + run.info.run_id))))
         assert sorted(df.epoch.unique()) == [0, 1, 2]
 
 
-def test_summary_table_printed(tiny_sweep):
-    _, uri, proc = tiny_sweep
+def test_summary_table_printed(tiny_http):
+    _, uri, proc, _ = tiny_http
     out = proc.stdout
     assert "ssl_ray sweep summary: tiny" in out
     table = out.split("ssl_ray sweep summary: tiny ===")[1]
@@ -181,7 +171,7 @@ def test_summary_table_printed(tiny_sweep):
     assert "ssl-ray resume " in out and "ssl-ray export --run-id " in out and "results.load(" in out
     c, children = trial_runs(uri)
     assert all(f"run {ch.info.run_id}" in table for ch in children)
-    assert f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1" in out
+    assert f"browse in MLflow: {uri}  (experiment 'tiny')" in out  # a server: its address (a SQLite store: test_fault_tolerance)
     # the report is written although epoch 2's probes gave up: it shows what MLflow holds
     assert "report: 12 files in " in out and "report not written" not in out
     readme = out.split("report: 12 files in ")[1].split()[0]

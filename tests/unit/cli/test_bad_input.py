@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import PY, ROOT
+from conftest import PY, ROOT, run_many
 
 SCRIPT = str(ROOT / "experiments" / "sweep_vicreg.py")
 
@@ -198,14 +198,15 @@ def test_bad_data_input(case, data_runs):
 
 def test_write_beton_errors_name_the_problem(betons, tmp_path, clean_env):
     cli = [PY, "-m", "ssl_ray.cli", "data"]
-    for args, message in [
+    cases = [
         (["write-beton", "--dataset", "cifar10", "--split", "train", "--out", str(tmp_path / "x.beton")], "needs data.data_root"),
         (["write-beton", "--dataset", "digits", "--split", "val", "--out", str(tmp_path / "x.beton")], "invalid choice: 'val'"),
         (["write-beton", "--dataset", "digits", "--split", "train", "--out", str(tmp_path / "x.beton"), "--jpeg-quality", "0"],
          "jpeg quality must be in 1..100"),
         (["inspect", str(betons / "truncated.beton")], "truncated.beton: truncated"),
-    ]:
-        proc = subprocess.run(cli + args, capture_output=True, text=True, env=clean_env, timeout=120, cwd=ROOT)
+    ]
+    procs = run_many([cli + args for args, _ in cases], env=clean_env, cwd=ROOT)
+    for (args, message), proc in zip(cases, procs):
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
@@ -215,13 +216,14 @@ def test_write_beton_errors_name_the_problem(betons, tmp_path, clean_env):
 def test_probe_command_errors_name_the_problem(tmp_path, clean_env):
     cli = [PY, "-m", "ssl_ray.cli", "probe"]
     (tmp_path / "empty").mkdir()
-    for args, message in [
+    cases = [
         ([], "one of the arguments --run-id --trial-dir is required"),
         (["--trial-dir", str(tmp_path / "nope")], "nope: no such directory"),
         (["--trial-dir", str(tmp_path / "empty")], "empty: no checkpoints (state.pt) under it"),
         (["bank", "--trial-dir", str(tmp_path / "empty")], "--out"),
-    ]:
-        proc = subprocess.run(cli + args, capture_output=True, text=True, env=clean_env, timeout=120, cwd=ROOT)
+    ]
+    procs = run_many([cli + args for args, _ in cases], env=clean_env, cwd=ROOT)
+    for (args, message), proc in zip(cases, procs):
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines

@@ -2,12 +2,11 @@
 ImageNet stem, strictly (but for ``fc``) into torchvision's."""
 
 import json
-import subprocess
 
 import pytest
 import torch
 
-from conftest import PY, ROOT
+from conftest import PY, ROOT, run_many
 
 
 def trained_checkpoint(tmp_path, model_cfg, image_size=16, epoch=3):
@@ -82,12 +81,11 @@ def test_export_command_finds_the_checkpoint_from_the_run_id(tmp_path):
     c = client(uri)
     run = c.create_run(ensure_experiment(c, "x", uri), tags={TAG_TRIAL_DIR: str(ckpt.parent)})
     cli = [PY, "-m", "ssl_ray.cli", "export", "--mlflow-uri", uri, "--out", str(tmp_path / "out")]
-    proc = subprocess.run([*cli, "--run-id", run.info.run_id], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    found, no_epoch, no_run = run_many([[*cli, "--run-id", run.info.run_id], [*cli, "--run-id", run.info.run_id, "--epoch", "7"],
+                                        [*cli, "--run-id", "nope"]], cwd=ROOT)
+    assert found.returncode == 0, found.stderr
     d = json.loads((tmp_path / "out" / "backbone.json").read_text())
     assert d["epoch"] == 5 and d["mlflow_run_id"] == run.info.run_id
-    proc = subprocess.run([*cli, "--run-id", run.info.run_id, "--epoch", "7"], capture_output=True, text=True, cwd=ROOT,
-                          timeout=120)
-    assert proc.returncode == 2 and proc.stderr.strip() == f"error: run {run.info.run_id}: no checkpoint of epoch 7 (epochs: 5)"
-    proc = subprocess.run([*cli, "--run-id", "nope"], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert proc.returncode == 2 and "run nope: not found" in proc.stderr
+    assert no_epoch.returncode == 2
+    assert no_epoch.stderr.strip() == f"error: run {run.info.run_id}: no checkpoint of epoch 7 (epochs: 5)"
+    assert no_run.returncode == 2 and "run nope: not found" in no_run.stderr

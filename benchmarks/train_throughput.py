@@ -88,14 +88,16 @@ def device_peak_flops(device: torch.device, repeats: int = 5) -> float:
     return best
 
 
-def flops_per_image(cfg: dict, device: torch.device) -> float:
-    """Forward + backward FLOPs of the model for one training image (all its views)."""
+def flops_per_image(cfg: dict, device: torch.device | None = None) -> float:
+    """Forward + backward FLOPs of the model for one training image (all its views). Counted on PyTorch's
+    ``meta`` device, which runs every operator on shapes alone: the same count as on ``device`` (kept for
+    callers), without computing anything (ResNet-50 at 224 px: 12 s on 2 CPU cores, then none)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     exp = ExperimentConfig.from_dict(cfg)
-    model = model_from_config(exp).to(device).train()
+    model = model_from_config(exp).to("meta").train()
     b, v, s = 8, exp.data.views, exp.data.image_size
-    x = torch.randn(b * v, 3, s, s, device=device)
+    x = torch.randn(b * v, 3, s, s, device="meta")
     with FlopCounterMode(display=False) as counter:
         model(x).float().sum().backward()
     return counter.get_total_flops() / b

@@ -8,7 +8,6 @@ both trials (the sweep must finish anyway, record the failure, and ``ssl-ray pro
 """
 
 import os
-import subprocess
 from collections import Counter
 
 import pandas as pd
@@ -16,7 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import PROBE_RETRIES as RETRIES
-from conftest import PY, ROOT, SweepRun
+from conftest import PY, ROOT, SweepRun, run_many
 from ssl_ray.probes.scoring import PROBES, expected_keys
 
 TAPS = ["block1", "block2", "proj_hidden1", "projector"]
@@ -132,17 +131,18 @@ def test_backfill_fills_the_gap_and_rerun_is_idempotent(tiny_sweep, tiny_http):
     c, children = trial_runs(store)
     a, b = sorted(children, key=lambda r: r.data.tags["ssl_ray.trial_id"])
     env = {k: v for k, v in os.environ.items() if k != "SSL_RAY_FAULTS"}
-    # by run id: only epoch 2 is missing, so only its 4 layers are probed
-    proc = subprocess.run([PY, "-m", "ssl_ray.cli", "probe", "--run-id", a.info.run_id, "--mlflow-uri", uri, "--num-cpus", "2"],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "4 checkpoint x layer tasks run; probes complete" in proc.stdout
-    assert "[probes] 4/4 checkpoint x layer tasks done" in proc.stderr  # the progress display
+    # two commands at once, each with its own local Ray, as two people might run them:
+    # by run id: only epoch 2 is missing, so only its 4 layers are probed;
     # by trial directory, everything again: every value is recomputed and none is logged twice
-    proc = subprocess.run([PY, "-m", "ssl_ray.cli", "probe", "--trial-dir", b.data.tags["ssl_ray.trial_dir"], "--all",
-                           "--mlflow-uri", uri, "--num-cpus", "2"], capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "12 checkpoint x layer tasks run; probes complete" in proc.stdout
+    by_run, by_dir = run_many([
+        [PY, "-m", "ssl_ray.cli", "probe", "--run-id", a.info.run_id, "--mlflow-uri", uri, "--num-cpus", "2"],
+        [PY, "-m", "ssl_ray.cli", "probe", "--trial-dir", b.data.tags["ssl_ray.trial_dir"], "--all", "--mlflow-uri", uri,
+         "--num-cpus", "2"]], timeout=600, cwd=ROOT, env=env)
+    for proc in (by_run, by_dir):
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "4 checkpoint x layer tasks run; probes complete" in by_run.stdout
+    assert "[probes] 4/4 checkpoint x layer tasks done" in by_run.stderr  # the progress display
+    assert "12 checkpoint x layer tasks run; probes complete" in by_dir.stdout
     for run in (a, b):
         for key, steps in probe_steps(c, run.info.run_id).items():
             assert sorted(steps) == [0, 1, 2], key

@@ -5,7 +5,8 @@ artifacts, bad input.
 The sweep (2 trials x 2 epochs) writes its report at its end, as every sweep does; the test then runs
 ``ssl-ray report`` again into a folder of its own and checks those files. Its epoch-2 probes were made to
 fail (the integration tests' fault injection) until ``ssl-ray probe`` fills them: the checks here hold
-before and after that backfill.
+before and after that backfill. It has 2 configurations x 1 seed; the aggregation of several seeds per
+configuration (mean ± std, N) is tested on synthetic sweeps in tests/unit/reports.
 """
 
 import csv
@@ -14,8 +15,6 @@ import subprocess
 import urllib.parse
 import urllib.request
 from pathlib import Path
-
-import pytest
 
 from conftest import PY, ROOT
 from ssl_ray.reports.report import ARTIFACT_DIR, FIGURES
@@ -35,18 +34,9 @@ def rest(base: str, endpoint: str, params=None, body=None) -> dict:
         return json.loads(r.read() or b"{}")
 
 
-@pytest.fixture(scope="module")
-def http_sweep(tiny_http):
-    """conftest's tiny sweep (2 configurations x 1 seed, 2 epochs, logging over HTTP), shared with the
-    integration tests. The aggregation of several seeds per configuration (mean ± std, N) is tested on
-    synthetic sweeps in tests/unit/reports."""
-    tmp, base, proc, env = tiny_http
-    return base, tmp, proc, env
-
-
-def test_sweep_logs_to_the_server_over_http(http_sweep):
+def test_sweep_logs_to_the_server_over_http(tiny_http):
     """Acceptance 1: the parent run, the child runs, their params and probe histories, through REST."""
-    base, tmp, _, _ = http_sweep
+    tmp, base, _, _ = tiny_http
     assert list((tmp / "sweeps").glob("tiny")), "the sweep ran elsewhere"
     assert not (tmp / "results" / "mlflow.db").exists()  # nothing went to a local store
     exp = rest(base, "experiments/get-by-name", {"experiment_name": "tiny"})["experiment"]
@@ -83,10 +73,10 @@ def png_size(path: Path):
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"), len(data)
 
 
-def test_report_writes_figures_table_and_artifacts(http_sweep):
+def test_report_writes_figures_table_and_artifacts(tiny_http):
     """Acceptance 2: every figure a valid PNG of real size, logged to the parent run; one table row per trial,
     one Markdown row per configuration with its N."""
-    base, tmp, sweep_proc, env = http_sweep
+    tmp, base, sweep_proc, env = tiny_http
     assert "report: 12 files in " + str(tmp / "results" / "tiny") in sweep_proc.stdout  # written at the sweep's end
     out = tmp / "report"
     proc = subprocess.run([PY, "-m", "ssl_ray.cli", "report", str(tmp / "sweeps" / "tiny"), "--out", str(out)],
@@ -127,9 +117,9 @@ def test_report_writes_figures_table_and_artifacts(http_sweep):
     assert "one seed per configuration" in readme
 
 
-def test_report_bad_input(http_sweep, tmp_path):
+def test_report_bad_input(tiny_http, tmp_path):
     """Acceptance 4: a missing experiment or one without probe metrics is one line and exit 2."""
-    base, tmp, _, env = http_sweep
+    tmp, base, _, env = tiny_http
     # an experiment whose sweep has a trial that trained but has no probe metrics yet
     exp_id = rest(base, "experiments/create", body={"name": "unprobed"})["experiment_id"]
     parent = rest(base, "runs/create", body={"experiment_id": exp_id, "tags": [{"key": "ssl_ray.kind", "value": "sweep"}]})

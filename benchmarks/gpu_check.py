@@ -72,7 +72,7 @@ def dry_train_step(tmp: Path) -> dict:
     beton = str(write_beton(load_dataset("digits", "test", image_size=32), tmp / "digits.beton", num_workers=1))
     full = train_throughput.experiment(_ns(backbone="resnet50", image_size=224, batch_size=128, projector_dims=[2048, 2048],
                                            epochs=5, cpus=1), True, beton)
-    gflops = train_throughput.flops_per_image(full, cpu) / 1e9
+    gflops = train_throughput.flops_per_image(full) / 1e9
     toy = train_throughput.experiment(_ns(backbone="res", image_size=16, batch_size=64, projector_dims=[32, 32], epochs=2,
                                           cpus=1), False, beton)
     rates = train_throughput.bare_loop(toy, cpu, 1)

@@ -6,6 +6,10 @@ another is running with a few checkpoints -- the finished trial's probes are sti
 latest checkpoint of a trial Tune had not finished is damaged on disk (truncated, as by a full disk). ``--resume`` must
 finish the running and pending trials from their checkpoints (the damaged one's from the checkpoint
 before, leaving the damaged file as it is), leave the finished ones alone, and compute the missing probes.
+
+The sweep runs from a fresh clone with every default location (results/ under the checkout), as a new user
+runs the recipe, and the recipe's name is already taken by an earlier sweep: it must take a name of its own,
+leave the earlier one as it was, and -- killed, resumed, reported -- leave the checkout clean for git.
 """
 
 import hashlib
@@ -88,8 +92,11 @@ def wait_for_exit(pids, timeout: float):
     return None
 
 
+NAME = "vicreg_digits-2"  # the recipe's name, taken by an earlier sweep
+
+
 def trial_runs(c):
-    exp = c.get_experiment_by_name("rs")
+    exp = c.get_experiment_by_name(NAME)
     if exp is None:
         return []
     return [r for r in c.search_runs([exp.experiment_id]) if r.data.tags.get("ssl_ray.kind") == "trial"]
@@ -98,18 +105,24 @@ def trial_runs(c):
 @pytest.fixture(scope="module")
 def resumed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("resume")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    script = str(ROOT / "experiments" / "sweep_vicreg.py")
-    cmd = [PY, script, "--name", "rs", "--epochs", str(EPOCHS), "--set", "model.depth=2", "--search", "model.width=[8]",
+    clone = tmp / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k not in ("SSL_RAY_RESULTS", "MLFLOW_TRACKING_URI")}
+    env["PYTHONUNBUFFERED"] = "1"
+    # an earlier sweep of the recipe holds its directory: this one must not join it
+    earlier = clone / "results" / "sweeps" / "vicreg_digits" / "ssl_ray_sweep.yaml"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("name: vicreg_digits\n")
+    uri = f"sqlite:///{clone / 'results' / 'mlflow.db'}"
+    script = str(clone / "experiments" / "sweep_vicreg.py")
+    cmd = [PY, script, "--epochs", str(EPOCHS), "--set", "model.depth=2", "--search", "model.width=[8]",
            "--search", "objective.lam=[5,10,25]", "--search", "objective.mu=[25]", "--search", "objective.nu=[1]",
            "--cpus-per-worker", "0.95", "--max-concurrent-trials", "2", "--set", "probe.metrics=[ncc]", "--set", "probe.num_cpus=2",
-           "--set", "probe.targets=[class,permuted_1.0]", "--storage-path", str(tmp / "sweeps"), "--mlflow-uri", uri,
-           "--num-cpus", "2"]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+           "--set", "probe.targets=[class,permuted_1.0]", "--num-cpus", "2"]
     log = open(tmp / "first.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=clone, env=env, start_new_session=True)
     c = MlflowClient(uri)
-    sweep_dir = tmp / "sweeps" / "rs"
+    sweep_dir = clone / "results" / "sweeps" / NAME
     deadline = time.time() + 600
     try:
         while True:
@@ -148,13 +161,14 @@ def resumed(tmp_path_factory):
     bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 3])
     bad_digest = hashlib.sha256(bad.read_bytes()).hexdigest()
     out = subprocess.run([PY, script, "--resume", str(sweep_dir), "--num-cpus", "2"], capture_output=True, text=True,
-                         cwd=ROOT, env=env, timeout=900)
+                         cwd=clone, env=env, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return c, sweep_dir, finished_before, killed_at, out, (bad, bad_digest)
+    first = (tmp / "first.log").read_text()
+    return c, sweep_dir, finished_before, killed_at, out, (bad, bad_digest), (clone, earlier, first)
 
 
 def test_resume_completes_the_sweep_with_one_run_per_trial(resumed):
-    c, _, finished_before, _, out, _ = resumed
+    c, _, finished_before, _, out, _, _ = resumed
     runs = trial_runs(c)
     assert len(runs) == 3 and len({r.data.tags["ssl_ray.trial_id"] for r in runs}) == 3
     assert all(r.data.tags["ssl_ray.status"] == "finished" for r in runs)
@@ -165,7 +179,7 @@ def test_resume_completes_the_sweep_with_one_run_per_trial(resumed):
 
 
 def test_finished_trials_are_not_rerun(resumed):
-    c, sweep_dir, finished_before, killed_at, out, _ = resumed
+    c, sweep_dir, finished_before, killed_at, out, _, _ = resumed
     for r in trial_runs(c):
         tid = r.data.tags["ssl_ray.trial_id"]
         if tid in finished_before:
@@ -176,7 +190,7 @@ def test_finished_trials_are_not_rerun(resumed):
 
 
 def test_damaged_latest_checkpoint_falls_back_to_the_one_before(resumed):
-    c, _, _, _, out, (bad, digest) = resumed
+    c, _, _, _, out, (bad, digest), _ = resumed
     (run,) = [r for r in trial_runs(c) if r.data.tags["ssl_ray.trial_dir"] == str(bad.parent.parent)]
     assert str(bad.parent) in run.data.tags["ssl_ray.checkpoint_fallback"]
     epoch = int(bad.parent.name.split("_")[1])
@@ -187,7 +201,7 @@ def test_damaged_latest_checkpoint_falls_back_to_the_one_before(resumed):
 
 
 def test_every_trial_has_its_full_probe_set(resumed):
-    c, _, finished_before, _, out, _ = resumed
+    c, _, finished_before, _, out, _, _ = resumed
     assert "missing probe task(s) of finished trials queued" in out.stderr
     queued = int(out.stderr.split("[resume]")[1].split(":")[1].split()[0])
     assert queued > 0  # the finished trial's probes were cut off by the kill and done on resume
@@ -197,3 +211,18 @@ def test_every_trial_has_its_full_probe_set(resumed):
             steps = sorted(m.step for m in c.get_metric_history(r.info.run_id, k))
             assert steps == PROBED, (r.data.tags["ssl_ray.trial_id"], k, steps)
         assert r.data.tags.get("ssl_ray.probe.status") == "complete"
+
+
+def test_a_run_takes_its_own_name_and_leaves_the_checkout_clean(resumed):
+    """Run from a fresh clone with every default location, under the recipe's name that an earlier sweep
+    holds: it becomes vicreg_digits-2 (and says so), the earlier sweep's file is left as it was, the report lands
+    in results/vicreg_digits-2/, and -- killed, resumed, reported -- it writes only what git ignores (the
+    committed reference report lives apart, in docs/results/)."""
+    _, _, _, _, _, _, (clone, earlier, first) = resumed
+    assert "holds an earlier sweep (kept as it is); this one is 'vicreg_digits-2'" in first
+    assert earlier.read_text() == "name: vicreg_digits\n"
+    assert (clone / "results" / NAME / "trials.md").is_file()
+    assert not (clone / "results" / "vicreg_digits").exists()
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], capture_output=True, text=True,
+                            cwd=clone, check=True).stdout
+    assert status == "", status

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import PY, ROOT
+from conftest import PY, ROOT, run_many
 
 
 def test_loader_benchmark_ffcv_beats_torchvision_5x(tmp_path):
@@ -115,12 +115,12 @@ def test_gpu_check_dry_run(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("a GPU machine runs the real check")
-    no_dry = subprocess.run([PY, str(ROOT / "benchmarks" / "gpu_check.py")], capture_output=True, text=True, timeout=120)
+    out = tmp_path / "gpu.json"
+    no_dry, proc = run_many([[PY, str(ROOT / "benchmarks" / "gpu_check.py")],
+                             [PY, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", "--out", str(out)]],
+                            timeout=600, cwd=ROOT)
     assert no_dry.returncode == 1 and no_dry.stdout.strip().splitlines() == [no_dry.stdout.strip()]
     assert no_dry.stdout.startswith("gpu_check: no CUDA GPU on this machine")
-    out = tmp_path / "gpu.json"
-    proc = subprocess.run([PY, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert proc.stdout.startswith("gpu_check: no CUDA GPU on this machine")
     r = json.loads(out.read_text())

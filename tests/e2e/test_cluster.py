@@ -126,15 +126,25 @@ def three_nodes():
     c.shutdown()
 
 
-def test_trial_spreads_its_train_workers_over_nodes(three_nodes, tmp_path):
+@pytest.fixture
+def digits_beton(tmp_path):
+    """``ssl-ray data write-beton`` of the digits into the shared directory, started before the cluster (the
+    fixture after this one) so that the two start up side by side; yields ``(path, process)``."""
+    beton = tmp_path / "shared" / "digits_train.beton"
+    proc = subprocess.Popen([PY, "-m", "ssl_ray.cli", "data", "write-beton", "--dataset", "digits", "--split", "train",
+                             "--out", str(beton), "--write-mode", "raw", "--num-workers", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    yield beton, proc
+    proc.kill()
+
+
+def test_trial_spreads_its_train_workers_over_nodes(digits_beton, three_nodes, tmp_path):
     """Two DDP workers on two nodes, each reading its own shard of a .beton through FFCV."""
     cluster, node_ids = three_nodes
-    beton = tmp_path / "shared" / "digits_train.beton"
-    w = subprocess.run([PY, "-m", "ssl_ray.cli", "data", "write-beton", "--dataset", "digits", "--split", "train",
-                        "--out", str(beton), "--write-mode", "raw", "--num-workers", "1"],
-                       capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert w.returncode == 0, w.stderr
-    assert "1437 samples, 10 classes" in w.stdout
+    beton, writer = digits_beton
+    out, err = writer.communicate(timeout=300)
+    assert writer.returncode == 0, err
+    assert "1437 samples, 10 classes" in out
     run_sweep(sweep_cmd(cluster.address, "spread", tmp_path, "--search", "model.width=[4]", "--workers", "2",
                         "--set", "train.placement_strategy=STRICT_SPREAD", "--beton", str(beton), "--augment", "simclr",
                         "--batch-size", "64"))

@@ -169,6 +169,8 @@ def sweep(tmp_path_factory):
         proc.wait(timeout=60)
     finally:
         log.close()
+        if proc.poll() is None:  # the watcher failed: leave no sweep or Ray running behind for the next tests
+            kill_tree(proc.pid)
     assert ray_procs  # the kill took Ray's processes, not only the driver
     killed_at = time.time()
     finished_before = tune_terminated(sweep_dir)

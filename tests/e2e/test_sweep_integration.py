@@ -7,7 +7,6 @@ its first attempt (the retry must fill the gap), and the features of epoch 2 fai
 both trials (the sweep must finish anyway, record the failure, and ``ssl-ray probe`` must fill it later).
 """
 
-import os
 from collections import Counter
 
 import pandas as pd
@@ -127,10 +126,9 @@ def test_tidy_probe_table_artifact(tiny_http):
 
 def test_backfill_fills_the_gap_and_rerun_is_idempotent(tiny_sweep, tiny_http):
     tmp, store, _ = tiny_sweep
-    uri = tiny_http[1]  # the commands talk to the server
+    _, uri, _, env = tiny_http  # the commands talk to the server, in the sweep's environment without its faults
     c, children = trial_runs(store)
     a, b = sorted(children, key=lambda r: r.data.tags["ssl_ray.trial_id"])
-    env = {k: v for k, v in os.environ.items() if k != "SSL_RAY_FAULTS"}
     # two commands at once, each with its own local Ray, as two people might run them:
     # by run id: only epoch 2 is missing, so only its 4 layers are probed;
     # by trial directory, everything again: every value is recomputed and none is logged twice

@@ -175,6 +175,7 @@ def get_or_create_parent_run(uri: str, experiment: str, sweep_dir: str, params: 
         log_params(c, run_id, params)
     else:
         c.update_run(run_id, status="RUNNING")
+        log_missing_params(c, run_id, params)
     return run_id
 
 
@@ -188,6 +189,7 @@ def get_or_create_trial_run(uri: str, parent_run_id: str, trial_id: str, trial_n
         log_params(c, run_id, params)
     else:
         c.update_run(run_id, status="RUNNING")
+        log_missing_params(c, run_id, params)
     return run_id
 
 
@@ -217,6 +219,14 @@ def log_params(c: MlflowClient, run_id: str, params: Mapping[str, object]) -> No
     items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
     for i in range(0, len(items), 100):
         c.log_batch(run_id, params=items[i : i + 100])
+
+
+def log_missing_params(c: MlflowClient, run_id: str, params: Mapping[str, object]) -> None:
+    """The params a run found again lacks. A process killed between ``create_run`` and the last ``log_batch``
+    (a driver SIGKILLed as a trial starts) leaves a run with none or some of them; the resume that finds the run
+    completes them. Those already there are left alone (MLflow refuses to change a param)."""
+    have = c.get_run(run_id).data.params
+    log_params(c, run_id, {k: v for k, v in params.items() if k not in have})
 
 
 def child_runs(c: MlflowClient, parent_run_id: str, kind: str = "trial"):

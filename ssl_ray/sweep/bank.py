@@ -27,7 +27,7 @@ from ssl_ray.probes.targets import TargetBank, needs_bank
 from ssl_ray.sweep.trial import probed_checkpoints, scaling_config
 from ssl_ray.sweep import environment
 from ssl_ray.tracking import (TAG_BANK_PATH, TAG_STATUS, TAG_STOP_REASON, MetricWriter, TrialStatus, get_or_create_bank_run,
-                              log_params)
+                              log_missing_params)
 from ssl_ray.train.loop import train_loop_per_worker
 
 BANK_DIR = "bank"
@@ -83,8 +83,7 @@ def ensure_target_bank(cfg: SweepConfig, sweep_dir: Path, uri: str, parent_run_i
           file=stream, flush=True)
     run_id = get_or_create_bank_run(uri, parent_run_id)
     w = MetricWriter(uri, run_id)
-    if not w.client.get_run(run_id).data.params:
-        log_params(w.client, run_id, flatten(bcfg.to_dict()))
+    log_missing_params(w.client, run_id, flatten(bcfg.to_dict()))
     environment.apply()
     trainer = TorchTrainer(
         train_loop_per_worker,

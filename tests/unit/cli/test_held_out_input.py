@@ -215,6 +215,27 @@ def test_a_trial_finished_by_a_resume_keeps_no_stop_reason(tmp_path):
     assert c.get_run(diverged.info.run_id).data.tags[TAG_STOP_REASON] == "non-finite loss"
 
 
+def test_a_run_found_again_gets_the_params_its_killed_process_did_not_log(tmp_path):
+    """A driver SIGKILLed between a run's ``create_run`` and its params (seen in the fault-and-resume sweep: the
+    pending trial's run had no params after the resume) leaves a run with none or some of them; the resume that
+    finds the run again logs the missing ones and leaves those already there."""
+    from ssl_ray.tracking import (TAG_KIND, TAG_PARENT, TAG_SWEEP_DIR, TAG_TRIAL_ID, client, ensure_experiment,
+                                  get_or_create_parent_run, get_or_create_trial_run)
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    c = client(uri)
+    exp = ensure_experiment(c, "k", uri)
+    sweep = c.create_run(exp, tags={TAG_SWEEP_DIR: "/s/k", TAG_KIND: "sweep"}).info.run_id  # killed before its params
+    assert get_or_create_parent_run(uri, "k", "/s/k", {"sweep.name": "k", "sweep.seeds": 1}) == sweep
+    assert c.get_run(sweep).data.params == {"sweep.name": "k", "sweep.seeds": "1"}
+    trial = c.create_run(exp, tags={TAG_TRIAL_ID: "t1", TAG_PARENT: sweep, TAG_KIND: "trial"}).info.run_id
+    c.log_param(trial, "optim.lr", "0.002")  # one batch of its params made it
+    params = {"optim.lr": 0.002, "model.width": 8, "train.init_checkpoint": None}
+    assert get_or_create_trial_run(uri, sweep, "t1", "t1", params) == trial
+    assert c.get_run(trial).data.params == {"optim.lr": "0.002", "model.width": "8"}  # None is never logged
+    assert get_or_create_trial_run(uri, sweep, "t1", "t1", params) == trial  # found a third time: nothing to add
+
+
 def test_a_sweep_path_with_quotes_finds_its_run_again(tmp_path):
     """An apostrophe in the sweep path used to make a new parent run on every lookup."""
     from ssl_ray.tracking import get_or_create_parent_run

@@ -222,9 +222,7 @@ def log_params(c: MlflowClient, run_id: str, params: Mapping[str, object]) -> No
 
 
 def log_missing_params(c: MlflowClient, run_id: str, params: Mapping[str, object]) -> None:
-    """The params a run found again lacks. A process killed between ``create_run`` and the last ``log_batch``
-    (a driver SIGKILLed as a trial starts) leaves a run with none or some of them; the resume that finds the run
-    completes them. Those already there are left alone (MLflow refuses to change a param)."""
+    """The params a run found again lacks (its process killed after ``create_run``); the others left as they are."""
     have = c.get_run(run_id).data.params
     log_params(c, run_id, {k: v for k, v in params.items() if k not in have})
 

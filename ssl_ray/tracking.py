@@ -1,8 +1,8 @@
 """MLflow tracking: one experiment per sweep name, one parent run per sweep, one child run per trial.
 
 Runs are found again by tags, never created twice: the parent by ``ssl_ray.sweep_dir``, a child by
-``ssl_ray.trial_id``. Metric writes are idempotent: :class:`MetricWriter` logs a ``(key, step)``
-only if the run has no value for it yet, so re-running an epoch or a probe never duplicates.
+``ssl_ray.trial_id``. Metric writes are idempotent: :class:`ssl_ray.metric_log.MetricWriter` logs a
+``(key, step)`` only if the run has no value for it yet, so re-running an epoch or a probe never duplicates.
 
 The URI defaults to a SQLite file under ``results/`` (``ssl_ray.config.default_mlflow_uri``).
 """
@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import os
 
-import time
 from pathlib import Path
 from enum import Enum
-from typing import TYPE_CHECKING, Dict, Iterable, Mapping, Optional, Set
+from typing import TYPE_CHECKING, Mapping, Optional, Set
 
 from ssl_ray.errors import ConfigError
 from ssl_ray.uris import mask_uri
@@ -79,8 +78,6 @@ class TrialStatus(str, Enum):
 
 
 HEALTH_STOPS = (TrialStatus.DIVERGED, TrialStatus.COLLAPSED)  # what a trial's own health check stops it for
-
-MAX_BATCH = 1000  # MLflow's log_batch limit on metrics per call
 
 
 _READY: Set[str] = set()
@@ -232,69 +229,3 @@ def child_runs(c: MlflowClient, parent_run_id: str, kind: str = "trial"):
     exp_id = c.get_run(parent_run_id).info.experiment_id
     return c.search_runs([exp_id], filter_string=f"tags.`{TAG_PARENT}` = '{parent_run_id}' and tags.`{TAG_KIND}` = '{kind}'",
                          max_results=10000)
-
-
-class MetricWriter:
-    """Idempotent metric logging to one run: a ``(key, step)`` that has a value is never written again."""
-
-    def __init__(self, uri: str, run_id: str):
-        self.client = client(uri)
-        self.run_id = run_id
-        self._steps: Dict[str, Set[int]] = {}
-        self._present: Optional[Set[str]] = None
-
-    def _known_steps(self, key: str) -> Set[int]:
-        if self._present is None:  # keys the run has at all: the others need no history query
-            self._present = set(self.client.get_run(self.run_id).data.metrics)
-        if key not in self._steps:
-            hist = self.client.get_metric_history(self.run_id, key) if key in self._present else []
-            self._steps[key] = {m.step for m in hist}
-        return self._steps[key]
-
-    def has(self, key: str, step: int) -> bool:
-        return int(step) in self._known_steps(key)
-
-    def log(self, metrics: Mapping[str, float], step: int, restate: bool = False) -> int:
-        """Log the metrics that are new at ``step``; returns how many were written. ``restate``: log them even
-        where a value exists (a summary that a backfill changes: MLflow shows the newest)."""
-        ts = int(time.time() * 1000)
-        from mlflow.entities import Metric
-
-        new = [Metric(k, float(v), ts, int(step)) for k, v in metrics.items()
-               if restate or int(step) not in self._known_steps(k)]
-        for i in range(0, len(new), MAX_BATCH):
-            _retry(lambda: self.client.log_batch(self.run_id, metrics=new[i : i + MAX_BATCH]))
-        for m in new:
-            if m.key in self._steps:
-                self._steps[m.key].add(m.step)
-        return len(new)
-
-    def set_tags(self, tags: Mapping[str, object]) -> None:
-        from mlflow.entities import RunTag
-
-        _retry(lambda: self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]))
-
-
-def _retry(fn, attempts: int = 5, delay: float = 0.5):
-    """SQLite may report 'database is locked' under concurrent writers; back off and retry."""
-    for i in range(attempts):
-        try:
-            return fn()
-        except Exception as e:  # noqa: BLE001 - MLflow wraps sqlite errors in MlflowException
-            if "locked" not in str(e).lower() or i == attempts - 1:
-                raise
-            time.sleep(delay * (2**i))
-
-
-def metric_histories(c: MlflowClient, run_id: str, keys: Iterable[str], threads: int = 1) -> Dict[str, list]:
-    """``{key: [Metric, ...]}``: one request per key (MLflow has no bulk history read for one run), ``threads``
-    of them at a time; a server answers them concurrently."""
-    keys = list(keys)
-    if threads <= 1:
-        return {k: c.get_metric_history(run_id, k) for k in keys}
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return dict(zip(keys, pool.map(lambda k: c.get_metric_history(run_id, k), keys)))
-
-

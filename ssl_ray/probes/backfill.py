@@ -21,7 +21,8 @@ from ssl_ray.errors import ConfigError
 from ssl_ray.probes.engine import probe_layers
 from ssl_ray.probes.probe_data import resolve_targets
 from ssl_ray.probes.scoring import expected_keys, probe_names
-from ssl_ray.tracking import TAG_PARENT, TAG_PROBE_SKIPPED, TAG_SWEEP_DIR, TAG_TRIAL_DIR, TAG_TRIAL_ID, MetricWriter, client
+from ssl_ray.tracking import TAG_PARENT, TAG_PROBE_SKIPPED, TAG_SWEEP_DIR, TAG_TRIAL_DIR, TAG_TRIAL_ID, client
+from ssl_ray.metric_log import MetricWriter
 
 
 @dataclass

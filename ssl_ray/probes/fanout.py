@@ -13,7 +13,7 @@ are in flight (their features sit in the object store). Tasks have ``num_cpus``/
 Failures: Ray re-runs a task whose *worker died* (``max_retries``). A task that *raises* is recorded --
 a ``ssl_ray.probe.failure.<epoch>.<layer>`` tag on the trial's run and an entry in ``failures`` -- and
 its layers are submitted again (a fresh forward pass), up to ``max_retries`` more times; a failure never
-stops the sweep. Results are logged through the idempotent :class:`ssl_ray.tracking.MetricWriter` (one
+stops the sweep. Results are logged through the idempotent :class:`ssl_ray.metric_log.MetricWriter` (one
 value per (key, step), however often a checkpoint is probed), with step = the checkpoint's epoch.
 When a trial's last checkpoint settles, its tidy table of every probe value is written as the run's
 ``probes/probes.csv`` artifact, its ``ssl_ray.probe.status`` tag says whether anything is missing, and
@@ -34,8 +34,9 @@ import ray
 from ssl_ray.config import ProbeConfig
 from ssl_ray.probes.probe_tasks import (CheckpointJob, ProbeFailure, TrialProbes, failure_message,  # noqa: F401
                                       features_task, score_task)
+from ssl_ray.metric_log import MetricWriter
 from ssl_ray.tracking import (SUMMARY, TAG_PROBE_FAILURE, TAG_PROBE_NODES, TAG_PROBE_SKIPPED, TAG_PROBE_STATUS,
-                              TAG_SUMMARY_LAYER, TRAIN, MetricWriter)
+                              TAG_SUMMARY_LAYER, TRAIN)
 
 
 
@@ -185,7 +186,7 @@ class ProbeFanout:
             from ssl_ray.probes.summary import trial_summary
             from ssl_ray.probes.table import log_probe_table
 
-            table = log_probe_table(w.client, run_id)
+            table = log_probe_table(w)
             loss = w.client.get_run(run_id).data.metrics.get(TRAIN + "loss")
             summary, layer = trial_summary(table, loss)
             if summary:

@@ -9,10 +9,13 @@ from typing import TYPE_CHECKING, List, Mapping, Optional
 
 import pandas as pd
 
-from ssl_ray.tracking import TAG_TRIAL_ID, metric_histories
+from ssl_ray.metric_log import metric_histories
+from ssl_ray.tracking import TAG_TRIAL_ID
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
+
+    from ssl_ray.metric_log import MetricWriter
 
 COLUMNS = ["trial_id", "run_id", "epoch", "layer", "target", "metric", "value"]
 ARTIFACT_DIR = "probes"
@@ -30,11 +33,13 @@ def probe_rows(trial_id: str, run_id: str, histories: Mapping[str, list]) -> Lis
     return rows
 
 
-def probe_table(client: MlflowClient, run_id: str) -> pd.DataFrame:
+def probe_table(client: MlflowClient, run_id: str, writer: Optional[MetricWriter] = None) -> pd.DataFrame:
+    """The run's probe values as MLflow holds them: one history request per key (8 at a time), or, through
+    the ``writer`` that logged them, none for the keys it wrote or read before."""
     run = client.get_run(run_id)
     keys = [k for k in run.data.metrics if k.startswith("probe/")]
-    df = pd.DataFrame(probe_rows(run.data.tags.get(TAG_TRIAL_ID, ""), run_id, metric_histories(client, run_id, keys)),
-                      columns=COLUMNS)
+    hist = writer.histories(keys) if writer is not None else metric_histories(client, run_id, keys, threads=8)
+    df = pd.DataFrame(probe_rows(run.data.tags.get(TAG_TRIAL_ID, ""), run_id, hist), columns=COLUMNS)
     return df.sort_values(["epoch", "layer", "target", "metric"], kind="stable").reset_index(drop=True)
 
 
@@ -48,11 +53,24 @@ def read_probe_table(client: MlflowClient, run_id: str) -> Optional[pd.DataFrame
         return pd.read_csv(path)
 
 
-def log_probe_table(client: MlflowClient, run_id: str) -> pd.DataFrame:
-    """Write (or overwrite) the run's ``probes/probes.csv`` artifact; returns the table."""
-    df = probe_table(client, run_id)
+def table_is_current(table: pd.DataFrame, run) -> bool:
+    """True when ``table`` has every probe key of ``run`` and, for each, the latest step and value MLflow holds
+    (MLflow keeps each key's latest ``(step, value)`` with the run): a table written before a later value was
+    logged (a process killed between logging and rewriting it) is not current."""
+    latest = {m.key: (m.step, m.value) for m in run.data._metric_objs if m.key.startswith("probe/")}
+    last = table.sort_values("epoch", kind="stable").drop_duplicates(["target", "metric", "layer"], keep="last")
+    have = {f"probe/{t}/{m}/{layer}": (int(e), float(v))
+            for t, m, layer, e, v in last[["target", "metric", "layer", "epoch", "value"]].itertuples(index=False)}
+    return have.keys() == latest.keys() and all(
+        have[k][0] == s and (have[k][1] == v or abs(have[k][1] - v) <= 1e-12 * max(1.0, abs(v)) or v != v and have[k][1] != have[k][1])
+        for k, (s, v) in latest.items())
+
+
+def log_probe_table(writer: MetricWriter) -> pd.DataFrame:
+    """Write (or overwrite) the ``probes/probes.csv`` artifact of the writer's run; returns the table."""
+    df = probe_table(writer.client, writer.run_id, writer)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / ARTIFACT_NAME
         df.to_csv(path, index=False)
-        client.log_artifact(run_id, str(path), ARTIFACT_DIR)
+        writer.client.log_artifact(writer.run_id, str(path), ARTIFACT_DIR)
     return df

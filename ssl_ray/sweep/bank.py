@@ -25,8 +25,9 @@ from ssl_ray.errors import ConfigError
 from ssl_ray.probes.bank import build_target_bank
 from ssl_ray.probes.targets import TargetBank, needs_bank
 from ssl_ray.sweep.trial import probed_checkpoints, scaling_config
+from ssl_ray.metric_log import MetricWriter
 from ssl_ray.sweep import environment
-from ssl_ray.tracking import (TAG_BANK_PATH, TAG_STATUS, TAG_STOP_REASON, MetricWriter, TrialStatus, get_or_create_bank_run,
+from ssl_ray.tracking import (TAG_BANK_PATH, TAG_STATUS, TAG_STOP_REASON, TrialStatus, get_or_create_bank_run,
                               log_missing_params)
 from ssl_ray.train.loop import train_loop_per_worker
 

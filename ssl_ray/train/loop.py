@@ -33,6 +33,7 @@ import torch
 from ray.train import CheckpointUploadMode
 
 from ssl_ray import tracking as tk
+from ssl_ray.metric_log import MetricWriter
 from ssl_ray.checkpoints import checkpoint_dir_name, load_state, new_generation
 from ssl_ray.config import ExperimentConfig
 from ssl_ray.data.loaders import build_train_views
@@ -160,7 +161,7 @@ class Reporter:
         self.probed, self.kept = set(t.checkpoint_schedule()), set(t.checkpoint_epochs_kept())
         self.writer = None
         if run.rank == 0 and run_id:
-            self.writer = tk.MetricWriter(mlflow_uri, run_id)
+            self.writer = MetricWriter(mlflow_uri, run_id)
 
     def start(self, nodes: list, backend: str) -> None:
         if self.writer is not None:

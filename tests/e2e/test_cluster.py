@@ -138,6 +138,7 @@ def digits_beton(tmp_path):
     proc.kill()
 
 
+@pytest.mark.slow  # 95 s, out of the default suite's 10 minutes; the ImageNet-shaped test (slow) spreads its workers too
 def test_trial_spreads_its_train_workers_over_nodes(digits_beton, three_nodes, tmp_path):
     """Two DDP workers on two nodes, each reading its own shard of a .beton through FFCV."""
     cluster, node_ids = three_nodes

@@ -16,7 +16,7 @@ Same run, same model, same batch, same data pipeline, same precision settings, s
 The first two epochs of each are warm-up and not counted (the first epochs of a fresh process pay
 for allocator growth, kernel selection, the worker's first checkpoint upload and metric writes: one-time
 costs, which a real epoch of thousands of steps hides). The runs alternate (bare, ours, bare, ours, bare)
-and each side's figure is the median over all its counted epochs, so that a drift in the machine's speed
+(``--quick``: bare, ours) and each side's figure is the median over all its counted epochs, so that a drift in the machine's speed
 does not favour either side. ``ratio`` = ours / bare is what to read.
 
 MFU = images/s x model FLOPs per image (forward + backward, counted by ``torch.utils.flop_counter``)
@@ -178,7 +178,7 @@ def pooled(runs: List[List[float]], warmup: int = WARMUP) -> Dict:
 def main(argv=None) -> int:
     cuda = torch.cuda.is_available()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="CI mode: 3 epochs, 1 not counted, one round (52-78 s on 2 cores, most of it Ray and Ray Train start-up)")
+    p.add_argument("--quick", action="store_true", help="CI mode: 3 epochs, 1 not counted, one bare run and one of ours (about 60 s on 2 cores, most of it Ray and Ray Train start-up)")
     p.add_argument("--epochs", type=int, default=None, help=f"epochs per loop, the first {WARMUP} not counted (default 12, --quick 3)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--backbone", default="resnet18" if cuda else "res")
@@ -226,6 +226,8 @@ def main(argv=None) -> int:
                 rates, wall = ours(cfg, tmp, f"bench-{i}")
                 ours_runs.append(rates)
                 walls.append(wall)
+                if args.quick:  # one of each: the closing bare run guards against drift over minutes, not seconds
+                    break
                 t0 = time.perf_counter()
                 bare_runs.append(ray.get(bare.remote(cfg, device, args.cpus)))
                 phases[f"bare_{i + 1}"] = time.perf_counter() - t0

@@ -89,8 +89,9 @@ def client(uri: str) -> "MlflowClient":
     from mlflow.tracking import MlflowClient
 
     # MLflow prints "View run <name> at: <uri>/#/..." whenever a run ends: the console has our own lines, and
-    # that one would print a password the URI carries
+    # that one would print a password the URI carries; nor a progress bar per artifact read (probes.csv)
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if not uri.startswith("sqlite:///") or uri in _READY:
         return MlflowClient(tracking_uri=uri)
     import fcntl

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import PY, ROOT, run_many
+from conftest import PY, ROOT, clean_environ, run_many
 
 SCRIPT = str(ROOT / "experiments" / "sweep_vicreg.py")
 
@@ -47,10 +47,6 @@ CASES = [
     (["--set", "probe.num_gpus=-1"], "probe.num_gpus must be >= 0.0, got -1"),
     (["--set", "probe.layers=[block1,layer4]"], "probe.layers: 'layer4' is not a layer of this model (its layers: block1,"),
 ]
-
-
-def run_script(args, env):
-    return subprocess.run([PY, "-X", "importtime", SCRIPT, *args], capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
 
 
 def run(args, env):
@@ -310,11 +306,23 @@ def test_resume_command_needs_a_sweep_directory(clean_env):
     assert len(lines) == 1 and lines[0].startswith("error: ") and "the following arguments are required: sweep_dir" in lines[0], lines
 
 
-@pytest.mark.parametrize("args", [["--set", "objective.name=simclrr"], ["--search", "model.width=[16,0]"],
-                                  ["--dataset", "cifar10", "--data-root", "/no/such/dir"], ["--epochs", "three"]])
-def test_bad_input_imports_no_ray(args, clean_env):
+SCRIPT_CASES = [["--set", "objective.name=simclrr"], ["--search", "model.width=[16,0]"],
+                ["--dataset", "cifar10", "--data-root", "/no/such/dir"], ["--epochs", "three"]]
+
+
+@pytest.fixture(scope="module")
+def script_runs(tmp_path_factory):
+    """The cases of ``test_bad_input_imports_no_ray``, each a real script, run side by side (each in its own
+    results folder); ``{case: (process, env)}``."""
+    envs = [clean_environ(tmp_path_factory.mktemp("script")) for _ in SCRIPT_CASES]
+    procs = run_many([[PY, "-X", "importtime", SCRIPT, *args] for args in SCRIPT_CASES], timeout=120, cwd=ROOT, envs=envs)
+    return {" ".join(args): (proc, env) for args, proc, env in zip(SCRIPT_CASES, procs, envs)}
+
+
+@pytest.mark.parametrize("args", SCRIPT_CASES)
+def test_bad_input_imports_no_ray(args, script_runs):
     """The real script, as a user runs it: one line, exit 2, and neither ray nor mlflow imported."""
-    proc = run_script(args, clean_env)
-    assert_clean_failure(proc, "", clean_env)
+    proc, env = script_runs[" ".join(args)]
+    assert_clean_failure(proc, "", env)
     imported = {ln.split("|")[-1].strip() for ln in proc.stderr.splitlines() if ln.startswith("import time:")}
     assert "torch" in imported or args == ["--epochs", "three"]  # validation ran (it asks the registries)

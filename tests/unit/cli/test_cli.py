@@ -7,7 +7,7 @@ import time
 import pytest
 import yaml
 
-from conftest import PY, ROOT
+from conftest import PY, ROOT, clean_environ, run_many
 
 SCRIPTS = ["sweep_vicreg.py", "sweep_objectives.py", "supervised_baseline.py"]
 ENGINES = {"torch", "ray", "mlflow"}
@@ -19,8 +19,12 @@ def run(args, env=None, timeout=120):
     proc = subprocess.run([PY, "-X", "importtime", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT,
                           env=env)
     wall = time.perf_counter() - t0
-    imported = {ln.split("|")[-1].strip().split(".")[0] for ln in proc.stderr.splitlines() if ln.startswith("import time:")}
-    return proc, wall, imported
+    return proc, wall, imported_packages(proc.stderr)
+
+
+def imported_packages(stderr: str) -> set:
+    """The top-level packages a ``-X importtime`` run imported."""
+    return {ln.split("|")[-1].strip().split(".")[0] for ln in stderr.splitlines() if ln.startswith("import time:")}
 
 
 HELPS = [[str(ROOT / "experiments" / s), "--help"] for s in SCRIPTS] + [
@@ -79,14 +83,28 @@ def test_launcher_help_says_what_it_sweeps_and_the_values_it_uses():
     assert "--objective" not in out and "(10 trials)" in out
 
 
-@pytest.mark.parametrize("script, trials", [("sweep_vicreg.py", 4), ("sweep_objectives.py", 10), ("supervised_baseline.py", 2)])
-def test_print_config_prints_every_key_and_the_trials_and_starts_nothing(script, trials, clean_env, tmp_path):
+PRINTED = [("sweep_vicreg.py", 4), ("sweep_objectives.py", 10), ("supervised_baseline.py", 2)]
+
+
+@pytest.fixture(scope="module")
+def printed_configs(tmp_path_factory):
+    """``<script> --print-config --epochs 3`` of each launcher, side by side, each with its own results folder:
+    ``{script: (process, its results folder)}``."""
+    folders = [tmp_path_factory.mktemp("print_config") for _ in PRINTED]
+    procs = run_many([[PY, "-X", "importtime", str(ROOT / "experiments" / script), "--print-config", "--epochs", "3"]
+                      for script, _ in PRINTED], cwd=ROOT, envs=[clean_environ(f) for f in folders])
+    return {script: (proc, f / "results") for (script, _), proc, f in zip(PRINTED, procs, folders)}
+
+
+@pytest.mark.parametrize("script, trials", PRINTED)
+def test_print_config_prints_every_key_and_the_trials_and_starts_nothing(script, trials, printed_configs):
     from ssl_ray.config import ExperimentConfig, SweepConfig
 
-    proc, _, imported = run([str(ROOT / "experiments" / script), "--print-config", "--epochs", "3"], env=clean_env)
+    proc, results = printed_configs[script]
+    imported = imported_packages(proc.stderr)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "ray" not in imported and "mlflow" not in imported
-    assert not (tmp_path / "results").exists()  # nothing written
+    assert not results.exists()  # nothing written
     printed = yaml.safe_load(proc.stdout)
     assert len(printed["trials"]) == trials
     for section, keys in ExperimentConfig().to_dict().items():

@@ -37,10 +37,10 @@ class MetricWriter:
 
     def _history(self, key: str) -> List["Metric"]:
         """The key's values as far as this writer knows them."""
-        self._prefetch([key])
+        self.prefetch([key])
         return self._hist[key]
 
-    def _prefetch(self, keys: Iterable[str], exist: bool = False) -> None:
+    def prefetch(self, keys: Iterable[str], exist: bool = False) -> None:
         """Read the histories of ``keys`` not known yet, 8 requests at a time; those of keys the run did not
         have when the writer first looked are empty (no request), unless ``exist``: the run has them now."""
         if self._present is None:  # keys the run has at all: the others need no history query
@@ -51,13 +51,18 @@ class MetricWriter:
         if fetch:
             self._hist.update((k, list(v)) for k, v in metric_histories(self.client, self.run_id, fetch, threads=8).items())
 
+    def know(self, histories: Mapping[str, List["Metric"]]) -> None:
+        """Take ``{key: [Metric, ...]}`` read elsewhere (a current ``probes.csv``) as these keys' histories."""
+        for k, h in histories.items():
+            self._hist.setdefault(k, list(h))
+
     def has(self, key: str, step: int) -> bool:
         return any(m.step == int(step) for m in self._history(key))
 
     def histories(self, keys: Iterable[str]) -> Dict[str, List["Metric"]]:
         """``{key: [Metric, ...]}`` for keys the run has: a request only for a key this writer has not seen."""
         keys = list(keys)
-        self._prefetch(keys, exist=True)
+        self.prefetch(keys, exist=True)
         return {k: list(self._hist[k]) for k in keys}
 
     def log(self, metrics: Mapping[str, float], step: int, restate: bool = False) -> int:
@@ -67,7 +72,7 @@ class MetricWriter:
         from mlflow.entities import Metric
 
         if not restate:
-            self._prefetch(metrics)
+            self.prefetch(metrics)
         new = [Metric(k, float(v), ts, int(step)) for k, v in metrics.items() if restate or not self.has(k, step)]
         for i in range(0, len(new), MAX_BATCH):
             _retry(lambda: self.client.log_batch(self.run_id, metrics=new[i : i + MAX_BATCH]))

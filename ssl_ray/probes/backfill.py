@@ -78,12 +78,22 @@ def plan_layers(cfg: ExperimentConfig) -> Tuple[List[str], List[str], List[str]]
     return layers, resolve_targets(cfg, has_super), probe_names(cfg.probe)
 
 
-def missing_work(uri: str, trial: TrialCheckpoints, every: bool = False) -> List[Tuple[int, str, List[str]]]:
-    """``[(epoch, checkpoint dir, layers to probe)]``: the layers with any metric key missing at that epoch."""
+def missing_work(uri: str, trial: TrialCheckpoints, every: bool = False, writer: Optional[MetricWriter] = None
+                 ) -> List[Tuple[int, str, List[str]]]:
+    """``[(epoch, checkpoint dir, layers to probe)]``: the layers with any metric key missing at that epoch.
+    What the run holds is read from its ``probes.csv`` when that is current (one request), else from each key's
+    history (8 requests at a time); ``writer`` (the one that will log the results) keeps what was read."""
+    from ssl_ray.probes.table import read_probe_table, table_histories, table_is_current
+
     layers, targets, probes = plan_layers(trial.config)
-    w = MetricWriter(uri, trial.run_id)
-    tags = w.client.get_run(trial.run_id).data.tags
-    targets = [t for t in targets if f"{TAG_PROBE_SKIPPED}.{t}" not in tags]  # skipped with a recorded reason
+    w = writer or MetricWriter(uri, trial.run_id)
+    run = w.client.get_run(trial.run_id)
+    targets = [t for t in targets if f"{TAG_PROBE_SKIPPED}.{t}" not in run.data.tags]  # skipped with a recorded reason
+    if not every:
+        table = read_probe_table(w.client, trial.run_id) if any(k.startswith("probe/") for k in run.data.metrics) else None
+        if table is not None and table_is_current(table, run):
+            w.know(table_histories(table))
+        w.prefetch(expected_keys(targets, layers, probes))
     work = []
     for epoch, path in trial.checkpoints:
         todo = [layer for layer in layers
@@ -97,7 +107,8 @@ def backfill(uri: str, run_id: Optional[str] = None, trial_dir: Optional[str] = 
              num_cpus: Optional[float] = None, address: Optional[str] = None, progress: bool = True) -> dict:
     """Probe what is missing (or everything) for one trial; returns a summary with the fan-out's failures."""
     trial = resolve_trial(uri, run_id, trial_dir)
-    work = missing_work(uri, trial, every)
+    w = MetricWriter(uri, trial.run_id)
+    work = missing_work(uri, trial, every, w)
     out = {"run_id": trial.run_id, "trial_dir": str(trial.trial_dir), "checkpoints": len(trial.checkpoints),
            "tasks": sum(len(layers) for _, _, layers in work), "failures": []}
     if not work:
@@ -114,6 +125,7 @@ def backfill(uri: str, run_id: Optional[str] = None, trial_dir: Optional[str] = 
     try:
         p = trial.config.probe
         fanout = ProbeFanout.from_config(uri, p)
+        fanout.adopt(w)  # the histories it read: logging needs no request to stay idempotent
         for epoch, path, layers in work:
             fanout.submit(trial.trial_id, trial.run_id, [(epoch, path)], layers)
         fanout.drain(progress=progress)

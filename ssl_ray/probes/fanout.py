@@ -127,6 +127,10 @@ class ProbeFanout:
             job.outstanding += 1
 
     # -- collection --------------------------------------------------------------------------
+    def adopt(self, writer: MetricWriter) -> None:
+        """Log to ``writer.run_id`` through ``writer`` (and what it knows of the run's histories)."""
+        self._writers[writer.run_id] = writer
+
     def writer(self, run_id: str) -> MetricWriter:
         if run_id not in self._writers:
             self._writers[run_id] = MetricWriter(self.mlflow_uri, run_id)

@@ -53,6 +53,17 @@ def read_probe_table(client: MlflowClient, run_id: str) -> Optional[pd.DataFrame
         return pd.read_csv(path)
 
 
+def table_histories(table: pd.DataFrame) -> dict:
+    """``{probe key: [Metric, ...]}`` of the table's rows (the inverse of ``probe_rows``; timestamps 0)."""
+    from mlflow.entities import Metric
+
+    out: dict = {}
+    for t, m, layer, e, v in table[["target", "metric", "layer", "epoch", "value"]].itertuples(index=False):
+        key = f"probe/{t}/{m}/{layer}"
+        out.setdefault(key, []).append(Metric(key, float(v), 0, int(e)))
+    return out
+
+
 def table_is_current(table: pd.DataFrame, run) -> bool:
     """True when ``table`` has every probe key of ``run`` and, for each, the latest step and value MLflow holds
     (MLflow keeps each key's latest ``(step, value)`` with the run): a table written before a later value was

@@ -43,7 +43,7 @@ def trial_checkpoints(uri: str, parent_run_id: str, sweep_dir: str, trial_id: st
 def submit_missing(fanout: ProbeFanout, trial: TrialCheckpoints) -> int:
     """Queue the probes this trial does not have in MLflow yet; returns the layer tasks queued."""
     n = 0
-    for epoch, path, layers in missing_work(fanout.mlflow_uri, trial):
+    for epoch, path, layers in missing_work(fanout.mlflow_uri, trial, writer=fanout.writer(trial.run_id)):
         n += fanout.submit(trial.trial_id, trial.run_id, [(epoch, path)], layers)
     return n
 

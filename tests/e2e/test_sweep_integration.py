@@ -129,22 +129,24 @@ def test_backfill_fills_the_gap_and_rerun_is_idempotent(tiny_sweep, tiny_http):
     _, uri, _, env = tiny_http  # the commands talk to the server, in the sweep's environment without its faults
     c, children = trial_runs(store)
     a, b = sorted(children, key=lambda r: r.data.tags["ssl_ray.trial_id"])
-    # two commands at once, each with its own local Ray, as two people might run them:
-    # by run id: only epoch 2 is missing, so only its 4 layers are probed;
-    # by trial directory, everything again: every value is recomputed and none is logged twice
+    # two commands at once, each with its own local Ray, as two people might run them, one finding its trial by
+    # run id, the other by trial directory: only epoch 2 is missing in each, so only its 4 layers are probed
     by_run, by_dir = run_many([
         [PY, "-m", "ssl_ray.cli", "probe", "--run-id", a.info.run_id, "--mlflow-uri", uri, "--num-cpus", "2"],
-        [PY, "-m", "ssl_ray.cli", "probe", "--trial-dir", b.data.tags["ssl_ray.trial_dir"], "--all", "--mlflow-uri", uri,
+        [PY, "-m", "ssl_ray.cli", "probe", "--trial-dir", b.data.tags["ssl_ray.trial_dir"], "--mlflow-uri", uri,
          "--num-cpus", "2"]], timeout=600, cwd=ROOT, env=env)
     for proc in (by_run, by_dir):
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "4 checkpoint x layer tasks run; probes complete" in by_run.stdout
+        assert "4 checkpoint x layer tasks run; probes complete" in proc.stdout
     assert "[probes] 4/4 checkpoint x layer tasks done" in by_run.stderr  # the progress display
-    assert "12 checkpoint x layer tasks run; probes complete" in by_dir.stdout
+    # run again: nothing is missing, nothing is probed (and no Ray started)
+    (again,) = run_many([[PY, "-m", "ssl_ray.cli", "probe", "--run-id", b.info.run_id, "--mlflow-uri", uri]],
+                        timeout=300, cwd=ROOT, env=env)
+    assert again.returncode == 0 and "0 checkpoint x layer tasks run; probes complete" in again.stdout, again.stderr[-2000:]
     for run in (a, b):
         for key, steps in probe_steps(c, run.info.run_id).items():
             assert sorted(steps) == [0, 1, 2], key
-            assert max(steps.values()) == 1, key
+            assert max(steps.values()) == 1, key  # no value logged twice
         assert c.get_run(run.info.run_id).data.tags["ssl_ray.probe.status"] == "complete"
         df = pd.read_csv(MlflowClient(uri).download_artifacts(run.info.run_id, "probes/probes.csv",
                                                              str(tmp / ("after-" + run.info.run_id))))

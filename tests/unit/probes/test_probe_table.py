@@ -68,3 +68,28 @@ def test_a_table_older_than_the_run_is_not_read_as_current(tmp_path):
     assert table_is_current(before, c.get_run(run_id))
     c.log_metric(run_id, "probe/class/cdnv/block1", 0.31, step=2)
     assert not table_is_current(before, c.get_run(run_id))
+
+
+def test_a_writer_that_knows_a_current_table_plans_and_logs_without_reading_histories(tmp_path):
+    """``ssl-ray probe`` and a resumed sweep learn what a run holds from its current probes.csv (one request):
+    the table read back into histories gives the same table, and the writer that knows it skips what is there."""
+    from ssl_ray.probes.table import log_probe_table, probe_rows, read_probe_table, table_histories
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    c = client(uri)
+    run_id = c.create_run(c.create_experiment("t", artifact_location=str(tmp_path / "artifacts"))).info.run_id
+    w = MetricWriter(uri, run_id)
+    for epoch in (0, 1):
+        w.log({k: epoch + i / 100 for i, k in enumerate(keys(3))}, step=epoch)
+    table = log_probe_table(w)
+    read = read_probe_table(c, run_id)
+    hist = table_histories(read)
+    assert len(hist) == 12 and all(sorted(m.step for m in h) == [0, 1] for h in hist.values())
+    rows = sorted(probe_rows("", run_id, hist))
+    assert [r[2:] for r in rows] == sorted(map(tuple, table[["epoch", "layer", "target", "metric", "value"]].values.tolist()))
+    later = MetricWriter(uri, run_id)
+    later.know(hist)
+    assert later.has("probe/class/cdnv/layer2", 1) and not later.has("probe/class/cdnv/layer2", 2)
+    # epoch 1 again: nothing logged twice; epoch 2: all new
+    assert later.log({k: 9.0 for k in keys(3)}, step=1) == 0 and later.log({k: 9.0 for k in keys(3)}, step=2) == 12
+    assert [m.step for m in c.get_metric_history(run_id, "probe/class/cdnv/layer2")] == [0, 1, 2]

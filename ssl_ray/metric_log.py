@@ -76,8 +76,9 @@ class MetricWriter:
         new = [Metric(k, float(v), ts, int(step)) for k, v in metrics.items() if restate or not self.has(k, step)]
         for i in range(0, len(new), MAX_BATCH):
             _retry(lambda: self.client.log_batch(self.run_id, metrics=new[i : i + MAX_BATCH]))
-        for m in new:
-            self._history(m.key).append(m)
+        for m in new:  # a restated key this writer never read stays unread (its history is not needed)
+            if m.key in self._hist:
+                self._hist[m.key].append(m)
         return len(new)
 
     def set_tags(self, tags: Mapping[str, object]) -> None:

@@ -69,9 +69,8 @@ def table_is_current(table: pd.DataFrame, run) -> bool:
     (MLflow keeps each key's latest ``(step, value)`` with the run): a table written before a later value was
     logged (a process killed between logging and rewriting it) is not current."""
     latest = {m.key: (m.step, m.value) for m in run.data._metric_objs if m.key.startswith("probe/")}
-    last = table.sort_values("epoch", kind="stable").drop_duplicates(["target", "metric", "layer"], keep="last")
-    have = {f"probe/{t}/{m}/{layer}": (int(e), float(v))
-            for t, m, layer, e, v in last[["target", "metric", "layer", "epoch", "value"]].itertuples(index=False)}
+    # each key's last row at its highest epoch: MLflow's latest is the newest value at the highest step
+    have = {k: max(((m.step, i, m.value) for i, m in enumerate(h)))[::2] for k, h in table_histories(table).items()}
     return have.keys() == latest.keys() and all(
         have[k][0] == s and (have[k][1] == v or abs(have[k][1] - v) <= 1e-12 * max(1.0, abs(v)) or v != v and have[k][1] != have[k][1])
         for k, (s, v) in latest.items())

@@ -54,7 +54,7 @@ def load(sweep_dir_or_experiment: str, tracking_uri: Optional[str] = None) -> Re
     """The sweep in a sweep directory (its own tracking URI) or the MLflow experiment of that name."""
     from ssl_ray.tracking import client
 
-    data = load_sweep(str(sweep_dir_or_experiment), tracking_uri, probe_tables=True)
+    data = load_sweep(str(sweep_dir_or_experiment), tracking_uri)
     c = client(data.uri)
     rows = []
     for t in data.trials:

@@ -3,6 +3,7 @@ MLflow (so it is complete after retries and backfills) and logged as the run's `
 
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Mapping, Optional
@@ -71,9 +72,12 @@ def table_is_current(table: pd.DataFrame, run) -> bool:
     latest = {m.key: (m.step, m.value) for m in run.data._metric_objs if m.key.startswith("probe/")}
     # each key's last row at its highest epoch: MLflow's latest is the newest value at the highest step
     have = {k: max(((m.step, i, m.value) for i, m in enumerate(h)))[::2] for k, h in table_histories(table).items()}
-    return have.keys() == latest.keys() and all(
-        have[k][0] == s and (have[k][1] == v or abs(have[k][1] - v) <= 1e-12 * max(1.0, abs(v)) or v != v and have[k][1] != have[k][1])
-        for k, (s, v) in latest.items())
+    return have.keys() == latest.keys() and all(have[k][0] == step and _same(have[k][1], v) for k, (step, v) in latest.items())
+
+
+def _same(a: float, b: float) -> bool:
+    """Equal up to a CSV round trip (1e-12, relative above 1); two NaNs are the same reading."""
+    return a == b or abs(a - b) <= 1e-12 * max(1.0, abs(b)) or (math.isnan(a) and math.isnan(b))
 
 
 def log_probe_table(writer: MetricWriter) -> pd.DataFrame:

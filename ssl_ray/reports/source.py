@@ -176,10 +176,10 @@ def resolve_sweep(target: str, uri: Optional[str]) -> Tuple[str, str, Optional[s
     return uri, target, None
 
 
-def load_sweep(target: str, uri: Optional[str] = None, probe_tables: bool = True) -> SweepData:
-    """Read the sweep named by ``target`` (a sweep directory or an experiment name) from MLflow. With
-    ``probe_tables``, a trial's probes come from its ``probes.csv`` artifact (one request) where it has a
-    current one (``table_is_current``), instead of one request per metric key."""
+def load_sweep(target: str, uri: Optional[str] = None) -> SweepData:
+    """Read the sweep named by ``target`` (a sweep directory or an experiment name) from MLflow. A
+    trial's probes come from its ``probes.csv`` artifact (one request) where it has a current one
+    (``table_is_current``), else from one request per metric key."""
     from ssl_ray.probes.table import COLUMNS, probe_rows, read_probe_table, table_is_current
     from ssl_ray.tracking import (TAG_KIND, TAG_STATUS, TAG_SWEEP_DIR, TAG_TRIAL_DIR, TAG_TRIAL_ID, child_runs, client,
                                   search_by_tag)
@@ -204,7 +204,7 @@ def load_sweep(target: str, uri: Optional[str] = None, probe_tables: bool = True
         tags = run.data.tags
         tid = tags.get(TAG_TRIAL_ID, run.info.run_id)
         trials.append(Trial(tid, run.info.run_id, tags.get(TAG_STATUS, "-"), dict(run.data.params), tags.get(TAG_TRIAL_DIR)))
-        table = read_probe_table(c, run.info.run_id) if probe_tables else None
+        table = read_probe_table(c, run.info.run_id)
         table = table if table is not None and table_is_current(table, run) else None
         if table is not None:
             prow += [(tid, run.info.run_id, *r) for r in table[COLUMNS[2:]].itertuples(index=False, name=None)]

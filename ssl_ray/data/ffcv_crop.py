@@ -10,7 +10,7 @@ from numba import njit
 from ffcv.fields.rgb_image import IMAGE_MODES, ResizedCropRGBImageDecoder
 from ffcv.libffcv import imdecode, resize_crop
 from ffcv.pipeline.compiler import Compiler
-from ssl_ray.data.ffcv_seeding import EpochCell, draw_crop_uniforms, seed_batch  # noqa: F401
+from ssl_ray.data.ffcv_seeding import EpochCell, draw_crop_uniforms, seed_batch, seed_key  # noqa: F401
 
 # ------------------------------------------------------------------------------------------------
 # Decoder: random resized crop with the crops drawn in the calling thread
@@ -52,11 +52,11 @@ class SeededRandomResizedCrop(ResizedCropRGBImageDecoder):
         my_range = Compiler.get_iterator()
         imdecode_c = Compiler.compile(imdecode)
         resize_crop_c = Compiler.compile(resize_crop)
-        scale, ratio, addr, salt = self.scale, self.ratio, self.cell.address, self.salt
+        scale, ratio, key = self.scale, self.ratio, seed_key(self.cell, self.salt)
 
         def decode(batch_indices, my_storage, metadata, storage_state):
             destination, temp_storage = my_storage
-            seed_batch(addr, salt, batch_indices)
+            seed_batch(key[0], key[1], batch_indices)
             u = draw_crop_uniforms(len(batch_indices))
             for dst_ix in my_range(len(batch_indices)):
                 field = metadata[batch_indices[dst_ix]]

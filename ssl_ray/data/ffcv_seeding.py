@@ -61,6 +61,15 @@ def seed_batch(cell_addr, salt, batch_indices):
     np.random.seed(np.uint32(h >> np.uint64(32)))
 
 
+def seed_key(cell: EpochCell, salt: int) -> np.ndarray:
+    """``[cell address, salt]`` for a compiled op to pass to ``seed_batch`` as ``key[0], key[1]``.
+
+    An int captured by a closure is frozen as a literal, and a dispatcher called with a literal compiles
+    (and caches) an overload for that value: with the cell's address, a new one per op per process, 0.5 s
+    each and one more cache file per op per run. Read from a frozen array, both are plain int64."""
+    return np.array([cell.address, salt], dtype=np.int64)
+
+
 # numba's parallel compiler turns array-sized np.random calls into parallel loops over per-thread
 # RNGs, which no seed can reproduce; kernels therefore draw through these serial helpers.
 
@@ -111,10 +120,10 @@ class _BatchOp(Operation):
     def generate_code(self) -> Callable:
         if self.cell is None:
             raise ValueError(f"{type(self).__name__} needs bind(cell, salt) before use")
-        kernel, params, addr, salt = self.kernel, self.params(), self.cell.address, self.salt
+        kernel, params, key = self.kernel, self.params(), seed_key(self.cell, self.salt)
 
         def op(images, dst, batch_indices):
-            seed_batch(addr, salt, batch_indices)
+            seed_batch(key[0], key[1], batch_indices)
             return kernel(images, dst, *params)
 
         op.with_indices = True

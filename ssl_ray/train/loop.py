@@ -235,8 +235,9 @@ def _agree(values: list[float], world: int, device) -> list[float]:
 
 
 def _gather_node_ids(world: int) -> list[str]:
-    """The Ray node id of every rank, in rank order (one all_gather)."""
-    node = ray.get_runtime_context().get_node_id()
+    """The Ray node id of every rank, in rank order (one all_gather); ``local`` in Ray Train's local mode
+    (``ScalingConfig(num_workers=0)``: the loop in the calling process, no Ray cluster started)."""
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
     if world == 1:
         return [node]
     import torch.distributed as dist

@@ -50,6 +50,11 @@ def test_beton_round_trip_two_views_and_resume_determinism(digits_beton):
     b = FFCVViews(str(path), specs, 32, batch_size=128, seed=3, num_workers=1)
     w1, z1, j1 = collect(b, 1)
     assert torch.equal(i1, j1) and torch.equal(y1, z1) and torch.equal(v1, w1)
+    # every op of both loaders seeds through one compiled overload of seed_batch: an address or salt frozen
+    # as a literal compiled one per op (16 here), each cached on disk under a key no later run hits
+    from ssl_ray.data.ffcv_seeding import seed_batch
+
+    assert len(seed_batch.overloads) == 1, list(seed_batch.overloads)
 
 
 def _rank_main(rank, path, init_file, out_dir):

@@ -8,7 +8,7 @@ from typing import Tuple
 import numpy as np
 from numba import njit, prange
 
-from ssl_ray.data.ffcv_seeding import _BatchOp, draw_coins, draw_normal, draw_uniform, seed_batch  # noqa: F401
+from ssl_ray.data.ffcv_seeding import _BatchOp, batch_arrays, native, draw_coins, draw_normal, draw_uniform, seed_batch  # noqa: F401
 
 
 @njit(cache=True, parallel=True, fastmath=True)
@@ -75,6 +75,12 @@ def _shift_hue(img, shift):
             img[y, x, 0], img[y, x, 1], img[y, x, 2] = r, g, b
 
 
+@native
+def _jitter_native(src, dst, n, h, w, q):
+    a, b, q = batch_arrays(src, dst, n, h, w, q, 5)
+    _jitter_kernel(a, b, q[0], q[1], q[2], q[3], q[4])
+
+
 class RandomColorJitter(_BatchOp):
     """With probability p: brightness, contrast, saturation and hue, in that order (one coin for all
     four, as ``RandomApply([ColorJitter(...)], p)``)."""
@@ -84,6 +90,7 @@ class RandomColorJitter(_BatchOp):
         self.p, self.b, self.c, self.s, self.h = p, brightness, contrast, saturation, hue
 
     kernel = staticmethod(_jitter_kernel)
+    native = _jitter_native
 
     def params(self):
         return (self.p, self.b, self.c, self.s, self.h)
@@ -102,12 +109,19 @@ def _gray_kernel(images, dst, p):
     return images
 
 
+@native
+def _gray_native(src, dst, n, h, w, q):
+    a, b, q = batch_arrays(src, dst, n, h, w, q, 1)
+    _gray_kernel(a, b, q[0])
+
+
 class RandomGrayscale(_BatchOp):
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p
 
     kernel = staticmethod(_gray_kernel)
+    native = _gray_native
 
     def params(self):
         return (self.p,)
@@ -142,12 +156,19 @@ def _blur_kernel(images, dst, p, sig_lo, sig_hi, ksize):
     return images
 
 
+@native
+def _blur_native(src, dst, n, h, w, q):
+    a, b, q = batch_arrays(src, dst, n, h, w, q, 4)
+    _blur_kernel(a, b, q[0], q[1], q[2], int(q[3]))
+
+
 class RandomGaussianBlur(_BatchOp):
     def __init__(self, p: float, sigma: Tuple[float, float], kernel_size: int) -> None:
         super().__init__()
         self.p, self.sigma, self.ksize = p, sigma, kernel_size
 
     kernel = staticmethod(_blur_kernel)
+    native = _blur_native
 
     def params(self):
         return (self.p, float(self.sigma[0]), float(self.sigma[1]), int(self.ksize))
@@ -167,12 +188,19 @@ def _solarize_kernel(images, dst, p):
     return images
 
 
+@native
+def _solarize_native(src, dst, n, h, w, q):
+    a, b, q = batch_arrays(src, dst, n, h, w, q, 1)
+    _solarize_kernel(a, b, q[0])
+
+
 class RandomSolarize(_BatchOp):
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p
 
     kernel = staticmethod(_solarize_kernel)
+    native = _solarize_native
 
     def params(self):
         return (self.p,)

@@ -12,8 +12,10 @@ A batch's augmentations therefore do not depend on thread count or on the order 
 runs the ops of different views within a stage (it walks a set, so that order varies). The epoch lives in an :class:`EpochCell` that the loader updates before each epoch;
 compiled code reads it through its address, because numba freezes global arrays at compile time.
 
-Kernels are module-level ``@njit(cache=True)`` functions, compiled once per machine; the closures
-FFCV compiles per pipeline only forward constants to them. Images are uint8 ``(B, H, W, 3)``.
+Kernels are module-level ``@njit(cache=True)`` functions, compiled once per machine, each wrapped in a
+``cfunc`` (``ffcv_seeding.native``) that the closures FFCV compiles per pipeline call by address: a
+closure that called the kernel directly would generate the kernel's code again in every loader of
+every process. Images are uint8 ``(B, H, W, 3)``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from numba import njit, prange
 
 from ssl_ray.data.ffcv_color import RandomColorJitter, RandomGaussianBlur, RandomGrayscale, RandomSolarize  # noqa: F401
 from ssl_ray.data.ffcv_crop import SeededRandomResizedCrop  # noqa: F401
-from ssl_ray.data.ffcv_seeding import EpochCell, _BatchOp, draw_coins, draw_normal, draw_uniform, seed_batch  # noqa: F401
+from ssl_ray.data.ffcv_seeding import EpochCell, _BatchOp, batch_arrays, native, draw_coins, draw_normal, draw_uniform, seed_batch  # noqa: F401
 
 
 @njit(cache=True, parallel=True)
@@ -39,6 +41,12 @@ def _flip_kernel(images, dst, p):
     return dst
 
 
+@native
+def _flip_native(src, dst, n, h, w, q):
+    a, b, q = batch_arrays(src, dst, n, h, w, q, 1)
+    _flip_kernel(a, b, q[0])
+
+
 class RandomHorizontalFlip(_BatchOp):
     """FFCV's flip draws its coins inside a parallel region (irreproducible); this one does not."""
 
@@ -49,6 +57,7 @@ class RandomHorizontalFlip(_BatchOp):
         self.p = p
 
     kernel = staticmethod(_flip_kernel)
+    native = _flip_native
 
     def params(self):
         return (self.p,)
@@ -80,6 +89,12 @@ def _rotate_kernel(images, dst, max_rad):
     return dst
 
 
+@native
+def _rotate_native(src, dst, n, h, w, q):
+    a, b, q = batch_arrays(src, dst, n, h, w, q, 1)
+    _rotate_kernel(a, b, q[0])
+
+
 class RandomRotate(_BatchOp):
     """Rotation by an angle uniform in [-max_deg, max_deg] about the center, bilinear, zero fill."""
 
@@ -90,6 +105,7 @@ class RandomRotate(_BatchOp):
         self.max_rad = float(np.deg2rad(max_deg))
 
     kernel = staticmethod(_rotate_kernel)
+    native = _rotate_native
 
     def params(self):
         return (self.max_rad,)
@@ -104,6 +120,12 @@ def _noise_kernel(images, dst, std255):
     return images
 
 
+@native
+def _noise_native(src, dst, n, h, w, q):
+    a, b, q = batch_arrays(src, dst, n, h, w, q, 1)
+    _noise_kernel(a, b, q[0])
+
+
 class GaussianNoise(_BatchOp):
     """Additive N(0, std^2) pixel noise (std in units of the [0, 1] range), clipped to uint8."""
 
@@ -112,6 +134,7 @@ class GaussianNoise(_BatchOp):
         self.std255 = float(std) * 255.0
 
     kernel = staticmethod(_noise_kernel)
+    native = _noise_native
 
     def params(self):
         return (self.std255,)

@@ -4,6 +4,7 @@ the math is engine-free, nothing imports upward, and the module graph has no cyc
 from __future__ import annotations
 
 import ast
+import gc
 from pathlib import Path
 from typing import Dict, List, Set
 
@@ -23,9 +24,20 @@ def module_name(path: Path) -> str:
 MODULES: Dict[str, Path] = {module_name(p): p for p in sorted(PKG.rglob("*.py"))}
 
 
+def parse(path: Path) -> ast.AST:
+    """The module's AST, parsed with the garbage collector paused: a finalizer that runs Python code in the
+    middle of ``ast.parse`` (numba's, for dispatchers FFCV compiled in an earlier test) trips CPython 3.11's
+    "AST constructor recursion depth mismatch" SystemError."""
+    gc.disable()
+    try:
+        return ast.parse(path.read_text(), filename=str(path))
+    finally:
+        gc.enable()
+
+
 def imports_of(path: Path) -> Set[str]:
     """Every module a file imports, at any depth of its code (function-level imports count)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = parse(path)
     here = module_name(path)
     package = here if path.name == "__init__.py" else here.rsplit(".", 1)[0]
     out: Set[str] = set()
@@ -157,7 +169,7 @@ def calls_of(name: str, owner: str = "") -> Dict[str, List[str]]:
     with ``owner``, only ``owner.name(...)``)."""
     out: Dict[str, List[str]] = {}
     for m, p in MODULES.items():
-        tree = ast.parse(p.read_text())
+        tree = parse(p)
         for fn in ast.walk(tree):
             if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue

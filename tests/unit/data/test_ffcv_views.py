@@ -87,9 +87,22 @@ def test_two_distributed_ranks_get_disjoint_covering_shards(tmp_path):
         assert not set(s0.tolist()) & set(s1.tolist()) and len(set(s0.tolist()) | set(s1.tolist())) == n - 1
 
 
+def run_native(op_class, img: np.ndarray, *params: float) -> np.ndarray:
+    """An op's kernel on a copy of ``img`` through its cfunc, as a loader's compiled pipeline calls it."""
+    import ctypes
+
+    src = img.copy()
+    dst = src if op_class.in_place else np.empty_like(src)
+    q = np.array(params, dtype=np.float64)
+    ptr = ctypes.c_void_p
+    op_class.native.cfunc().ctypes(ptr(src.ctypes.data), ptr(dst.ctypes.data), *src.shape[:3], ptr(q.ctypes.data))
+    return dst
+
+
 def test_ffcv_ops_match_the_torch_backend():
-    """The numba kernels and the batched torch ops compute the same functions (up to uint8 rounding)."""
-    from ssl_ray.data import ffcv_color
+    """The numba kernels (called through their cfuncs, as in a pipeline) and the batched torch ops compute
+    the same functions (up to uint8 rounding)."""
+    from ssl_ray.data import ffcv_color, ffcv_ops
     from ssl_ray.data.augment import gaussian_blur, luminance, shift_hue
 
     rng = np.random.default_rng(0)
@@ -103,15 +116,17 @@ def test_ffcv_ops_match_the_torch_backend():
         ref = shift_hue(t[:1], torch.tensor([shift]))[0].permute(1, 2, 0).numpy()
         np.testing.assert_allclose(f, ref, atol=1e-5)
     # blur with a fixed sigma (p=1, sigma range of width 0), reflect padding
-    blurred = ffcv_color._blur_kernel(img.copy(), None, 1.0, 1.3, 1.3, 5)
+    blurred = run_native(ffcv_color.RandomGaussianBlur, img, 1.0, 1.3, 1.3, 5)
     ref = gaussian_blur(t * 255, torch.full((4,), 1.3), 5).round().clamp(0, 255).permute(0, 2, 3, 1).numpy()
     assert np.abs(blurred.astype(int) - ref.astype(int)).max() <= 1
     # grayscale (p=1)
-    gray = ffcv_color._gray_kernel(img.copy(), None, 1.0)
+    gray = run_native(ffcv_color.RandomGrayscale, img, 1.0)
     ref = (luminance(t * 255) + 0.5).floor().clamp(0, 255).expand(-1, 3, -1, -1).permute(0, 2, 3, 1).numpy()
     assert np.abs(gray.astype(int) - ref.astype(int)).max() <= 1
     # solarize (p=1): pixels >= 128 inverted
-    sol = ffcv_color._solarize_kernel(img.copy(), None, 1.0)
+    sol = run_native(ffcv_color.RandomSolarize, img, 1.0)
     np.testing.assert_array_equal(sol, np.where(img >= 128, 255 - img, img))
     # p=0 leaves images alone
-    np.testing.assert_array_equal(ffcv_color._jitter_kernel(img.copy(), None, 0.0, 0.4, 0.4, 0.4, 0.1), img)
+    np.testing.assert_array_equal(run_native(ffcv_color.RandomColorJitter, img, 0.0, 0.4, 0.4, 0.4, 0.1), img)
+    # a flip with p=1 mirrors every image into the op's own output buffer
+    np.testing.assert_array_equal(run_native(ffcv_ops.RandomHorizontalFlip, img, 1.0), img[:, :, ::-1])

@@ -128,5 +128,9 @@ def test_ffcv_ops_match_the_torch_backend():
     np.testing.assert_array_equal(sol, np.where(img >= 128, 255 - img, img))
     # p=0 leaves images alone
     np.testing.assert_array_equal(run_native(ffcv_color.RandomColorJitter, img, 0.0, 0.4, 0.4, 0.4, 0.1), img)
-    # a flip with p=1 mirrors every image into the op's own output buffer
-    np.testing.assert_array_equal(run_native(ffcv_ops.RandomHorizontalFlip, img, 1.0), img[:, :, ::-1])
+    # on a batch that is not square (a height/width mix-up shows): a flip with p=1 mirrors every image into the
+    # op's own output buffer; the digits protocol's rotation and noise at zero strength are identities
+    wide = rng.integers(0, 256, (3, 10, 14, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(run_native(ffcv_ops.RandomHorizontalFlip, wide, 1.0), wide[:, :, ::-1])
+    np.testing.assert_array_equal(run_native(ffcv_ops.RandomRotate, wide, 0.0), wide)
+    np.testing.assert_array_equal(run_native(ffcv_ops.GaussianNoise, wide, 0.0), wide)

@@ -90,6 +90,14 @@ def batch_arrays(src, dst, n, h, w, q, nq):
             numba.carray(q, (nq,), np.float64))
 
 
+@njit(cache=True)
+def check_batch(images):
+    """A native kernel reads the batch as raw (n, h, w, 3) uint8 memory: refuse anything else rather than
+    read it wrongly."""
+    if not images.flags.c_contiguous or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError("an ssl_ray FFCV op needs a C-contiguous (batch, height, width, 3) uint8 batch")
+
+
 class native:
     """``fn(src, dst, n, h, w, q)`` as a cached ``cfunc`` of :data:`NATIVE_SIG`, compiled (or loaded from
     numba's cache) on first use: a cfunc compiles when it is made, and a loader builds only its own ops."""
@@ -159,12 +167,15 @@ class _BatchOp(Operation):
 
         if self.in_place:
             def op(images, dst, batch_indices):
+                check_batch(images)
                 seed_batch(key[0], key[1], batch_indices)
                 src = _voidptr(images.ctypes.data)
                 kernel(src, src, images.shape[0], images.shape[1], images.shape[2], _voidptr(q.ctypes.data))
                 return images
         else:
             def op(images, dst, batch_indices):
+                check_batch(images)
+                check_batch(dst)
                 seed_batch(key[0], key[1], batch_indices)
                 kernel(_voidptr(images.ctypes.data), _voidptr(dst.ctypes.data), images.shape[0], images.shape[1],
                        images.shape[2], _voidptr(q.ctypes.data))
@@ -174,5 +185,8 @@ class _BatchOp(Operation):
         return op
 
     def declare_state_and_memory(self, previous_state: State) -> Tuple[State, Optional[AllocationQuery]]:
+        if np.dtype(previous_state.dtype) != np.uint8 or tuple(previous_state.shape)[-1:] != (3,):
+            raise ValueError(f"{type(self).__name__} needs (height, width, 3) uint8 images, got "
+                             f"{tuple(previous_state.shape)} {previous_state.dtype}: put it before ToTensor")
         alloc = None if self.in_place else AllocationQuery(previous_state.shape, previous_state.dtype)
         return replace(previous_state, jit_mode=True), alloc

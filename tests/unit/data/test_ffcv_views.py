@@ -134,3 +134,23 @@ def test_ffcv_ops_match_the_torch_backend():
     np.testing.assert_array_equal(run_native(ffcv_ops.RandomHorizontalFlip, wide, 1.0), wide[:, :, ::-1])
     np.testing.assert_array_equal(run_native(ffcv_ops.RandomRotate, wide, 0.0), wide)
     np.testing.assert_array_equal(run_native(ffcv_ops.GaussianNoise, wide, 0.0), wide)
+
+
+def test_ffcv_ops_refuse_what_their_kernels_would_misread():
+    """The kernels read a batch as raw (n, h, w, 3) uint8 memory: an op placed after ToTensor (float images) is
+    refused when the pipeline is declared, and a batch that is not C-contiguous when it runs."""
+    from ffcv.pipeline.state import State
+
+    from ssl_ray.data import ffcv_ops
+    from ssl_ray.data.ffcv_seeding import check_batch
+
+    flip = ffcv_ops.RandomHorizontalFlip(0.5)
+    _, alloc = flip.declare_state_and_memory(State(False, torch.device("cpu"), (8, 8, 3), np.dtype("uint8")))
+    assert alloc.shape == (8, 8, 3)
+    for shape, dtype in (((8, 8, 3), np.dtype("float32")), ((3, 8, 8), np.dtype("uint8"))):
+        with pytest.raises(ValueError, match="needs \\(height, width, 3\\) uint8 images"):
+            flip.declare_state_and_memory(State(False, torch.device("cpu"), shape, dtype))
+    batch = np.zeros((2, 8, 8, 3), dtype=np.uint8)
+    check_batch(batch)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        check_batch(batch[:, :, ::-1])

@@ -41,10 +41,13 @@ def mlflow_server(folder: Path):
     """A real ``mlflow server`` on 127.0.0.1 (SQLite store and artifacts under ``folder``), answering /health;
     yields its base URL and stops it (its whole process group) at the end."""
     port = free_port()
+    # MLflow 3's server also starts a job runner and eight huey consumers (its GenAI jobs), each a Python process
+    # importing mlflow: about 25 s of CPU competing with the sweep on 2 cores, for jobs ssl_ray never submits.
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     proc = subprocess.Popen([MLFLOW, "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
                              "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port",
                              str(port), "--workers", "1"], stdout=open(folder / "server.log", "w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90

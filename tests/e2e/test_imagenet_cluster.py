@@ -1,4 +1,4 @@
-"""The ImageNet path at toy scale, through the real topology, in one test (slow: about 10 minutes here).
+"""The ImageNet path at toy scale, through the real topology, in one test (slow: 2.5-4 minutes here).
 
 An ImageNet-layout folder of real JPEGs (10 classes, varied sizes, ``train/`` and ``val/``, a superclass
 map) is written to a ``.beton`` by ``ssl-ray data write-beton --write-mode jpg``; the fake multi-node

@@ -129,9 +129,18 @@ def test_ffcv_ops_match_the_torch_backend():
     # p=0 leaves images alone
     np.testing.assert_array_equal(run_native(ffcv_color.RandomColorJitter, img, 0.0, 0.4, 0.4, 0.4, 0.1), img)
     # on a batch that is not square (a height/width mix-up shows): a flip with p=1 mirrors every image into the
-    # op's own output buffer; the digits protocol's rotation and noise at zero strength are identities
+    # op's own output buffer
     wide = rng.integers(0, 256, (3, 10, 14, 3), dtype=np.uint8)
     np.testing.assert_array_equal(run_native(ffcv_ops.RandomHorizontalFlip, wide, 1.0), wide[:, :, ::-1])
+
+
+@pytest.mark.slow  # 10-15 s on a fresh clone, compiling two kernels no other test of the default suite uses
+def test_the_digits_protocols_ffcv_ops_at_zero_strength_are_identities():
+    """Rotation (into the op's own buffer) and noise (in place), through their cfuncs, on a batch that is not
+    square."""
+    from ssl_ray.data import ffcv_ops
+
+    wide = np.random.default_rng(0).integers(0, 256, (3, 10, 14, 3), dtype=np.uint8)
     np.testing.assert_array_equal(run_native(ffcv_ops.RandomRotate, wide, 0.0), wide)
     np.testing.assert_array_equal(run_native(ffcv_ops.GaussianNoise, wide, 0.0), wide)
 

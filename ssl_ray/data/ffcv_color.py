@@ -89,7 +89,6 @@ class RandomColorJitter(_BatchOp):
         super().__init__()
         self.p, self.b, self.c, self.s, self.h = p, brightness, contrast, saturation, hue
 
-    kernel = staticmethod(_jitter_kernel)
     native = _jitter_native
 
     def params(self):
@@ -120,7 +119,6 @@ class RandomGrayscale(_BatchOp):
         super().__init__()
         self.p = p
 
-    kernel = staticmethod(_gray_kernel)
     native = _gray_native
 
     def params(self):
@@ -167,7 +165,6 @@ class RandomGaussianBlur(_BatchOp):
         super().__init__()
         self.p, self.sigma, self.ksize = p, sigma, kernel_size
 
-    kernel = staticmethod(_blur_kernel)
     native = _blur_native
 
     def params(self):
@@ -199,7 +196,6 @@ class RandomSolarize(_BatchOp):
         super().__init__()
         self.p = p
 
-    kernel = staticmethod(_solarize_kernel)
     native = _solarize_native
 
     def params(self):

@@ -56,7 +56,6 @@ class RandomHorizontalFlip(_BatchOp):
         super().__init__()
         self.p = p
 
-    kernel = staticmethod(_flip_kernel)
     native = _flip_native
 
     def params(self):
@@ -104,7 +103,6 @@ class RandomRotate(_BatchOp):
         super().__init__()
         self.max_rad = float(np.deg2rad(max_deg))
 
-    kernel = staticmethod(_rotate_kernel)
     native = _rotate_native
 
     def params(self):
@@ -133,7 +131,6 @@ class GaussianNoise(_BatchOp):
         super().__init__()
         self.std255 = float(std) * 255.0
 
-    kernel = staticmethod(_noise_kernel)
     native = _noise_native
 
     def params(self):

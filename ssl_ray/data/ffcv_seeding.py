@@ -140,7 +140,7 @@ def draw_normal(shape):
 
 
 class _BatchOp(Operation):
-    """An op that seeds the batch, then calls ``kernel(images, dst, *params)``; ``in_place`` ops write
+    """An op that seeds the batch, then calls its ``native`` kernel on it with ``params()``; ``in_place`` ops write
     into their input. ``bind(cell, salt)`` gives it the epoch cell and a salt unique in the loader."""
 
     in_place = True
@@ -153,10 +153,6 @@ class _BatchOp(Operation):
         return self
 
     def params(self) -> tuple:
-        raise NotImplementedError
-
-    @staticmethod
-    def kernel(images, dst, *params):  # pragma: no cover - overridden
         raise NotImplementedError
 
     def generate_code(self) -> Callable:

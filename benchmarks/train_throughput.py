@@ -173,11 +173,11 @@ def quick_runs(cfg: dict, tmp: Path, device: torch.device, cpus: int):
     phases, t0 = {}, time.perf_counter()
     bare_runs = [bare_loop(cfg, device, cpus)]
     phases["bare_0"] = time.perf_counter() - t0
-    tempfile.tempdir = str(tmp)  # local mode uploads nothing, so nothing deletes the checkpoints' folders
-    try:
+    before, tempfile.tempdir = tempfile.tempdir, str(tmp)  # local mode uploads nothing, so nothing deletes
+    try:                                                     # the checkpoints' folders: they go under tmp
         rates, wall = ours(cfg, tmp, "bench-0", local=True)
     finally:
-        tempfile.tempdir = None
+        tempfile.tempdir = before
     return bare_runs, [rates], [wall], phases
 
 

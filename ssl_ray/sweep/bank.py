@@ -51,7 +51,7 @@ def bank_config(base: ExperimentConfig, cpus: Optional[float] = None) -> Experim
     d["train"].update(mode="supervised", epochs=epochs, checkpoint_epochs=list(range(epochs + 1)), resume_every=1,
                       init_checkpoint=None)
     if cpus is not None:
-        d["train"]["cpus_per_worker"] = max(base.train.cpus_per_worker, float(int(cpus // base.train.workers)))
+        d["train"]["cpus_per_worker"] = max(base.train.cpus_per_worker, float(cpus // base.train.workers))
     d["optim"].update(lr=base.optim.lr * BANK_LR_FACTOR, warmup_epochs=min(base.optim.warmup_epochs, 1))
     d["probe"].update(targets=["class"])
     return ExperimentConfig.from_dict(d)  # derived from the validated base; only known-good values change
@@ -83,8 +83,8 @@ def ensure_target_bank(cfg: SweepConfig, sweep_dir: Path, uri: str, parent_run_i
             return str(path)
         except ConfigError as e:
             print(f"[bank] rebuilding: {e}", file=stream, flush=True)
-    # On the local Ray a sweep starts itself, the bank takes every CPU (on 2 cores: its 12 epochs and labels
-    # in 2 threads instead of 1, 8 s less). A cluster's nodes may differ, so there it keeps a trial's shape.
+    # On the local Ray a sweep starts itself, the bank takes every CPU (on 2 cores: its epochs in 2 threads
+    # instead of 1; the tests' 12-epoch bank, 8 s less). A cluster's nodes may differ: there it keeps a trial's shape.
     bcfg = bank_config(cfg.base, None if cfg.address else ray.cluster_resources().get("CPU"))
     print(f"[bank] training the supervised classifier of the random_<r> targets ({bcfg.train.epochs} epochs)",
           file=stream, flush=True)

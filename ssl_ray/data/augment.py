@@ -5,7 +5,8 @@ V views out, for datasets held in memory.
 the ``torch.Generator`` passed in, so a seed fixes every view of every epoch. Geometry (random
 resized crop, rotation, flip) is one ``affine_grid``/``grid_sample`` call for the whole batch;
 photometric operations are per-sample arithmetic in the order ``protocols.py`` fixes, each clamped
-to [0, 1] as torchvision's are. The output is :func:`normalize`-d.
+to [0, 1] as torchvision's are; color jitter's four adjustments run in a random order drawn per sample
+(:func:`color_jitter`). The output is :func:`normalize`-d.
 """
 
 from __future__ import annotations
@@ -67,6 +68,48 @@ def shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     return table.gather(0, i[None, :, None].expand(1, -1, 3, -1, -1))[0]
 
 
+JITTER_OPS = ("brightness", "contrast", "saturation", "hue")  # the op indices of color_jitter's ``order``
+
+
+def color_jitter(x: torch.Tensor, b: torch.Tensor, c: torch.Tensor, sat: Optional[torch.Tensor], hue: Optional[torch.Tensor],
+                 order: torch.Tensor) -> torch.Tensor:
+    """Brightness, contrast, saturation and hue adjustments of images in [0, 1], each clamped to [0, 1], in a
+    per-sample order (as torchvision's ``ColorJitter``, which shuffles them per image).
+
+    ``b``, ``c``, ``sat``: (B, 1, 1, 1) factors (``sat`` None: no saturation step); ``hue``: (B,) shifts in
+    turns, or None for no hue step;
+    ``order``: (B, 4) int, row i a permutation of the op indices of :data:`JITTER_OPS` (sample i's order).
+    Saturation and hue apply to RGB images only. Every step runs on the whole batch and ``torch.where`` keeps
+    it for the samples whose op it is at that position: no host sync, and each sample gets exactly the
+    arithmetic a fixed order would give it."""
+    n, rgb = x.shape[0], x.shape[1] == 3
+
+    def brightness(y):
+        return (y * b).clamp(0, 1)
+
+    def contrast(y):
+        gray_mean = (luminance(y) if rgb else y).mean(dim=(1, 2, 3), keepdim=True)
+        return ((y - gray_mean) * c + gray_mean).clamp(0, 1)
+
+    def saturation(y):
+        return ((y - luminance(y)) * sat + luminance(y)).clamp(0, 1)
+
+    def hue_shift(y):
+        return shift_hue(y, hue)
+
+    ops = (brightness, contrast, saturation if rgb and sat is not None else None,
+           hue_shift if rgb and hue is not None else None)
+    y = x
+    for pos in range(len(ops)):
+        at = order[:, pos].view(n, 1, 1, 1)
+        nxt = y
+        for k, op in enumerate(ops):
+            if op is not None:
+                nxt = torch.where(at == k, op(y), nxt)
+        y = nxt
+    return y
+
+
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, k: int) -> torch.Tensor:
     """Separable Gaussian blur with one sigma per sample, reflect padding (torchvision's)."""
     n, c, h, w = x.shape
@@ -124,15 +167,10 @@ class ViewAugment:
         b = _uniform(n, 1 - s.brightness, 1 + s.brightness, g, dev).view(n, 1, 1, 1)
         c = _uniform(n, 1 - s.contrast, 1 + s.contrast, g, dev).view(n, 1, 1, 1)
         sat = _uniform(n, 1 - s.saturation, 1 + s.saturation, g, dev).view(n, 1, 1, 1)
-        y = (x * b).clamp(0, 1)
-        gray_mean = (luminance(y) if rgb else y).mean(dim=(1, 2, 3), keepdim=True)
-        y = ((y - gray_mean) * c + gray_mean).clamp(0, 1)
-        if rgb:
-            y = ((y - luminance(y)) * sat + luminance(y)).clamp(0, 1)
-        if s.hue > 0:
-            hue = _uniform(n, -s.hue, s.hue, g, dev)
-            if rgb:
-                y = shift_hue(y, hue)
+        hue = _uniform(n, -s.hue, s.hue, g, dev) if s.hue > 0 else None
+        # each sample's order of the four jitter ops (torchvision's per-image randperm(4)), drawn for every view
+        order = torch.rand(n, 4, generator=g, device=dev).argsort(1)
+        y = color_jitter(x, b, c, sat if s.saturation > 0 else None, hue, order)  # a 0-strength step is the identity
         x = on * y + (1 - on) * x
         to_gray = _coin(n, s.grayscale_p, g, dev)
         if rgb:

@@ -8,7 +8,7 @@ from typing import Tuple
 import numpy as np
 from numba import njit, prange
 
-from ssl_ray.data.ffcv_seeding import _BatchOp, batch_arrays, native, draw_coins, draw_normal, draw_uniform, seed_batch  # noqa: F401
+from ssl_ray.data.ffcv_seeding import _BatchOp, batch_arrays, native, draw_coins, draw_normal, draw_orders, draw_uniform, seed_batch  # noqa: F401
 
 
 @njit(cache=True, parallel=True, fastmath=True)
@@ -19,19 +19,24 @@ def _jitter_kernel(images, dst, p, b, c, s, h):
     fc = draw_uniform(1 - c, 1 + c, n)
     fs = draw_uniform(1 - s, 1 + s, n)
     fh = draw_uniform(-h, h, n)
+    order = draw_orders(n, 4)  # each image's order: 0 brightness, 1 contrast, 2 saturation, 3 hue
     for k in prange(n):
         if not on[k]:
             continue
-        img = images[k].astype(np.float32) * np.float32(fb[k] / 255.0)
-        img = np.minimum(np.maximum(img, 0), 1)
-        gray = 0.299 * img[:, :, 0] + 0.587 * img[:, :, 1] + 0.114 * img[:, :, 2]
-        m = gray.mean()
-        img = np.minimum(np.maximum((img - m) * fc[k] + m, 0), 1)
-        gray = 0.299 * img[:, :, 0] + 0.587 * img[:, :, 1] + 0.114 * img[:, :, 2]
-        for ch in range(3):
-            img[:, :, ch] = np.minimum(np.maximum((img[:, :, ch] - gray) * fs[k] + gray, 0), 1)
-        if h > 0:
-            _shift_hue(img, fh[k])
+        img = images[k].astype(np.float32) * np.float32(1.0 / 255.0)
+        for t in range(4):
+            op = order[k, t]
+            if op == 0:
+                img[:] = np.minimum(np.maximum(img * fb[k], 0), 1)
+            elif op == 1:
+                m = (0.299 * img[:, :, 0] + 0.587 * img[:, :, 1] + 0.114 * img[:, :, 2]).mean()
+                img[:] = np.minimum(np.maximum((img - m) * fc[k] + m, 0), 1)
+            elif op == 2:
+                gray = 0.299 * img[:, :, 0] + 0.587 * img[:, :, 1] + 0.114 * img[:, :, 2]
+                for ch in range(3):
+                    img[:, :, ch] = np.minimum(np.maximum((img[:, :, ch] - gray) * fs[k] + gray, 0), 1)
+            elif h > 0:
+                _shift_hue(img, fh[k])
         images[k] = (img * 255 + 0.5).astype(np.uint8)
     return images
 
@@ -82,8 +87,9 @@ def _jitter_native(src, dst, n, h, w, q):
 
 
 class RandomColorJitter(_BatchOp):
-    """With probability p: brightness, contrast, saturation and hue, in that order (one coin for all
-    four, as ``RandomApply([ColorJitter(...)], p)``)."""
+    """With probability p: brightness, contrast, saturation and hue, in a random order drawn per image
+    (one coin for all four, as ``RandomApply([ColorJitter(...)], p)``; ``ColorJitter`` shuffles the four
+    per image too)."""
 
     def __init__(self, p: float, brightness: float, contrast: float, saturation: float, hue: float) -> None:
         super().__init__()

@@ -135,6 +135,16 @@ def draw_normal(shape):
     return np.random.standard_normal(shape)
 
 
+@njit(cache=True)
+def draw_orders(n, k):
+    """``n`` random orders of ``k`` ops, row i a permutation of ``0..k-1``: the argsort of uniforms."""
+    u = np.random.random((n, k))
+    out = np.empty((n, k), dtype=np.int64)
+    for i in range(n):
+        out[i] = np.argsort(u[i])
+    return out
+
+
 # ------------------------------------------------------------------------------------------------
 # Photometric and geometric ops
 

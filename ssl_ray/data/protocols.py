@@ -6,8 +6,9 @@ apply it with the same semantics and the same order of operations:
 1. random resized crop (area ``crop_scale``, aspect ``crop_ratio``) to the output size,
 2. rotation by an angle uniform in ``[-rotation_deg, rotation_deg]``,
 3. horizontal flip with probability ``hflip_p``,
-4. with probability ``jitter_p``: brightness, contrast, saturation, hue, in that fixed order, with
-   factors uniform in ``[1-b, 1+b]``, ``[1-c, 1+c]``, ``[1-s, 1+s]`` and hue shift in ``[-h, h]``,
+4. with probability ``jitter_p``: brightness, contrast, saturation, hue, in a random order drawn per
+   sample (as torchvision's ``ColorJitter`` and SimCLR), with factors uniform in ``[1-b, 1+b]``,
+   ``[1-c, 1+c]``, ``[1-s, 1+s]`` and hue shift in ``[-h, h]``,
 5. grayscale with probability ``grayscale_p``,
 6. Gaussian blur with probability ``blur_p``, sigma uniform in ``blur_sigma``, kernel ~10% of the size,
 7. solarization (pixels >= 128 of 255 inverted) with probability ``solarize_p``,

@@ -2,8 +2,8 @@
 
 This is the fallback for file datasets (ImageFolder/ImageNet) when no ``.beton`` is given, and the
 baseline the FFCV loader is benchmarked against. Each view follows its :class:`ViewSpec` in the
-order fixed by ``protocols.py``; color jitter applies brightness, contrast, saturation and hue in
-that fixed order (``v2.ColorJitter`` would shuffle it) so that all backends agree.
+order fixed by ``protocols.py``; color jitter applies brightness, contrast, saturation and hue in a
+random order drawn per image, as ``v2.ColorJitter`` does and as the other backends do.
 
 Determinism: the augmentation of sample ``i`` at epoch ``e`` is drawn from torch's RNG seeded with
 ``(seed, epoch, i)``, so it does not depend on the number of DataLoader workers or on which worker
@@ -23,8 +23,10 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 from ssl_ray.data.protocols import ViewSpec, blur_kernel_size
 
 
-class FixedOrderJitter(torch.nn.Module):
-    """With probability p: brightness, contrast, saturation, hue -- in this order."""
+class RandomOrderJitter(torch.nn.Module):
+    """With probability p: brightness, contrast, saturation and hue, in a random order drawn per image (the
+    ``torch.randperm(4)`` of ``v2.ColorJitter``), from torch's RNG: a coin and four factors, then the order,
+    drawn whether or not the coin applies the jitter."""
 
     def __init__(self, spec: ViewSpec) -> None:
         super().__init__()
@@ -33,13 +35,18 @@ class FixedOrderJitter(torch.nn.Module):
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         s = self.spec
         r = torch.rand(5)
+        order = torch.randperm(4).tolist()  # 0 brightness, 1 contrast, 2 saturation, 3 hue
         if r[0] >= s.jitter_p:
             return img
-        img = TF.adjust_brightness(img, float(1 - s.brightness + 2 * s.brightness * r[1]))
-        img = TF.adjust_contrast(img, float(1 - s.contrast + 2 * s.contrast * r[2]))
-        img = TF.adjust_saturation(img, float(1 - s.saturation + 2 * s.saturation * r[3]))
-        if s.hue > 0:
-            img = TF.adjust_hue(img, float(-s.hue + 2 * s.hue * r[4]))
+        for k in order:
+            if k == 0:
+                img = TF.adjust_brightness(img, float(1 - s.brightness + 2 * s.brightness * r[1]))
+            elif k == 1:
+                img = TF.adjust_contrast(img, float(1 - s.contrast + 2 * s.contrast * r[2]))
+            elif k == 2:
+                img = TF.adjust_saturation(img, float(1 - s.saturation + 2 * s.saturation * r[3]))
+            elif s.hue > 0:
+                img = TF.adjust_hue(img, float(-s.hue + 2 * s.hue * r[4]))
         return img
 
 
@@ -54,7 +61,7 @@ def view_transform(spec: ViewSpec, out_size: int) -> v2.Compose:
         if spec.hflip_p > 0:
             ops.append(v2.RandomHorizontalFlip(spec.hflip_p))
         if spec.jitter_p > 0:
-            ops.append(FixedOrderJitter(spec))
+            ops.append(RandomOrderJitter(spec))
         if spec.grayscale_p > 0:
             ops.append(v2.RandomGrayscale(spec.grayscale_p))
         if spec.blur_p > 0:

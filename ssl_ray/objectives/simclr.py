@@ -11,6 +11,16 @@ positives P(i) (the other V-1 views of the same image)::
 At V = 2 this is NT-Xent: the mean over the 2B anchors of the cross-entropy of the positive against
 the 2B-2 other embeddings. For V > 2 each anchor averages the cross-entropy over its V-1 positives
 (the multi-positive form of Khosla et al., 2020). Negatives come from the global batch under DDP.
+
+**Scale: half the official value.** The official TF2 objective (``tf2/objective.py``,
+``add_contrastive_loss``) returns ``reduce_mean(loss_a + loss_b)``: per image, the cross-entropy of view
+a's anchor *plus* view b's, averaged over the B images -- :data:`OFFICIAL_FACTOR` = 2 times this loss
+(``tests/unit/objectives/test_simclr_official.py`` checks it against a transcription of that code). The
+loss here stays the mean over anchors, so its value does not grow with V. An official setting carries
+over as follows: ``adamw`` -- unchanged (Adam divides out a gradient's scale; the weight decay is
+decoupled); ``lars`` -- same learning rate, half the weight decay (the trust ratio divides out the scale
+of ``g + wd * p``, not the balance between its terms); ``sgd`` -- twice the learning rate and half the
+weight decay.
 """
 
 from __future__ import annotations
@@ -20,6 +30,9 @@ import torch.nn.functional as F
 
 from ssl_ray.objectives.base import OBJECTIVES, Objective, ObjectiveOutput, check_views
 from ssl_ray.objectives.distributed import gather_batch
+
+
+OFFICIAL_FACTOR = 2.0  # google-research/simclr's TF2 loss = OFFICIAL_FACTOR * this one, at V = 2
 
 
 def nt_xent(z: torch.Tensor, temperature: float) -> torch.Tensor:

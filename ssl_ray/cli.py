@@ -122,7 +122,9 @@ def _unmasked(stored):
 
 
 def _run(cfg, verbose: bool, resume_dir: Optional[str], command: str) -> int:
-    from ssl_ray.sweep.summary import print_summary
+    import time
+
+    from ssl_ray.sweep.summary import print_summary, report_phases
     from ssl_ray.sweep.tuner import run_sweep
 
     try:
@@ -133,6 +135,7 @@ def _run(cfg, verbose: bool, resume_dir: Optional[str], command: str) -> int:
     print_summary(out, cfg, data=data)
     if cfg.report:
         sweep_report(out["sweep_dir"], data=data)
+    report_phases(out, time.time())
     return EXIT_OK if not out["results"].errors else EXIT_FAILED
 
 

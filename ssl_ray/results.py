@@ -8,7 +8,8 @@
         index="epoch", columns="layer", values="value")
     r.checkpoint(r.trials.trial[0], epoch=20)             # that checkpoint's directory
 
-Probes are read from each trial's ``probes/probes.csv`` artifact (one request per trial) where it has one.
+Probes are read from each trial's ``probes/probes.csv`` artifact (one request per trial) where it has one. The
+layer ``input`` (first checkpoint only) is the pixel baseline: the same probes on the pooled input pixels.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ TAG_STOP_REASON = "ssl_ray.stop_reason"
 TAG_COMMAND = "ssl_ray.command"  # the command line that started the sweep
 TAG_COMMIT = "ssl_ray.git_commit"
 TAG_BANK_PATH = "ssl_ray.bank.path"
+TAG_BANK_SEED = "ssl_ray.bank.seed_stream"
 # set by a trial's rank 0
 TAG_LOADER = "ssl_ray.loader"
 TAG_STEPS_PER_EPOCH = "ssl_ray.steps_per_epoch"

@@ -14,7 +14,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from ssl_ray.config import (AMP_MODES, MODES, PLACEMENT_STRATEGIES, SCHEDULERS, SWITCHES, ExperimentConfig, SweepConfig, check_choice, check_sweep_name, check_int, check_names, check_number)
+from ssl_ray.config import (AMP_MODES, BANK_SEED_BASE, MODES, PLACEMENT_STRATEGIES, SCHEDULERS, SWITCHES, ExperimentConfig, SweepConfig, check_choice, check_sweep_name, check_int, check_names, check_number)
 from ssl_ray.errors import ConfigError
 from ssl_ray.sweep_checks import check_fits, check_ray_address, check_samplers, check_storage
 
@@ -193,7 +193,7 @@ def _check_train(cfg: ExperimentConfig) -> None:
     t = cfg.train
     check_choice("train.mode", t.mode, MODES)
     check_int("train.epochs", t.epochs, lo=1, hi=MAX_EPOCHS)
-    check_int("train.seed", t.seed, lo=0, hi=MAX_SEED)
+    check_int("train.seed", t.seed, lo=0, hi=BANK_SEED_BASE - 1)  # above: the target bank's seed stream
     check_int("train.workers", t.workers, lo=1, hi=4096)
     check_number("train.cpus_per_worker", t.cpus_per_worker, lo=0.0, strict=True, hi=MAX_CPUS)
     check_number("train.gpus_per_worker", t.gpus_per_worker, lo=0.0, hi=64)
@@ -282,6 +282,15 @@ def _check_probe(cfg: ExperimentConfig) -> None:
                         ("mine_batch_size", 2, 65536), ("max_retries", 0, 100), ("seed", 0, MAX_SEED)):
         check_int(f"probe.{key}", getattr(p, key), lo=lo, hi=hi)
     check_number("probe.linear_c", p.linear_c, lo=0.0, strict=True)
+    check_number("probe.mine_noise", p.mine_noise, lo=0.0, hi=1000.0, strict=True)
+    if p.mine_epochs is not None:
+        if not isinstance(p.mine_epochs, list) or not p.mine_epochs:
+            raise ConfigError(f"probe.mine_epochs must be a non-empty list of epochs, got {p.mine_epochs!r}")
+        for e in p.mine_epochs:
+            check_int("probe.mine_epochs", e, lo=0, hi=MAX_EPOCHS)
+        if not set(p.mine_epochs) & set(cfg.train.checkpoint_schedule()):
+            raise ConfigError(f"probe.mine_epochs {p.mine_epochs}: no probed checkpoint has these epochs "
+                              f"(train.checkpoint_epochs keeps {cfg.train.checkpoint_schedule()})")
     check_number("probe.num_cpus", p.num_cpus, lo=0.0, hi=MAX_CPUS)
     check_number("probe.num_gpus", p.num_gpus, lo=0.0, hi=64)
     if p.max_concurrent is not None:

@@ -157,11 +157,15 @@ class ProbeConfig:
     max_test_images: int = 10000
     linear_c: float = 1.0  # inverse L2 strength, as scikit-learn's C
     linear_max_iter: int = 100
-    # MINE (ssl_ray/probes/mine.py): the estimator's defaults, 5 seeds as in the study.
+    # MINE (ssl_ray/probes/mine.py): the estimator's defaults, 5 seeds as in the study. It reads I(input; layer +
+    # noise), the noise's std mine_noise times the layer's RMS feature spread (ssl_ray/probes/information.py),
+    # at mine_epochs (None -> the first, middle and last probed checkpoint; ssl_ray/probes/plan.py).
     mine_seeds: int = 5
-    mine_steps: int = 400
+    mine_steps: int = 100
     mine_hidden: int = 64
     mine_batch_size: int = 256
+    mine_noise: float = 2.0
+    mine_epochs: Optional[List[int]] = None
     # Fan-out: resources per Ray task, checkpoints in flight at once (None -> cluster CPUs / num_cpus),
     # and attempts after the first for a task that fails.
     num_cpus: float = 1.0
@@ -232,6 +236,9 @@ class ExperimentConfig:
 SECTIONS = tuple(_SECTIONS)
 
 
+# Seeds: a trial's train.seed is below BANK_SEED_BASE; the target bank's classifier draws its initialization and data
+# order from BANK_SEED_BASE + the base trial's seed, a stream no trial can use (torch keeps a seed's low 32 bits).
+BANK_SEED_BASE = 2**31
 TRIAL_DRIVER_CPUS = 0.01  # what each trial's Tune function (which drives its TorchTrainer) reserves
 MODES = ("ssl", "supervised")
 AMP_MODES = ("auto", "bf16", "off")

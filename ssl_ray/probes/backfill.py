@@ -19,6 +19,7 @@ from ssl_ray.config import ExperimentConfig
 from ssl_ray.data.datasets import dataset_meta
 from ssl_ray.errors import ConfigError
 from ssl_ray.probes.engine import probe_layers
+from ssl_ray.probes.plan import layers_at
 from ssl_ray.probes.probe_data import resolve_targets
 from ssl_ray.probes.scoring import expected_keys, probe_names
 from ssl_ray.tracking import TAG_PARENT, TAG_PROBE_SKIPPED, TAG_SWEEP_DIR, TAG_TRIAL_DIR, TAG_TRIAL_ID, client
@@ -85,7 +86,8 @@ def missing_work(uri: str, trial: TrialCheckpoints, every: bool = False, writer:
     history (8 requests at a time); ``writer`` (the one that will log the results) keeps what was read."""
     from ssl_ray.probes.table import read_probe_table, table_histories, table_is_current
 
-    layers, targets, probes = plan_layers(trial.config)
+    taps, targets, probes = plan_layers(trial.config)
+    p, schedule = trial.config.probe, trial.config.train.checkpoint_schedule()
     w = writer or MetricWriter(uri, trial.run_id)
     run = w.client.get_run(trial.run_id)
     targets = [t for t in targets if f"{TAG_PROBE_SKIPPED}.{t}" not in run.data.tags]  # skipped with a recorded reason
@@ -93,11 +95,12 @@ def missing_work(uri: str, trial: TrialCheckpoints, every: bool = False, writer:
         table = read_probe_table(w.client, trial.run_id) if any(k.startswith("probe/") for k in run.data.metrics) else None
         if table is not None and table_is_current(table, run):
             w.know(table_histories(table))
-        w.prefetch(expected_keys(targets, layers, probes))
+        w.prefetch(sorted({k for e in schedule for k in expected_keys(targets, layers_at(taps, schedule, e), probes, p,
+                                                                        schedule, e)}))
     work = []
     for epoch, path in trial.checkpoints:
-        todo = [layer for layer in layers
-                if every or not all(w.has(k, epoch) for k in expected_keys(targets, [layer], probes))]
+        todo = [layer for layer in layers_at(taps, schedule, epoch)
+                if every or not all(w.has(k, epoch) for k in expected_keys(targets, [layer], probes, p, schedule, epoch))]
         if todo:
             work.append((epoch, path, todo))
     return work

@@ -22,12 +22,15 @@ from ssl_ray.config import ExperimentConfig, ProbeConfig
 from ssl_ray.models.build import load_model, model_from_config
 from ssl_ray.models.ssl_model import SSLModel
 from ssl_ray.probes.linear import default_device
+from ssl_ray.probes.plan import INPUT_LAYER, families_at, layers_at
 from ssl_ray.probes.probe_data import ProbeData, build_probe_data, pooled_inputs
-from ssl_ray.probes.scoring import FeatureSet, score_layer
+from ssl_ray.probes.scoring import FeatureSet, probe_names, score_layer
 from ssl_ray.probes.targets import LabelTarget
 
+
 def probe_layers(cfg: ExperimentConfig, model: Optional[SSLModel] = None) -> List[str]:
-    """The layers a trial's checkpoints are probed at: ``probe.layers``, or every tap of its model."""
+    """The taps a trial's checkpoints are probed at: ``probe.layers``, or every tap of its model (the first
+    checkpoint adds the ``input``: ``plan.layers_at``)."""
     return list(cfg.probe.layers or (model or model_from_config(cfg)).taps)
 
 
@@ -42,6 +45,14 @@ class CheckpointFeatures:
     clean_targets: List[LabelTarget]
     sample_targets: List[LabelTarget]
     splits: Dict[str, Tuple[np.ndarray, np.ndarray]]  # {clean, sample}: (fit rows, validation rows) of the train rows
+    schedule: Optional[List[int]] = None  # the trial's probed epochs (which families run where: plan.py)
+
+    def families(self, layer: str) -> List[str]:
+        """The probe families this checkpoint's ``layer`` is scored with."""
+        return families_at(self.probe, probe_names(self.probe), self.schedule, self.epoch, layer)
+
+    def score(self, layer: str):
+        return score_layer(layer, self.feature_sets(layer), self.probe, self.families(layer))
 
     def feature_sets(self, layer: str) -> List[FeatureSet]:
         f = self.layers[layer]
@@ -62,8 +73,10 @@ class CheckpointFeatures:
 def extract_features(model: SSLModel, data: ProbeData, layers: Iterable[str], batch_size: int = 512,
                      device: Optional[torch.device] = None) -> Tuple[Dict[str, Dict[str, torch.Tensor]], Dict[str, torch.Tensor]]:
     """Every layer's ``(N, C)`` features of every probe image from one forward pass per image, and the
-    pooled inputs MINE pairs them with. Features come back as float32 on the CPU."""
-    layers = list(layers)
+    pooled inputs MINE pairs them with (also the features of the ``input`` layer, when asked for).
+    Features come back as float32 on the CPU."""
+    want_input = INPUT_LAYER in layers
+    layers = [name for name in layers if name != INPUT_LAYER]
     device = device or default_device()
     model = model.to(device).eval()
     parts: Dict[str, Dict[str, list]] = {name: {} for name in layers}
@@ -91,6 +104,11 @@ def extract_features(model: SSLModel, data: ProbeData, layers: Iterable[str], ba
     for group, split_parts in inputs.items():
         rows = [torch.cat(split_parts[k]) for k in (f"{group}_train", f"{group}_test") if k in split_parts]
         pooled[group] = torch.cat(rows) if rows else empty
+    if want_input:
+        feats[INPUT_LAYER] = {part: torch.cat(chunks) if chunks else empty
+                              for group in inputs.values() for part, chunks in group.items()}
+        for part in ("sample_train", "sample_test"):
+            feats[INPUT_LAYER].setdefault(part, empty)
     return feats, pooled
 
 
@@ -109,14 +127,16 @@ def _probe_data(key: str) -> ProbeData:
 
 def checkpoint_features(ckpt_dir: str | Path, layers: Optional[Iterable[str]] = None,
                         data: Optional[ProbeData] = None) -> CheckpointFeatures:
-    """Load a checkpoint and run its one forward pass over the trial's probe data."""
+    """Load a checkpoint and run its one forward pass over the trial's probe data (``layers``: those the plan
+    gives this checkpoint, by default)."""
     model, cfg, epoch = load_model(ckpt_dir)
-    layers = list(layers) if layers is not None else probe_layers(cfg, model)
+    schedule = cfg.train.checkpoint_schedule()
+    layers = list(layers) if layers is not None else layers_at(probe_layers(cfg, model), schedule, epoch)
     data = data or cached_probe_data(cfg)
     feats, inputs = extract_features(model, data, layers)
     splits = {"clean": data.clean_split, **({"sample": data.sample_split} if data.has_sample else {})}
     return CheckpointFeatures(epoch, cfg.probe, feats, inputs, data.clean, [data.sample_target()] if data.has_sample else [],
-                              splits)
+                              splits, schedule)
 
 
 def probe_checkpoint(ckpt_dir: str | Path, layers: Optional[Iterable[str]] = None,
@@ -124,7 +144,9 @@ def probe_checkpoint(ckpt_dir: str | Path, layers: Optional[Iterable[str]] = Non
     """Every probe of one checkpoint, serially: ``(epoch, {probe/<target>/<metric>/<layer>: value})``
     (targets that cannot be scored are left out; :func:`score_layer` says why)."""
     cf = checkpoint_features(ckpt_dir, layers)
+    if probe_cfg is not None:
+        cf = dataclasses.replace(cf, probe=probe_cfg)
     out: Dict[str, float] = {}
     for layer in cf.layers:
-        out.update(score_layer(layer, cf.feature_sets(layer), probe_cfg or cf.probe).metrics)
+        out.update(cf.score(layer).metrics)
     return cf.epoch, out

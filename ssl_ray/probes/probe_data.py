@@ -54,6 +54,8 @@ class ProbeData:
     seed: int
     clean_split: Tuple[np.ndarray, np.ndarray]  # (fit rows, validation rows) of the clean train split
     val_fraction: float = 0.2
+    train_index: Optional[np.ndarray] = None  # the clean rows' indices in the full splits (None: all of them)
+    test_index: Optional[np.ndarray] = None
 
     @property
     def has_sample(self) -> bool:
@@ -150,4 +152,10 @@ def build_probe_data(cfg: ExperimentConfig) -> ProbeData:
     else:
         sample_images = torch.empty(0, 3, d.image_size, d.image_size, dtype=torch.uint8)
     return ProbeData(train, test, sample_images, a_tr, a_te, build_augment(aug, d.image_size), targets, clean, p.seed,
-                     split, p.val_fraction)
+                     split, p.val_fraction, tr_idx, te_idx)
+
+
+def clean_inputs(data: ProbeData, batch_size: int = 512) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The pooled inputs (:func:`pooled_inputs`) of the clean train and test rows."""
+    return tuple(torch.cat([pooled_inputs(x) for x in data.clean_batches(split, batch_size)])
+                 for split in ("train", "test"))

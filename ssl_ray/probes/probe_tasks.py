@@ -34,13 +34,12 @@ def score_task(head, layer_features: dict, layer: str, threads: int):
     import torch
 
     from ssl_ray.faults import maybe_fail
-    from ssl_ray.probes.scoring import score_layer
 
     meta, features_node = head
     torch.set_num_threads(threads)
     maybe_fail("probe.score", epoch=meta.epoch, layer=layer)
     cf = dataclasses.replace(meta, layers={layer: layer_features})
-    return score_layer(layer, cf.feature_sets(layer), cf.probe), (features_node, _node_id())
+    return cf.score(layer), (features_node, _node_id())
 
 
 def _node_id() -> str:

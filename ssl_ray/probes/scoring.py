@@ -13,8 +13,12 @@ cdnv       ``cdnv``; ``within_var`` (mean Var_c) and ``between_dist2`` (mean ||m
 geometry   label-free ``participation_ratio``, ``rankme``, ``alpha``; per target the class
            manifolds' ``manifold_radius`` and ``manifold_dim`` (MMCR's elliptical geometry; for
            ``sample`` the augmentation manifolds)
-mine       ``mine``, ``mine_std``, ``mine_saturated``: MINE lower bound on I(input; features) on
-           the clean images, mean and spread over seeds, and 1 where it reached its ceiling
+information ``mi_exact``: I(input; features + noise) on the clean images, exact (``information.py``:
+           the noise is ``probe.mine_noise`` times the layer's RMS spread; X uniform over the images)
+mine       ``mine``, ``mine_std``, ``mine_saturated``, ``mine_unreliable``: MINE's estimate of that
+           same quantity from (input, features + noise) pairs, mean and spread over seeds; 1 where it
+           reached its ceiling, and 1 where it is not to be read: MINE's own check failed
+           (``mine.mine``) or it misses ``mi_exact`` by more than 25% + 0.05 nats
 =========  ===================================================================================
 
 With both ``ncc`` and ``linear``, ``ncc_linear_ratio = ncc_test / linear_test`` is added. Label-free
@@ -30,7 +34,7 @@ is skipped with its reason; every other target of the layer is still scored. For
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -38,7 +42,9 @@ from ssl_ray.config import ProbeConfig
 from ssl_ray.probes.geometry import manifold_geometry, participation_ratio, powerlaw_alpha, rankme
 from ssl_ray.probes.linear import softmax_probe_scores
 from ssl_ray.probes.metrics import cdnv_from_spread, class_spread, ncc_accuracy
-from ssl_ray.probes.mine import mine
+from ssl_ray.probes.information import add_channel_noise, noisy_channel_mi
+from ssl_ray.probes.mine import disagrees, mine
+from ssl_ray.probes.plan import families_at
 from ssl_ray.probes.targets import LabelTarget, unscorable
 from ssl_ray.registry import Registry
 
@@ -111,14 +117,31 @@ def geometry_probe(fs: FeatureSet, p: ProbeConfig) -> Scores:
 MINE_FEATURE_SETS = ("clean",)  # I(input; embedding) over the dataset's images, as the study measures it
 
 
-@_probe("mine", "mine", "mine_std", "mine_saturated")
+def _layer_information(fs: FeatureSet, p: ProbeConfig):
+    """The clean rows' features, the channel's noise scale, and the exact ``I(X; Z + sigma eps)``."""
+    z = torch.cat([fs.train, fs.val, fs.test])
+    noisy, sigma = add_channel_noise(z, p.mine_noise, p.seed)
+    exact, _ = noisy_channel_mi(z, sigma, seed=p.seed + 1)
+    return noisy, exact
+
+
+@_probe("information", "mi_exact")
+def information_probe(fs: FeatureSet, p: ProbeConfig) -> Scores:
+    if fs.name not in MINE_FEATURE_SETS:
+        return {}
+    return _per_target(fs, {"mi_exact": _layer_information(fs, p)[1]})
+
+
+@_probe("mine", "mine", "mine_std", "mine_saturated", "mine_unreliable")
 def mine_probe(fs: FeatureSet, p: ProbeConfig) -> Scores:
     if fs.name not in MINE_FEATURE_SETS:
         return {}
-    z = torch.cat([fs.train, fs.val, fs.test])
-    r = mine(fs.inputs, z, seeds=range(p.seed, p.seed + p.mine_seeds), steps=p.mine_steps, hidden=p.mine_hidden,
+    noisy, exact = _layer_information(fs, p)
+    r = mine(fs.inputs, noisy, seeds=range(p.seed, p.seed + p.mine_seeds), steps=p.mine_steps, hidden=p.mine_hidden,
              batch_size=p.mine_batch_size)
-    return _per_target(fs, {"mine": r.mean, "mine_std": r.std, "mine_saturated": float(r.saturated)})
+    unreliable = r.unreliable or (not r.saturated and disagrees(r.mean, exact))
+    return _per_target(fs, {"mine": r.mean, "mine_std": r.std, "mine_saturated": float(r.saturated),
+                            "mine_unreliable": float(unreliable)})
 
 
 def probe_names(p: ProbeConfig) -> List[str]:
@@ -128,16 +151,22 @@ def probe_names(p: ProbeConfig) -> List[str]:
 def metric_names(probes: Iterable[str], feature_set: str = "clean") -> List[str]:
     """Every metric the probe families report per target of ``feature_set`` (with the NCC/linear ratio
     when both run)."""
-    probes = [n for n in probes if n != "mine" or feature_set in MINE_FEATURE_SETS]
+    probes = [n for n in probes if n not in ("mine", "information") or feature_set in MINE_FEATURE_SETS]
     names = [m for name in probes for m in PROBES.get(name).metrics]
     return names + (["ncc_linear_ratio"] if {"ncc", "linear"} <= set(probes) else [])
 
 
-def expected_keys(targets: Iterable[str], layers: Iterable[str], probes: Iterable[str]) -> List[str]:
-    """The metric keys a complete probe of one checkpoint logs."""
+def expected_keys(targets: Iterable[str], layers: Iterable[str], probes: Iterable[str], p: Optional[ProbeConfig] = None,
+                  schedule: Optional[Sequence[int]] = None, epoch: int = 0) -> List[str]:
+    """The metric keys a complete probe of one checkpoint (at ``epoch``, of a trial whose probed epochs are
+    ``schedule`` and probe settings ``p``) logs at ``layers``; without ``p``, every family at every layer."""
     probes = list(probes)
-    return [f"probe/{t}/{m}/{layer}" for layer in layers for t in targets
-            for m in metric_names(probes, "sample" if t == "sample" else "clean")]
+    targets = list(targets)
+    out = []
+    for layer in layers:
+        fams = probes if p is None else families_at(p, probes, schedule, epoch, layer)
+        out += [f"probe/{t}/{m}/{layer}" for t in targets for m in metric_names(fams, "sample" if t == "sample" else "clean")]
+    return out
 
 
 @dataclass
@@ -151,7 +180,7 @@ class LayerScores:
 def score_layer(layer: str, feature_sets: Iterable[FeatureSet], p: ProbeConfig,
                 probes: Optional[List[str]] = None) -> LayerScores:
     """Every probe family on every scorable target of every feature set of one layer."""
-    probes = probes or probe_names(p)
+    probes = probe_names(p) if probes is None else probes
     scores: Scores = {}
     skipped: Dict[str, str] = {}
     for fs in feature_sets:

@@ -3,7 +3,8 @@ so that the run table sorts and compares trials without opening one.
 
 The rule is the sweep report's (``ssl_ray.reports.selection``) for one trial: its best layer is the one
 with the highest class ``linear_val`` (``ncc_val`` without linear probes) at its last probed checkpoint;
-every number is read there, on the test split. The chance control (``permuted_1.0``) and the most random
+every number is read there, on the test split. The ``input`` pixels (the pixel baseline) are never a
+candidate. The chance control (``permuted_1.0``) and the most random
 bank target (``random_<r>`` with the largest r) sit beside the class accuracy, so a number that is not
 above chance shows it at once.
 """
@@ -14,6 +15,8 @@ import math
 from typing import Dict, Optional, Tuple
 
 import pandas as pd
+
+from ssl_ray.probes.plan import INPUT_LAYER
 
 CHANCE = "permuted_1.0"
 
@@ -27,7 +30,7 @@ def trial_summary(probes: pd.DataFrame, final_loss: Optional[float] = None) -> T
         out["final_loss"] = float(final_loss)
     if probes is None or not len(probes):
         return out, None
-    last = probes[probes.epoch == probes.epoch.max()]
+    last = probes[(probes.epoch == probes.epoch.max()) & (probes.layer != INPUT_LAYER)]
     family = "linear" if (last.metric == "linear_val").any() else "ncc"
     val = last[(last.target == "class") & (last.metric == f"{family}_val")].dropna(subset=["value"])
     if not len(val):

@@ -21,8 +21,9 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from ssl_ray.reports.source import short_name, SweepData, target_order  # noqa: E402
+from ssl_ray.reports.source import short_name, SweepData  # noqa: E402
 from ssl_ray.reports.plotting import (GEOMETRY, LEVELS, _empty, _finish, _grid, _plot_configs, _rows_of_legend, _series, _trial_legend, aggregate, band, config_colors, config_series, note_figure, score_metric, seeds_note)  # noqa: E402,F401
+from ssl_ray.reports.baseline_figures import pixel_curve, random_targets, randomness_of  # noqa: E402,F401
 from ssl_ray.reports.layer_figures import (accuracy_per_layer, embeddings, geometry_over_training,  # noqa: E402,F401
                                            hyperparameter_view, pick_epochs)
 
@@ -146,13 +147,6 @@ def loss_and_accuracy(data: SweepData, layer: str) -> Figure:
 
 # 4 ------------------------------------------------------------------------------------------------
 
-def randomness_of(target: str) -> Optional[float]:
-    """r of a study target: ``random_<r>``; None for every other target."""
-    if target.startswith("random_"):
-        return float(target.split("_", 1)[1])
-    return None
-
-
 CHANCE = "permuted_1.0"
 
 
@@ -161,12 +155,13 @@ def accuracy_vs_randomness(data: SweepData, layer: str) -> Figure:
     of the ``random_<r>`` targets (a supervised classifier's labels over its training: r = 1 its
     untrained network, r = 0 trained), one line per checkpoint, one panel per configuration (mean over
     seeds, error bars = std). The true classes are the star at r = 0; the grey dotted line is the chance
-    control ``permuted_1.0`` (labels permuted: what no representation can predict). If training made
-    the embedding fit semantic targets and not arbitrary ones, later checkpoints rise at small r and
-    stay near the random-target floor at large r."""
+    control ``permuted_1.0`` (labels permuted: what no representation can predict); the black dash-dotted
+    line is the pixel baseline, the same probe on the pooled input pixels (the hollow star: the classes from
+    the pixels). How high a line sits above the pixels, not its shape alone, is what the layer learned:
+    the targets differ in how smooth a function of the input they are (fig 10 subtracts the baseline)."""
     metric = score_metric(data)
     train_metric = metric.replace("_test", "_train")
-    targets = sorted([t for t in data.targets if randomness_of(t) is not None], key=target_order)
+    targets = random_targets(data)
     groups = data.configs()
     fig, axes = _grid(len(groups), width=4.4 if len(groups) > 1 else 6.4, cols=min(len(groups), 4))
     cmap = plt.get_cmap("viridis")
@@ -192,6 +187,11 @@ def accuracy_vs_randomness(data: SweepData, layer: str) -> Figure:
         chance = mine[(mine.metric == metric) & (mine.target == CHANCE)].value
         if len(chance):
             ax.axhline(chance.mean(), color="grey", ls=":", lw=1.2, label=f"chance control ({CHANCE})")
+        pixels = pixel_curve(data, metric, list(ids)).dropna()
+        if len(pixels):
+            ax.plot(pixels.index, pixels.values, "-.", marker="x", ms=5, color="k", lw=1.4, label="pixel baseline")
+            ax.plot([0.0], [data.pixel_baseline("class", metric, list(ids))], marker="*", ms=10, ls="", mfc="none",
+                    color="k")
         ax.set_title(f"{c} (N={len(trials)})" if len(trials) > 1 else c, fontsize=9)
         ax.set_xlabel("target randomness r (random_<r>)")
         ax.set_ylabel(f"{metric.split('_')[0]} accuracy", fontsize=8)
@@ -213,7 +213,7 @@ def semantic_over_random(data: SweepData, layer: str, random_target: Optional[st
     and rising, CDNV ratio below 1 and falling: the embedding clusters by class more than by an
     arbitrary function of the input."""
     colors = config_colors(data)
-    randoms = sorted([t for t in data.targets if randomness_of(t) is not None], key=target_order)
+    randoms = random_targets(data)
     # without random_<r> targets (no bank), the chance control stands in as the random target
     random_target = random_target or (randoms[-1] if randoms else CHANCE if CHANCE in data.targets else None)
     fig, (a, b) = _grid(2, width=5.4)

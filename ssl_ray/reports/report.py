@@ -1,7 +1,7 @@
 """``ssl-ray report``: a sweep's figures and comparison table, written to ``results/<experiment>/`` and
 logged as artifacts (``report/``) of the sweep's parent MLflow run. Every sweep writes one at its end.
 
-Files: ``fig1_ncc.png`` .. ``fig9_semantic_over_random.png`` (``FIGURES``), ``trials.md`` (one row per
+Files: ``fig1_ncc.png`` .. ``fig11_information.png`` (``FIGURES``), ``trials.md`` (one row per
 configuration, mean ± std over seeds) and ``trials.csv`` (one row per trial), and ``README.md``: what
 produced them (the sweep's command and commit, as tagged on its parent run), how the layer and the best
 configuration were chosen (on validation data), how many seeds stand behind each number, and what each
@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from ssl_ray.errors import ConfigError
+from ssl_ray.reports import baseline_figures as B
 from ssl_ray.reports import figures as F
+from ssl_ray.reports.findings import information_findings, randomness_findings
 from ssl_ray.provenance import git_commit
 from ssl_ray.tracking import TAG_COMMAND, TAG_COMMIT
 from ssl_ray.uris import mask_uri
@@ -40,6 +42,10 @@ FIGURES: Dict[str, str] = {
     "fig7_embeddings": "t-SNE of embeddings before and after training, colored by sample, class and superclass",
     "fig8_hyperparameters": "a class probe metric across trials against the hyperparameters",
     "fig9_semantic_over_random": "NCC accuracy and CDNV of the class target over the most random target, over training",
+    "fig10_above_pixels": "each layer's linear accuracy minus the pixel baseline, against target randomness, at the "
+                          "first and last checkpoint",
+    "fig11_information": "the exact information about the input that survives noise, per layer over training, with "
+                         "MINE's estimate where it is reliable",
 }
 
 
@@ -98,6 +104,8 @@ def write_report(target: str, uri: Optional[str] = None, out_dir: Optional[str] 
         "fig7_embeddings": lambda: _embedding_figure(data, layer, best, rep.notes),
         "fig8_hyperparameters": lambda: F.hyperparameter_view(data, layer, HP_AXES),
         "fig9_semantic_over_random": lambda: F.semantic_over_random(data, layer),
+        "fig10_above_pixels": lambda: B.above_pixels(data),
+        "fig11_information": lambda: B.information_over_training(data),
     }
     for i, (stem, make) in enumerate(makers.items(), 1):
         fig = make()
@@ -151,7 +159,8 @@ def _readme(data: SweepData, rep: Report, table_md: str) -> str:
               "(test numbers at a choice made without them), and the best configuration has the highest such score. "
               "The sweep summary and these tables use the same rule (`ssl_ray.reports.selection`). `trials.csv` has "
               "one row per trial.", "",
-              *([line, ""] if line else []), table_md, "## Figures", ""]
+              *([line, ""] if line else []), table_md, *randomness_findings(data, sel),
+              *information_findings(data, sel), "## Figures", ""]
     for stem, caption in FIGURES.items():
         lines += [f"### {stem}: {caption}", "", f"![{caption}]({stem}.png)", ""]
     return "\n".join(lines)

@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Tuple
 import pandas as pd
 
 from ssl_ray.errors import ConfigError
+from ssl_ray.probes.plan import INPUT_LAYER
 from ssl_ray.tracking import TrialStatus
 
 # Short names of the hyperparameters a reader compares (the study's RES-L-H and VICReg's λ/µ/ν).
@@ -76,7 +77,16 @@ class SweepData:
 
     @property
     def layers(self) -> List[str]:
-        return sorted(self.probes.layer.unique(), key=layer_order)
+        """The network's probed layers, input to output (not the ``input`` pixels: :meth:`pixel_baseline`)."""
+        return sorted((x for x in self.probes.layer.unique() if x != INPUT_LAYER), key=layer_order)
+
+    def pixel_baseline(self, target: str, metric: str, trial_ids: Optional[List[str]] = None) -> float:
+        """A target's ``metric`` on the pooled input pixels (the ``input`` layer), mean over ``trial_ids``
+        (every trial: they share the probe images and splits); NaN where it was not probed."""
+        rows = self.probe(target, metric, INPUT_LAYER)
+        if trial_ids is not None:
+            rows = rows[rows.trial_id.isin(trial_ids)]
+        return float(rows.value.mean()) if len(rows) else math.nan
 
     @property
     def targets(self) -> List[str]:
@@ -120,10 +130,11 @@ class SweepData:
 
 
 def layer_order(name: str) -> Tuple[int, int, str]:
-    """Input to output: backbone stages (``block<i>``, ``layer<i>``), projector hidden layers, projector."""
+    """Input to output: the input pixels, backbone stages (``block<i>``, ``layer<i>``), projector hidden layers,
+    projector."""
     m = re.search(r"(\d+)$", name)
     idx = int(m.group(1)) if m else 0
-    group = 2 if name == "projector" else 1 if name.startswith("proj") else 0
+    group = -1 if name == INPUT_LAYER else 2 if name == "projector" else 1 if name.startswith("proj") else 0
     return group, idx, name
 
 

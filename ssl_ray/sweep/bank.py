@@ -6,7 +6,16 @@ Its labels at initialization and at every epoch of training form the ``random_<r
 one run again in the same directory, reuses it. Its MLflow run (a child of the sweep's parent run,
 tagged ``ssl_ray.kind=bank``) holds the classifier's training curve and, per epoch, the bank's
 ``bank/accuracy`` (agreement with the true labels), ``bank/randomness``, ``bank/label_entropy``
-(normalized) and ``bank/classes_used``.
+(normalized), ``bank/classes_used`` and the pixel baseline of its labels, ``bank/pixel_linear_val`` and
+``bank/pixel_linear_test`` (``ssl_ray.probes.baseline``); the class and chance-control targets' pixel
+baselines are ``bank/<target>/pixel_linear_{val,test}`` at step 0.
+
+**Independent of the trials.** The classifier draws its initialization and its data order from the seed
+``BANK_SEED_BASE + train.seed`` (2**31 + the base trial's seed), which no trial can have (trial seeds are
+validated below 2**31, and torch keeps a seed's low 32 bits). With the trials' own seed, its epoch-0
+weights would equal a trial's at the same width, tensor for tensor, and ``random_1.0`` -- that network's
+labels -- would be partly a function of the trial's own initial features. The run records the seed as
+its ``train.seed`` param and the ``ssl_ray.bank.seed_stream`` tag.
 """
 
 from __future__ import annotations
@@ -14,21 +23,21 @@ from __future__ import annotations
 import copy
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
 import ray
 import ray.train
 from ray.train.torch import TorchTrainer
 
-from ssl_ray.config import ExperimentConfig, SweepConfig, flatten
+from ssl_ray.config import BANK_SEED_BASE, ExperimentConfig, SweepConfig, flatten
 from ssl_ray.errors import ConfigError
 from ssl_ray.probes.bank import build_target_bank
 from ssl_ray.probes.targets import TargetBank, needs_bank
 from ssl_ray.sweep.trial import probed_checkpoints, scaling_config
 from ssl_ray.metric_log import MetricWriter
 from ssl_ray.sweep import environment
-from ssl_ray.tracking import (TAG_BANK_PATH, TAG_STATUS, TAG_STOP_REASON, TrialStatus, get_or_create_bank_run,
+from ssl_ray.tracking import (TAG_BANK_PATH, TAG_BANK_SEED, TAG_STATUS, TAG_STOP_REASON, TrialStatus, get_or_create_bank_run,
                               log_missing_params)
 from ssl_ray.train.loop import train_loop_per_worker
 
@@ -49,12 +58,33 @@ def bank_config(base: ExperimentConfig, cpus: Optional[float] = None) -> Experim
     d = copy.deepcopy(base.to_dict())
     epochs = base.probe.bank_epochs
     d["train"].update(mode="supervised", epochs=epochs, checkpoint_epochs=list(range(epochs + 1)), resume_every=1,
-                      init_checkpoint=None)
+                      init_checkpoint=None, seed=bank_seed(base))
     if cpus is not None:
         d["train"]["cpus_per_worker"] = max(base.train.cpus_per_worker, float(cpus // base.train.workers))
     d["optim"].update(lr=base.optim.lr * BANK_LR_FACTOR, warmup_epochs=min(base.optim.warmup_epochs, 1))
     d["probe"].update(targets=["class"])
     return ExperimentConfig.from_dict(d)  # derived from the validated base; only known-good values change
+
+
+def bank_seed(base: ExperimentConfig) -> int:
+    """The bank classifier's seed: its own stream, above every trial's (see the module docstring)."""
+    return BANK_SEED_BASE + base.train.seed
+
+
+def log_pixel_baselines(w: MetricWriter, base: ExperimentConfig, bank: TargetBank, path: Path) -> Dict[str, np.ndarray]:
+    """Score the pooled input pixels against every bank epoch and the base trial's other clean targets, on the
+    probes' own rows and splits, and log them to the bank's run (``ssl_ray.probes.baseline``)."""
+    from ssl_ray.probes.baseline import bank_pixel_baselines
+    from ssl_ray.probes.probe_data import build_probe_data
+
+    cfg = base.replace(probe={"target_bank": str(path)})
+    data = build_probe_data(cfg)
+    pix = bank_pixel_baselines(data, bank, cfg.probe)
+    for e, val, test in zip(bank.epochs, pix["val"], pix["test"]):
+        w.log({"bank/pixel_linear_val": float(val), "bank/pixel_linear_test": float(test)}, step=int(e))
+    w.log({f"bank/{k.rsplit('_', 1)[0]}/pixel_linear_{k.rsplit('_', 1)[1]}": float(v) for k, v in pix.items()
+           if k not in ("val", "test")}, step=0)
+    return pix
 
 
 def sweep_needs_bank(cfg: SweepConfig) -> bool:
@@ -111,10 +141,15 @@ def ensure_target_bank(cfg: SweepConfig, sweep_dir: Path, uri: str, parent_run_i
         w.client.set_terminated(run_id, status="FAILED")
         raise
     bank.save(path)
-    w.set_tags({TAG_STATUS: TrialStatus.FINISHED.value, TAG_BANK_PATH: str(path)})
+    pix = log_pixel_baselines(w, cfg.base, bank, path)
+    w.set_tags({TAG_STATUS: TrialStatus.FINISHED.value, TAG_BANK_PATH: str(path),
+                TAG_BANK_SEED: f"{bcfg.train.seed} (2**31 + train.seed {cfg.base.train.seed}; no trial seed reaches 2**31)"})
     w.client.set_terminated(run_id, status="FINISHED")
     r = np.sort(bank.randomness)
+    first, last = int(np.argmax(bank.randomness)), int(np.argmin(bank.randomness))
     print(f"[bank] {len(bank.epochs)} targets, randomness {r[0]:.2f} to {r[-1]:.2f} (largest gap {np.diff(r).max():.2f}), "
-          f"label entropy >= {bank.entropies().min():.2f}: {path}",
-          file=stream, flush=True)
+          f"label entropy >= {bank.entropies().min():.2f}: {path}", file=stream, flush=True)
+    print(f"[bank] pixel baseline (linear probe on the pooled input, test): r=1 labels {pix['test'][first]:.2f}, "
+          f"r=0 labels {pix['test'][last]:.2f}"
+          + "".join(f", {k[:-5]} {float(v):.2f}" for k, v in pix.items() if k.endswith("_test")), file=stream, flush=True)
     return str(path)

@@ -99,3 +99,21 @@ def print_summary(out: dict, cfg: SweepConfig, stream=None, data=None) -> None:
                       ("fill missing probes", f"ssl-ray probe --run-id {some_run}{store}"),
                       ("take a backbone away", f"ssl-ray export --run-id {some_run}{store} --out backbone/")):
         print(f"  {what}:\n    {cmd}", file=stream)  # the command on a line of its own: long store paths fit
+
+
+def report_phases(out: dict, ended: float, stream=None) -> dict:
+    """How long the bank and trials took, and how long the sweep ran after its last trial (the probes left, then
+    the report): logged to the parent run as ``sweep/seconds_training``, ``sweep/seconds_after_training`` and
+    their ratio ``sweep/after_over_training``, and printed in one line."""
+    from mlflow.entities import Metric
+
+    from ssl_ray.tracking import client
+
+    started, trained = out["phases"]
+    phases = {"sweep/seconds_training": trained - started, "sweep/seconds_after_training": ended - trained}
+    phases["sweep/after_over_training"] = phases["sweep/seconds_after_training"] / max(phases["sweep/seconds_training"], 1e-9)
+    client(out["mlflow_uri"]).log_batch(out["parent_run_id"], metrics=[Metric(k, float(v), int(ended * 1000), 0)
+                                                                       for k, v in phases.items()])
+    print(f"[sweep] bank and trials {phases['sweep/seconds_training']:.0f} s; after the last trial (probes, report) "
+          f"{phases['sweep/seconds_after_training']:.0f} s, {phases['sweep/after_over_training']:.2f}x", file=stream or sys.stdout)
+    return phases

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -117,6 +118,7 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
         c.set_tag(parent, k + ".resume" if resume_dir else k, v)
 
     init_ray(cfg, verbose)
+    started = time.time()
     bank = ensure_target_bank(cfg, sweep_dir, uri, parent, progress_stream)
     if bank is not None:  # every trial's probes read the same bank
         cfg = cfg.replace(base=cfg.base.replace(probe={"target_bank": bank}))
@@ -149,10 +151,11 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
             ),
         )
     results = tuner.fit()
+    trained = time.time()
     fanout.set_slots(None)  # training is over: the probes take every CPU
     fanout.drain(stream=progress_stream or sys.stderr)
     incomplete = [tp.trial_id for tp in fanout.trials.values() if tp.missing]
     c.set_tag(parent, TAG_PROBE_STATUS, "complete" if not incomplete else f"incomplete: {', '.join(incomplete)}")
     c.set_terminated(parent, status="FAILED" if results.errors else "FINISHED")
     return {"sweep_dir": str(sweep_dir), "parent_run_id": parent, "experiment": cfg.name, "results": results,
-            "probe_failures": fanout.failures, "mlflow_uri": uri}
+            "probe_failures": fanout.failures, "mlflow_uri": uri, "phases": (started, trained)}

@@ -15,12 +15,17 @@ from mlflow.tracking import MlflowClient
 
 from conftest import PROBE_RETRIES as RETRIES
 from conftest import PY, ROOT, SweepRun, run_many
+from ssl_ray.config import BANK_SEED_BASE, ProbeConfig
+from ssl_ray.probes.plan import INPUT_LAYER, layers_at
 from ssl_ray.probes.scoring import PROBES, expected_keys
 
 TAPS = ["block1", "block2", "proj_hidden1", "projector"]
 TARGETS = ["sample", "class", "superclass", "random_0.0", "random_0.25", "random_0.5", "random_0.75", "random_1.0",
            "permuted_1.0"]  # the defaults: random_<r> from the bank the sweep trains first
-KEYS = expected_keys(TARGETS, TAPS, PROBES.names())
+SCHEDULE = [0, 1, 2]  # 2 epochs: every epoch probed, MINE at all three, the pixel baseline (input) at epoch 0
+KEYS_AT = {e: expected_keys(TARGETS, layers_at(TAPS, SCHEDULE, e), PROBES.names(), ProbeConfig(), SCHEDULE, e)
+           for e in SCHEDULE}
+KEYS = sorted(set(KEYS_AT[0]) | set(KEYS_AT[1]))
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +58,9 @@ def test_parent_and_child_runs(tiny_sweep):
     assert len(parents) == 1 and len(children) == 2
     parent = parents[0]
     assert parent.info.status == "FINISHED"
+    phases = parent.data.metrics
+    assert phases["sweep/after_over_training"] == pytest.approx(
+        phases["sweep/seconds_after_training"] / phases["sweep/seconds_training"], rel=1e-6)
     assert all(ch.data.tags["mlflow.parentRunId"] == parent.info.run_id for ch in children)
     assert sorted(ch.data.params["objective.lam"] for ch in children) == ["10", "25"]
     assert all(ch.data.params["model.width"] == "8" and ch.data.params["objective.name"] == "vicreg" for ch in children)
@@ -68,9 +76,16 @@ def test_train_and_probe_histories(tiny_sweep):
             hist = c.get_metric_history(rid, key)
             assert sorted(m.step for m in hist) == [1, 2], key
         for key, steps in probe_steps(c, rid).items():
-            # epochs 0 and 1 are complete; epoch 2's features failed on every attempt
-            assert sorted(steps) == [0, 1], key
+            # epochs 0 and 1 are complete; epoch 2's features failed on every attempt; the pixels only at epoch 0
+            assert sorted(steps) == ([0] if key.endswith("/" + INPUT_LAYER) else [0, 1]), key
             assert max(steps.values()) == 1, key  # one value per (key, step)
+        # every target carries its pixel baseline in the run; no MINE or information reading of the input itself
+        for target in TARGETS:
+            assert f"probe/{target}/linear_test/{INPUT_LAYER}" in ch.data.metrics, target
+        assert not [k for k in ch.data.metrics if k.endswith("/" + INPUT_LAYER) and ("/mine" in k or "/mi_exact/" in k)]
+        for layer in TAPS:  # the exact information reading and MINE's flag, at every layer
+            assert ch.data.metrics[f"probe/class/mi_exact/{layer}"] > 0
+            assert ch.data.metrics[f"probe/class/mine_unreliable/{layer}"] in (0.0, 1.0)
         # permuted labels cannot be predicted on held-out data
         for layer in TAPS:
             assert ch.data.metrics[f"probe/permuted_1.0/ncc_test/{layer}"] < 0.3
@@ -92,6 +107,18 @@ def test_the_sweep_trains_its_own_target_bank(tiny_sweep):
     assert bank.data.tags["ssl_ray.bank.path"].endswith("tiny/bank/target_bank.npz") and len(saved.epochs) >= 6
     assert all(ch.data.params["probe.target_bank"] == bank.data.tags["ssl_ray.bank.path"] for ch in children)
     assert "[bank] training the supervised classifier" in proc.stderr
+    # its own seed stream, recorded: no trial's seed reaches it
+    assert int(bank.data.params["train.seed"]) == BANK_SEED_BASE + 0
+    assert bank.data.tags["ssl_ray.bank.seed_stream"].startswith(str(BANK_SEED_BASE))
+    assert all(int(ch.data.params["train.seed"]) < BANK_SEED_BASE for ch in children)
+    # the pixel baseline of every bank target: each epoch's labels, the classes and the chance control
+    pix = c.get_metric_history(bank.info.run_id, "bank/pixel_linear_test")
+    assert sorted(h.step for h in pix) == sorted(int(e) for e in saved.epochs)
+    assert all(0.0 <= h.value <= 1.0 for h in pix)
+    bank_metrics = bank.data.metrics
+    assert bank_metrics["bank/class/pixel_linear_test"] > 0.8  # the digits' classes are nearly linear in their pixels
+    assert bank_metrics["bank/permuted_1.0/pixel_linear_test"] < 0.25  # and the chance control is not
+    assert "[bank] pixel baseline" in proc.stderr
 
 
 def test_failed_probe_task_is_retried_and_recorded(tiny_sweep):
@@ -117,7 +144,8 @@ def test_tidy_probe_table_artifact(tiny_http):
         path = c.download_artifacts(ch.info.run_id, "probes/probes.csv", str(tmp / ch.info.run_id))
         df = pd.read_csv(path)
         assert list(df.columns) == ["trial_id", "run_id", "epoch", "layer", "target", "metric", "value"]
-        assert len(df) == len(KEYS) * 2  # epochs 0 and 1
+        assert len(df) == len(KEYS_AT[0]) + len(KEYS_AT[1])  # epochs 0 and 1
+        assert set(df[df.layer == INPUT_LAYER].epoch) == {0} and set(df[df.layer == INPUT_LAYER].target) == set(TARGETS)
         assert not df.duplicated(["epoch", "layer", "target", "metric"]).any()
         row = df[(df.epoch == 1) & (df.layer == "projector") & (df.target == "class") & (df.metric == "ncc_test")]
         (at_epoch_1,) = [h.value for h in c.get_metric_history(ch.info.run_id, "probe/class/ncc_test/projector") if h.step == 1]
@@ -145,7 +173,7 @@ def test_backfill_fills_the_gap_and_rerun_is_idempotent(tiny_sweep, tiny_http):
     assert again.returncode == 0 and "0 checkpoint x layer tasks run; probes complete" in again.stdout, again.stderr[-2000:]
     for run in (a, b):
         for key, steps in probe_steps(c, run.info.run_id).items():
-            assert sorted(steps) == [0, 1, 2], key
+            assert sorted(steps) == ([0] if key.endswith("/" + INPUT_LAYER) else [0, 1, 2]), key
             assert max(steps.values()) == 1, key  # no value logged twice
         assert c.get_run(run.info.run_id).data.tags["ssl_ray.probe.status"] == "complete"
         df = pd.read_csv(MlflowClient(uri).download_artifacts(run.info.run_id, "probes/probes.csv",
@@ -169,12 +197,14 @@ def test_summary_table_printed(tiny_http):
     long = [line for line in plain if len(line) > 160 and not line.startswith("(raylet)")]  # Ray's own warnings aside
     assert not long, long[:3]
     assert "ssl-ray resume " in out and "ssl-ray export --run-id " in out and "results.load(" in out
+    # how long the probes and the report ran after the last trial, against the bank and the trials: printed, logged
+    assert re.search(r"\[sweep\] bank and trials \d+ s; after the last trial \(probes, report\) \d+ s, [\d.]+x", out)
     c, children = trial_runs(uri)
     assert all(f"run {ch.info.run_id}" in table for ch in children)
     assert f"browse in MLflow: {uri}  (experiment 'tiny')" in out  # a server: its address (a SQLite store: test_fault_tolerance)
     # the report is written although epoch 2's probes gave up: it shows what MLflow holds
-    assert "report: 12 files in " in out and "report not written" not in out
-    readme = out.split("report: 12 files in ")[1].split()[0]
+    assert "report: 14 files in " in out and "report not written" not in out
+    readme = out.split("report: 14 files in ")[1].split()[0]
     from pathlib import Path
 
     assert "**one seed per configuration**: no error bars" in (Path(readme) / "README.md").read_text()

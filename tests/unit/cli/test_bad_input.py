@@ -33,7 +33,7 @@ CASES = [
     (["--set", "model.widht=3"], "unknown key model.widht"),
     (["--epochs", "three"], "argument --epochs: invalid int value: 'three'"),
     (["--workers", "3", "--num-cpus", "2"], "a trial needs 2.86 CPUs (train.workers 3 x train.cpus_per_worker 0.95"),
-    (["--set", "probe.metrics=[ncc,knn]"], "unknown probe 'knn' (known: cdnv, geometry, linear, mine, ncc)"),
+    (["--set", "probe.metrics=[ncc,knn]"], "unknown probe 'knn' (known: cdnv, geometry, information, linear, mine, ncc)"),
     (["--set", "probe.targets=[class,random_1.5]"], "unknown probe target 'random_1.5'"),
     (["--set", "data.superclass_map=null", "--set", "probe.targets=[superclass]"],
      "probe target 'superclass': dataset 'digits' has no superclass labels (give data.superclass_map)"),

@@ -62,7 +62,7 @@ CASES = [
     (["--views", "1000"], "data.views must be <= 64"),
     (["--set", "data.image_size=5000"], "data.image_size must be <= 1024"),
     (["--epochs", "100000"], "train.epochs must be <= 10000"),
-    (["--set", "train.seed=99999999999"], "train.seed must be <= 4294967295"),
+    (["--set", "train.seed=99999999999"], "train.seed must be <= 2147483647"),
     (["--num-samples", "100000"], "num_samples must be <= 10000"),
     (["--seeds", "20000"], "the search space makes 80000 trials; at most 10000"),
     (["--workers", "100000"], "train.workers must be <= 4096"),

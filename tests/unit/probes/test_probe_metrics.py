@@ -2,7 +2,6 @@
 structure: the linear probe against scikit-learn, the geometry against spectra built by hand, MINE
 against the analytic mutual information of jointly Gaussian data, the target sets and the target bank."""
 
-import math
 import warnings
 
 import numpy as np
@@ -12,10 +11,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from ssl_ray.errors import ConfigError
-from ssl_ray.probes.geometry import manifold_geometry, participation_ratio, powerlaw_alpha, rankme
+from ssl_ray.probes.geometry import participation_ratio, rankme
 from ssl_ray.probes.linear import softmax_probe_accuracies
 from ssl_ray.probes.metrics import class_mean_distance, linear_probe_accuracy, within_class_variance
-from ssl_ray.probes.mine import DEFAULT_SEEDS, mine, mine_estimates
 from ssl_ray.probes.targets import TargetBank, bank_randomness, clean_targets, stratified_split
 
 
@@ -88,93 +86,6 @@ def test_participation_ratio_and_rankme():
     # rank 3 embedded in 64 dims: both measures see 3 dimensions, not 64
     low = rng.normal(size=(5000, 3)) @ rng.normal(size=(3, 64))
     assert participation_ratio(low) < 3.01 and rankme(low) < 3.5
-
-
-@pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0])
-def test_powerlaw_alpha_recovers_the_exponent(alpha):
-    eigs = np.arange(1, 41, dtype=float) ** -alpha
-    assert powerlaw_alpha(exact_spectrum(eigs)) == pytest.approx(alpha, rel=1e-6)
-    assert abs(powerlaw_alpha(np.random.default_rng(1).normal(size=(50000, 20)))) < 0.05
-
-
-def test_manifold_radius_and_dimension_per_class():
-    """MMCR's definitions: lambda_i^2 are the covariance eigenvalues l_i, R = sqrt(sum l_i),
-    D = (sum sqrt(l_i))^2 / sum l_i. Tolerance: float64 round-off (1e-9 relative)."""
-    # class 0: covariance eigenvalues (4, 1, 1): lambda = (2, 1, 1), R = sqrt(6), D = 16 / 6
-    # class 1: eigenvalues (1, 1, 1):            lambda = (1, 1, 1), R = sqrt(3), D = 9 / 3 = 3
-    x0 = exact_spectrum([4, 1, 1], n=300, seed=0)
-    x1 = exact_spectrum([1, 1, 1], n=500, seed=1) + 100
-    x = np.concatenate([x0, x1])
-    y = np.array([0] * 300 + [1] * 500)
-    r, d = manifold_geometry(x, y)
-    assert r == pytest.approx((math.sqrt(6) + math.sqrt(3)) / 2, rel=1e-9)
-    assert d == pytest.approx((16 / 6 + 3) / 2, rel=1e-9)
-    # R sqrt(D) is the nuclear norm of the centered class matrix over sqrt(n_c)
-    xc = x0 - x0.mean(0)
-    r0, d0 = manifold_geometry(x0, np.zeros(300))
-    assert r0 * math.sqrt(d0) == pytest.approx(np.linalg.norm(xc / math.sqrt(300), ord="nuc"), rel=1e-9)
-    # a wide spectrum (more dimensions than samples per class) and many classes, against eigvalsh
-    rng = np.random.default_rng(4)
-    x, y = rng.normal(size=(300, 64)) * rng.uniform(0.1, 3, 64), rng.integers(0, 7, size=300)
-    rs, ds = [], []
-    for c in range(7):
-        lam = np.sqrt(np.clip(np.linalg.eigvalsh(np.cov(x[y == c].T, bias=True)), 0, None))
-        rs.append(np.sqrt((lam ** 2).sum()))
-        ds.append(lam.sum() ** 2 / (lam ** 2).sum())
-    assert manifold_geometry(x, y) == pytest.approx((np.mean(rs), np.mean(ds)), rel=1e-6)
-
-
-def gaussian_pairs(mi: float, d: int, n: int = 2000, seed: int = 0):
-    """x ~ N(0, I_d), z = rho x + sqrt(1 - rho^2) e: I(x; z) = -d/2 log(1 - rho^2) = ``mi`` nats exactly."""
-    rho = math.sqrt(1 - math.exp(-2 * mi / d))
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, d))
-    return x, rho * x + math.sqrt(1 - rho ** 2) * rng.standard_normal((n, d))
-
-
-@pytest.mark.parametrize("d", [pytest.param(4, marks=pytest.mark.slow), 8, pytest.param(16, marks=pytest.mark.slow)])
-def test_mine_recovers_known_gaussian_mutual_information(d):
-    """With the sweep's settings (5 seeds, the estimator's defaults) on 2,000 pairs: the mean over seeds
-    is within 25% of the truth or 0.15 nats, whichever is larger, and rises with it. 16 s per dimension on
-    2 cores: the default suite reads 8 dimensions, ``-m slow`` adds 4 and 16."""
-    torch.set_num_threads(1)
-    means = []
-    for mi in (0.5, 1.0, 2.0, 3.0):
-        est = mine_estimates(*gaussian_pairs(mi, d), seeds=DEFAULT_SEEDS)
-        assert len(est) == 5
-        assert abs(est.mean() - mi) <= max(0.25 * mi, 0.15), f"{d} dims, {mi} nats: read {est.mean():.3f}"
-        means.append(est.mean())
-    assert means == sorted(means) and means[-1] > means[0] + 1.5
-
-
-def test_mine_says_when_it_saturates():
-    """Above the ceiling (log of the held-out size, here log 400 = 6.0 nats) the reading is flagged and
-    never below the ceiling; below it, it is not flagged; readings rise with the truth (6 dimensions, the
-    issue's 1.15 / 4.09 / 9.31 / 15.7 nats)."""
-    torch.set_num_threads(1)
-    reads = {mi: mine(*gaussian_pairs(mi, 6)) for mi in (1.15, 4.09, 9.31, 15.7)}
-    assert not reads[1.15].saturated and not reads[4.09].saturated
-    for mi in (9.31, 15.7):
-        assert reads[mi].saturated and reads[mi].mean >= reads[mi].ceiling == pytest.approx(math.log(400))
-    vals = [reads[mi].mean for mi in sorted(reads)]
-    assert vals == sorted(vals)
-    # independent variables: nothing, and not saturated
-    rng = np.random.default_rng(5)
-    none = mine(rng.normal(size=(2000, 6)), rng.normal(size=(2000, 6)))
-    assert abs(none.mean) < 0.05 and not none.saturated
-
-
-def test_probe_config_runs_mine_with_the_estimator_defaults():
-    """The sweep's MINE settings are the ones the known-answer tests above use."""
-    import inspect
-
-    from ssl_ray.config import ProbeConfig
-
-    sig = inspect.signature(mine_estimates).parameters
-    p = ProbeConfig()
-    assert (p.mine_steps, p.mine_hidden, p.mine_batch_size) == (sig["steps"].default, sig["hidden"].default,
-                                                                 sig["batch_size"].default)
-    assert p.mine_seeds == len(DEFAULT_SEEDS) == 5
 
 
 def test_permuted_and_superclass_targets_and_the_validation_split():

@@ -158,13 +158,13 @@ class ProbeConfig:
     linear_c: float = 1.0  # inverse L2 strength, as scikit-learn's C
     linear_max_iter: int = 100
     # MINE (ssl_ray/probes/mine.py): the estimator's defaults, 5 seeds as in the study. It reads I(input; layer +
-    # noise), the noise's std mine_noise times the layer's RMS feature spread (ssl_ray/probes/information.py),
+    # noise), the noise's std mine_noise times the features' RMS distance from their mean (probes/information.py),
     # at mine_epochs (None -> the first, middle and last probed checkpoint; ssl_ray/probes/plan.py).
     mine_seeds: int = 5
     mine_steps: int = 100
     mine_hidden: int = 64
     mine_batch_size: int = 256
-    mine_noise: float = 2.0
+    mine_noise: float = 0.5
     mine_epochs: Optional[List[int]] = None
     # Fan-out: resources per Ray task, checkpoints in flight at once (None -> cluster CPUs / num_cpus),
     # and attempts after the first for a task that fails.

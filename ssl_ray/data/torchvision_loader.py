@@ -38,16 +38,22 @@ class RandomOrderJitter(torch.nn.Module):
         order = torch.randperm(4).tolist()  # 0 brightness, 1 contrast, 2 saturation, 3 hue
         if r[0] >= s.jitter_p:
             return img
-        for k in order:
-            if k == 0:
-                img = TF.adjust_brightness(img, float(1 - s.brightness + 2 * s.brightness * r[1]))
-            elif k == 1:
-                img = TF.adjust_contrast(img, float(1 - s.contrast + 2 * s.contrast * r[2]))
-            elif k == 2:
-                img = TF.adjust_saturation(img, float(1 - s.saturation + 2 * s.saturation * r[3]))
-            elif s.hue > 0:
-                img = TF.adjust_hue(img, float(-s.hue + 2 * s.hue * r[4]))
-        return img
+        return jitter_in_order(img, r, order, s)
+
+
+def jitter_in_order(img: torch.Tensor, r: torch.Tensor, order, s: ViewSpec) -> torch.Tensor:
+    """The four adjustments in ``order`` (0 brightness, 1 contrast, 2 saturation, 3 hue), with factors from the
+    uniforms ``r[1:5]`` scaled to the spec's ranges."""
+    for k in order:
+        if k == 0:
+            img = TF.adjust_brightness(img, float(1 - s.brightness + 2 * s.brightness * r[1]))
+        elif k == 1:
+            img = TF.adjust_contrast(img, float(1 - s.contrast + 2 * s.contrast * r[2]))
+        elif k == 2:
+            img = TF.adjust_saturation(img, float(1 - s.saturation + 2 * s.saturation * r[3]))
+        elif s.hue > 0:
+            img = TF.adjust_hue(img, float(-s.hue + 2 * s.hue * r[4]))
+    return img
 
 
 def view_transform(spec: ViewSpec, out_size: int) -> v2.Compose:

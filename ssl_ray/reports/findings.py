@@ -76,9 +76,10 @@ def information_findings(data: SweepData, sel: Selection) -> List[str]:
     at = best[best.epoch == epoch].pivot_table(index="layer", columns="metric", values="value")
     lines = ["## Information about the input", "",
              f"At epoch {epoch} of the best trial (`{sel.best_trial}`): the exact I(X; Z + σε) (X uniform over the "
-             "probe images, σ = `probe.mine_noise` × the layer's RMS spread) and MINE's estimate of it, mean ± "
-             "spread over its seeds. MINE is shown only where it is reliable: within 25% (+ 0.05 nats) of the exact "
-             "value and of its own Gaussian check (`fig11_information.png`).", "",
+             "probe images, σ = `probe.mine_noise` × the features' RMS distance from their mean) and MINE's estimate "
+             "of it, mean ± spread over its seeds. MINE is shown only where it is reliable: within max(25%, 0.05 nats) "
+             "of the exact value, no more than 20% below its own Gaussian check, and stable over its seeds "
+             "(`fig11_information.png`).", "",
              "| layer | exact | MINE |", "| --- | --- | --- |"]
     shown = 0
     for layer in data.layers:

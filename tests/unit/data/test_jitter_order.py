@@ -106,18 +106,9 @@ def test_torch_backend_jitter_order_varies_per_sample_and_follows_the_seed():
 
 
 def tv_apply(img: torch.Tensor, r: torch.Tensor, order, s: ViewSpec = STRONG) -> torch.Tensor:
-    import torchvision.transforms.v2.functional as TF
+    from ssl_ray.data.torchvision_loader import jitter_in_order
 
-    for k in order:
-        if k == 0:
-            img = TF.adjust_brightness(img, float(1 - s.brightness + 2 * s.brightness * r[1]))
-        elif k == 1:
-            img = TF.adjust_contrast(img, float(1 - s.contrast + 2 * s.contrast * r[2]))
-        elif k == 2:
-            img = TF.adjust_saturation(img, float(1 - s.saturation + 2 * s.saturation * r[3]))
-        else:
-            img = TF.adjust_hue(img, float(-s.hue + 2 * s.hue * r[4]))
-    return img
+    return jitter_in_order(img, r, order, s)
 
 
 def test_torchvision_backend_jitter_order_varies_per_image_and_follows_the_seed():

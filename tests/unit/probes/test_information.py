@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from ssl_ray.probes.information import add_channel_noise, noisy_channel_mi, rms_spread
+from ssl_ray.probes.information import add_channel_noise, noisy_channel_mi, spread
 
 
 def test_clusters_far_apart_carry_the_log_of_their_number():
@@ -35,25 +35,37 @@ def test_two_points_in_one_dimension_match_the_binary_input_channel():
 
 
 def test_gaussian_features_approach_the_gaussian_channel():
-    """Features drawn from N(0, I_2) on 3,000 images, noise as strong as the spread (sigma = s_Z): the mixture over
-    the images approaches the population value 2/2 log(1 + 1) = log 2 (within 0.04 nats)."""
+    """Features drawn from N(0, I_2) on 3,000 images (spread sqrt(2)), noise 1/sqrt(2) of it (sigma = 1): the
+    mixture over the images approaches the population value 2/2 log(1 + 1) = log 2 (within 0.04 nats)."""
     z = np.random.default_rng(1).standard_normal((3000, 2))
-    noisy, sigma = add_channel_noise(z, 1.0, seed=0)
-    assert sigma == pytest.approx(rms_spread(z))
+    noisy, sigma = add_channel_noise(z, 1 / math.sqrt(2), seed=0)
+    assert sigma == pytest.approx(spread(z) / math.sqrt(2)) and sigma == pytest.approx(1.0, abs=0.03)
     assert noisy_channel_mi(z, sigma)[0] == pytest.approx(math.log(2), abs=0.04)
 
 
-def test_the_reading_is_scale_and_rotation_free():
-    """sigma is relative to the layer's spread: scaling the features by 10 gives the same value; a rotation of
-    the features gives the same value up to Monte-Carlo error (the noise is isotropic)."""
+def test_the_reading_is_free_of_scale_rotation_and_width():
+    """sigma is relative to the features' spread: scaling them by 10 gives the same value; a rotation, or an
+    isometric embedding in 4 times as many dimensions (zero-padded, then rotated), the same value up to
+    Monte-Carlo error. The per-coordinate spread would not pass the last: it read the wider layer 1.2 nats higher."""
     rng = np.random.default_rng(2)
     z = rng.normal(size=(800, 16)) @ np.diag(np.logspace(0, 1, 16))
     q, _ = np.linalg.qr(rng.normal(size=(16, 16)))
-    base, se = noisy_channel_mi(z, add_channel_noise(z, 2.0, 0)[1], draws=16)
-    scaled = noisy_channel_mi(z * 10, add_channel_noise(z * 10, 2.0, 0)[1], draws=16)[0]
-    rotated = noisy_channel_mi(z @ q, add_channel_noise(z @ q, 2.0, 0)[1], draws=16)[0]
-    assert scaled == pytest.approx(base, abs=1e-9)
-    assert abs(rotated - base) <= 5 * se + 1e-3
+    wide_q, _ = np.linalg.qr(rng.normal(size=(64, 64)))
+    wide = np.concatenate([z, np.zeros((800, 48))], 1) @ wide_q
+
+    def read(a):
+        return noisy_channel_mi(a, add_channel_noise(a, 0.5, 0)[1], draws=16)
+
+    base, se = read(z)
+    assert 0.5 < base < 4.0
+    assert read(z * 10)[0] == pytest.approx(base, abs=1e-9)
+    for other in (z @ q, wide):
+        value, se2 = read(other)
+        assert abs(value - base) <= 5 * math.hypot(se, se2) + 1e-3
+    # the per-coordinate scale, sigma = 2 sqrt(tr Cov / D) (the same sigma as ours for the 16-d layer), reads the
+    # same features higher in the wider layer
+    wide_pc = noisy_channel_mi(wide, 2 * spread(wide) / math.sqrt(64), draws=16)[0]
+    assert wide_pc > base + 0.5
 
 
 def _feature_set(x: torch.Tensor, z: torch.Tensor):
@@ -68,9 +80,9 @@ def _feature_set(x: torch.Tensor, z: torch.Tensor):
 
 
 def test_the_mine_probe_flags_mine_where_it_misses_the_exact_value():
-    """At the probes' shapes (a 192-d input of rank 64, 1,800 images): a 32-d layer that is a rank-8 linear map of
-    the input (MINE can learn it; real layers' participation ratios are 4-9) reads within 25% of the exact value
-    and is not flagged; a layer that is a hash-like
+    """At the probes' shapes (a 192-d input of rank 64, 1,800 images): a 32-d layer that is a rank-4 linear map of
+    the input (MINE can learn it; the digits' blocks have participation ratios near 4) reads within 25% of the
+    exact value and is not flagged; a layer that is a hash-like
     nonlinear function of the input (no critic learns it from 1,260 images) reads far below the exact value and
     is flagged. In both cases the flag is exactly 'more than 25% + 0.05 nats from the exact value, or MINE's
     own check failed'."""
@@ -81,7 +93,7 @@ def test_the_mine_probe_flags_mine_where_it_misses_the_exact_value():
     g = torch.Generator().manual_seed(0)
     base = torch.randn(1800, 64, generator=g)
     x = torch.cat([base, base, base], 1)  # 192 numbers of rank 64, like the digits' three identical channels
-    linear = base[:, :8] @ torch.randn(8, 32, generator=g) * torch.logspace(0, -1, 32)
+    linear = base[:, :4] @ torch.randn(4, 32, generator=g) * torch.logspace(0, -1, 32)
     hashed = torch.sin(37.0 * base @ torch.randn(64, 32, generator=g))
     p = ProbeConfig()
     for z, readable in ((linear, True), (hashed, False)):

@@ -4,7 +4,10 @@ yardstick for whether its held-out estimate missed something.
 
 Whitening (PCA on the rows given, directions below 1e-10 of the largest variance dropped) makes everything
 here invariant to invertible linear maps of either array: the whitened data differ only by a rotation, and
-the canonical correlations and variates do not see it.
+the canonical correlations and variates do not see it. The canonical variates MINE reads are then Gaussianized
+one by one (their training ranks through the normal quantile): a layer's features are heavy-tailed, and a
+Gaussian critic on heavy-tailed variates read -8 to -79 nats on held-out pairs in 4 of 5 seeds of the default
+run's best trial (the fifth read 0.7); Gaussianized, its 5 seeds read 0.68-0.78 at block1.
 """
 
 from __future__ import annotations
@@ -44,15 +47,27 @@ def _corr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0)).clamp(min=1e-12)
 
 
+def gaussianize(a: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
+    """Each column mapped through the normal quantile of its empirical distribution on the ``train`` rows
+    (mid-ranks): an invertible, monotone map of each variate, so the information between variates is unchanged,
+    and their marginals become Gaussian, which the critic's Gaussian term assumes."""
+    ref = torch.sort(a[train].T.contiguous(), dim=1).values  # (k, n_train)
+    q = a.T.contiguous()
+    below = torch.searchsorted(ref, q, right=False)
+    upto = torch.searchsorted(ref, q, right=True)
+    u = ((below + upto).double() / 2 + 0.5) / (ref.shape[1] + 1)
+    return torch.special.ndtri(u).T.to(a.dtype)
+
+
 def canonical_pairs(x: torch.Tensor, z: torch.Tensor, train: torch.Tensor, val: torch.Tensor,
                     pairs: int = PAIRS) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Every row's first ``pairs`` canonical variates ``(u, v)``, each ``(n, pairs)`` (zero-padded), fitted
-    on the ``train`` rows, with the pairs not significant on the ``val`` rows zeroed; and the kept pairs'
-    validation correlations ``(pairs,)`` (0 where dropped)."""
+    on the ``train`` rows and Gaussianized there (:func:`gaussianize`), with the pairs not significant on the
+    ``val`` rows zeroed; and the kept pairs' validation correlations ``(pairs,)`` (0 where dropped)."""
     (mx, wx), (mz, wz), u_dir, _, v_dir = canonical_correlations(x[train], z[train])
     k = min(pairs, u_dir.shape[1])
-    u = (x.double() - mx) @ wx @ u_dir[:, :k]
-    v = (z.double() - mz) @ wz @ v_dir[:, :k]
+    u = gaussianize((x.double() - mx) @ wx @ u_dir[:, :k], train)
+    v = gaussianize((z.double() - mz) @ wz @ v_dir[:, :k], train)
     rho = _corr(u[val], v[val])
     keep = rho > SIGNIFICANCE / math.sqrt(len(val))
     u, v, rho = u * keep, v * keep, torch.where(keep, rho, torch.zeros_like(rho))

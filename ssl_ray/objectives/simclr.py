@@ -18,9 +18,11 @@ a's anchor *plus* view b's, averaged over the B images -- :data:`OFFICIAL_FACTOR
 (``tests/unit/objectives/test_simclr_official.py`` checks it against a transcription of that code). The
 loss here stays the mean over anchors, so its value does not grow with V. An official setting carries
 over as follows: ``adamw`` -- unchanged (Adam divides out a gradient's scale; the weight decay is
-decoupled); ``lars`` -- same learning rate, half the weight decay (the trust ratio divides out the scale
-of ``g + wd * p``, not the balance between its terms); ``sgd`` -- twice the learning rate and half the
-weight decay.
+decoupled); ``sgd`` -- twice the learning rate and half the weight decay; ``lars`` -- no single setting:
+the adapted weights behave as the official run's at the same learning rate and half the weight decay
+(the trust ratio divides out the scale of ``g + wd * p``, not the balance between its terms), but the 1-D
+parameters (biases, normalization), which LARS leaves unadapted here as the official code does, then step
+half as far, and ssl_ray's LARS has one learning rate for both.
 """
 
 from __future__ import annotations

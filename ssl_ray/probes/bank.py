@@ -20,8 +20,9 @@ output unit has the largest offset, and one class takes 95-100% of the images, a
 random-looking function of the input. Standardized, the untrained network's labels spread over the
 classes (entropy near that of the true labels) while still being a fixed function of the image. The
 same rule labels every epoch, so the bank's targets go from that random-looking function (r = 1) to
-nearly the true classes (r = 0). :meth:`TargetBank.check` refuses a bank whose labels at any epoch use
-fewer than 80% of the classes or have normalized entropy below 0.8.
+the trained classifier's classes (r = 0; 86% agreement with the true ones on the digits).
+:meth:`TargetBank.check` refuses a bank whose labels at any epoch use fewer than 80% of the classes or
+have normalized entropy below 0.8.
 """
 
 from __future__ import annotations

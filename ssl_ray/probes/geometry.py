@@ -9,15 +9,20 @@ All functions take features ``(N, D)`` (numpy or torch) and compute in float64 t
   singular values ``s_k`` of the (uncentered) embedding matrix (Garrido, Balestriero, Najman, LeCun,
   "RankMe", ICML 2023).
 * :func:`powerlaw_alpha` -- the exponent alpha of ``l_i ~ i^(-alpha)``, the least-squares slope of
-  ``log l_i`` against ``log i`` over ranks 2 .. m/4, ``m = min(N - 1, D)`` the number of non-zero
-  sample eigenvalues (Stringer et al., Nature 2019, fit a range of ranks too; Agrawal et al.,
-  "alpha-ReQ", NeurIPS 2022). Why that range: with as many samples as dimensions, the sample spectrum of
-  a power law bends away from it in its lower half -- the Marchenko-Pastur spreading pushes the smallest
-  sample eigenvalues towards 0 -- so a fit over the whole spectrum read alpha = 1 as 1.9-2.0 at N = D;
-  the first eigenvalue is inflated a little too. Over ranks 2 .. m/4 the sample eigenvalues follow the
-  population's: alpha = 0.5, 1 and 2 read within 10% for N/D from 0.8 to 1.5 (measured at D = 128 and
-  512, ``tests/unit/probes/test_geometry.py``). Fewer than 3 ranks in that range: the fit uses ranks
-  1 .. m.
+  ``log l_i`` against ``log i`` over a range of ranks that depends on how many samples there are per
+  dimension, ``m = min(N - 1, D)`` being the number of non-zero sample eigenvalues (Stringer et al.,
+  Nature 2019, fit a range of ranks too; Agrawal et al., "alpha-ReQ", NeurIPS 2022):
+
+  - N < 8 D: ranks 2 .. m/4. With about as many samples as dimensions, the sample spectrum of a power law
+    bends away from it in its lower half -- the Marchenko-Pastur spreading pushes the smallest sample
+    eigenvalues towards 0 -- so a fit over the whole spectrum read alpha = 1 as 1.9-2.0 at N = D, and the
+    first eigenvalue is inflated a little. Over ranks 2 .. m/4, alpha = 0.5, 1 and 2 read within 10% for
+    N/D from 0.8 to 1.5 (measured at D = 128 and 512).
+  - N >= 8 D (the digits' probes: 1,150 rows, 16- to 128-d layers): ranks 1 .. m/2, where the sample
+    eigenvalues are accurate; at D = 16 the narrow range 2 .. 4 erred by up to 21% in single draws,
+    1 .. 8 by at most 4% (``tests/unit/probes/test_geometry.py``).
+
+  Fewer than 3 ranks in the range: ranks 1 .. m.
 * :func:`manifold_geometry` -- MMCR's elliptical manifold radius and dimension (Yerxa, Kuang,
   Simoncelli, Chung, "Learning efficient coding of natural images with maximum manifold capacity
   representations", NeurIPS 2023, after Chung, Lee, Sompolinsky 2018), on L2-normalized embeddings as
@@ -30,9 +35,12 @@ All functions take features ``(N, D)`` (numpy or torch) and compute in float64 t
 
   averaged over classes; ``R_c sqrt(D_c) = sum_i lambda_i`` is the nuclear norm of the centered class
   matrix over ``sqrt(n_c)``, the quantity MMCR's objective works on. Normalized, neither changes when
-  the features are scaled, so radii compare across layers (on raw features the radius grew with the
-  features' norm: 0.33 at ``block1`` against 3.25 at ``proj_hidden1`` said nothing). With the ``sample``
-  target the "classes" are the views of one image: MMCR's augmentation manifolds.
+  the features are scaled (on raw features the radius grew with the features' norm: 0.33 at ``block1``
+  against 3.25 at ``proj_hidden1`` said nothing). They do change with a shared offset: the non-negative
+  features after a ReLU share a large mean direction, which puts every class near one point of the
+  sphere and shrinks its radius (adding 5 to every coordinate took R from 0.95 to 0.48), so radii compare
+  one layer across training and configurations, not a ReLU block with a linear projector. With the
+  ``sample`` target the "classes" are the views of one image: MMCR's augmentation manifolds.
 """
 
 from __future__ import annotations
@@ -74,7 +82,8 @@ def rankme(x: Array, eps: float = 1e-7) -> float:
 def alpha_ranks(n: int, d: int) -> Tuple[int, int]:
     """The ranks (first, last; 1-based, inclusive) :func:`powerlaw_alpha` fits over (module docstring)."""
     m = max(1, min(n - 1, d))
-    return (2, m // 4) if m // 4 - 2 + 1 >= 3 else (1, m)
+    first, last = (1, m // 2) if n >= 8 * d else (2, m // 4)
+    return (first, last) if last - first + 1 >= 3 else (1, m)
 
 
 def powerlaw_alpha(x: Array, rel_floor: float = 1e-12) -> float:

@@ -204,7 +204,8 @@ def mine_estimates(x: Array, z: Array, seeds: Sequence[int] = DEFAULT_SEEDS, ste
     n_tr = sp.train.shape[1]
     bs = min(batch_size, n_tr)
     # every step's rows drawn up front: (steps, S, bs) rows of each seed's training part
-    picks = torch.stack([torch.stack([torch.randperm(n_tr, generator=g)[:bs] for _ in range(steps)]) for g in gens], 1)
+    picks = (torch.stack([torch.stack([torch.randperm(n_tr, generator=g)[:bs] for _ in range(steps)]) for g in gens], 1)
+             if steps else torch.empty(0, len(seeds), bs, dtype=torch.long))
     picks = torch.gather(sp.train.unsqueeze(0).expand(steps, -1, -1), 2, picks) if steps else picks
     seed_ix = torch.arange(len(seeds))[:, None]
     best_val = torch.full((len(seeds),), -math.inf)

@@ -14,7 +14,9 @@ geometry   label-free ``participation_ratio``, ``rankme``, ``alpha``; per target
            manifolds' ``manifold_radius`` and ``manifold_dim`` (MMCR's elliptical geometry; for
            ``sample`` the augmentation manifolds)
 information ``mi_exact``: I(input; features + noise) on the clean images, exact (``information.py``:
-           the noise is ``probe.mine_noise`` times the layer's RMS spread; X uniform over the images)
+           the noise is ``probe.mine_noise`` times the features' RMS distance from their mean; X uniform
+           over the images); ``mi_gaussian``: the same for Gaussian features of that covariance, its
+           upper bound (the gap is what clustering takes away)
 mine       ``mine``, ``mine_std``, ``mine_saturated``, ``mine_unreliable``: MINE's estimate of that
            same quantity from (input, features + noise) pairs, mean and spread over seeds; 1 where it
            reached its ceiling, and 1 where it is not to be read: MINE's own check failed
@@ -42,7 +44,8 @@ from ssl_ray.config import ProbeConfig
 from ssl_ray.probes.geometry import manifold_geometry, participation_ratio, powerlaw_alpha, rankme
 from ssl_ray.probes.linear import softmax_probe_scores
 from ssl_ray.probes.metrics import cdnv_from_spread, class_spread, ncc_accuracy
-from ssl_ray.probes.information import add_channel_noise, noisy_channel_mi
+from ssl_ray.probes.information import (DRAWS_SALT, NOISE_SALT, add_channel_noise, gaussian_channel_mi,
+                                        noisy_channel_mi)
 from ssl_ray.probes.mine import disagrees, mine
 from ssl_ray.probes.plan import families_at
 from ssl_ray.probes.targets import LabelTarget, unscorable
@@ -118,25 +121,26 @@ MINE_FEATURE_SETS = ("clean",)  # I(input; embedding) over the dataset's images,
 
 
 def _layer_information(fs: FeatureSet, p: ProbeConfig):
-    """The clean rows' features, the channel's noise scale, and the exact ``I(X; Z + sigma eps)``."""
+    """The clean rows' features through the channel, the exact ``I(X; Z + sigma eps)`` and its Gaussian bound."""
     z = torch.cat([fs.train, fs.val, fs.test])
-    noisy, sigma = add_channel_noise(z, p.mine_noise, p.seed)
-    exact, _ = noisy_channel_mi(z, sigma, seed=p.seed + 1)
-    return noisy, exact
+    noisy, sigma = add_channel_noise(z, p.mine_noise, p.seed + NOISE_SALT)
+    exact, _ = noisy_channel_mi(z, sigma, seed=p.seed + DRAWS_SALT)
+    return noisy, exact, gaussian_channel_mi(z, sigma)
 
 
-@_probe("information", "mi_exact")
+@_probe("information", "mi_exact", "mi_gaussian")
 def information_probe(fs: FeatureSet, p: ProbeConfig) -> Scores:
     if fs.name not in MINE_FEATURE_SETS:
         return {}
-    return _per_target(fs, {"mi_exact": _layer_information(fs, p)[1]})
+    _, exact, bound = _layer_information(fs, p)
+    return _per_target(fs, {"mi_exact": exact, "mi_gaussian": bound})
 
 
 @_probe("mine", "mine", "mine_std", "mine_saturated", "mine_unreliable")
 def mine_probe(fs: FeatureSet, p: ProbeConfig) -> Scores:
     if fs.name not in MINE_FEATURE_SETS:
         return {}
-    noisy, exact = _layer_information(fs, p)
+    noisy, exact, _ = _layer_information(fs, p)
     r = mine(fs.inputs, noisy, seeds=range(p.seed, p.seed + p.mine_seeds), steps=p.mine_steps, hidden=p.mine_hidden,
              batch_size=p.mine_batch_size)
     unreliable = r.unreliable or (not r.saturated and disagrees(r.mean, exact))

@@ -7,9 +7,11 @@
   accuracy against r mixes what the representation learned with how easy each target is; above the
   pixels, a layer's curve says what it adds. 0 is "no better than the pixels".
 * :func:`information_over_training` -- ``mi_exact`` (the exact ``I(X; Z + sigma eps)``,
-  ``ssl_ray.probes.information``) per layer over training, with MINE's estimate (mean ± its spread over
-  seeds) where it is reliable; readings flagged ``mine_unreliable`` are not drawn, and the panel says how
-  many there were.
+  ``ssl_ray.probes.information``) per layer over training, solid, beside ``mi_gaussian`` (Gaussian features
+  of the same covariance: what the spectrum alone allows), dashed, and the cap ``1 / (2 noise^2)`` they can
+  never pass; the gap between solid and dashed is what clustering takes away. MINE's estimate (mean ± its
+  spread over seeds) is drawn where it is reliable; readings flagged ``mine_unreliable`` are not drawn, and
+  the panel says how many there were.
 """
 
 from __future__ import annotations
@@ -118,11 +120,12 @@ def information_over_training(data: SweepData) -> Figure:
         ids = [t.trial_id for t in trials]
         unreliable = total = 0
         for layer in layers:
-            exact = [(v.index.get_level_values("epoch").to_numpy(), v.to_numpy())
-                     for _, v in _trial_values(data, ids, layer, "mi_exact").groupby(level="trial_id")]
-            if exact:
-                any_exact = True
-                band(ax, *aggregate(exact), colors[layer], marker="")
+            for metric, style in (("mi_exact", "-"), ("mi_gaussian", "--")):
+                series = [(v.index.get_level_values("epoch").to_numpy(), v.to_numpy())
+                          for _, v in _trial_values(data, ids, layer, metric).groupby(level="trial_id")]
+                if series:
+                    any_exact = True
+                    band(ax, *aggregate(series), colors[layer], style=style, marker="")
             pts, bad = mine_points(data, ids, layer)
             unreliable, total = unreliable + bad, total + bad + len(pts)
             if len(pts):
@@ -130,6 +133,9 @@ def information_over_training(data: SweepData) -> Figure:
         if not any_exact:
             _empty(ax, "no information readings (probe.metrics without 'information')")
             continue
+        noise = {t.params.get("probe.mine_noise") for t in trials} - {None}
+        if len(noise) == 1:
+            ax.axhline(1 / (2 * float(noise.pop()) ** 2), color="grey", ls=":", lw=1.0)
         ax.set_title(f"{c}: MINE unreliable at {unreliable} of {total} readings (not drawn)" if total else c, fontsize=9)
         ax.set_xlabel("epoch")
         ax.set_ylabel("nats")
@@ -137,6 +143,8 @@ def information_over_training(data: SweepData) -> Figure:
         ax.grid(alpha=0.3)
     handles = [Line2D([], [], color=colors[name], lw=2, label=name) for name in layers]
     handles += [Line2D([], [], color="k", lw=2, label="exact I(X; Z + σε)"),
+                Line2D([], [], color="k", lw=1.5, ls="--", label="Gaussian features, same covariance"),
+                Line2D([], [], color="grey", lw=1.0, ls=":", label="cap 1/(2 noise²)"),
                 Line2D([], [], color="k", marker="o", ls="", label="MINE, mean ± spread (reliable only)")]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False)
     return _finish(fig, f"Information about the input that survives noise at each layer, exact and by MINE "

@@ -28,6 +28,7 @@ def with_baselines():
         for e in (0, 1, 2):
             for i, layer in enumerate(d.layers):
                 rows.append((t.trial_id, "run" + t.trial_id, e, layer, "class", "mi_exact", 1.0 + i + 0.1 * e))
+                rows.append((t.trial_id, "run" + t.trial_id, e, layer, "class", "mi_gaussian", 1.5 + i + 0.1 * e))
                 if e != 1:
                     flagged = 0.0 if layer == "block1" else 1.0
                     rows += [(t.trial_id, "run" + t.trial_id, e, layer, "class", m, v)
@@ -73,8 +74,10 @@ def test_figure_11_draws_exact_information_and_only_reliable_mine():
     assert "MINE unreliable at 4 of 6 readings (not drawn)" in ax.get_title()  # 2 layers x 2 epochs flagged
     (bars,) = ax.containers  # one error-bar series: block1, the reliable layer
     assert list(bars.lines[0].get_xdata()) == [0, 2] and list(bars.lines[0].get_ydata()) == pytest.approx([0.9, 1.1])
-    exact = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 3]
-    assert len(exact) == len(d.layers) and list(exact[0].get_ydata()) == pytest.approx([1.0, 1.1, 1.2])
+    exact = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 3 and ln.get_linestyle() == "-"]
+    bound = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 3 and ln.get_linestyle() == "--"]
+    assert len(exact) == len(bound) == len(d.layers) and list(exact[0].get_ydata()) == pytest.approx([1.0, 1.1, 1.2])
+    assert list(bound[0].get_ydata()) == pytest.approx([1.5, 1.6, 1.7])
     assert len(ids) == 1
 
 
@@ -89,6 +92,6 @@ def test_findings_say_what_the_numbers_say():
     assert "The pixel baseline itself: **not monotone** in r (it rises by 0.250 from r = 0.5 to r = 1)" in text
     assert "| 1 |" in text and "one seed per configuration" in text
     info = "\n".join(information_findings(d, sel))
-    assert "| block1 | 1.20 | 1.10 ± 0.05 |" in info  # reliable: shown
+    assert "| block1 | 1.20 | 1.70 | 0.50 | 1.10 ± 0.05 |" in info  # reliable: shown, beside its Gaussian bound
     assert "| projector | " in info and "unreliable |" in info  # flagged: no number
     assert "MINE was reliable at" in info

@@ -79,6 +79,12 @@ def above_pixels(data: SweepData) -> Figure:
         ax.set_xlabel("target randomness r (random_<r>)")
         ax.set_ylabel(f"{metric.split('_')[0]} test accuracy − pixel baseline", fontsize=8)
         ax.grid(alpha=0.3)
+    drawn = [ax for ax in axes if ax.get_lines()]
+    if drawn:  # one y scale for every panel: configurations compare by eye
+        lo = min(ax.get_ylim()[0] for ax in drawn)
+        hi = max(ax.get_ylim()[1] for ax in drawn)
+        for ax in drawn:
+            ax.set_ylim(lo, hi)
     handles = [Line2D([], [], color=colors[name], lw=2, label=name) for name in layers]
     handles += [Line2D([], [], color="k", ls=":", label="first checkpoint"), Line2D([], [], color="k", ls="-",
                                                                                     label="last checkpoint"),

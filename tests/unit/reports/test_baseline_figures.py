@@ -56,7 +56,7 @@ def test_figure_4_draws_the_pixel_baseline_and_figure_10_subtracts_it():
 
     fig = B.above_pixels(d)
     panels = [ax for ax in fig.axes if ax.get_visible()]
-    assert len(panels) == len(d.configs())
+    assert len(panels) == len(d.configs()) and len({ax.get_ylim() for ax in panels}) == 1  # one y scale
     lines = [ln for ln in panels[0].get_lines() if ln.get_marker() == "o"]
     assert len(lines) == 2 * len(d.layers)  # first and last checkpoint, per layer
     trial = d.configs()[list(d.configs())[0]][0].trial_id

@@ -35,8 +35,8 @@ is skipped with its reason; every other target of the layer is still scored. For
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -63,6 +63,7 @@ class FeatureSet:
     test: torch.Tensor  # (M, C)
     inputs: torch.Tensor  # (N + V + M, P): the pooled inputs of train, val, then test rows, for MINE
     targets: List[LabelTarget]
+    shared: Dict[str, Any] = field(default_factory=dict)  # what one family computes and another reuses, per layer
 
 
 def _probe(name: str, *metrics: str):
@@ -121,11 +122,14 @@ MINE_FEATURE_SETS = ("clean",)  # I(input; embedding) over the dataset's images,
 
 
 def _layer_information(fs: FeatureSet, p: ProbeConfig):
-    """The clean rows' features through the channel, the exact ``I(X; Z + sigma eps)`` and its Gaussian bound."""
-    z = torch.cat([fs.train, fs.val, fs.test])
-    noisy, sigma = add_channel_noise(z, p.mine_noise, p.seed + NOISE_SALT)
-    exact, _ = noisy_channel_mi(z, sigma, seed=p.seed + DRAWS_SALT)
-    return noisy, exact, gaussian_channel_mi(z, sigma)
+    """The clean rows' features through the channel, the exact ``I(X; Z + sigma eps)`` and its Gaussian bound;
+    computed once per feature set (the ``information`` and ``mine`` families both read them)."""
+    if "information" not in fs.shared:
+        z = torch.cat([fs.train, fs.val, fs.test])
+        noisy, sigma = add_channel_noise(z, p.mine_noise, p.seed + NOISE_SALT)
+        exact, _ = noisy_channel_mi(z, sigma, seed=p.seed + DRAWS_SALT)
+        fs.shared["information"] = (noisy, exact, gaussian_channel_mi(z, sigma))
+    return fs.shared["information"]
 
 
 @_probe("information", "mi_exact", "mi_gaussian")

@@ -18,7 +18,7 @@ Two places read it:
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -42,24 +42,17 @@ def pixel_linear_scores(data: ProbeData, targets: List[LabelTarget], p: ProbeCon
 
 def bank_targets(data: ProbeData, bank: TargetBank) -> List[LabelTarget]:
     """One label target per bank epoch (named ``bank_e<epoch>``) on the probe's clean rows."""
-    out = []
-    for i, epoch in enumerate(bank.epochs):
-        ytr, yte = bank.train[i], bank.test[i]
-        if data.train_index is not None:
-            ytr = ytr[data.train_index]
-        if data.test_index is not None:
-            yte = yte[data.test_index]
-        out.append(label_target(f"bank_e{int(epoch)}", ytr, yte, *data.clean_split))
-    return out
+    return [label_target(f"bank_e{int(epoch)}", *bank.split_labels(i, data.train_index, data.test_index),
+                         *data.clean_split) for i, epoch in enumerate(bank.epochs)]
 
 
-def bank_pixel_baselines(data: ProbeData, bank: TargetBank, p: ProbeConfig) -> Dict[str, np.ndarray]:
-    """Per bank epoch, the pixel baseline's ``val`` and ``test`` accuracy (arrays over ``bank.epochs``), and
-    ``<target>_val`` / ``<target>_test`` for the other clean targets of ``data`` (class, permuted_1.0, ...)."""
+def bank_pixel_baselines(data: ProbeData, bank: TargetBank, p: ProbeConfig
+                         ) -> Tuple[Dict[str, np.ndarray], Dict[str, Dict[str, float]]]:
+    """``(per bank epoch, per other target)``: ``{"val", "test": accuracy per bank epoch}`` of the pixel baseline,
+    and ``{target: {"train", "val", "test": accuracy}}`` for the other clean targets of ``data`` (class,
+    permuted_1.0, ...), all fitted in one problem."""
     targets = bank_targets(data, bank)
     others = [t for t in data.clean if not t.name.startswith("random_")]
     scores = pixel_linear_scores(data, targets + others, p)
-    out = {split: np.array([scores[t.name][split] for t in targets]) for split in ("val", "test")}
-    for t in others:
-        out.update({f"{t.name}_{split}": np.float64(scores[t.name][split]) for split in ("val", "test")})
-    return out
+    per_epoch = {split: np.array([scores[t.name][split] for t in targets]) for split in ("val", "test")}
+    return per_epoch, {t.name: scores[t.name] for t in others}

@@ -114,6 +114,12 @@ class TargetBank:
     def labels(self, i: int) -> np.ndarray:
         return np.concatenate([self.train[i], self.test[i]])
 
+    def split_labels(self, i: int, train_index: Optional[np.ndarray] = None,
+                     test_index: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """Epoch ``i``'s labels of the train and test rows given (every row where an index is None)."""
+        ytr, yte = self.train[i], self.test[i]
+        return (ytr if train_index is None else ytr[train_index]), (yte if test_index is None else yte[test_index])
+
     def entropies(self) -> np.ndarray:
         return np.array([label_entropy(self.labels(i), self.num_classes) for i in range(len(self.epochs))])
 
@@ -223,9 +229,7 @@ def clean_targets(names: Sequence[str], train, test, seed: int, fit: np.ndarray,
         else:
             if bank is None:
                 raise ConfigError(f"probe target {name!r} needs a target bank (probe.target_bank; a sweep builds one)")
-            e = bank.nearest(r)
-            ytr = bank.train[e] if train_index is None else bank.train[e][train_index]
-            yte = bank.test[e] if test_index is None else bank.test[e][test_index]
+            ytr, yte = bank.split_labels(bank.nearest(r), train_index, test_index)
         out.append(label_target(name, ytr, yte, fit, val))
     return out
 

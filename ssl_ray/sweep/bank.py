@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import sys
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import ray
@@ -71,20 +71,20 @@ def bank_seed(base: ExperimentConfig) -> int:
     return BANK_SEED_BASE + base.train.seed
 
 
-def log_pixel_baselines(w: MetricWriter, base: ExperimentConfig, bank: TargetBank, path: Path) -> Dict[str, np.ndarray]:
+def log_pixel_baselines(w: MetricWriter, base: ExperimentConfig, bank: TargetBank, path: Path
+                        ) -> Tuple[Dict[str, np.ndarray], Dict[str, Dict[str, float]]]:
     """Score the pooled input pixels against every bank epoch and the base trial's other clean targets, on the
     probes' own rows and splits, and log them to the bank's run (``ssl_ray.probes.baseline``)."""
     from ssl_ray.probes.baseline import bank_pixel_baselines
     from ssl_ray.probes.probe_data import build_probe_data
 
     cfg = base.replace(probe={"target_bank": str(path)})
-    data = build_probe_data(cfg)
-    pix = bank_pixel_baselines(data, bank, cfg.probe)
-    for e, val, test in zip(bank.epochs, pix["val"], pix["test"]):
+    per_epoch, others = bank_pixel_baselines(build_probe_data(cfg), bank, cfg.probe)
+    for e, val, test in zip(bank.epochs, per_epoch["val"], per_epoch["test"]):
         w.log({"bank/pixel_linear_val": float(val), "bank/pixel_linear_test": float(test)}, step=int(e))
-    w.log({f"bank/{k.rsplit('_', 1)[0]}/pixel_linear_{k.rsplit('_', 1)[1]}": float(v) for k, v in pix.items()
-           if k not in ("val", "test")}, step=0)
-    return pix
+    w.log({f"bank/{t}/pixel_linear_{split}": float(acc[split]) for t, acc in others.items() for split in ("val", "test")},
+          step=0)
+    return per_epoch, others
 
 
 def sweep_needs_bank(cfg: SweepConfig) -> bool:
@@ -141,7 +141,7 @@ def ensure_target_bank(cfg: SweepConfig, sweep_dir: Path, uri: str, parent_run_i
         w.client.set_terminated(run_id, status="FAILED")
         raise
     bank.save(path)
-    pix = log_pixel_baselines(w, cfg.base, bank, path)
+    per_epoch, others = log_pixel_baselines(w, cfg.base, bank, path)
     w.set_tags({TAG_STATUS: TrialStatus.FINISHED.value, TAG_BANK_PATH: str(path),
                 TAG_BANK_SEED: f"{bcfg.train.seed} (2**31 + train.seed {cfg.base.train.seed}; no trial seed reaches 2**31)"})
     w.client.set_terminated(run_id, status="FINISHED")
@@ -149,7 +149,7 @@ def ensure_target_bank(cfg: SweepConfig, sweep_dir: Path, uri: str, parent_run_i
     first, last = int(np.argmax(bank.randomness)), int(np.argmin(bank.randomness))
     print(f"[bank] {len(bank.epochs)} targets, randomness {r[0]:.2f} to {r[-1]:.2f} (largest gap {np.diff(r).max():.2f}), "
           f"label entropy >= {bank.entropies().min():.2f}: {path}", file=stream, flush=True)
-    print(f"[bank] pixel baseline (linear probe on the pooled input, test): r=1 labels {pix['test'][first]:.2f}, "
-          f"r=0 labels {pix['test'][last]:.2f}"
-          + "".join(f", {k[:-5]} {float(v):.2f}" for k, v in pix.items() if k.endswith("_test")), file=stream, flush=True)
+    print(f"[bank] pixel baseline (linear probe on the pooled input, test): r=1 labels {per_epoch['test'][first]:.2f}, "
+          f"r=0 labels {per_epoch['test'][last]:.2f}" + "".join(f", {t} {acc['test']:.2f}" for t, acc in others.items()),
+          file=stream, flush=True)
     return str(path)

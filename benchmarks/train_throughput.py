@@ -4,7 +4,9 @@ Same run, same model, same batch, same data pipeline, same precision settings, s
 
 - ``ours``: ``ssl_ray.train.loop.train_loop_per_worker`` in a Ray Train ``TorchTrainer`` (one worker
   holding every core), exactly as a sweep trial runs it: per-epoch checkpoints (``train.resume_every``
-  1), ``ray.train.report``, the collapse monitor, and rank 0's MLflow logging to a SQLite store. Its
+  1), ``ray.train.report``, the collapse monitor, the online readings at every epoch
+  (``train.online_every`` 1: k-NN accuracy and RankMe), and rank 0's MLflow logging to a SQLite store.
+  ``online_share_of_epoch`` is the readings' own share of an epoch (they are timed in the loop). Its
   per-epoch ``train/images_per_s`` is timed from the end of one epoch's steps to the end of the next,
   so each figure includes the previous epoch's report, checkpoint and MLflow write.
 - ``bare``: the same model, objective, optimizer and loader iterated by a plain loop (forward, objective,
@@ -164,8 +166,27 @@ def ours(cfg: dict, tmp: Path, name: str, local: bool = False) -> tuple[List[flo
     t0 = time.perf_counter()
     trainer.fit()
     wall = time.perf_counter() - t0
-    hist = sorted(client(uri).get_metric_history(run_id, "train/images_per_s"), key=lambda m: m.step)
-    return [m.value for m in hist], wall
+    ONLINE_S[name] = history(uri, run_id, "online/seconds")
+    EPOCH_S[name] = history(uri, run_id, "train/epoch_s")
+    return history(uri, run_id, "train/images_per_s"), wall
+
+
+ONLINE_S: Dict[str, List[float]] = {}  # per run of ours: the online readings' seconds at each epoch
+EPOCH_S: Dict[str, List[float]] = {}  # and each epoch's wall time (the window of train/images_per_s)
+
+
+def history(uri: str, run_id: str, key: str) -> List[float]:
+    from ssl_ray.tracking import client
+
+    return [m.value for m in sorted(client(uri).get_metric_history(run_id, key), key=lambda m: m.step)]
+
+
+def online_share(warmup: int) -> float:
+    """The online readings' share of an epoch: the median of their seconds over the median epoch's wall time
+    (which includes them: each window runs from one epoch's last step to the next's), counted epochs only."""
+    online = [x for name in ONLINE_S for x in ONLINE_S[name][warmup + 1:]]
+    epoch = [x for name in EPOCH_S for x in EPOCH_S[name][warmup:]]
+    return round(statistics.median(online) / statistics.median(epoch), 4)
 
 
 def quick_runs(cfg: dict, tmp: Path, device: torch.device, cpus: int):
@@ -273,13 +294,15 @@ def main(argv=None) -> int:
         "config": {"backbone": args.backbone, "projector_dims": args.projector_dims, "image_size": args.image_size, "batch_size": args.batch_size, "views": 2,
                    "loader": args.loader, "precision": resolve("auto", "auto", "auto", device, 1).describe(),
                    "epochs": args.epochs, "counted_epochs": args.epochs - warmup},
-        "ours": mine, "bare": bare, "ratio_ours_vs_bare": ratio, "phase_s": {k: round(v, 1) for k, v in phases.items()},
+        "ours": mine, "bare": bare, "ratio_ours_vs_bare": ratio, "online_share_of_epoch": online_share(warmup),
+        "online_every": 1, "phase_s": {k: round(v, 1) for k, v in phases.items()},
         "model_gflops_per_image": round(per_image / 1e9, 4), "peak_tflops_measured": round(peak / 1e12, 3),
         "mfu_ours": round(mine["images_per_s"] * per_image / peak, 4),
         "mfu_bare": round(bare["images_per_s"] * per_image / peak, 4),
         "command": " ".join([Path(sys.executable).name, "benchmarks/train_throughput.py", *(argv if argv is not None else sys.argv[1:])]),
     }
     print(f"ours {mine['images_per_s']:.0f} img/s | bare {bare['images_per_s']:.0f} img/s | ours/bare = {ratio:.3f} | "
+          f"online readings {report['online_share_of_epoch']:.1%} of an epoch | "
           f"MFU ours {report['mfu_ours']:.1%} (bare {report['mfu_bare']:.1%}) of a measured "
           f"{report['peak_tflops_measured']:.2f} TFLOP/s peak", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -90,3 +90,71 @@ def local_gpus() -> int:
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def check_search(sweep: SweepConfig) -> None:
+    """The search algorithm, the scheduler and the metric they read, refused in one line where they cannot
+    work together (ssl_ray/sweep/search.py builds them)."""
+    from ssl_ray.config import LOSS_METRIC, ONLINE_METRICS, SCHEDULERS, SEARCH_ALGS, check_choice, check_int
+
+    check_choice("search_alg", sweep.search_alg, SEARCH_ALGS)
+    check_choice("scheduler", sweep.scheduler, SCHEDULERS)
+    check_int("search_seed", sweep.search_seed, lo=0, hi=2**31 - 1)
+    check_int("pbt_interval", sweep.pbt_interval, lo=1, hi=10000)
+    if sweep.scheduler_mode is not None:
+        check_choice("scheduler_mode", sweep.scheduler_mode, ("min", "max"))
+    dims = sweep.dims()
+    _check_conditions(dims)
+    every, metric = sweep.base.train.online_every, sweep.scheduler_metric
+    known = (LOSS_METRIC,) + ONLINE_METRICS
+    adaptive = sweep.scheduler != "fifo" or sweep.search_alg in ("optuna", "bohb")  # something reads the metric
+    if metric not in known:
+        raise ConfigError(f"scheduler_metric {metric!r}: nothing reports it; known: {', '.join(known)}")
+    if adaptive and metric in ONLINE_METRICS and every == 0:
+        raise ConfigError(f"scheduler_metric {metric}: nothing reports it, train.online_every is 0 (no online readings); "
+                          f"set train.online_every: 1")
+    if adaptive and metric in ONLINE_METRICS and every != 1:
+        raise ConfigError(f"scheduler_metric {metric} is read at every epoch by the {_who(sweep)}, but train.online_every is "
+                          f"{every}; set train.online_every: 1")
+    objective_varies = [d.key for d in dims if d.key.startswith("objective.") and (d.kind != "grid" or len(d.values) > 1)]
+    ranks = sweep.scheduler in ("asha", "pbt") or sweep.search_alg == "bohb"
+    if ranks and metric == LOSS_METRIC and objective_varies:
+        raise ConfigError(f"{_who(sweep)} on {LOSS_METRIC} while {objective_varies[0]} is searched: losses of different "
+                          f"objectives or coefficients are not comparable; use scheduler_metric: online/knn_val")
+    if sweep.scheduler == "pbt":
+        if sweep.search_alg not in ("grid", "random"):
+            raise ConfigError(f"scheduler pbt evolves its own population; use search_alg random, not {sweep.search_alg}")
+        if isinstance(sweep.base.train.epochs, int) and sweep.pbt_interval >= sweep.base.train.epochs:
+            raise ConfigError(f"pbt_interval {sweep.pbt_interval} must be below train.epochs {sweep.base.train.epochs} "
+                              f"(PBT acts every pbt_interval epochs)")
+        if not pbt_keys(sweep):
+            raise ConfigError("scheduler pbt perturbs optim.lr and objective coefficients, but none is searched on a "
+                              "{uniform|loguniform: [low, high]} range")
+    if sweep.search_alg in ("optuna", "bohb"):
+        grid = [d.key for d in dims if d.kind == "grid"]
+        if grid:
+            raise ConfigError(f"search_alg {sweep.search_alg} samples every key, but search_space.{grid[0]} is a grid "
+                              f"list; write {{choice: [...]}} (or use search_alg: grid)")
+    if sweep.search_alg == "bohb" and sweep.scheduler != "fifo":
+        raise ConfigError(f"search_alg bohb brings its own scheduler (HyperBandForBOHB); leave scheduler at fifo, "
+                          f"got {sweep.scheduler}")
+
+
+def pbt_keys(sweep: SweepConfig) -> list:
+    """The searched keys PBT may perturb: optim.lr and the objective's coefficients, on continuous ranges."""
+    return [d for d in sweep.dims() if d.continuous and not d.when
+            and (d.key == "optim.lr" or (d.key.startswith("objective.") and d.key != "objective.name"))]
+
+
+def _who(sweep: SweepConfig) -> str:
+    return {"asha": "ASHA scheduler", "pbt": "PBT scheduler"}.get(sweep.scheduler, f"{sweep.search_alg} search")
+
+
+def _check_conditions(dims) -> None:
+    """A ``when`` names unconditional searched keys. (A value they never take is allowed: narrowing
+    ``--search objective.name=...`` leaves the other objectives' coefficients unsearched.)"""
+    seen = {d.key for d in dims if not d.when}
+    for d in dims:
+        for k in d.when:
+            if k not in seen:
+                raise ConfigError(f"search_space.{d.key}.when: {k!r} is not a searched key without a when of its own")

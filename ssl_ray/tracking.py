@@ -43,6 +43,9 @@ TAG_DDP_BACKEND = "ssl_ray.ddp_backend"
 TAG_RESUMED_FROM = "ssl_ray.resumed_from"
 TAG_CHECKPOINT_FALLBACK = "ssl_ray.checkpoint_fallback"
 TAG_INIT_CHECKPOINT = "ssl_ray.init_checkpoint"
+TAG_LR_FROM = "ssl_ray.lr_rescaled"  # a restored optimizer's lr changed to the trial's own (PBT)
+TAG_PBT_PARENT = "ssl_ray.pbt.parent"  # the trial whose checkpoint PBT continued this one from, last time
+TAG_PBT_LINEAGE = "ssl_ray.pbt.lineage"  # every exploit of this trial: "epoch <e> from <trial> (<its run id>)"
 # set by the probe fan-out
 TAG_PROBE_STATUS = "ssl_ray.probe.status"
 TAG_PROBE_FAILURE = "ssl_ray.probe.failure"

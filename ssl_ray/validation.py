@@ -14,9 +14,9 @@ import dataclasses
 import os
 from pathlib import Path
 
-from ssl_ray.config import (AMP_MODES, BANK_SEED_BASE, MODES, PLACEMENT_STRATEGIES, SCHEDULERS, SWITCHES, ExperimentConfig, SweepConfig, check_choice, check_sweep_name, check_int, check_names, check_number)
+from ssl_ray.config import (AMP_MODES, BANK_SEED_BASE, MODES, PLACEMENT_STRATEGIES, SWITCHES, ExperimentConfig, SweepConfig, check_choice, check_sweep_name, check_int, check_names, check_number)
 from ssl_ray.errors import ConfigError
-from ssl_ray.sweep_checks import check_fits, check_ray_address, check_samplers, check_storage
+from ssl_ray.sweep_checks import check_fits, check_ray_address, check_samplers, check_search, check_storage
 
 MAX_TRIALS = 10000
 MAX_EPOCHS = 10000
@@ -45,8 +45,7 @@ def validate_sweep(sweep: SweepConfig) -> SweepConfig:
         raise ConfigError(f"the search space makes {n_trials} trials; at most {MAX_TRIALS} in one sweep")
     if not isinstance(sweep.report, bool):
         raise ConfigError(f"report must be true or false, got {sweep.report!r}")
-    check_choice("scheduler", sweep.scheduler, SCHEDULERS)
-    check_choice("scheduler_mode", sweep.scheduler_mode, ("min", "max"))
+    check_search(sweep)
     check_int("asha_grace_period", sweep.asha_grace_period, lo=1, hi=MAX_EPOCHS)
     check_number("asha_reduction_factor", sweep.asha_reduction_factor, lo=1.0, strict=True)
     from ssl_ray.uris import check_tracking_uri
@@ -198,6 +197,8 @@ def _check_train(cfg: ExperimentConfig) -> None:
     check_number("train.cpus_per_worker", t.cpus_per_worker, lo=0.0, strict=True, hi=MAX_CPUS)
     check_number("train.gpus_per_worker", t.gpus_per_worker, lo=0.0, hi=64)
     check_int("train.max_failures", t.max_failures, lo=-1, hi=1000)
+    check_int("train.online_every", t.online_every, lo=0, hi=MAX_EPOCHS)
+    check_int("train.online_memory", t.online_memory, lo=1, hi=1_000_000)
     check_int("train.resume_every", t.resume_every, lo=0, hi=t.epochs)
     check_number("train.collapse_std", t.collapse_std, lo=0.0)
     check_choice("train.amp", t.amp, AMP_MODES)

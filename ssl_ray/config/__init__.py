@@ -10,12 +10,12 @@ from ssl_ray.config.io import dump_yaml, flatten, get_path, load_yaml_mapping, p
 from ssl_ray.config.schema import (AMP_MODES, BANK_SEED_BASE, MODES, PLACEMENT_STRATEGIES, SECTIONS, SWITCHES, TRIAL_DRIVER_CPUS,
                                    DataConfig, ExperimentConfig, ModelConfig, ObjectiveConfig, OptimConfig, ProbeConfig,
                                    TrainConfig)
-from ssl_ray.config.sweep import (SAMPLERS, SCHEDULERS, SWEEP_FILE, SearchDim, SweepConfig, default_mlflow_uri,
+from ssl_ray.config.sweep import (LOSS_METRIC, ONLINE_METRICS, SAMPLERS, SCHEDULERS, SEARCH_ALGS, SWEEP_FILE, SearchDim, SweepConfig, default_mlflow_uri,
                                   default_results_dir)
 
 __all__ = [
     "check_sweep_name",
-    "AMP_MODES", "BANK_SEED_BASE", "MODES", "PLACEMENT_STRATEGIES", "SAMPLERS", "SCHEDULERS", "SECTIONS", "SWEEP_FILE", "SWITCHES",
+    "AMP_MODES", "BANK_SEED_BASE", "MODES", "PLACEMENT_STRATEGIES", "LOSS_METRIC", "ONLINE_METRICS", "SAMPLERS", "SCHEDULERS", "SEARCH_ALGS", "SECTIONS", "SWEEP_FILE", "SWITCHES",
     "TRIAL_DRIVER_CPUS", "DataConfig", "ExperimentConfig", "ModelConfig", "ObjectiveConfig", "OptimConfig",
     "ProbeConfig", "SearchDim", "SweepConfig", "TrainConfig", "check_choice", "check_int", "check_names",
     "check_number", "default_mlflow_uri", "default_results_dir", "dump_yaml", "flatten", "get_path",

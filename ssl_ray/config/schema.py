@@ -101,6 +101,10 @@ class TrainConfig:
     # How a trial's workers are placed on nodes (Ray's placement strategies): PACK fills a node first,
     # SPREAD spreads them, STRICT_SPREAD puts each on its own node.
     placement_strategy: str = "PACK"
+    # Online readings (ssl_ray/train/online.py): weighted 20-NN accuracy on the probe's validation rows and
+    # RankMe, every this many epochs and at the last (0: off); Tune's schedulers and searchers read them.
+    online_every: int = 1
+    online_memory: int = 500  # labeled memory rows (and at most as many validation queries)
 
     def __post_init__(self) -> None:
         # YAML (files and --set) reads on/off as booleans

@@ -17,25 +17,34 @@ from ssl_ray.errors import ConfigError
 SAMPLERS = ("grid", "choice", "uniform", "loguniform", "randint")
 
 
-SAMPLERS = ("grid", "choice", "uniform", "loguniform", "randint")
-
-
 @dataclass(frozen=True)
 class SearchDim:
-    """One searched key: a list (``grid``) or ``{choice|uniform|loguniform|randint: [...]}``."""
+    """One searched key: a list (``grid``) or ``{choice|uniform|loguniform|randint: [...]}``, optionally with
+    ``when: {<searched key>: value or [values]}``: the key is searched only in trials where those earlier
+    searched keys take one of those values (e.g. VICReg's ``objective.lam`` only where ``objective.name`` is
+    ``vicreg``); elsewhere the trial leaves it out."""
 
     key: str
     kind: str
     values: List[Any]
+    when: Dict[str, List[Any]] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, key: str, spec: Any) -> "SearchDim":
+        when: Dict[str, List[Any]] = {}
+        if isinstance(spec, dict) and "when" in spec:
+            spec = dict(spec)
+            cond = spec.pop("when")
+            if not isinstance(cond, dict) or not cond or not all(isinstance(k, str) for k in cond):
+                raise ConfigError(f"search_space.{key}.when: expected {{<searched key>: value or [values]}}, got {cond!r}")
+            when = {k: list(v) if isinstance(v, list) else [v] for k, v in cond.items()}
         if isinstance(spec, list):
             kind, values = "grid", spec
         elif isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in SAMPLERS:
             kind, values = next(iter(spec.items()))
         else:
-            raise ConfigError(f"search_space.{key}: expected a list or one of {{{', '.join(SAMPLERS)}: [...]}}, got {spec!r}")
+            raise ConfigError(f"search_space.{key}: expected a list or one of {{{', '.join(SAMPLERS)}: [...]}} "
+                              f"(and optionally when: {{...}}), got {spec!r}")
         if not isinstance(values, list) or not values:
             raise ConfigError(f"search_space.{key}: expected a non-empty list of values, got {values!r}")
         if kind in ("uniform", "loguniform", "randint"):
@@ -43,13 +52,21 @@ class SearchDim:
                 raise ConfigError(f"search_space.{key}: {kind} takes [low, high] with low < high, got {values!r}")
             if kind == "loguniform" and values[0] <= 0:
                 raise ConfigError(f"search_space.{key}: loguniform needs low > 0, got {values!r}")
-        return cls(key, kind, values)
+        return cls(key, kind, values, when)
 
     def probe_values(self) -> List[Any]:
         """Values that stand for the whole dimension when validating: every grid/choice value, the range ends."""
         if self.kind == "randint":
             return [self.values[0], self.values[1] - 1]
         return list(self.values)
+
+    def active(self, chosen: Dict[str, Any]) -> bool:
+        """Whether this key is searched in a trial whose other searched keys took ``chosen``."""
+        return all(chosen.get(k) in vals for k, vals in self.when.items())
+
+    @property
+    def continuous(self) -> bool:
+        return self.kind in ("uniform", "loguniform")
 
 
 def default_results_dir() -> Path:
@@ -63,9 +80,11 @@ def default_mlflow_uri() -> str:
     return f"sqlite:///{default_results_dir() / 'mlflow.db'}"
 
 
-SCHEDULERS = ("fifo", "asha")
+SCHEDULERS = ("fifo", "asha", "pbt")
+SEARCH_ALGS = ("grid", "random", "optuna", "bohb")
+ONLINE_METRICS = ("online/knn_val", "online/knn_val_embedding", "online/rankme")  # ssl_ray.train.online
+LOSS_METRIC = "train_loss"
 SWEEP_FILE = "ssl_ray_sweep.yaml"  # a sweep's settings, in its directory: what --resume reads
-
 
 
 @dataclass(frozen=True)
@@ -82,14 +101,24 @@ class SweepConfig:
     mlflow_uri: Optional[str] = None  # default: MLFLOW_TRACKING_URI or sqlite under results/
     address: Optional[str] = None  # an existing Ray cluster; None starts a local one
     num_cpus: Optional[int] = None  # for a local Ray: CPUs to offer (None = all cores)
-    # Ray Tune trial scheduler: "fifo" runs every trial to the end; "asha" stops the worse ones early
-    # (ASHA on scheduler_metric, time = epochs). Losses of different objectives or lambdas are not
-    # comparable: use ASHA within one objective setting, over widths, depths or learning rates.
+    # How trials are proposed (Ray Tune search algorithms; ssl_ray/sweep/search.py): "grid" runs the cross
+    # product of the lists, num_samples times, sampling the {choice|uniform|...} keys; "random" samples every
+    # key, lists as choices; "optuna" (TPE, OptunaSearch) and "bohb" (TuneBOHB, with its HyperBandForBOHB
+    # scheduler) propose each trial from the results so far: num_samples is the number of trials.
+    search_alg: str = "grid"
+    search_seed: int = 0  # the random, Optuna and BOHB proposals' seed
+    # How running trials are stopped or changed (Ray Tune trial schedulers; time = epochs): "fifo" runs each
+    # to its end; "asha" stops the worse ones at rungs grace_period x reduction_factor^k; "pbt" (Population
+    # Based Training) every pbt_interval epochs clones the bottom quarter from the top quarter's checkpoints
+    # and perturbs their searched optim.lr and objective coefficients.
     scheduler: str = "fifo"
-    scheduler_metric: str = "train_loss"
-    scheduler_mode: str = "min"
+    # What schedulers and searchers read: an online reading (every epoch; comparable across objectives and
+    # coefficients) or train_loss (within one objective setting only). Mode None: max, min for a loss.
+    scheduler_metric: str = "online/knn_val"
+    scheduler_mode: Optional[str] = None
     asha_grace_period: int = 1
     asha_reduction_factor: float = 2.0
+    pbt_interval: int = 2
     report: bool = True  # write the figures and trial table (ssl-ray report) when the sweep ends
     description: Optional[str] = None  # one line a launcher's --help shows
 
@@ -122,7 +151,13 @@ class SweepConfig:
     # ---- derived
 
     def dims(self) -> List[SearchDim]:
-        return [SearchDim.parse(k, v) for k, v in self.search_space.items()]
+        """The searched keys, the unconditional ones first (a ``when`` names only those)."""
+        dims = [SearchDim.parse(k, v) for k, v in self.search_space.items()]
+        return [d for d in dims if not d.when] + [d for d in dims if d.when]
+
+    def metric_mode(self) -> str:
+        """``scheduler_mode``, or its default: min for a loss, max for everything else."""
+        return self.scheduler_mode or ("min" if self.scheduler_metric.endswith("loss") else "max")
 
     def resolved_storage(self) -> Path:
         return Path(self.storage_path).expanduser().resolve() if self.storage_path else default_results_dir() / "sweeps"
@@ -132,29 +167,66 @@ class SweepConfig:
 
     def trial_configs_for_validation(self) -> List[tuple[Dict[str, Any], Dict[str, Any]]]:
         """``(searched values, full trial config)`` for the cross product of every dimension's
-        representative values applied to the base; just the base when nothing is searched."""
+        representative values applied to the base (a conditional key only where its ``when`` holds; each
+        distinct trial once); just the base when nothing is searched."""
         dims = self.dims()
         base = self.base.to_dict()
         combos = itertools.product(*[d.probe_values() for d in dims]) if dims else [()]
-        out = []
+        out, seen = [], set()
         for combo in combos:
-            cfg = copy.deepcopy(base)
+            chosen: Dict[str, Any] = {}
             for dim, v in zip(dims, combo):
-                set_path(cfg, dim.key, v)
-            out.append(({dim.key: v for dim, v in zip(dims, combo)}, cfg))
+                if dim.active(chosen):
+                    chosen[dim.key] = v
+            key = repr(sorted(chosen.items()))
+            if key in seen:
+                continue
+            seen.add(key)
+            cfg = copy.deepcopy(base)
+            for k, v in chosen.items():
+                set_path(cfg, k, v)
+            out.append((chosen, cfg))
         return out
 
     def replace(self, **changes: Any) -> "SweepConfig":
         return dataclasses.replace(self, **changes)
 
     def trial_list(self) -> List[Dict[str, Any]]:
-        """The trials Ray Tune will run, as ``{key: value}`` of the searched keys: the cross product of the
-        grid keys, repeated ``num_samples`` times; a sampled key reads ``kind[low, high]`` (or its choices)."""
+        """The trials Ray Tune will run, as ``{key: value}`` of the searched keys. ``grid``: the cross product
+        of the grid keys, repeated ``num_samples`` times; a sampled key reads ``kind[low, high]`` (or its
+        choices). The other search algorithms: ``num_samples`` trials, every key sampled (a list as a choice)."""
         dims = self.dims()
-        grid = [d for d in dims if d.kind == "grid"]
-        sampled = {d.key: f"{d.kind}{d.values}" for d in dims if d.kind != "grid"}
+        grid = [d for d in dims if d.kind == "grid" and self.search_alg == "grid"]
+
+        def sampled(d: SearchDim) -> str:
+            kind = "choice" if d.kind == "grid" else d.kind
+            cond = " when " + ", ".join(f"{k} in {v}" for k, v in d.when.items()) if d.when else ""
+            return f"{kind}{d.values}{cond}"
+
+        rest = {d.key: sampled(d) for d in dims if d not in grid}
         out = []
         for _ in range(self.num_samples):
             for combo in itertools.product(*[d.values for d in grid]) if grid else [()]:
-                out.append({**{d.key: v for d, v in zip(grid, combo)}, **sampled})
+                out.append({**{d.key: v for d, v in zip(grid, combo)}, **rest})
         return out
+
+
+def resolve_trial(config: Dict[str, Any], dims: List[SearchDim], base: Dict[str, Any]) -> Dict[str, Any]:
+    """A trial's config as it runs: a conditional key whose ``when`` does not hold in this trial takes the
+    base's value (or is left out where the base has none), whatever the search algorithm proposed for it;
+    numbers a searcher hands back as numpy scalars become plain Python numbers."""
+    out = copy.deepcopy(config)
+    chosen: Dict[str, Any] = {}
+    for d in dims:
+        section, name = d.key.split(".")
+        value = out.get(section, {}).get(name)
+        if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+            value = value.item()
+            out[section][name] = value
+        if d.active(chosen):
+            chosen[d.key] = value
+        elif name in base.get(section, {}):
+            out[section][name] = copy.deepcopy(base[section][name])
+        else:
+            out.get(section, {}).pop(name, None)
+    return out

@@ -104,13 +104,25 @@ def _take(ds, idx: np.ndarray):
     return FileDataset([ds.paths[i] for i in idx], ds.labels[t], sup, ds.num_classes, ds.num_superclasses, ds.class_names)
 
 
-def _subset(ds, limit: int, seed: int, image_size: int) -> Tuple[ArrayDataset, Optional[np.ndarray]]:
-    """At most ``limit`` samples (seeded, in dataset order) as an in-memory dataset, and their indices."""
-    idx = None
-    if len(ds) > limit:
-        idx = np.sort(np.random.default_rng(seed).choice(len(ds), size=limit, replace=False))
-        ds = _take(ds, idx)
-    return ds.to_array(image_size), idx
+def subset_index(n: int, limit: int, seed: int) -> Optional[np.ndarray]:
+    """The rows (seeded, in dataset order) of a set of ``n`` samples cut to ``limit``; None: all of them."""
+    if n <= limit:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def take(ds, idx: Optional[np.ndarray], image_size: int) -> ArrayDataset:
+    """The samples ``idx`` (None: all) of an array or file dataset, in memory at ``image_size``."""
+    return (ds if idx is None else _take(ds, idx)).to_array(image_size)
+
+
+def clean_fit_val_rows(cfg: ExperimentConfig, train) -> Tuple[Optional[np.ndarray], np.ndarray, np.ndarray]:
+    """``(subset, fit, val)`` of the clean train split: the probe's seeded subsample of the full split
+    (:func:`subset_index`) and its stratified (fit, validation) rows, indexed within that subsample."""
+    p = cfg.probe
+    idx = subset_index(len(train), p.max_train_images, p.seed)
+    labels = train.labels.numpy() if idx is None else train.labels[torch.from_numpy(idx)].numpy()
+    return (idx, *stratified_split(labels, p.val_fraction, p.seed))
 
 
 def resolve_targets(cfg: ExperimentConfig, has_superclasses: bool) -> List[str]:
@@ -130,8 +142,9 @@ def build_probe_data(cfg: ExperimentConfig) -> ProbeData:
     d, p = cfg.data, cfg.probe
     full_train = load_dataset(d.dataset, "train", d.image_size, d.data_root, d.superclass_map)
     full_test = load_dataset(d.dataset, "test", d.image_size, d.data_root, d.superclass_map)
-    train, tr_idx = _subset(full_train, p.max_train_images, p.seed, d.image_size)
-    test, te_idx = _subset(full_test, p.max_test_images, p.seed + 1, d.image_size)
+    tr_idx, *split = clean_fit_val_rows(cfg, full_train)
+    te_idx = subset_index(len(full_test), p.max_test_images, p.seed + 1)
+    train, test = take(full_train, tr_idx, d.image_size), take(full_test, te_idx, d.image_size)
     targets = resolve_targets(cfg, train.superclasses is not None)
     bank = None
     if needs_bank(targets):
@@ -142,7 +155,6 @@ def build_probe_data(cfg: ExperimentConfig) -> ProbeData:
         if bank.train.shape[1] != len(full_train) or bank.test.shape[1] != len(full_test):
             raise ConfigError(f"target bank {p.target_bank}: made for {bank.train.shape[1]}/{bank.test.shape[1]} "
                               f"train/test images, but {d.dataset} has {len(full_train)}/{len(full_test)}")
-    split = stratified_split(train.labels.numpy(), p.val_fraction, p.seed)
     clean = clean_targets(targets, train, test, p.seed, *split, bank=bank, train_index=tr_idx, test_index=te_idx)
     n_s, a_tr, a_te, aug = sample_settings(cfg)
     if "sample" in targets:
@@ -152,7 +164,7 @@ def build_probe_data(cfg: ExperimentConfig) -> ProbeData:
     else:
         sample_images = torch.empty(0, 3, d.image_size, d.image_size, dtype=torch.uint8)
     return ProbeData(train, test, sample_images, a_tr, a_te, build_augment(aug, d.image_size), targets, clean, p.seed,
-                     split, p.val_fraction, tr_idx, te_idx)
+                     tuple(split), p.val_fraction, tr_idx, te_idx)
 
 
 def clean_inputs(data: ProbeData, batch_size: int = 512) -> Tuple[torch.Tensor, torch.Tensor]:

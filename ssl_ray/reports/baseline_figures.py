@@ -97,7 +97,10 @@ def above_pixels(data: SweepData) -> Figure:
 def _trial_values(data: SweepData, trial_ids: List[str], layer: str, metric: str) -> pd.DataFrame:
     p = data.probes
     rows = p[p.trial_id.isin(trial_ids) & (p.layer == layer) & (p.metric == metric)]
-    return rows.pivot_table(index=["trial_id", "epoch"], values="value").value if len(rows) else pd.Series(dtype=float)
+    if len(rows):
+        return rows.pivot_table(index=["trial_id", "epoch"], values="value").value
+    empty = pd.MultiIndex.from_arrays([[], []], names=["trial_id", "epoch"])  # groupby(level=...) works on it
+    return pd.Series(dtype=float, index=empty)
 
 
 def mine_points(data: SweepData, trial_ids: List[str], layer: str) -> Tuple[pd.DataFrame, int]:

@@ -1,7 +1,7 @@
 """``ssl-ray report``: a sweep's figures and comparison table, written to ``results/<experiment>/`` and
 logged as artifacts (``report/``) of the sweep's parent MLflow run. Every sweep writes one at its end.
 
-Files: ``fig1_ncc.png`` .. ``fig11_information.png`` (``FIGURES``), ``trials.md`` (one row per
+Files: ``fig1_ncc.png`` .. ``fig12_label_free.png`` (``FIGURES``), ``trials.md`` (one row per
 configuration, mean ± std over seeds) and ``trials.csv`` (one row per trial), and ``README.md``: what
 produced them (the sweep's command and commit, as tagged on its parent run), how the layer and the best
 configuration were chosen (on validation data), how many seeds stand behind each number, and what each
@@ -20,6 +20,7 @@ from ssl_ray.errors import ConfigError
 from ssl_ray.reports import baseline_figures as B
 from ssl_ray.reports import figures as F
 from ssl_ray.reports.findings import information_findings, randomness_findings
+from ssl_ray.reports.label_free import label_free_figure, label_free_findings
 from ssl_ray.provenance import git_commit
 from ssl_ray.tracking import TAG_COMMAND, TAG_COMMIT
 from ssl_ray.uris import mask_uri
@@ -46,6 +47,8 @@ FIGURES: Dict[str, str] = {
                           "first and last checkpoint",
     "fig11_information": "the exact information about the input that survives noise, per layer over training, with "
                          "MINE's estimate where it is reliable",
+    "fig12_label_free": "label-free selection: RankMe and the eigenspectrum decay α of each usable trial's representation "
+                        "against its class validation accuracy, with Spearman's ρ; the labeled and label-free choices ringed",
 }
 
 
@@ -106,6 +109,7 @@ def write_report(target: str, uri: Optional[str] = None, out_dir: Optional[str] 
         "fig9_semantic_over_random": lambda: F.semantic_over_random(data, layer),
         "fig10_above_pixels": lambda: B.above_pixels(data),
         "fig11_information": lambda: B.information_over_training(data),
+        "fig12_label_free": lambda: label_free_figure(data, sel),
     }
     for i, (stem, make) in enumerate(makers.items(), 1):
         fig = make()
@@ -160,7 +164,7 @@ def _readme(data: SweepData, rep: Report, table_md: str) -> str:
               "The sweep summary and these tables use the same rule (`ssl_ray.reports.selection`). `trials.csv` has "
               "one row per trial.", "",
               *([line, ""] if line else []), table_md, *randomness_findings(data, sel),
-              *information_findings(data, sel), "## Figures", ""]
+              *information_findings(data, sel), *label_free_findings(data, sel), "## Figures", ""]
     for stem, caption in FIGURES.items():
         lines += [f"### {stem}: {caption}", "", f"![{caption}]({stem}.png)", ""]
     return "\n".join(lines)

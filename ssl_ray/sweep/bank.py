@@ -57,7 +57,7 @@ def bank_config(base: ExperimentConfig, cpus: Optional[float] = None) -> Experim
     before the trials); each worker takes its share, never less than a trial's worker."""
     d = copy.deepcopy(base.to_dict())
     epochs = base.probe.bank_epochs
-    d["train"].update(mode="supervised", epochs=epochs, checkpoint_epochs=list(range(epochs + 1)), resume_every=1,
+    d["train"].update(mode="supervised", online_every=0, epochs=epochs, checkpoint_epochs=list(range(epochs + 1)), resume_every=1,
                       init_checkpoint=None, seed=bank_seed(base))
     if cpus is not None:
         d["train"]["cpus_per_worker"] = max(base.train.cpus_per_worker, float(cpus // base.train.workers))

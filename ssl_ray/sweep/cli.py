@@ -39,8 +39,12 @@ SWEEP_FLAGS: List[Tuple[str, str, type, str]] = [
     ("--name", "name", str, "sweep name: the MLflow experiment and the sweep directory"),
     ("--num-samples", "num_samples", int, "Tune num_samples (repeats of the grid)"),
     ("--max-concurrent-trials", "max_concurrent_trials", int, "at most this many trials at once"),
-    ("--scheduler", "scheduler", str, "Ray Tune trial scheduler: fifo (every trial runs to the end) or asha "
-                                      "(stops worse trials early on scheduler_metric)"),
+    ("--search-alg", "search_alg", str, "how trials are proposed: grid, random, optuna (TPE) or bohb (with "
+                                        "HyperBandForBOHB); optuna/bohb: num_samples = trials"),
+    ("--scheduler", "scheduler", str, "Ray Tune trial scheduler: fifo (every trial runs to the end), asha (stops "
+                                      "worse trials early) or pbt (population based training)"),
+    ("--scheduler-metric", "scheduler_metric", str, "what schedulers and searchers read (default online/knn_val; "
+                                                    "train_loss within one objective setting)"),
     ("--address", "address", str, "connect to an existing Ray cluster (e.g. 'auto' or ray://host:10001)"),
     ("--num-cpus", "num_cpus", int, "CPUs for a local Ray instance (all cores when unset)"),
     ("--mlflow-uri", "mlflow_uri", str, "MLflow tracking URI ($MLFLOW_TRACKING_URI or sqlite under results/ when unset)"),
@@ -223,11 +227,16 @@ def print_config(cfg: SweepConfig, stream) -> None:
     for line in known_names():
         print(f"# {line}", file=stream)
 
-    names = dict.fromkeys([cfg.base.objective.name, *(cfg.search_space.get("objective.name") or [])])
+    searched = [v for d in cfg.dims() if d.key == "objective.name" for v in d.values]
+    names = dict.fromkeys([cfg.base.objective.name, *searched])
     for name in (n for n in names if isinstance(n, str) and n in OBJECTIVES):
         print(f"# objective {name}: defaults {OBJECTIVES.get(name).hparams()} (a value above or searched wins)", file=stream)
     trials = cfg.trial_list()
-    print(f"# trials: {len(trials)}", file=stream)
+    if cfg.search_alg != "grid" and len(trials) > 1:  # every trial is a proposal from the same space
+        print(f"# trials: {len(trials)}, each proposed by {cfg.search_alg} search from", file=stream)
+        trials = trials[:1]
+    else:
+        print(f"# trials: {len(trials)}", file=stream)
     print(dump_yaml({"trials": trials}, flow=True).rstrip() if cfg.search_space else "trials: [{}]  # the base alone",
           file=stream)
 

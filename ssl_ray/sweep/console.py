@@ -1,12 +1,12 @@
 """What a sweep prints while it runs: one line per trial event, instead of Ray Tune's tables.
 
     [trial 3c2a1_00001] lam=25 width=16: started (2/4)
-    [trial 3c2a1_00001] lam=25 width=16: epoch 8/20, loss 21.37
+    [trial 3c2a1_00001] lam=25 width=16: epoch 8/20, loss 21.37, kNN val 0.912, RankMe 41.2
     [trial 3c2a1_00001] lam=25 width=16: finished, MLflow run 0f3e... ; probes queued
     [trial 3c2a1_00002] lam=10 width=32: waiting 60 s for its training workers (Ray has 0.0 of 2 CPUs free)
 
-Epoch lines appear at the checkpoints the probes read (0, 1, 2, 4, 8, ... and the last), so a 20-epoch
-trial prints a handful. A trial that has not reported for a minute says what it waits for.
+An epoch line appears at every epoch with online readings (``train.online_every``), or, with them off, at
+the checkpoints the probes read (1, 2, 4, 8, ... and the last). A trial that has not reported for a minute says what it waits for.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from ray import tune
 
 from ssl_ray.config import get_path
 from ssl_ray.sweep.trial import trial_label
+from ssl_ray.train.online import KNN, RANKME
 
 WAIT_NOTE_S = 60.0
+ONLINE_SHOWN = ((KNN, "kNN val"), (RANKME, "RankMe"))
 
 
 class ConsoleCallback(tune.Callback):
@@ -40,17 +42,22 @@ class ConsoleCallback(tune.Callback):
         print(f"[trial {trial.trial_id}] {label + ': ' if label else ''}{text}", file=self.stream or sys.stdout, flush=True)
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.count += 1
+        again = trial.trial_id in self.started  # PBT restarts a trial from another's checkpoint
+        self.count += 0 if again else 1
         self.started[trial.trial_id] = self.last_report[trial.trial_id] = time.time()
-        self._say(trial, f"started ({self.count}/{self.total})")
+        self._say(trial, "restarts from a checkpoint (a PBT exploit, a pause or a resume)" if again
+                  else f"started ({self.count}/{self.total})")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.last_report[trial.trial_id] = time.time()
         epoch, epochs = result.get("epoch"), get_path(trial.config, "train.epochs")
-        if epoch is None or not result.get("probed", 0) or epoch == 0:
+        online = [(name, result[key]) for key, name in ONLINE_SHOWN if isinstance(result.get(key), float)]
+        final = "checkpoints" in result  # the trial function's closing report repeats the last epoch's numbers
+        if epoch is None or epoch == 0 or final or not (result.get("probed", 0) or online):
             return
         loss = result.get("train_loss")
-        self._say(trial, f"epoch {epoch}/{epochs}" + (f", loss {loss:.4g}" if isinstance(loss, float) else ""))
+        parts = [f"epoch {epoch}/{epochs}"] + ([f"loss {loss:.4g}"] if isinstance(loss, float) else [])
+        self._say(trial, ", ".join(parts + [f"{name} {v:.3g}" for name, v in online]))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         r = trial.last_result or {}

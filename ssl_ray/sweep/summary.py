@@ -47,6 +47,7 @@ def print_summary(out: dict, cfg: SweepConfig, stream=None, data=None) -> None:
     if data is None:
         print("(no probe results to summarize)", file=stream)
     else:
+        from ssl_ray.reports.label_free import label_free_line
         from ssl_ray.reports.selection import select
         from ssl_ray.reports.tables import headline
 
@@ -60,6 +61,7 @@ def print_summary(out: dict, cfg: SweepConfig, stream=None, data=None) -> None:
         line = headline(data, sel)
         if line:
             print(textwrap.fill(line, width=WIDTH, subsequent_indent="  "), file=stream)
+        print(textwrap.fill(label_free_line(data, sel), width=WIDTH, subsequent_indent="  "), file=stream)
         print("\ntrials (MLflow run ids):", file=stream)
         for t in data.trials:
             print(f"  {t.trial_id}  {t.label}  {t.status}  run {t.run_id}", file=stream)

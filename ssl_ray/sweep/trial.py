@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import ray.train
 from ray import tune
@@ -23,11 +23,13 @@ from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from ssl_ray.checkpoints import TRAIN_DIR, trial_dir
-from ssl_ray.config import ExperimentConfig, flatten, get_path
-from ssl_ray.sweep import environment
+from ssl_ray.config import ExperimentConfig, flatten
+from ssl_ray.config.sweep import resolve_trial
+from ssl_ray.sweep import environment, lineage
 from ssl_ray.tracking import (HEALTH_STOPS, TAG_STATUS, TAG_STOP_REASON, TAG_TRIAL_DIR, TrialStatus, client,
                               get_or_create_trial_run)
 from ssl_ray.train.loop import train_loop_per_worker
+from ssl_ray.train.online import ONLINE
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class SweepContext:
     mlflow_uri: str
     parent_run_id: str
     varied_keys: tuple = ()  # the searched keys that take more than one value: what names a trial
+    dims: tuple = ()  # the sweep's SearchDims (their conditions), and its base config: resolve_trial's inputs
+    base: Optional[Dict[str, Any]] = None
+    lineage: bool = False  # PBT: trials continue from each other's checkpoints (ssl_ray/sweep/lineage.py)
 
 
 def trial_label(config: Dict[str, Any], keys: tuple) -> str:
@@ -45,12 +50,16 @@ def trial_label(config: Dict[str, Any], keys: tuple) -> str:
     ``objective``)."""
     parts = []
     for k in keys:
-        v = get_path(config, k)
+        section, name = k.split(".")
+        if name not in config.get(section, {}):  # a conditional key this trial does not search
+            continue
+        v = config[section][name]
         parts.append(f"{k.split('.')[-1]}={v:g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}")
     return " ".join(parts)
 
 
 def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
+    config = resolve_trial(config, list(ctx.dims), ctx.base or {})
     exp = ExperimentConfig.from_dict(config)  # validated at the edge, with the whole search space
     tctx = tune.get_context()
     trial_id = tctx.get_trial_id()
@@ -62,20 +71,29 @@ def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
     c.set_tag(run_id, TAG_STATUS, TrialStatus.RUNNING.value)
     t = exp.train
     environment.apply()
+    start = lineage.start_point(trial_id, tune.get_checkpoint()) if ctx.lineage else lineage.StartPoint(trial_id)
+    if start.donor is not None:
+        record_exploit(c, run_id, start.donor, ctx)
+    queue = lineage.Queue(maxsize=1, actor_options={"num_cpus": 0}) if ctx.lineage else None
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"experiment": config, "mlflow_uri": ctx.mlflow_uri, "mlflow_run_id": run_id},
+        train_loop_config={"experiment": config, "mlflow_uri": ctx.mlflow_uri, "mlflow_run_id": run_id,
+                           "start_from": start.donor["path"] if start.donor else None},
         scaling_config=scaling_config(t),
         run_config=ray.train.RunConfig(
-            name=trial_id,
+            name=start.train_run,
             storage_path=str(Path(ctx.sweep_dir) / TRAIN_DIR),
-            callbacks=[TuneReportCallback()],
+            callbacks=[lineage.ForwardToTune(queue) if queue is not None else TuneReportCallback()],
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None),
             failure_config=ray.train.FailureConfig(max_failures=t.max_failures),
         ),
     )
+    if start.train_run != trial_id:
+        c.set_tag(run_id, TAG_TRIAL_DIR, str(Path(ctx.sweep_dir) / TRAIN_DIR / start.train_run))
     try:
-        result = trainer.fit()
+        result = lineage.fit_reporting(trainer, queue, trial_id, start.train_run) if queue is not None else trainer.fit()
+    except SystemExit:  # Tune ended this run of the trial function to pause it (PBT's exploit): not an error
+        raise
     except BaseException as e:
         c.set_tag(run_id, TAG_STATUS, TrialStatus.ERRORED.value)
         c.set_tag(run_id, TAG_STOP_REASON, f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"[:4000])
@@ -88,6 +106,7 @@ def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
         {
             "epoch": final.get("epoch", t.epochs),
             "train_loss": final.get("train_loss", float("nan")),
+            **last_online(final, c, run_id),  # what the searcher and the scheduler read of a finished trial
             "checkpoints": json.dumps(probed_checkpoints(result.best_checkpoints or [])),
             "mlflow_run_id": run_id,
             "trial_label": label,
@@ -95,6 +114,26 @@ def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
             "stop_reason": tags.get(TAG_STOP_REASON, "") if status != TrialStatus.FINISHED else "",
         }
     )
+
+
+def last_online(final: Dict[str, Any], c, run_id: str) -> Dict[str, float]:
+    """The online readings of the trial's last epoch: from its last report, or, when this run of the trial
+    function reported nothing (it restarted at its last epoch: a PBT pause, a resume), from its MLflow run."""
+    got = {k: v for k, v in final.items() if k.startswith(ONLINE)}
+    return got or {k: v for k, v in c.get_run(run_id).data.metrics.items() if k.startswith(ONLINE)}
+
+
+def record_exploit(c, run_id: str, donor: Dict[str, Any], ctx: SweepContext) -> None:
+    """Tag a trial that PBT continues from another trial's checkpoint: its parent, and the whole lineage."""
+    from ssl_ray.tracking import TAG_PBT_LINEAGE, TAG_PBT_PARENT, find_trial_run
+
+    donor_run = find_trial_run(ctx.mlflow_uri, ctx.parent_run_id, donor["trial_id"]) or "?"
+    step = f"epoch {int(donor['epoch'])} from {donor['trial_id']} ({donor_run})"
+    before = c.get_run(run_id).data.tags.get(TAG_PBT_LINEAGE)
+    if before and before.split("; ")[-1] == step:  # the same exploit, started again (a sweep resume)
+        return
+    c.set_tag(run_id, TAG_PBT_PARENT, donor["trial_id"])
+    c.set_tag(run_id, TAG_PBT_LINEAGE, (f"{before}; " if before else "") + step)
 
 
 def record_end(c, run_id: str) -> TrialStatus:

@@ -25,6 +25,7 @@ from ssl_ray.sweep import environment
 from ssl_ray.sweep.console import ConsoleCallback
 from ssl_ray.sweep.callbacks import ProbeOnCompleteCallback, attach_fanout, submit_missing, trial_checkpoints
 from ssl_ray.sweep.space import param_space
+from ssl_ray.sweep.search import describe, search_algorithm, trial_scheduler
 from ssl_ray.sweep.trial import SweepContext, run_trial
 from ssl_ray.provenance import git_commit
 from ssl_ray.tracking import TAG_COMMAND, TAG_COMMIT, TAG_PROBE_STATUS, client, get_or_create_parent_run
@@ -58,22 +59,12 @@ def default_concurrency(cfg: SweepConfig) -> Optional[int]:
     return max(1, int(total // per_trial))
 
 
-def scheduler(cfg: SweepConfig):
-    """The Tune trial scheduler: FIFO, or ASHA with time measured in epochs."""
-    if cfg.scheduler == "fifo":
-        return tune.schedulers.FIFOScheduler()
-    return tune.schedulers.ASHAScheduler(
-        # max_t past the last epoch: a trial that is not stopped early ends by itself, through its trial
-        # function's final report, rather than being stopped at its last epoch
-        time_attr="epoch", metric=cfg.scheduler_metric, mode=cfg.scheduler_mode, max_t=cfg.base.train.epochs + 1,
-        grace_period=cfg.asha_grace_period, reduction_factor=cfg.asha_reduction_factor)
-
-
 def parent_params(cfg: SweepConfig) -> dict:
     """The sweep run's params: ``search.<key>`` = what is searched, ``base.<key>`` = every other base value
-    (a searched key's base value never runs: it reads ``searched``)."""
+    (a searched key's base value never runs: it reads ``searched``), and how it searches: ``search_alg``,
+    ``scheduler``, ``scheduler_metric``, ``scheduler_mode``, ``search_seed``."""
     base = {f"base.{k}": "searched" if k in cfg.search_space else v for k, v in flatten(cfg.base.to_dict()).items()}
-    return {**base, **{f"search.{k}": json.dumps(v) for k, v in cfg.search_space.items()}}
+    return {**base, **{f"search.{k}": json.dumps(v) for k, v in cfg.search_space.items()}, **describe(cfg)}
 
 
 def varied_keys(cfg: SweepConfig) -> tuple:
@@ -122,7 +113,8 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
     bank = ensure_target_bank(cfg, sweep_dir, uri, parent, progress_stream)
     if bank is not None:  # every trial's probes read the same bank
         cfg = cfg.replace(base=cfg.base.replace(probe={"target_bank": bank}))
-    ctx = SweepContext(str(sweep_dir), uri, parent, varied_keys(cfg))
+    ctx = SweepContext(str(sweep_dir), uri, parent, varied_keys(cfg), tuple(cfg.dims()), cfg.base.to_dict(),
+                       lineage=cfg.scheduler == "pbt")
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": TRIAL_DRIVER_CPUS})  # it only drives a TorchTrainer
     fanout = ProbeFanout.from_config(uri, cfg.base.probe)
     if resume_dir:
@@ -139,7 +131,8 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
                 num_samples=cfg.num_samples,
                 max_concurrent_trials=concurrency,
                 trial_dirname_creator=lambda trial: trial.trial_id,
-                scheduler=scheduler(cfg),
+                search_alg=search_algorithm(cfg),
+                scheduler=trial_scheduler(cfg),
             ),
             run_config=tune.RunConfig(
                 name=sweep_dir.name,

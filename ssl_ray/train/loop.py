@@ -5,6 +5,7 @@
     for epoch in start..epochs:
         metrics = train_epoch(run)   one pass over the data; the epoch's mean loss and terms
         stop = verdict(...)          a non-finite loss or collapsed embedding ends the run
+        online(epoch)                rank 0's kNN accuracy and RankMe (ssl_ray.train.online), when due
         report(run, epoch, ...)      MLflow (rank 0) and ray.train.report, with a checkpoint when kept
 
 State leaves a worker only through ``ray.train.report(metrics, checkpoint=...)`` (uploaded in the
@@ -12,7 +13,8 @@ background, in order) and comes back only through ``ray.train.get_checkpoint()``
 (``ssl_ray.train.state``) is written at every epoch the probes read (epoch 0 is the initialization) and
 every ``train.resume_every`` epochs, so a restarted worker group loses at most that much work; the
 ``probed`` flag in the report tells them apart. Rank 0 logs ``train/loss``, ``train/<term>`` and
-``train/embedding_std`` to the trial's MLflow run, with step = epoch; a stopped run gets ``status`` and
+``train/embedding_std`` and the online readings (``online/knn_val``, ``online/rankme``, ...) to the trial's
+MLflow run, with step = epoch; a stopped run gets ``status`` and
 ``stop_reason`` in its last report and as MLflow tags.
 """
 
@@ -41,7 +43,8 @@ from ssl_ray.faults import maybe_fail
 from ssl_ray.models.build import model_from_config
 from ssl_ray.objectives import build_objective
 from ssl_ray.train.health import EpochHealth, verdict
-from ssl_ray.train.optim import build_optimizer, build_scheduler
+from ssl_ray.train.online import ONLINE, OnlineReader, read_due
+from ssl_ray.train.optim import build_optimizer, build_scheduler, rescale_lr
 from ssl_ray.train.precision import Precision, prepare_module, resolve
 from ssl_ray.train.state import resume_state, save_state, set_rng_state
 from ssl_ray.train.steps import ema_update, ssl_step, supervised_step, unwrap
@@ -104,6 +107,10 @@ def restore(run: Run, checkpoint) -> int:
         run.model.load_state_dict(state["model"])
         run.optimizer.load_state_dict(state["optimizer"])
         run.scheduler.load_state_dict(state["scheduler"])
+        saved_lr = float(state["config"]["optim"]["lr"])
+        if saved_lr != run.cfg.optim.lr:  # a checkpoint of another trial (PBT), trained at another lr
+            rescale_lr(run.optimizer, run.scheduler, run.cfg.optim.lr / saved_lr)
+            run.tags[tk.TAG_LR_FROM] = f"{saved_lr:g} -> {run.cfg.optim.lr:g}"
         set_rng_state(state["rng"])
     elif t.init_checkpoint:
         run.model.load_state_dict(load_state(t.init_checkpoint)["model"])
@@ -174,7 +181,9 @@ class Reporter:
         r = self.run
         if self.writer is not None and metrics:
             self.writer.log(metrics, step=epoch)
-        payload = {"epoch": epoch, "probed": int(epoch in self.probed), **{k.replace("/", "_"): v for k, v in metrics.items()}}
+        # train/<x> reaches Tune as train_<x>; online/<x> keeps its name, which schedulers and searchers read
+        payload = {"epoch": epoch, "probed": int(epoch in self.probed),
+                   **{k if k.startswith(ONLINE) else k.replace("/", "_"): v for k, v in metrics.items()}}
         if stop is not None:  # no checkpoint of a diverged or collapsed state
             status = tk.TrialStatus(stop[0]).value
             payload.update(status=status, stop_reason=stop[1])
@@ -196,15 +205,26 @@ class Reporter:
 
 def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
     """``loop_config``: ``experiment`` (the validated, normalized config as a dict), ``mlflow_uri``,
-    ``mlflow_run_id``."""
+    ``mlflow_run_id``, and ``start_from``: a checkpoint to continue from when Ray Train has none of this run."""
     ctx = ray.train.get_context()
     cfg = ExperimentConfig.from_dict(loop_config["experiment"])
     run = build(cfg, ctx.get_world_rank(), ctx.get_world_size(), ray.train.torch.get_device())
-    start = restore(run, ray.train.get_checkpoint())
+    start = restore(run, ray.train.get_checkpoint() or _start_from(loop_config.get("start_from")))
     report = Reporter(run, loop_config.get("mlflow_uri"), loop_config.get("mlflow_run_id"))
     report.start(_gather_node_ids(run.world), _backend(run.world))
+    t = cfg.train
+    reader = OnlineReader.from_config(cfg) if run.rank == 0 and t.online_every > 0 else None
+
+    def online(epoch: int) -> Dict[str, float]:
+        """Rank 0's online readings at the epochs they are due (the other ranks report none)."""
+        if reader is None or not read_due(epoch, t.online_every, t.epochs):
+            return {}
+        t0 = time.perf_counter()
+        readings = reader(unwrap(run.model), run.device, run.precision.amp)
+        return {**readings, ONLINE + "seconds": time.perf_counter() - t0}
+
     if start == 0:
-        report(0, {})  # the initialization
+        report(0, online(0))  # the initialization
         start = 1
     # Throughput: each epoch's window runs from the end of the previous epoch's steps, so it includes
     # that epoch's report, checkpoint and MLflow write.
@@ -213,14 +233,21 @@ def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
         metrics, health, images = train_epoch(run, epoch)  # the float() of the means waits for the last step
         now = time.perf_counter()
         metrics[tk.TRAIN + "images_per_s"] = images * run.world / (now - mark)  # every rank runs the same count
+        metrics[tk.TRAIN + "epoch_s"] = now - mark
         mark = now
         metrics[tk.TRAIN + "lr"] = run.scheduler.get_last_lr()[0]
         nonfinite, std_sum, steps = _agree([health.nonfinite_steps, health.std_sum, health.steps], run.world, run.device)
         metrics[tk.TRAIN + "embedding_std"] = std_sum / max(steps, 1)
         stop = verdict(int(nonfinite), metrics[tk.TRAIN + "embedding_std"], cfg.train.collapse_std, epoch)
+        metrics.update(online(epoch))
         report(epoch, metrics, stop)
         if stop is not None:
             return
+
+
+def _start_from(path: Optional[str]):
+    """Another run's checkpoint this run starts from, full state (PBT's exploit: ssl_ray/sweep/lineage.py)."""
+    return ray.train.Checkpoint(path) if path else None
 
 
 def _agree(values: list[float], world: int, device) -> list[float]:

@@ -82,3 +82,14 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
 
 def build_scheduler(opt: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, warmup_steps, total_steps))
+
+
+def rescale_lr(optimizer: torch.optim.Optimizer, scheduler, factor: float) -> None:
+    """Multiply the learning rate of a restored optimizer and its schedule by ``factor``: a trial that continues
+    from a checkpoint trained at another ``optim.lr`` (PBT's exploit and perturb) trains at its own, on the
+    same warm-up/cosine position."""
+    scheduler.base_lrs = [b * factor for b in scheduler.base_lrs]
+    for group in optimizer.param_groups:
+        group["lr"] *= factor
+        if "initial_lr" in group:
+            group["initial_lr"] *= factor

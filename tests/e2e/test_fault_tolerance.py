@@ -320,7 +320,7 @@ def test_report_is_written_with_light_probes_and_a_diverged_trial(sweep):
     import csv
     import re
 
-    m = re.search(r"^report: 14 files in (\S+) ", sweep["out"].stdout, re.M)
+    m = re.search(r"^report: 15 files in (\S+) ", sweep["out"].stdout, re.M)
     assert m, sweep["out"].stdout[-2000:]
     assert Path(m.group(1)) == sweep["clone"] / "results" / NAME
     with open(os.path.join(m.group(1), "trials.csv")) as f:

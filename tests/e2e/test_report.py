@@ -77,12 +77,12 @@ def test_report_writes_figures_table_and_artifacts(tiny_http):
     """Acceptance 2: every figure a valid PNG of real size, logged to the parent run; one table row per trial,
     one Markdown row per configuration with its N."""
     tmp, base, sweep_proc, env = tiny_http
-    assert "report: 14 files in " + str(tmp / "results" / "tiny") in sweep_proc.stdout  # written at the sweep's end
+    assert "report: 15 files in " + str(tmp / "results" / "tiny") in sweep_proc.stdout  # written at the sweep's end
     out = tmp / "report"
     proc = subprocess.run([PY, "-m", "ssl_ray.cli", "report", str(tmp / "sweeps" / "tiny"), "--out", str(out)],
                           capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "[report] 11/11 figures" in proc.stderr  # the progress display
+    assert "[report] 12/12 figures" in proc.stderr  # the progress display
     for stem in FIGURES:
         w, h, size = png_size(out / f"{stem}.png")
         assert w >= 600 and h >= 300 and size > 20_000, (stem, w, h, size)

@@ -203,8 +203,8 @@ def test_summary_table_printed(tiny_http):
     assert all(f"run {ch.info.run_id}" in table for ch in children)
     assert f"browse in MLflow: {uri}  (experiment 'tiny')" in out  # a server: its address (a SQLite store: test_fault_tolerance)
     # the report is written although epoch 2's probes gave up: it shows what MLflow holds
-    assert "report: 14 files in " in out and "report not written" not in out
-    readme = out.split("report: 14 files in ")[1].split()[0]
+    assert "report: 15 files in " in out and "report not written" not in out
+    readme = out.split("report: 15 files in ")[1].split()[0]
     from pathlib import Path
 
     assert "**one seed per configuration**: no error bars" in (Path(readme) / "README.md").read_text()

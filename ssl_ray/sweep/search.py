@@ -9,9 +9,10 @@ bohb       ``TuneBOHB`` (Falkner et al. 2018): TPE-like proposals per budget, wi
 fifo       every trial runs to its end
 asha       ``ASHAScheduler`` (Li et al. 2020): stops a trial at a rung (grace period x reduction factor^k
            epochs) when it is not in the top 1/reduction_factor of the trials that reached that rung
-pbt        ``PopulationBasedTraining`` (Jaderberg et al. 2017): every ``pbt_interval`` epochs, a trial in the
-           bottom quarter continues from a top-quarter trial's checkpoint, its searched ``optim.lr`` and
-           objective coefficients perturbed (ssl_ray/sweep/lineage.py carries the weights across)
+pbt        ``PopulationBasedTraining`` (Jaderberg et al. 2017), synchronous: every ``pbt_interval`` epochs,
+           once every trial has reached it, a trial in the bottom quarter continues from a top-quarter
+           trial's checkpoint, its searched ``optim.lr`` and objective coefficients perturbed
+           (ssl_ray/sweep/lineage.py carries the weights across)
 =========  ===============================================================================================
 
 Time is the epoch; schedulers and searchers read ``scheduler_metric``, an online reading by default
@@ -66,7 +67,7 @@ def trial_scheduler(cfg: SweepConfig):
     if cfg.scheduler == "pbt":
         return tune.schedulers.PopulationBasedTraining(
             time_attr="epoch", metric=metric, mode=mode, perturbation_interval=cfg.pbt_interval,
-            hyperparam_mutations=pbt_mutations(pbt_keys(cfg)), quantile_fraction=0.25, synch=False)
+            hyperparam_mutations=pbt_mutations(pbt_keys(cfg)), quantile_fraction=0.25, synch=True)
     return tune.schedulers.FIFOScheduler()
 
 

@@ -53,8 +53,8 @@ def trial_label(config: Dict[str, Any], keys: tuple) -> str:
         section, name = k.split(".")
         if name not in config.get(section, {}):  # a conditional key this trial does not search
             continue
-        v = config[section][name]
-        parts.append(f"{k.split('.')[-1]}={v:g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}")
+        v, short = config[section][name], section if k == "objective.name" else name
+        parts.append(f"{short}={v:g}" if isinstance(v, float) else f"{short}={v}")
     return " ".join(parts)
 
 

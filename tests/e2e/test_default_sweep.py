@@ -10,7 +10,8 @@ reverse-engineering study found, within 15 minutes on 2 CPU cores.
   sample-level NCC test accuracy (images told apart across their augmentations) is near 1;
 * the report (every figure and the trial table) is written to results/vicreg_digits/;
 * the probes and the report after the last trial take at most 0.75 times as long as the bank and the trials;
-* every target has its pixel baseline, and MINE its reliability flag next to the exact information.
+* every target has its pixel baseline, and MINE its reliability flag next to the exact information;
+* every trial reports online/knn_val and online/rankme at every epoch, to MLflow and on the console.
 """
 
 import subprocess
@@ -75,6 +76,12 @@ def test_default_sweep_reproduces_the_study(clean_env, tmp_path):
         assert all(f"probe/{t}/linear_test/input" in m for t in TARGETS)  # the pixel baselines
         assert all(f"probe/class/mine_unreliable/{layer}" in m and m[f"probe/class/mi_exact/{layer}"] > 0 for layer in TAPS)
         assert run.data.tags["ssl_ray.probe.status"] == "complete"
+        epochs = int(run.data.params["train.epochs"])
+        for key in ("online/knn_val", "online/rankme"):  # the online readings: every epoch, in MLflow and on the console
+            assert sorted(h.step for h in c.get_metric_history(rid, key)) == list(range(epochs + 1)), key
+        tid = run.data.tags["ssl_ray.trial_id"]
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(f"[trial {tid}]") and "kNN val" in ln]
+        assert len(lines) == epochs and all("RankMe" in ln and "loss" in ln for ln in lines)
         for probe in ("ncc_test", "linear_test"):
             cls = max(m[f"probe/class/{probe}/{layer}"] for layer in TAPS)
             rnd = max(m[f"probe/permuted_1.0/{probe}/{layer}"] for layer in TAPS)

@@ -149,7 +149,7 @@ def optuna_study(sweep_dir: Path):
 PBT = """name: pbt_tiny
 search_alg: random
 scheduler: pbt
-pbt_interval: 1
+pbt_interval: 2
 num_samples: 2
 report: false
 base:
@@ -157,7 +157,7 @@ base:
   model: {backbone: res, depth: 2, width: 8, projector_dims: [32, 32]}
   objective: {name: vicreg}
   optim: {optimizer: adamw, lr: 0.002, batch_size: 256, warmup_epochs: 1}
-  train: {epochs: 4, cpus_per_worker: 0.95}
+  train: {epochs: 3, cpus_per_worker: 0.95}
   probe: {targets: [class], metrics: [ncc]}
 search_space:
   optim.lr: {loguniform: [0.00001, 0.01]}

@@ -1,0 +1,93 @@
+"""The search space in each engine's terms: a coefficient of one objective is proposed only in that
+objective's trials (Optuna's define-by-run, ConfigSpace's conditions), and a trial's config drops it
+elsewhere whatever the searcher proposed (grid and random search sample every key)."""
+
+import optuna
+import pytest
+
+from ssl_ray.config import SweepConfig
+from ssl_ray.config.sweep import resolve_trial
+from ssl_ray.sweep.search import describe, search_algorithm, trial_scheduler
+from ssl_ray.sweep.space import OptunaSpace, config_space, param_space
+
+SPACE = {
+    "objective.name": {"choice": ["vicreg", "simclr", "barlow"]},
+    "model.width": {"choice": [8, 16]},
+    "objective.lam": {"loguniform": [0.1, 100.0], "when": {"objective.name": "vicreg"}},
+    "objective.temperature": {"loguniform": [0.02, 5.0], "when": {"objective.name": ["simclr"]}},
+}
+
+
+def sweep(**kw):
+    return SweepConfig.from_dict({"base": {"objective": {"name": "vicreg"}}, "search_space": SPACE, **kw})
+
+
+def test_optuna_proposes_a_coefficient_only_with_its_objective():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    space = OptunaSpace(sweep().dims())
+    seen = set()
+    for _ in range(40):
+        t = study.ask()
+        space(t)
+        p = t.params
+        seen.add(p["objective/name"])
+        assert ("objective/lam" in p) == (p["objective/name"] == "vicreg")
+        assert ("objective/temperature" in p) == (p["objective/name"] == "simclr")
+        if "objective/lam" in p:
+            assert 0.1 <= p["objective/lam"] <= 100.0
+        study.tell(t, 0.5)
+    assert seen == {"vicreg", "simclr", "barlow"}
+
+
+def test_configspace_conditions():
+    cs = config_space(sweep().dims(), seed=0)
+    for c in cs.sample_configuration(50):
+        d = dict(c)
+        assert ("objective/lam" in d) == (d["objective/name"] == "vicreg")
+        assert ("objective/temperature" in d) == (d["objective/name"] == "simclr")
+
+
+def test_resolve_trial_drops_inactive_keys_and_restores_the_base():
+    cfg = sweep()
+    proposed = {"objective": {"name": "simclr", "lam": 3.0, "temperature": 0.1}, "model": {"width": 8}}
+    out = resolve_trial(proposed, cfg.dims(), {"objective": {"name": "vicreg"}, "model": {"width": 32}})
+    assert out["objective"] == {"name": "simclr", "temperature": 0.1}  # lam is VICReg's: dropped
+    base = {"objective": {"name": "vicreg", "lam": 25.0}, "model": {"width": 32}}
+    out = resolve_trial(proposed, cfg.dims(), base)
+    assert out["objective"]["lam"] == 25.0  # an inactive key takes the base's value where the base has one
+    import numpy as np
+
+    out = resolve_trial({"objective": {"name": "vicreg", "lam": np.float64(2.5)}, "model": {"width": np.int64(16)}},
+                        cfg.dims(), {})
+    assert type(out["objective"]["lam"]) is float and type(out["model"]["width"]) is int
+
+
+def test_validation_sees_each_conditional_trial_once():
+    combos = [searched for searched, _ in sweep().trial_configs_for_validation()]
+    assert all(("objective.lam" in s) == (s["objective.name"] == "vicreg") for s in combos)
+    assert len(combos) == len({repr(sorted(s.items())) for s in combos})
+    # vicreg x 2 widths x 2 lam ends + simclr x 2 x 2 temperature ends + barlow x 2
+    assert len(combos) == 4 + 4 + 2
+
+
+def test_engines_built_from_the_settings():
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
+    from ray.tune.schedulers.hb_bohb import HyperBandForBOHB
+    from ray.tune.search.bohb import TuneBOHB
+    from ray.tune.search.optuna import OptunaSearch
+
+    assert isinstance(search_algorithm(sweep(search_alg="optuna")), OptunaSearch)
+    assert isinstance(search_algorithm(sweep(search_alg="bohb")), TuneBOHB)
+    assert search_algorithm(sweep()) is None
+    assert isinstance(trial_scheduler(sweep(search_alg="bohb")), HyperBandForBOHB)
+    assert isinstance(trial_scheduler(sweep(scheduler="asha")), ASHAScheduler)
+    assert isinstance(trial_scheduler(sweep()), FIFOScheduler)
+    pbt = SweepConfig.from_dict({"search_space": {"optim.lr": {"loguniform": [1e-4, 1e-2]}}, "scheduler": "pbt"})
+    assert isinstance(trial_scheduler(pbt), PopulationBasedTraining)
+    # random search samples a list as a choice; grid search crosses it
+    space = param_space(SweepConfig.from_dict({"search_space": {"model.width": [8, 16]}, "search_alg": "random"}))
+    assert type(space["model"]["width"]).__name__ == "Categorical"
+    assert describe(sweep(search_alg="bohb")) == {"search_alg": "bohb", "scheduler": "hyperband_for_bohb",
+                                                  "scheduler_metric": "online/knn_val", "scheduler_mode": "max",
+                                                  "search_seed": "0"}
+    assert sweep(scheduler_metric="train_loss").metric_mode() == "min"

@@ -6,7 +6,8 @@ Same run, same model, same batch, same data pipeline, same precision settings, s
   holding every core), exactly as a sweep trial runs it: per-epoch checkpoints (``train.resume_every``
   1), ``ray.train.report``, the collapse monitor, the online readings at every epoch
   (``train.online_every`` 1: k-NN accuracy and RankMe), and rank 0's MLflow logging to a SQLite store.
-  ``online_share_of_epoch`` is the readings' own share of an epoch (they are timed in the loop). Its
+  ``online_share_of_epoch`` is the readings' own share of an epoch (they are timed in the loop), and
+  ``ratio_training_vs_bare`` the ratio without them: the loop's own overhead. Its
   per-epoch ``train/images_per_s`` is timed from the end of one epoch's steps to the end of the next,
   so each figure includes the previous epoch's report, checkpoint and MLflow write.
 - ``bare``: the same model, objective, optimizer and loader iterated by a plain loop (forward, objective,
@@ -181,6 +182,16 @@ def history(uri: str, run_id: str, key: str) -> List[float]:
     return [m.value for m in sorted(client(uri).get_metric_history(run_id, key), key=lambda m: m.step)]
 
 
+def training_rates(name: str, rates: List[float]) -> List[float]:
+    """Each epoch's images/s without the online readings in its window (epoch e's window holds epoch e-1's
+    readings: they run after its last step)."""
+    online = dict(enumerate(ONLINE_S.get(name, [])))
+    out = []
+    for step, (rate, wall) in enumerate(zip(rates, EPOCH_S.get(name, [])), start=1):
+        out.append(rate * wall / max(wall - online.get(step - 1, 0.0), 1e-9))
+    return out
+
+
 def online_share(warmup: int) -> float:
     """The online readings' share of an epoch: the median of their seconds over the median epoch's wall time
     (which includes them: each window runs from one epoch's last step to the next's), counted epochs only."""
@@ -285,6 +296,9 @@ def main(argv=None) -> int:
             bare_runs, ours_runs, walls, phases = cluster_runs(cfg, tmp, device, args, cuda)
     bare, mine = pooled(bare_runs, warmup), {**pooled(ours_runs, warmup), "fit_wall_s": [round(w, 1) for w in walls]}
     ratio = round(mine["images_per_s"] / bare["images_per_s"], 3)
+    names = [f"bench-{i}" for i in range(len(ours_runs))]
+    training = pooled([training_rates(n, r) for n, r in zip(names, ours_runs)], warmup)
+    ratio_training = round(training["images_per_s"] / bare["images_per_s"], 3)
     peak = device_peak_flops(device)
     per_image = flops_per_image(cfg)
     report = {
@@ -295,6 +309,7 @@ def main(argv=None) -> int:
                    "loader": args.loader, "precision": resolve("auto", "auto", "auto", device, 1).describe(),
                    "epochs": args.epochs, "counted_epochs": args.epochs - warmup},
         "ours": mine, "bare": bare, "ratio_ours_vs_bare": ratio, "online_share_of_epoch": online_share(warmup),
+        "ours_without_online": training, "ratio_training_vs_bare": ratio_training,
         "online_every": 1, "phase_s": {k: round(v, 1) for k, v in phases.items()},
         "model_gflops_per_image": round(per_image / 1e9, 4), "peak_tflops_measured": round(peak / 1e12, 3),
         "mfu_ours": round(mine["images_per_s"] * per_image / peak, 4),
@@ -302,7 +317,7 @@ def main(argv=None) -> int:
         "command": " ".join([Path(sys.executable).name, "benchmarks/train_throughput.py", *(argv if argv is not None else sys.argv[1:])]),
     }
     print(f"ours {mine['images_per_s']:.0f} img/s | bare {bare['images_per_s']:.0f} img/s | ours/bare = {ratio:.3f} | "
-          f"online readings {report['online_share_of_epoch']:.1%} of an epoch | "
+          f"without the online readings {ratio_training:.3f} | online readings {report['online_share_of_epoch']:.1%} of an epoch | "
           f"MFU ours {report['mfu_ours']:.1%} (bare {report['mfu_bare']:.1%}) of a measured "
           f"{report['peak_tflops_measured']:.2f} TFLOP/s peak", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ def cross_correlation_terms(z1: torch.Tensor, z2: torch.Tensor) -> tuple[torch.T
 class BarlowTwins(Objective):
     name = "barlow"
     term_weights = {"off_diagonal": "lambd"}
-    symbols = {"lambd": "λ"}
+    symbols = {"lambd": "λ_BT"}  # the paper's λ; VICReg's and MMCR's lam are λ too, so a mixed sweep tells them apart
     nonnegative = ('lambd',)
 
     def __init__(self, lambd: float = 0.0051):

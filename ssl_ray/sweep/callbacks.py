@@ -40,6 +40,34 @@ def trial_checkpoints(uri: str, parent_run_id: str, sweep_dir: str, trial_id: st
     return TrialCheckpoints(run_id, trial_id, trial_dir, scan_checkpoints(trial_dir, cfg.train.checkpoint_schedule()), cfg)
 
 
+def record_scheduler_stop(uri: str, run_id: str, result: dict, epochs: int) -> None:
+    """Tag a trial the scheduler stopped (its last result has no ``checkpoints``): finished if it had reached
+    its last epoch, else stopped, with the epoch. Called when Tune completes the trial and again after the
+    sweep (``reassert_scheduler_stops``): the stopped trial's own process may still be ending then, and its
+    handler of the ending must not leave the trial recorded as errored."""
+    c = client(uri)
+    epoch = int(result.get("epoch", -1))
+    if epoch >= epochs:  # at its last epoch: it had finished training
+        c.set_tag(run_id, TAG_STATUS, TrialStatus.FINISHED.value)
+        c.set_terminated(run_id, status="FINISHED")
+    else:
+        c.set_tag(run_id, TAG_STATUS, TrialStatus.STOPPED.value)
+        c.set_tag(run_id, TAG_STOP_REASON, f"stopped by the scheduler after epoch {epoch}")
+        c.set_terminated(run_id, status="KILLED")
+
+
+def reassert_scheduler_stops(results, uri: str, parent_run_id: str) -> None:
+    """After ``tuner.fit()``, when no trial process is left: every trial the scheduler stopped, tagged so
+    (:func:`record_scheduler_stop`)."""
+    for r in results:
+        m = r.metrics or {}
+        if r.error is not None or "checkpoints" in m or "config" not in m or "trial_id" not in m:
+            continue
+        run_id = find_trial_run(uri, parent_run_id, m["trial_id"])
+        if run_id is not None:
+            record_scheduler_stop(uri, run_id, m, int(m["config"]["train"]["epochs"]))
+
+
 def submit_missing(fanout: ProbeFanout, trial: TrialCheckpoints) -> int:
     """Queue the probes this trial does not have in MLflow yet; returns the layer tasks queued."""
     n = 0
@@ -83,15 +111,7 @@ class ProbeOnCompleteCallback(tune.Callback):
         if plan is None:
             return
         if "checkpoints" not in result:  # the scheduler stopped it
-            c = client(self.fanout.mlflow_uri)
-            epoch = int(result.get("epoch", -1))
-            if epoch >= plan.config.train.epochs:  # at its last epoch: it had finished training
-                c.set_tag(plan.run_id, TAG_STATUS, TrialStatus.FINISHED.value)
-                c.set_terminated(plan.run_id, status="FINISHED")
-            else:
-                c.set_tag(plan.run_id, TAG_STATUS, TrialStatus.STOPPED.value)
-                c.set_tag(plan.run_id, TAG_STOP_REASON, f"stopped by the scheduler after epoch {epoch}")
-                c.set_terminated(plan.run_id, status="KILLED")
+            record_scheduler_stop(self.fanout.mlflow_uri, plan.run_id, result, plan.config.train.epochs)
         submit_missing(self.fanout, plan)
 
     def on_step_end(self, iteration, trials, **info):

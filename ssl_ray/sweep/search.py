@@ -30,8 +30,9 @@ from ssl_ray.sweep.space import OptunaSpace, config_space, pbt_mutations
 from ssl_ray.sweep_checks import pbt_keys
 
 
-def search_algorithm(cfg: SweepConfig) -> Optional[Any]:
-    """The Tune searcher: None (Tune's variant generator) for grid and random search."""
+def search_algorithm(cfg: SweepConfig, max_concurrent: Optional[int] = None) -> Optional[Any]:
+    """The Tune searcher: None for grid search (Tune's own variant generator); random search's generator
+    takes ``max_concurrent`` itself (Tune limits the others through ``TuneConfig.max_concurrent_trials``)."""
     metric, mode = cfg.scheduler_metric, cfg.metric_mode()
     if cfg.search_alg == "optuna":
         import optuna
@@ -46,7 +47,7 @@ def search_algorithm(cfg: SweepConfig) -> Optional[Any]:
     if cfg.search_alg == "random":
         from ray.tune.search import BasicVariantGenerator
 
-        return BasicVariantGenerator(random_state=cfg.search_seed)
+        return BasicVariantGenerator(random_state=cfg.search_seed, max_concurrent=max_concurrent or 0)
     return None
 
 

@@ -23,7 +23,8 @@ from ssl_ray.sweep.bank import ensure_target_bank
 from ssl_ray.sweep.claim import claim
 from ssl_ray.sweep import environment
 from ssl_ray.sweep.console import ConsoleCallback
-from ssl_ray.sweep.callbacks import ProbeOnCompleteCallback, attach_fanout, submit_missing, trial_checkpoints
+from ssl_ray.sweep.callbacks import (ProbeOnCompleteCallback, attach_fanout, reassert_scheduler_stops, submit_missing,
+                                     trial_checkpoints)
 from ssl_ray.sweep.space import param_space
 from ssl_ray.sweep.search import describe, search_algorithm, trial_scheduler
 from ssl_ray.sweep.trial import SweepContext, run_trial
@@ -129,9 +130,10 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
             param_space=param_space(cfg),
             tune_config=tune.TuneConfig(
                 num_samples=cfg.num_samples,
-                max_concurrent_trials=concurrency,
+                # random search's generator limits itself (Tune would only warn that it ignores the setting)
+                max_concurrent_trials=None if cfg.search_alg == "random" else concurrency,
                 trial_dirname_creator=lambda trial: trial.trial_id,
-                search_alg=search_algorithm(cfg),
+                search_alg=search_algorithm(cfg, concurrency),
                 scheduler=trial_scheduler(cfg),
             ),
             run_config=tune.RunConfig(
@@ -144,6 +146,7 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
             ),
         )
     results = tuner.fit()
+    reassert_scheduler_stops(results, uri, parent)
     trained = time.time()
     fanout.set_slots(None)  # training is over: the probes take every CPU
     fanout.drain(stream=progress_stream or sys.stderr)

@@ -38,6 +38,8 @@ def test_parent_records_search_and_every_trial_reads_online_every_epoch(optuna_s
     p = s.parent.data.params
     assert (p["search_alg"], p["scheduler"], p["scheduler_metric"], p["scheduler_mode"]) == ("optuna", "asha", "online/knn_val", "max")
     assert len(s.trials) == 4
+    # a trial ASHA stops is recorded as stopped, never as errored (its process ends while it is tagged)
+    assert {r.data.tags["ssl_ray.status"] for r in s.trials} <= {"finished", "stopped"}
     for r in s.trials:
         trained = [m.step for m in s.client.get_metric_history(r.info.run_id, "train/loss")]
         assert trained, r.data.tags

@@ -34,6 +34,7 @@ from ssl_ray.reports.source import UNUSABLE, SweepData, layer_order
 TARGET = "class"  # rankme and alpha are label-free: every clean target carries the same value
 MIN_TRIALS = 3  # fewer points than this give no rho
 STEM = "fig12_label_free"
+MAX_LEGEND = 8  # configurations named in the legend; beyond, only the two choices are
 
 
 @dataclass(frozen=True)
@@ -192,11 +193,17 @@ def label_free_figure(data: SweepData, sel: Selection):
         ax.set_ylabel(f"class {metric} (last checkpoint)")
         ax.grid(alpha=0.3)
     shown = {data.trial(r.trial_id).group for r in usable}
-    handles = [Line2D([], [], ls="", marker="o", color=colors[c], label=c) for c in colors if c in shown]
-    handles += [Line2D([], [], ls="", marker="o", ms=12, mfc="none", mec="black", label="labeled choice (best on val)"),
-                Line2D([], [], ls="", marker="s", ms=11, mfc="none", mec="tab:red", label="label-free choice (highest RankMe)")]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False,
-               bbox_to_anchor=(0.5, 0.0))
+    # a search's many configurations would make a legend wider than the figure: then only the two choices
+    # are named (their labels in the legend entries)
+    handles = [Line2D([], [], ls="", marker="o", color=colors[c], label=c) for c in colors if c in shown] \
+        if len(shown) <= MAX_LEGEND else []
+    named = {tid: f" {_name(data, tid)}" if not handles and tid else "" for tid in (sel.best_trial, lf.trial_id)}
+    handles += [Line2D([], [], ls="", marker="o", ms=12, mfc="none", mec="black",
+                       label=f"labeled choice (best on val){named[sel.best_trial]}"),
+                Line2D([], [], ls="", marker="s", ms=11, mfc="none", mec="tab:red",
+                       label=f"label-free choice (highest RankMe){named[lf.trial_id]}")]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6 if len(handles) > 2 else 1), fontsize=8,
+               frameon=False, bbox_to_anchor=(0.5, 0.0))
     left_out = len(rs) - len(usable)
     return _finish(fig, f"{title} at {layer} (the backbone's last tap), one point per usable trial at its last probed "
                         f"checkpoint" + (f"; {left_out} unusable trial(s) left out" if left_out else ""),

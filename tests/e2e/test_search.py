@@ -105,8 +105,8 @@ def test_killed_driver_resumes_the_same_optuna_study(tmp_path):
     assert len(set(after.values())) == 5, after  # no configuration proposed twice
     study = optuna_study(sweep_dir)
     assert len(study.trials) == 5  # one study: the trials before the kill and after it
-    told = {json.dumps(sorted(t.params.items())) for t in study.trials}
-    assert all(json.dumps(sorted(params(c).items())) in told for c in before.values())
+    told = [t.params for t in study.trials]  # every trial before the kill is one of the study's
+    assert all(any(all(p.get(k) == v for k, v in params(c).items()) for p in told) for c in before.values())
     runs = [r for r in MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("resume_optuna").experiment_id])
             if r.data.tags.get("ssl_ray.kind") == "trial"]
     assert len(runs) == 5

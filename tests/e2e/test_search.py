@@ -166,6 +166,7 @@ search_space:
 """
 
 
+@pytest.mark.slow  # 70 s: synchronous PBT pauses and restarts every trial's Ray Train run at its interval
 def test_pbt_exploits_a_checkpoint_tags_the_lineage_and_keeps_one_run_per_trial(tmp_path):
     from ssl_ray.tracking import TAG_KIND, TAG_PBT_LINEAGE, TAG_PBT_PARENT, TAG_TRIAL_ID, child_runs, client
 

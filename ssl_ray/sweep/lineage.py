@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional
 
 from ray import tune
 from ray.train import Checkpoint
-from ray.train.v2.api.callback import UserCallback
+from ray.train import UserCallback
 from ray.util.queue import Queue
 
 POINTER = "train_checkpoint.json"

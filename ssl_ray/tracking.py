@@ -121,14 +121,21 @@ def artifact_root_for(uri: str) -> Optional[str]:
     return None
 
 
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # MLflow's UI opens such an experiment on its runs
+
+
 def ensure_experiment(c: MlflowClient, name: str, uri: str) -> str:
+    """The experiment ``name`` (created, or restored if deleted), tagged ``mlflow.experimentKind``."""
     exp = c.get_experiment_by_name(name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
             c.restore_experiment(exp.experiment_id)
-        return exp.experiment_id
+        exp_id = exp.experiment_id
+        if exp.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:  # an experiment made before the tag
+            c.set_experiment_tag(exp_id, *EXPERIMENT_KIND)
+        return exp_id
     try:
-        return c.create_experiment(name, artifact_location=artifact_root_for(uri))
+        return c.create_experiment(name, artifact_location=artifact_root_for(uri), tags=dict([EXPERIMENT_KIND]))
     except Exception:  # created concurrently by another process
         exp = c.get_experiment_by_name(name)
         if exp is None:

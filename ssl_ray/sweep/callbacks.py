@@ -61,11 +61,12 @@ def reassert_scheduler_stops(results, uri: str, parent_run_id: str) -> None:
     (:func:`record_scheduler_stop`)."""
     for r in results:
         m = r.metrics or {}
-        if r.error is not None or "checkpoints" in m or "config" not in m or "trial_id" not in m:
+        config = r.config or m.get("config")  # a Result's metrics may leave the config out
+        if r.error is not None or "checkpoints" in m or not config or "trial_id" not in m:
             continue
         run_id = find_trial_run(uri, parent_run_id, m["trial_id"])
         if run_id is not None:
-            record_scheduler_stop(uri, run_id, m, int(m["config"]["train"]["epochs"]))
+            record_scheduler_stop(uri, run_id, m, int(config["train"]["epochs"]))
 
 
 def submit_missing(fanout: ProbeFanout, trial: TrialCheckpoints) -> int:

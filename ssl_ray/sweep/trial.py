@@ -95,6 +95,8 @@ def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
     except SystemExit:  # Tune ended this run of the trial function to pause it (PBT's exploit): not an error
         raise
     except BaseException as e:
+        if c.get_run(run_id).data.tags.get(TAG_STATUS) == TrialStatus.STOPPED.value:
+            raise  # the scheduler stopped it (the driver tagged it so): its ending is not an error
         c.set_tag(run_id, TAG_STATUS, TrialStatus.ERRORED.value)
         c.set_tag(run_id, TAG_STOP_REASON, f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"[:4000])
         c.set_terminated(run_id, status="FAILED")

@@ -82,7 +82,7 @@ def default_mlflow_uri() -> str:
 
 SCHEDULERS = ("fifo", "asha", "pbt")
 SEARCH_ALGS = ("grid", "random", "optuna", "bohb")
-ONLINE_METRICS = ("online/knn_val", "online/knn_val_embedding", "online/rankme")  # ssl_ray.train.online
+ONLINE_METRICS = ("online/knn_val", "online/knn_val_embedding", "online/rankme")  # what ssl_ray.train.online reports
 LOSS_METRIC = "train_loss"
 SWEEP_FILE = "ssl_ray_sweep.yaml"  # a sweep's settings, in its directory: what --resume reads
 

@@ -26,8 +26,8 @@ from ssl_ray.checkpoints import TRAIN_DIR, trial_dir
 from ssl_ray.config import ExperimentConfig, flatten
 from ssl_ray.config.sweep import resolve_trial
 from ssl_ray.sweep import environment, lineage
-from ssl_ray.tracking import (HEALTH_STOPS, TAG_STATUS, TAG_STOP_REASON, TAG_TRIAL_DIR, TrialStatus, client,
-                              get_or_create_trial_run)
+from ssl_ray.tracking import (HEALTH_STOPS, TAG_PBT_LINEAGE, TAG_PBT_PARENT, TAG_STATUS, TAG_STOP_REASON, TAG_TRIAL_DIR,
+                              TrialStatus, client, find_trial_run, get_or_create_trial_run)
 from ssl_ray.train.loop import train_loop_per_worker
 from ssl_ray.train.online import ONLINE
 
@@ -127,8 +127,6 @@ def last_online(final: Dict[str, Any], c, run_id: str) -> Dict[str, float]:
 
 def record_exploit(c, run_id: str, donor: Dict[str, Any], ctx: SweepContext) -> None:
     """Tag a trial that PBT continues from another trial's checkpoint: its parent, and the whole lineage."""
-    from ssl_ray.tracking import TAG_PBT_LINEAGE, TAG_PBT_PARENT, find_trial_run
-
     donor_run = find_trial_run(ctx.mlflow_uri, ctx.parent_run_id, donor["trial_id"]) or "?"
     step = f"epoch {int(donor['epoch'])} from {donor['trial_id']} ({donor_run})"
     before = c.get_run(run_id).data.tags.get(TAG_PBT_LINEAGE)

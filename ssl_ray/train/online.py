@@ -26,7 +26,7 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
-from ssl_ray.config import ExperimentConfig
+from ssl_ray.config import ONLINE_METRICS, ExperimentConfig
 from ssl_ray.data.augment import normalize, to_unit_float
 from ssl_ray.data.datasets import load_dataset
 from ssl_ray.probes.geometry import rankme
@@ -34,8 +34,7 @@ from ssl_ray.probes.knn import knn_accuracy
 from ssl_ray.probes.probe_data import clean_fit_val_rows, take
 
 ONLINE = "online/"
-KNN, KNN_EMBEDDING, RANKME = ONLINE + "knn_val", ONLINE + "knn_val_embedding", ONLINE + "rankme"
-READINGS = (KNN, KNN_EMBEDDING, RANKME)
+READINGS = KNN, KNN_EMBEDDING, RANKME = ONLINE_METRICS  # named once, in the config (what a sweep may read)
 ROWS_SALT = 23  # the memory and query subsample's seed stream: [probe.seed, ROWS_SALT]
 BATCH = 512
 

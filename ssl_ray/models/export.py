@@ -1,34 +1,46 @@
-"""Backbones to take away: a trained trial's backbone as safetensors and a JSON of what it is.
+"""The whole trained network to take away: a trial's backbone and projector as safetensors, and a JSON of what it is.
 
     ssl-ray export --run-id <trial run id> [--epoch N] --out DIR
-    backbone = ssl_ray.models.load_backbone(DIR)      # an nn.Module; backbone.forward_taps(x, ["block2"])
+    net = ssl_ray.models.load_backbone(DIR)           # eval mode; net.taps: every tap, input to output
+    feats = net.forward_features(x, ["block2", "projector"])   # {tap: pooled (B, C)}
 
-``DIR/backbone.safetensors`` holds the backbone's weights (no projector, no optimizer: a checkpoint's
-``state.pt`` is training state), ``DIR/backbone.json`` the architecture, its arguments, its layers, the
-objective, the epoch and the MLflow run id. A ResNet with the ImageNet stem also gets
-``DIR/torchvision.safetensors``: the same weights under torchvision's names, which load into
-``torchvision.models.resnet18()``/``resnet50()`` (base width 64) with only ``fc`` missing.
+``DIR/model.safetensors`` holds the network's weights (backbone and projector, BatchNorm statistics included;
+no optimizer: a checkpoint's ``state.pt`` is training state). ``DIR/backbone.json`` says what it is: the
+architecture and its arguments, the projector, every tap, the input normalization (read off
+:func:`ssl_ray.data.augment.normalize`), the objective, the epoch and the MLflow run id. ``load_backbone``
+returns the very :class:`~ssl_ray.models.ssl_model.SSLModel` the probes read (``probes/engine.py`` calls its
+``forward_features``), so the features are the probes' own: a backbone tap is its stage's map averaged over
+height and width; a projector tap (``proj_hidden<i>``, ``projector``) is that layer's output on the pooled
+last stage.
+
+A ResNet-18/50 of base width 64 with the ImageNet stem also gets ``DIR/torchvision.safetensors``: its backbone
+under torchvision's names, which loads into ``torchvision.models.resnet18()``/``resnet50()`` with only ``fc``
+missing. Other backbones (RES-L-H, the CIFAR stem) have no torchvision equivalent, and ``backbone.json`` says so.
+
+Format 1 (an older export: ``backbone.safetensors``, the backbone alone) is not loaded: ``load_backbone`` says
+in one line to export the checkpoint again.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import nn
 
-from ssl_ray.checkpoints import load_state
+from ssl_ray.checkpoints import CHECKPOINT_FILE, CorruptCheckpoint, checkpoint_dir, load_state
 from ssl_ray.config import ExperimentConfig
 from ssl_ray.errors import ConfigError
-from ssl_ray.models.backbones import build_backbone
-from ssl_ray.models.build import backbone_kwargs
+from ssl_ray.models.build import backbone_kwargs, model_from_config
+from ssl_ray.models.ssl_model import SSLModel, build_model
 
-WEIGHTS = "backbone.safetensors"
+WEIGHTS = "model.safetensors"
 DESCRIPTION = "backbone.json"
 TORCHVISION = "torchvision.safetensors"
-FORMAT = 1
+FORMAT = 2
+OLD_WEIGHTS = "backbone.safetensors"  # format 1: the backbone alone
 
 
 def torchvision_names(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -46,44 +58,108 @@ def torchvision_names(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]
     return out
 
 
-def export_backbone(ckpt_dir: str | Path, out: str | Path, run_id: Optional[str] = None) -> Path:
-    """Write the backbone of the checkpoint in ``ckpt_dir`` to ``out``; returns ``out``."""
+def torchvision_equivalent(architecture: str, kwargs: Dict[str, Any]) -> Tuple[bool, str]:
+    """``(has one, one line saying which or why not)``."""
+    if architecture == "res":
+        return False, (f"no torchvision equivalent: RES-L-H (depth {kwargs.get('depth')}, width {kwargs.get('width')}) "
+                       "is ssl_ray's own; load it with ssl_ray.models.load_backbone")
+    if architecture in ("resnet18", "resnet50") and kwargs.get("stem") == "imagenet" and kwargs.get("width") == 64:
+        return True, f"torchvision.models.{architecture}() loads {TORCHVISION} with only fc missing"
+    return False, (f"no torchvision equivalent: this {architecture} has base width {kwargs.get('width')} and the "
+                   f"{kwargs.get('stem')} stem (torchvision's has 64 and the ImageNet stem)")
+
+
+def input_normalization() -> Dict[str, Any]:
+    """What the network takes, read off :func:`ssl_ray.data.augment.normalize` itself (the transform of training
+    views and probe images alike): it is ``(x - mean) / std`` per channel, so ``normalize(0) = -mean / std`` and
+    ``normalize(1) - normalize(0) = 1 / std``."""
+    from ssl_ray.data.augment import normalize
+
+    zero, one = (normalize(torch.full((1, 3, 1, 1), v)).flatten().double() for v in (0.0, 1.0))
+    std = 1 / (one - zero)
+    mean = -zero * std
+    mean_l, std_l = ([round(float(v), 6) for v in t] for t in (mean, std))
+    lo, hi = float(zero.min()), float(one.max())
+    return {"input": f"RGB float images in [0, 1] (uint8 / 255), then ssl_ray.data.augment.normalize: (x - mean) / std "
+                     f"per channel with mean {mean_l} and std {std_l}, i.e. [0, 1] -> [{lo:g}, {hi:g}] (fixed "
+                     "constants, not the dataset's statistics)",
+            "mean": mean_l, "std": std_l}
+
+
+def projector_spec(model: SSLModel) -> Dict[str, Any]:
+    """The projector's arguments to :func:`build_model`, read off the built module (a supervised run's last
+    layer has one output per class, whatever ``projector_dims`` says)."""
+    linears = [m for m in model.projector.modules() if isinstance(m, nn.Linear)]
+    return {"dims": [linears[0].in_features] + [m.out_features for m in linears],
+            "batch_norm": any(isinstance(m, nn.BatchNorm1d) for m in model.projector.modules()),
+            "last_bias": linears[-1].bias is not None, "taps": list(model.projector.taps)}
+
+
+def export_backbone(ckpt_dir: str | Path, out: str | Path, run_id: Optional[str] = None) -> Tuple[Path, str]:
+    """Write the whole network (backbone and projector) of the checkpoint in ``ckpt_dir`` to ``out``; returns
+    ``(out, the one-line torchvision statement)``. Bad input (not a checkpoint, ``out`` a file) is a ConfigError."""
     from safetensors.torch import save_file
 
-    state = load_state(ckpt_dir, required=("model", "config", "epoch"))
-    cfg = ExperimentConfig.from_dict(state["config"])
-    kwargs = backbone_kwargs(cfg)
-    backbone = build_backbone(cfg.model.backbone, **kwargs)
-    prefix = "backbone."
-    weights = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
-    backbone.load_state_dict(weights)  # strict: the checkpoint holds exactly this backbone
     out = Path(out).expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.contiguous() for k, v in backbone.state_dict().items()}
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder")
+    if not (checkpoint_dir(ckpt_dir) / CHECKPOINT_FILE).is_file():
+        raise ConfigError(f"{checkpoint_dir(ckpt_dir)}: not a checkpoint (no {CHECKPOINT_FILE} in it)")
+    try:
+        state = load_state(ckpt_dir, required=("model", "config", "epoch"))
+    except CorruptCheckpoint as e:
+        raise ConfigError(f"not a readable checkpoint: {e}") from None
+    cfg = ExperimentConfig.from_dict(state["config"])
+    model = model_from_config(cfg)  # the network the probes read (build.load_model), built the same way
+    model.load_state_dict(state["model"])  # strict: the checkpoint holds exactly this network
+    kwargs = backbone_kwargs(cfg)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot create it ({e.strerror})") from None
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(tensors, str(out / WEIGHTS))
-    torchvision_ok = cfg.model.backbone in ("resnet18", "resnet50") and kwargs.get("stem") == "imagenet"
-    if torchvision_ok:
-        save_file(torchvision_names(tensors), str(out / TORCHVISION))
+    has_tv, tv_line = torchvision_equivalent(cfg.model.backbone, kwargs)
+    stale = [OLD_WEIGHTS] + ([] if has_tv else [TORCHVISION])  # an earlier export's files in the same folder
+    if has_tv:
+        prefix = "backbone."
+        save_file(torchvision_names({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}),
+                  str(out / TORCHVISION))
+    for name in stale:
+        (out / name).unlink(missing_ok=True)
     description = {
-        "format": FORMAT, "architecture": cfg.model.backbone, "kwargs": kwargs, "layers": backbone.taps,
-        "out_dim": backbone.out_dim, "image_size": cfg.data.image_size, "dataset": cfg.data.dataset,
+        "format": FORMAT, "architecture": cfg.model.backbone, "kwargs": kwargs, "out_dim": model.backbone.out_dim,
+        "projector": projector_spec(model), "taps": list(model.taps),
+        "features": "forward_features(x, taps) -> {tap: (B, C) float}: a backbone tap is its stage's map averaged "
+                    "over height and width, a projector tap that layer's output on the pooled last stage (as the probes read them)",
+        "image_size": cfg.data.image_size, **input_normalization(), "dataset": cfg.data.dataset,
         "objective": cfg.objective.to_dict(), "mode": cfg.train.mode, "epoch": int(state["epoch"]),
-        "mlflow_run_id": run_id or state.get("mlflow_run_id") or None, "checkpoint": str(Path(ckpt_dir).resolve()),
-        "torchvision": f"torchvision.models.{cfg.model.backbone}() (base width 64): {TORCHVISION}" if torchvision_ok else None,
-        "input": "RGB images scaled to [0, 1], then normalized with the dataset's mean and std (ssl_ray.data.augment.normalize)",
+        "mlflow_run_id": run_id or state.get("mlflow_run_id") or None,
+        "checkpoint": str(Path(ckpt_dir).resolve()),
+        "torchvision": tv_line, "torchvision_file": TORCHVISION if has_tv else None,
     }
     (out / DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n")
-    return out
+    return out, tv_line
 
 
-def load_backbone(path: str | Path) -> nn.Module:
-    """The backbone ``export_backbone`` wrote to ``path``, in eval mode (``.taps`` names its layers)."""
+def load_backbone(path: str | Path) -> SSLModel:
+    """The whole network ``export_backbone`` wrote to ``path``, in eval mode: ``.taps`` (backbone stages, then
+    projector layers) and ``forward_features(x, taps)`` giving the probes' pooled ``(B, C)`` features."""
     from safetensors.torch import load_file
 
     path = Path(path).expanduser()
-    if not (path / DESCRIPTION).is_file() or not (path / WEIGHTS).is_file():
-        raise ConfigError(f"{path}: not an exported backbone (no {DESCRIPTION} and {WEIGHTS})")
+    if not (path / DESCRIPTION).is_file():
+        raise ConfigError(f"{path}: not an exported network (no {DESCRIPTION})")
     d = json.loads((path / DESCRIPTION).read_text())
-    backbone = build_backbone(d["architecture"], **d["kwargs"])
-    backbone.load_state_dict(load_file(str(path / WEIGHTS)))
-    return backbone.eval()
+    if d.get("format") == 1:
+        raise ConfigError(f"{path}: a backbone-only export (format 1, from an older ssl_ray); "
+                          "export the checkpoint again with ssl-ray export for the whole network")
+    if d.get("format") != FORMAT or not (path / WEIGHTS).is_file():
+        raise ConfigError(f"{path}: not an ssl_ray export of format {FORMAT} (format {d.get('format')}, "
+                          f"{WEIGHTS} {'present' if (path / WEIGHTS).is_file() else 'missing'})")
+    p = d["projector"]
+    model = build_model(d["architecture"], p["dims"][1:], projector_bn=p["batch_norm"],
+                        projector_last_bias=p["last_bias"], **d["kwargs"])
+    model.load_state_dict(load_file(str(path / WEIGHTS)))  # strict: every weight of the network
+    return model.eval()
+

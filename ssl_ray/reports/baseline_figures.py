@@ -22,7 +22,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ssl_ray.reports.plotting import _empty, _finish, _grid, _rows_of_legend, aggregate, band, score_metric, seeds_note
+from ssl_ray.reports.plotting import (_empty, _finish, _grid, _rows_of_legend, aggregate, band, checkpoints, score_metric,
+                                      seeds_note)
 from ssl_ray.reports.source import SweepData, target_order
 
 import matplotlib.pyplot as plt  # noqa: E402  (after plotting, which selects the Agg backend)
@@ -157,4 +158,4 @@ def information_over_training(data: SweepData) -> Figure:
                 Line2D([], [], color="k", marker="o", ls="", label="MINE, mean ± spread (reliable only)")]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False)
     return _finish(fig, f"Information about the input that survives noise at each layer, exact and by MINE "
-                        f"({seeds_note(data)})", _rows_of_legend(len(handles)))
+                        f"({seeds_note(data)})", _rows_of_legend(len(handles)), checkpoints(data))

@@ -5,15 +5,15 @@ reads MLflow or a checkpoint itself, so they are drawn the same from a live stor
 Configurations (the hyperparameters that differ between trials) are colored alike in every figure. A
 configuration run with several seeds is drawn as the mean over its seeds with a band of plus or minus
 one standard deviation, and its legend entry says N; with one seed there is no band, and the figure
-says so. "One layer" figures use the report layer and "the best trial" is the best configuration's
-best seed, both chosen on validation data (``ssl_ray.reports.selection``).
+says so. "One layer" figures use the report layer (figure 8 reads each configuration at its own best
+layer, as ``trials.md`` does) and "the best trial" is the best configuration's best seed, all chosen on
+validation data (``ssl_ray.reports.selection``). Accuracy axes mark chance, 1/K (``chance.py``).
 """
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
 import matplotlib
-import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
@@ -22,10 +22,11 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from ssl_ray.reports.source import short_name, SweepData  # noqa: E402
-from ssl_ray.reports.plotting import (GEOMETRY, LEVELS, _empty, _finish, _grid, _plot_configs, _rows_of_legend, _series, _trial_legend, aggregate, band, config_colors, config_series, note_figure, score_metric, seeds_note)  # noqa: E402,F401
+from ssl_ray.reports.plotting import (GEOMETRY, LEVELS, _empty, _finish, _grid, _plot_configs, _rows_of_legend, _series, _trial_legend, aggregate, band, checkpoint_colors, checkpoints, config_colors, log_axis, config_series, note_figure, score_metric, seeds_note)  # noqa: E402,F401
+from ssl_ray.reports.chance import CHANCE_COLOR, chance_levels, chance_line  # noqa: E402
 from ssl_ray.reports.baseline_figures import pixel_curve, random_targets, randomness_of  # noqa: E402,F401
-from ssl_ray.reports.layer_figures import (accuracy_per_layer, embeddings, geometry_over_training,  # noqa: E402,F401
-                                           hyperparameter_view, pick_epochs)
+from ssl_ray.reports.layer_figures import accuracy_per_layer, embeddings, geometry_over_training, pick_epochs  # noqa: E402,F401
+from ssl_ray.reports.hyperparameter_figure import hyperparameter_view  # noqa: E402,F401
 
 
 # 1 ------------------------------------------------------------------------------------------------
@@ -34,6 +35,7 @@ def ncc_over_training(data: SweepData, layer: str) -> Figure:
     """NCC train (solid) and test (dashed) accuracy over training, at the sample, class and superclass levels."""
     levels = [lv for lv in LEVELS if lv in data.targets]
     colors = config_colors(data)
+    chance = chance_levels(data)
     fig, axes = _grid(len(levels))
     for ax, level in zip(axes, levels):
         for metric, style in (("ncc_train", "-"), ("ncc_test", "--")):
@@ -42,10 +44,11 @@ def ncc_over_training(data: SweepData, layer: str) -> Figure:
         ax.set_xlabel("epoch")
         ax.set_ylabel("NCC accuracy")
         ax.grid(alpha=0.3)
+        chance_line(ax, chance.get(level))
     styles = [Line2D([], [], color="k", ls="-", label="train"), Line2D([], [], color="k", ls="--", label="test")]
     _trial_legend(fig, data, colors, styles)
     return _finish(fig, f"Nearest-class-center accuracy over training at {layer} ({seeds_note(data)})",
-                   _rows_of_legend(len(data.configs()) + 2))
+                   _rows_of_legend(len(data.configs()) + 2), checkpoints(data))
 
 
 # 2 ------------------------------------------------------------------------------------------------
@@ -81,7 +84,7 @@ def ncc_linear_ratio(data: SweepData, layer: str, best: str) -> Figure:
         ax.grid(alpha=0.3)
     _trial_legend(fig, data, colors)
     return _finish(fig, f"Class NCC/linear accuracy ratio over training, normalized at initialization ({seeds_note(data)})",
-                   _rows_of_legend(len(data.configs())))
+                   _rows_of_legend(len(data.configs())), checkpoints(data))
 
 
 # 3 ------------------------------------------------------------------------------------------------
@@ -124,12 +127,7 @@ def loss_and_accuracy(data: SweepData, layer: str) -> Figure:
     a.set_title("training loss, by part")
     a.set_xlabel("epoch")
     a.set_ylabel("loss part (weighted)")
-    ys = [v for line in a.get_lines() for v in line.get_ydata()]
-    a.set_yscale("log" if ys and min(ys) > 0 else "symlog")
-    if ys and min(ys) > 0:  # ticks at 1, 2, 5 x 10^k: a log axis with labels, not a single "10"
-        a.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    a.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    a.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    log_axis(a)
     metric = score_metric(data)
     _plot_configs(b, data, colors, "class", metric, layer)
     b.set_title(f"class {metric.replace('_', ' ')} accuracy at {layer}")
@@ -139,10 +137,11 @@ def loss_and_accuracy(data: SweepData, layer: str) -> Figure:
     for ax in (a, b):
         ax.grid(alpha=0.3)
         ax.set_xlim(-0.5, epochs + 0.5)  # both panels on one epoch axis (the loss starts at epoch 1)
+    chance_line(b, chance_levels(data).get("class"))
     extra = [Line2D([], [], color="k", ls=styles[i % len(styles)], label=n) for i, n in enumerate(names)]
     _trial_legend(fig, data, colors, extra)
     return _finish(fig, f"Invariance vs regularization over training, and what the embedding learns ({seeds_note(data)})",
-                   _rows_of_legend(len(data.configs()) + len(extra)))
+                   _rows_of_legend(len(data.configs()) + len(extra)), checkpoints(data))
 
 
 # 4 ------------------------------------------------------------------------------------------------
@@ -153,56 +152,66 @@ CHANCE = "permuted_1.0"
 def accuracy_vs_randomness(data: SweepData, layer: str) -> Figure:
     """The study's Fig. 4 question: linear accuracy (test solid, train dashed) against the randomness r
     of the ``random_<r>`` targets (a supervised classifier's labels over its training: r = 1 its
-    untrained network, r = 0 trained), one line per checkpoint, one panel per configuration (mean over
-    seeds, error bars = std). The true classes are the star at r = 0; the grey dotted line is the chance
-    control ``permuted_1.0`` (labels permuted: what no representation can predict); the black dash-dotted
-    line is the pixel baseline, the same probe on the pooled input pixels (the hollow star: the classes from
+    untrained network, r = 0 trained), one line per checkpoint (five of them, first to last), one panel per
+    configuration, two to a row (mean over seeds, error bars = std where there are several). The true
+    classes are the star at r = 0; the red dotted line is the chance control ``permuted_1.0`` (labels
+    permuted: what no representation can predict), the dashed one chance, 1/K; the black dash-dotted line
+    is the pixel baseline, the same probe on the pooled input pixels (the hollow star: the classes from
     the pixels). How high a line sits above the pixels, not its shape alone, is what the layer learned:
     the targets differ in how smooth a function of the input they are (fig 10 subtracts the baseline)."""
     metric = score_metric(data)
     train_metric = metric.replace("_test", "_train")
     targets = random_targets(data)
     groups = data.configs()
-    fig, axes = _grid(len(groups), width=4.4 if len(groups) > 1 else 6.4, cols=min(len(groups), 4))
-    cmap = plt.get_cmap("viridis")
+    fig, axes = _grid(len(groups), width=6.0 if len(groups) > 1 else 7.0, height=4.4, cols=min(len(groups), 2))
+    at_layer = data.probes[data.probes.layer == layer]
+    epochs = pick_epochs(at_layer.epoch.unique())
+    colors = checkpoint_colors(epochs)
+    chance = chance_levels(data).get("class")
     for ax, (c, trials) in zip(axes, groups.items()):
-        ids = {t.trial_id for t in trials}
-        mine = data.probes[data.probes.trial_id.isin(ids) & (data.probes.layer == layer)]
-        epochs = sorted(mine.epoch.unique())
+        ids = [t.trial_id for t in trials]
+        mine = at_layer[at_layer.trial_id.isin(ids)]
         if not targets:
             ax.text(0.5, 0.5, "no random_<r> targets in this sweep:\nthe true classes and the chance control only",
                     ha="center", va="center", transform=ax.transAxes, fontsize=9, color="grey")
-        for i, e in enumerate(epochs):
-            color = cmap(i / max(1, len(epochs) - 1))
+        for e in epochs:
             at = mine[mine.epoch == e]
             for m, style, alpha in ((metric, "-", 1.0), (train_metric, "--", 0.6)):
                 rows = at[(at.metric == m) & at.target.isin(targets)]
                 g = rows.assign(x=rows.target.map(randomness_of)).groupby("x").value
-                if len(g.mean()):
-                    ax.errorbar(g.mean().index, g.mean(), yerr=g.std(ddof=1).fillna(0.0), fmt=style, marker="o", ms=3,
-                                color=color, alpha=alpha, capsize=2, label=f"epoch {e}" if m == metric else None)
+                if not len(g.mean()):
+                    continue
+                if len(trials) > 1:  # error bars only where seeds give a spread
+                    ax.errorbar(g.mean().index, g.mean(), yerr=g.std(ddof=1).fillna(0.0), fmt=style, marker="o", ms=4,
+                                color=colors[e], alpha=alpha, capsize=2)
+                else:
+                    ax.plot(g.mean().index, g.mean(), style, marker="o", ms=4, color=colors[e], alpha=alpha)
             cls = at[(at.metric == metric) & (at.target == "class")].value
             if len(cls):
-                ax.plot([0.0], [cls.mean()], marker="*", ms=9, color=color, ls="")
-        chance = mine[(mine.metric == metric) & (mine.target == CHANCE)].value
-        if len(chance):
-            ax.axhline(chance.mean(), color="grey", ls=":", lw=1.2, label=f"chance control ({CHANCE})")
-        pixels = pixel_curve(data, metric, list(ids)).dropna()
+                ax.plot([0.0], [cls.mean()], marker="*", ms=11, color=colors[e], mec="k", mew=0.5, ls="")
+        control = mine[(mine.metric == metric) & (mine.target == CHANCE)].value
+        if len(control):
+            ax.axhline(control.mean(), color="tab:red", ls=":", lw=1.2)
+        pixels = pixel_curve(data, metric, ids).dropna()
         if len(pixels):
-            ax.plot(pixels.index, pixels.values, "-.", marker="x", ms=5, color="k", lw=1.4, label="pixel baseline")
-            ax.plot([0.0], [data.pixel_baseline("class", metric, list(ids))], marker="*", ms=10, ls="", mfc="none",
-                    color="k")
-        ax.set_title(f"{c} (N={len(trials)})" if len(trials) > 1 else c, fontsize=9)
+            ax.plot(pixels.index, pixels.values, "-.", marker="x", ms=5, color="k", lw=1.4)
+            ax.plot([0.0], [data.pixel_baseline("class", metric, ids)], marker="*", ms=11, ls="", mfc="none", color="k")
+        ax.set_title(f"{c} (N={len(trials)})" if len(trials) > 1 else c, fontsize=10)
         ax.set_xlabel("target randomness r (random_<r>)")
-        ax.set_ylabel(f"{metric.split('_')[0]} accuracy", fontsize=8)
+        ax.set_ylabel(f"{metric.split('_')[0]} accuracy")
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
-    handles, labels = axes[0].get_legend_handles_labels()
-    extra = [Line2D([], [], color="k", ls="-", label="test"), Line2D([], [], color="k", ls="--", label="train"),
-             Line2D([], [], color="k", marker="*", ls="", ms=9, label="true classes")]
-    fig.legend(handles=handles + extra, loc="lower center", ncol=min(len(handles) + 3, 6), fontsize=8, frameon=False)
+        chance_line(ax, chance)
+    handles = [Line2D([], [], color=colors[e], marker="o", ms=4, lw=2, label=f"epoch {e}") for e in epochs]
+    handles += [Line2D([], [], color="k", ls="-", label="test"), Line2D([], [], color="k", ls="--", label="train"),
+                Line2D([], [], color="grey", marker="*", mec="k", ls="", ms=11, label="true classes (r = 0)"),
+                Line2D([], [], color="k", ls="-.", marker="x", label="pixel baseline"),
+                Line2D([], [], color="k", ls="", marker="*", mfc="none", ms=11, label="true classes from the pixels"),
+                Line2D([], [], color="tab:red", ls=":", lw=1.2, label=f"chance control ({CHANCE})"),
+                Line2D([], [], color=CHANCE_COLOR, ls=(0, (5, 3)), label="chance, 1/K")]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
     return _finish(fig, f"Accuracy against target randomness at {layer}, one line per checkpoint ({seeds_note(data)})",
-                   _rows_of_legend(len(handles) + 3))
+                   _rows_of_legend(len(handles)))
 
 
 # 9 ------------------------------------------------------------------------------------------------
@@ -237,6 +246,7 @@ def semantic_over_random(data: SweepData, layer: str, random_target: Optional[st
         ax.set_xlabel("epoch")
         ax.set_ylabel("ratio")
         ax.grid(alpha=0.3)
-    b.set_yscale("log")
+    log_axis(b)
     _trial_legend(fig, data, colors)
-    return _finish(fig, f"Semantic over random targets at {layer} ({seeds_note(data)})", _rows_of_legend(len(data.configs())))
+    return _finish(fig, f"Semantic over random targets at {layer} ({seeds_note(data)})", _rows_of_legend(len(data.configs())),
+                   checkpoints(data))

@@ -157,6 +157,7 @@ def label_free_figure(data: SweepData, sel: Selection):
     representation layer; the labeled choice (``select``'s best trial) and the label-free one are ringed."""
     from matplotlib.lines import Line2D
 
+    from ssl_ray.reports.chance import chance_levels, chance_line
     from ssl_ray.reports.plotting import _empty, _finish, _grid, _rows_of_legend, config_colors, note_figure
 
     layer = representation_layer(data)
@@ -192,6 +193,7 @@ def label_free_figure(data: SweepData, sel: Selection):
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"class {metric} (last checkpoint)")
         ax.grid(alpha=0.3)
+        chance_line(ax, chance_levels(data).get("class"))
     shown = {data.trial(r.trial_id).group for r in usable}
     # a search's many configurations would make a legend wider than the figure: then only the two choices
     # are named (their labels in the legend entries)

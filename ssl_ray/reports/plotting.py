@@ -21,6 +21,7 @@ LEVELS = ("sample", "class", "superclass")
 GEOMETRY = [("cdnv", "class CDNV (log)"), ("within_var", "class within-class variance"), ("rankme", "RankMe"),
             ("participation_ratio", "participation ratio"), ("alpha", "eigenspectrum decay α"),
             ("manifold_radius", "class manifold radius"), ("manifold_dim", "class manifold dimension")]
+MAX_EPOCH_TICKS = 12  # more checkpoints than this: integer ticks instead of one per checkpoint
 
 
 def config_colors(data: SweepData) -> Dict[str, tuple]:
@@ -34,10 +35,25 @@ def score_metric(data: SweepData) -> str:
     return reported_metric(selection_metric(data))
 
 
-def seeds_note(data: SweepData) -> str:
+def seeds_note(data: SweepData, one_trial: bool = False) -> str:
+    """How many seeds stand behind each line; ``one_trial``: the figure draws one trial (the best seed)."""
     n = data.seeds_per_config()
-    return (f"mean ± std over N={n} seeds per configuration" if n > 1
-            else "one seed per configuration, no error bars; run with --seeds N")
+    if n > 1:
+        return (f"the best of N={n} seeds, no error bars" if one_trial
+                else f"mean ± std over N={n} seeds per configuration")
+    return "one seed per configuration" + ("" if one_trial else ", no error bars") + "; run with --seeds N"
+
+
+def checkpoints(data: SweepData) -> List[int]:
+    """The probed epochs (every trial's together): an epoch axis's ticks."""
+    return sorted({int(e) for e in data.probes.epoch.unique()})
+
+
+def checkpoint_colors(epochs: Sequence[int]) -> Dict[int, tuple]:
+    """One color per checkpoint, early cool to late warm (turbo: blue, cyan, green, orange, red), each one apart
+    from the next, the last as much as the first."""
+    cmap = plt.get_cmap("turbo")
+    return {e: cmap(0.05 + 0.9 * i / max(1, len(epochs) - 1)) for i, e in enumerate(epochs)}
 
 
 def _grid(n: int, width: float = 4.6, height: float = 3.6, cols: Optional[int] = None) -> Tuple[Figure, List]:
@@ -64,26 +80,45 @@ def _trial_legend(fig: Figure, data: SweepData, colors: Dict[str, tuple], extra:
                bbox_to_anchor=(0.5, 0.0))
 
 
-def _finish(fig: Figure, title: str, legend_rows: int = 1) -> Figure:
+def _finish(fig: Figure, title: str, legend_rows: int = 1, epochs: Sequence[int] = ()) -> Figure:
+    """Title and layout; an epoch axis is ticked at ``epochs`` (the checkpoints), or at integers where there
+    are too many to label."""
+    ticks = sorted({int(e) for e in epochs})
     for ax in fig.axes:
-        if ax.get_xlabel() == "epoch":
+        if ax.get_xlabel() == "epoch" and 1 < len(ticks) <= MAX_EPOCH_TICKS:
+            ax.set_xticks(ticks)
+        elif ax.get_xlabel() == "epoch":
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     import textwrap
 
     lines = textwrap.wrap(title, width=max(40, int(fig.get_figwidth() * 10)))  # a title never runs off the figure
     fig.suptitle("\n".join(lines), fontsize=12)
-    fig.tight_layout(rect=(0, 0.05 + 0.03 * legend_rows, 1, 0.95 - 0.04 * (len(lines) - 1)))
+    # tight_layout makes room for the title itself; the legend below the panels takes inches, whatever the height
+    fig.tight_layout(rect=(0, (0.07 + 0.2 * legend_rows) / fig.get_figheight(), 1, 1))
     return fig
 
 
-def accuracy_norm(values) -> "matplotlib.colors.Normalize":
-    """A colour scale for accuracies from chance-like 0 to 1, widened only where values leave it: a spread of
-    a few points stays a few points of colour, not the whole scale."""
+def log_axis(ax) -> None:
+    """A log y axis labelled in plain numbers at 1, 2 and 5 × 10^k (every digit where the data span less than a
+    factor of 4), not in 10^x notation crowding each other; where a value is not positive, a symlog axis."""
+    ys = [v for line in ax.get_lines() for v in np.asarray(line.get_ydata(), dtype=float) if np.isfinite(v)]
+    if not ys or min(ys) <= 0:
+        ax.set_yscale("symlog")
+    else:
+        ax.set_yscale("log")
+        subs = (1.0, 2.0, 5.0) if max(ys) >= 4 * min(ys) else tuple(float(d) for d in range(1, 10))
+        ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def span_norm(values) -> "matplotlib.colors.Normalize":
+    """A colour scale from the smallest finite value to the largest: accuracies of 0.95 to 0.99 take the whole
+    scale, not a few points of it (a single value: a scale of ±0.005 around it)."""
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite)]
-    lo = min(0.0, float(finite.min())) if len(finite) else 0.0
-    hi = max(1.0, float(finite.max())) if len(finite) else 1.0
-    return matplotlib.colors.Normalize(vmin=lo, vmax=hi)
+    lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    return matplotlib.colors.Normalize(lo, hi) if hi > lo else matplotlib.colors.Normalize(lo - 0.005, hi + 0.005)
 
 
 def note_figure(title: str, note: str) -> Figure:

@@ -127,10 +127,12 @@ def _run(cfg, verbose: bool, resume_dir: Optional[str], command: str) -> int:
     from ssl_ray.sweep.summary import print_summary, report_phases
     from ssl_ray.sweep.tuner import run_sweep
 
+    started = time.time()
     try:
         out = run_sweep(cfg, verbose=verbose, resume_dir=resume_dir, command=command, claimed=True)
     except ConfigError as e:  # found before Ray starts (e.g. an older sweep's run in the store)
         return bad_input(e)
+    out["started"] = started
     data = _sweep_data(out)
     print_summary(out, cfg, data=data)
     if cfg.report:
@@ -172,9 +174,10 @@ def sweep_report(sweep_dir: str, stream=None, data=None) -> None:
 
 
 def export_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
-    """``ssl-ray export --run-id ID [--epoch N] --out DIR``: a trial's backbone as safetensors + JSON."""
-    p = OneLineParser(prog=prog, description="Write a trained trial's backbone (safetensors and a JSON of what it is); "
-                                             "load it with ssl_ray.models.load_backbone(DIR).")
+    """``ssl-ray export --run-id ID [--epoch N] --out DIR``: a trial's whole network (backbone and projector) as
+    safetensors + JSON (``ssl_ray.models.export``)."""
+    p = OneLineParser(prog=prog, description="Write a trained trial's whole network, backbone and projector (safetensors "
+                                             "and a JSON of what it is); load it with ssl_ray.models.load_backbone(DIR).")
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--run-id", help="the trial's MLflow run id (the sweep summary lists them)")
     who.add_argument("--checkpoint", help="a checkpoint directory (or its state.pt) instead")
@@ -186,15 +189,17 @@ def export_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None
         from ssl_ray.checkpoints import checkpoint_dir, scan_checkpoints
         from ssl_ray.models.export import export_backbone
 
+        if args.checkpoint and args.epoch is not None:
+            raise ConfigError("--epoch goes with --run-id (--checkpoint names one checkpoint)")
         ckpt, run_id = (checkpoint_dir(args.checkpoint), None) if args.checkpoint else (None, args.run_id)
         if ckpt is None:
             from ssl_ray.config import default_mlflow_uri
-            from ssl_ray.tracking import TAG_TRIAL_DIR, client
-
-            uri = args.mlflow_uri or default_mlflow_uri()
+            from ssl_ray.tracking import TAG_TRIAL_DIR, client, existing_store
             from ssl_ray.uris import check_tracking_uri
 
+            uri = args.mlflow_uri or default_mlflow_uri()
             check_tracking_uri(uri)
+            existing_store(uri, f"run {run_id}")
             try:
                 tags = client(uri).get_run(run_id).data.tags
             except Exception:  # noqa: BLE001 - MLflow raises its own type for unknown ids
@@ -208,10 +213,11 @@ def export_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None
             if epoch not in found:
                 raise ConfigError(f"run {run_id}: no checkpoint of epoch {epoch} (epochs: {', '.join(map(str, sorted(found)))})")
             ckpt = found[epoch]
-        out = export_backbone(ckpt, args.out, run_id)
+        out, torchvision = export_backbone(ckpt, args.out, run_id)
     except ConfigError as e:
         return bad_input(e)
-    print(f"backbone of {ckpt} written to {out} (load it with ssl_ray.models.load_backbone({str(out)!r}))")
+    print(f"network of {ckpt} (backbone and projector) written to {out}; load it with "
+          f"ssl_ray.models.load_backbone({str(out)!r})\n{torchvision}")
     return EXIT_OK
 
 
@@ -239,7 +245,7 @@ COMMANDS = {
     "data": (_data, "write and inspect FFCV .beton files, fetch CIFAR"),
     "probe": (_probe, "compute missing probes of a trial; build a target bank (probe bank)"),
     "report": (_report, "write a sweep's figures and tables from MLflow"),
-    "export": (export_main, "write a trained trial's backbone as safetensors (load with ssl_ray.models.load_backbone)"),
+    "export": (export_main, "write a trained trial's network as safetensors (load with ssl_ray.models.load_backbone)"),
 }
 
 

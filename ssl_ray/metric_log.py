@@ -51,11 +51,6 @@ class MetricWriter:
         if fetch:
             self._hist.update((k, list(v)) for k, v in metric_histories(self.client, self.run_id, fetch, threads=8).items())
 
-    def know(self, histories: Mapping[str, List["Metric"]]) -> None:
-        """Take ``{key: [Metric, ...]}`` read elsewhere (a current ``probes.csv``) as these keys' histories."""
-        for k, h in histories.items():
-            self._hist.setdefault(k, list(h))
-
     def has(self, key: str, step: int) -> bool:
         return any(m.step == int(step) for m in self._history(key))
 

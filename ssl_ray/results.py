@@ -7,15 +7,23 @@
     r.probes.query("target == 'class' and metric == 'linear_test'").pivot_table(
         index="epoch", columns="layer", values="value")
     r.checkpoint(r.trials.trial[0], epoch=20)             # that checkpoint's directory
+    r.varying                                             # the hyperparameters that differ between trials
+    r.targets                                             # each target's randomness (random_<r>: the bank's own)
 
-Probes are read from each trial's ``probes/probes.csv`` artifact (one request per trial) where it has one. The
-layer ``input`` (first checkpoint only) is the pixel baseline: the same probes on the pooled input pixels.
+Probes are read from each trial's ``probes/probes.csv`` artifact (one request per trial: every probe value) where it
+has one. The layer ``input`` (first checkpoint only) is the pixel baseline: the same probes on the pooled input
+pixels. ``trials.best_layer`` is each trial's layer chosen on validation data (``ssl_ray.reports.selection``).
+Params keep their types (bool, int, float, list). Nothing here imports torch: a notebook gets its frames in the
+time MLflow's client takes to start and read the runs.
 """
 
 from __future__ import annotations
 
+import ast
+import math
 from dataclasses import dataclass
-from typing import Optional
+from pathlib import Path
+from typing import List, Optional
 
 import pandas as pd
 
@@ -26,10 +34,16 @@ from ssl_ray.tracking import SUMMARY
 
 @dataclass
 class Results:
-    trials: pd.DataFrame  # trial, run_id, status, configuration, <param>..., summary/<name>..., trial_dir
-    probes: pd.DataFrame  # trial, epoch, layer, target, metric, value
+    trials: pd.DataFrame  # trial, run_id, status, configuration, best_layer, <param>..., summary/<name>..., trial_dir
+    probes: pd.DataFrame  # trial, epoch, layer, target, metric, value, randomness
     train: pd.DataFrame  # trial, epoch, metric, value (metric without "train/")
+    targets: pd.DataFrame  # target, kind, level, randomness, bank_epoch, bank_accuracy
     data: SweepData  # the same sweep as the reports read it
+
+    @property
+    def varying(self) -> List[str]:
+        """The params whose values differ between trials (the seed aside)."""
+        return list(self.data.varied)
 
     def checkpoint(self, trial: str, epoch: int) -> str:
         """The directory of ``trial``'s checkpoint at ``epoch`` (a ConfigError naming the epochs it has)."""
@@ -42,28 +56,57 @@ class Results:
         return found[epoch]
 
 
-def _value(v: str):
-    """Params come back from MLflow as strings; numbers become numbers again."""
+def typed(v: str):
+    """A param as MLflow returns it (a string) back to what was logged: bool, int, float, list, else the string."""
     try:
-        f = float(v)
-    except (TypeError, ValueError):
+        out = ast.literal_eval(v)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return v
-    return int(f) if f.is_integer() and "." not in v and "e" not in v.lower() else f
+    return out if isinstance(out, (bool, int, float, list, tuple)) else v
+
+
+def target_table(data: SweepData) -> pd.DataFrame:
+    """One row per probed target: its kind, nominal level r and actual randomness. A ``random_<r>`` target's is that
+    of the bank epoch whose randomness is nearest r (``ssl_ray.probes.target_bank``); ``permuted_<r>`` permutes a
+    fraction r of the labels; the others have none."""
+    from ssl_ray.probes.target_bank import TargetBank
+    from ssl_ray.tracking import TAG_BANK_PATH
+
+    path = data.parent_tags.get(TAG_BANK_PATH) or next((t.params.get("probe.target_bank") for t in data.trials
+                                                        if t.params.get("probe.target_bank")), None)
+    bank = None
+    if path and Path(path).is_file() and any(t.startswith("random_") for t in data.targets):
+        try:
+            bank = TargetBank.load(path)
+        except ConfigError:
+            bank = None
+    rows = []
+    for name in data.targets:
+        kind, _, level = name.partition("_")
+        r = float(level) if level else math.nan
+        row = {"target": name, "kind": kind, "level": r, "randomness": r if kind == "permuted" else
+               (0.0 if kind in ("class", "sample", "superclass") else math.nan), "bank_epoch": None, "bank_accuracy": math.nan}
+        if kind == "random" and bank is not None:
+            i = bank.nearest(r)
+            row.update(randomness=float(bank.randomness[i]), bank_epoch=int(bank.epochs[i]), bank_accuracy=float(bank.accuracy[i]))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["target", "kind", "level", "randomness", "bank_epoch", "bank_accuracy"])
 
 
 def load(sweep_dir_or_experiment: str, tracking_uri: Optional[str] = None) -> Results:
     """The sweep in a sweep directory (its own tracking URI) or the MLflow experiment of that name."""
-    from ssl_ray.tracking import client
+    from ssl_ray.reports.selection import select
 
     data = load_sweep(str(sweep_dir_or_experiment), tracking_uri)
-    c = client(data.uri)
+    layers = select(data).trial_layers
     rows = []
     for t in data.trials:
-        metrics = c.get_run(t.run_id).data.metrics
         rows.append({"trial": t.trial_id, "run_id": t.run_id, "status": t.status, "configuration": t.config,
-                     **{k: _value(v) for k, v in sorted(t.params.items())},
-                     **{k: v for k, v in sorted(metrics.items()) if k.startswith(SUMMARY)}, "trial_dir": t.trial_dir})
+                     "best_layer": layers.get(t.trial_id), **{k: typed(v) for k, v in sorted(t.params.items())},
+                     **{k: v for k, v in sorted(t.metrics.items()) if k.startswith(SUMMARY)}, "trial_dir": t.trial_dir})
+    targets = target_table(data)
     probes = data.probes.rename(columns={"trial_id": "trial"}).drop(columns=["run_id"])
     probes = probes.sort_values(["trial", "epoch", "layer", "target", "metric"], kind="stable").reset_index(drop=True)
+    probes["randomness"] = probes.target.map(dict(zip(targets.target, targets.randomness)))
     train = data.train.rename(columns={"trial_id": "trial"}).reset_index(drop=True)
-    return Results(pd.DataFrame(rows), probes, train, data)
+    return Results(pd.DataFrame(rows), probes, train, targets, data)

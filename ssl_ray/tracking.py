@@ -33,6 +33,7 @@ TAG_COMMAND = "ssl_ray.command"  # the command line that started the sweep
 TAG_COMMIT = "ssl_ray.git_commit"
 TAG_BANK_PATH = "ssl_ray.bank.path"
 TAG_BANK_SEED = "ssl_ray.bank.seed_stream"
+TAG_BANK_RUN = "ssl_ray.bank.run_id"  # on a sweep's run: the run of the bank its random_<r> targets come from
 # set by a trial's rank 0
 TAG_LOADER = "ssl_ray.loader"
 TAG_STEPS_PER_EPOCH = "ssl_ray.steps_per_epoch"
@@ -111,6 +112,15 @@ def client(uri: str) -> "MlflowClient":
             fcntl.flock(lock, fcntl.LOCK_UN)
     _READY.add(uri)
     return c
+
+
+def existing_store(uri: str, what: str = "") -> str:
+    """``uri``, for a command that only reads a store: a SQLite URI whose file does not exist is one ConfigError
+    naming where it looked (opening it would create an empty store there as a side effect)."""
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        raise ConfigError(f"{what + ': ' if what else ''}no MLflow store at {uri[len('sqlite:///'):]} (nothing has run there); "
+                          f"give the sweep's store with --mlflow-uri, as the sweep's summary prints it")
+    return uri
 
 
 def artifact_root_for(uri: str) -> Optional[str]:
@@ -202,17 +212,17 @@ def get_or_create_trial_run(uri: str, parent_run_id: str, trial_id: str, trial_n
     return run_id
 
 
-def get_or_create_bank_run(uri: str, parent_run_id: str) -> str:
-    """The run of a sweep's target-bank classifier: a child of the sweep's run, but not a trial; found again
-    (not made twice) when the bank is trained again after a failure."""
+def get_or_create_bank_run(uri: str, experiment: str, key_tag: str, key: str) -> str:
+    """The run of a target bank's classifier, in the banks' own ``experiment`` (never among a sweep's trials),
+    found again by its ``key_tag`` (not made twice) when the bank is trained again after a failure."""
     c = client(uri)
-    found = child_runs(c, parent_run_id, kind="bank")
-    if found:
-        c.update_run(found[0].info.run_id, status="RUNNING")
-        return found[0].info.run_id
-    exp_id = c.get_run(parent_run_id).info.experiment_id
-    tags = {TAG_PARENT: parent_run_id, TAG_KIND: "bank"}
-    return c.create_run(exp_id, run_name="target bank: supervised classifier", tags=tags).info.run_id
+    exp_id = ensure_experiment(c, experiment, uri)
+    run_id = _find_run(c, exp_id, key_tag, key)
+    if run_id is not None:
+        c.update_run(run_id, status="RUNNING")
+        return run_id
+    tags = {key_tag: key, TAG_KIND: "bank"}
+    return c.create_run(exp_id, run_name=f"target bank {key}", tags=tags).info.run_id
 
 
 def find_trial_run(uri: str, parent_run_id: str, trial_id: str) -> Optional[str]:

@@ -14,7 +14,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from ssl_ray.config import (AMP_MODES, BANK_SEED_BASE, MODES, PLACEMENT_STRATEGIES, SWITCHES, ExperimentConfig, SweepConfig, check_choice, check_sweep_name, check_int, check_names, check_number)
+from ssl_ray.config import (AMP_MODES, BANK_SEED_BASE, MLFLOW_METRICS, MODES, PLACEMENT_STRATEGIES, SWITCHES, ExperimentConfig, SweepConfig, check_choice, check_sweep_name, check_int, check_names, check_number)
 from ssl_ray.errors import ConfigError
 from ssl_ray.sweep_checks import check_fits, check_ray_address, check_samplers, check_search, check_storage
 
@@ -292,6 +292,7 @@ def _check_probe(cfg: ExperimentConfig) -> None:
         if not set(p.mine_epochs) & set(cfg.train.checkpoint_schedule()):
             raise ConfigError(f"probe.mine_epochs {p.mine_epochs}: no probed checkpoint has these epochs "
                               f"(train.checkpoint_epochs keeps {cfg.train.checkpoint_schedule()})")
+    check_choice("probe.mlflow_metrics", p.mlflow_metrics, MLFLOW_METRICS)
     check_number("probe.num_cpus", p.num_cpus, lo=0.0, hi=MAX_CPUS)
     check_number("probe.num_gpus", p.num_gpus, lo=0.0, hi=64)
     if p.max_concurrent is not None:

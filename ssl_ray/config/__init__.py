@@ -7,7 +7,7 @@ the edge; it returns the normalized config that the tuner, the trial and the wor
 
 from ssl_ray.config.checks import check_sweep_name, check_choice, check_int, check_names, check_number
 from ssl_ray.config.io import dump_yaml, flatten, get_path, load_yaml_mapping, parse_value, read_text, set_path
-from ssl_ray.config.schema import (AMP_MODES, BANK_SEED_BASE, MODES, PLACEMENT_STRATEGIES, SECTIONS, SWITCHES, TRIAL_DRIVER_CPUS,
+from ssl_ray.config.schema import (AMP_MODES, BANK_SEED_BASE, MLFLOW_METRICS, MODES, PLACEMENT_STRATEGIES, SECTIONS, SWITCHES, TRIAL_DRIVER_CPUS,
                                    DataConfig, ExperimentConfig, ModelConfig, ObjectiveConfig, OptimConfig, ProbeConfig,
                                    TrainConfig)
 from ssl_ray.config.sweep import (LOSS_METRIC, ONLINE_METRICS, SAMPLERS, SCHEDULERS, SEARCH_ALGS, SWEEP_FILE, SearchDim, SweepConfig, default_mlflow_uri,
@@ -15,7 +15,7 @@ from ssl_ray.config.sweep import (LOSS_METRIC, ONLINE_METRICS, SAMPLERS, SCHEDUL
 
 __all__ = [
     "check_sweep_name",
-    "AMP_MODES", "BANK_SEED_BASE", "MODES", "PLACEMENT_STRATEGIES", "LOSS_METRIC", "ONLINE_METRICS", "SAMPLERS", "SCHEDULERS", "SEARCH_ALGS", "SECTIONS", "SWEEP_FILE", "SWITCHES",
+    "AMP_MODES", "BANK_SEED_BASE", "MLFLOW_METRICS", "MODES", "PLACEMENT_STRATEGIES", "LOSS_METRIC", "ONLINE_METRICS", "SAMPLERS", "SCHEDULERS", "SEARCH_ALGS", "SECTIONS", "SWEEP_FILE", "SWITCHES",
     "TRIAL_DRIVER_CPUS", "DataConfig", "ExperimentConfig", "ModelConfig", "ObjectiveConfig", "OptimConfig",
     "ProbeConfig", "SearchDim", "SweepConfig", "TrainConfig", "check_choice", "check_int", "check_names",
     "check_number", "default_mlflow_uri", "default_results_dir", "dump_yaml", "flatten", "get_path",

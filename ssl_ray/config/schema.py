@@ -177,6 +177,9 @@ class ProbeConfig:
     max_concurrent: Optional[int] = None
     max_retries: int = 2
     seed: int = 0
+    # Which probe values each trial's MLflow run gets: "curated" (the readings a reader compares, at most ~150
+    # metrics per run; ssl_ray/probes/curated.py) or "all". Every value is in the run's probes/probes.csv either way.
+    mlflow_metrics: str = "curated"
 
 
 _SECTIONS = {
@@ -247,6 +250,7 @@ TRIAL_DRIVER_CPUS = 0.01  # what each trial's Tune function (which drives its To
 MODES = ("ssl", "supervised")
 AMP_MODES = ("auto", "bf16", "off")
 SWITCHES = ("auto", "on", "off")
+MLFLOW_METRICS = ("curated", "all")  # probe.mlflow_metrics
 PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_SPREAD", "STRICT_PACK")
 
 

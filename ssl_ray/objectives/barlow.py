@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from ssl_ray.config.symbols import OBJECTIVE_SYMBOLS
 from ssl_ray.objectives.base import OBJECTIVES, Objective, ObjectiveOutput, check_views
 from ssl_ray.objectives.distributed import gather_batch
 
@@ -36,7 +37,7 @@ def cross_correlation_terms(z1: torch.Tensor, z2: torch.Tensor) -> tuple[torch.T
 class BarlowTwins(Objective):
     name = "barlow"
     term_weights = {"off_diagonal": "lambd"}
-    symbols = {"lambd": "λ_BT"}  # the paper's λ; VICReg's and MMCR's lam are λ too, so a mixed sweep tells them apart
+    symbols = OBJECTIVE_SYMBOLS["barlow"]
     nonnegative = ('lambd',)
 
     def __init__(self, lambd: float = 0.0051):

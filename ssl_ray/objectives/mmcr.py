@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ssl_ray.config.symbols import OBJECTIVE_SYMBOLS
 from ssl_ray.objectives.base import OBJECTIVES, Objective, ObjectiveOutput, check_views
 from ssl_ray.objectives.distributed import gather_batch
 
@@ -31,7 +32,7 @@ from ssl_ray.objectives.distributed import gather_batch
 class MMCR(Objective):
     name = "mmcr"
     term_weights = {"view_nuclear": "lam"}
-    symbols = {"lam": "λ", "momentum": "m"}
+    symbols = OBJECTIVE_SYMBOLS["mmcr"]
     nonnegative = ('lam', 'momentum')
     below_one = ('momentum',)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ssl_ray.config.symbols import OBJECTIVE_SYMBOLS
 from ssl_ray.objectives.base import OBJECTIVES, Objective, ObjectiveOutput, check_views
 from ssl_ray.objectives.distributed import gather_batch
 
@@ -59,7 +60,7 @@ class VICReg(Objective):
     name = "vicreg"
     term_weights = {"invariance": "lam", "variance": "mu", "covariance": "nu"}
     term_groups = {"invariance": ("invariance",), "regularization": ("variance", "covariance")}
-    symbols = {"lam": "λ", "mu": "µ", "nu": "ν", "gamma": "γ"}
+    symbols = OBJECTIVE_SYMBOLS["vicreg"]
     nonnegative = ('lam', 'mu', 'nu', 'eps')
     positive = ('gamma',)
 

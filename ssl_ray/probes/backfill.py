@@ -3,8 +3,8 @@
 A trial is found from either end. From an MLflow run, its ``ssl_ray.trial_dir`` tag (or, for runs made
 before that tag, the parent sweep's directory and the trial id) gives the checkpoints. From a trial
 directory, every ``state.pt`` under it is a kept checkpoint, and the run id is saved inside each. Only
-the (checkpoint, layer) pairs whose metric keys are not all in MLflow yet are probed, unless ``every``
-is set; either way the idempotent writer keeps one value per (key, step). The work goes through the
+the (checkpoint, layer) pairs whose probe values are not all in the run's probe table yet are probed, unless
+``every`` is set; either way the idempotent writer keeps one value per (key, step). The work goes through the
 same Ray fan-out as a sweep's, with its progress line.
 """
 
@@ -22,7 +22,8 @@ from ssl_ray.probes.engine import probe_layers
 from ssl_ray.probes.plan import layers_at
 from ssl_ray.probes.probe_data import resolve_targets
 from ssl_ray.probes.scoring import expected_keys, probe_names
-from ssl_ray.tracking import TAG_PARENT, TAG_PROBE_SKIPPED, TAG_SWEEP_DIR, TAG_TRIAL_DIR, TAG_TRIAL_ID, client
+from ssl_ray.tracking import (TAG_PARENT, TAG_PROBE_SKIPPED, TAG_SWEEP_DIR, TAG_TRIAL_DIR, TAG_TRIAL_ID, client,
+                              existing_store)
 from ssl_ray.metric_log import MetricWriter
 
 
@@ -42,7 +43,7 @@ def resolve_trial(uri: str, run_id: Optional[str] = None, trial_dir: Optional[st
     if trial_dir is not None:  # checked before the store is opened (which would create it)
         path = Path(trial_dir).expanduser().resolve()
         found = read_checkpoints(path)
-    c = client(uri)
+    c = client(existing_store(uri, f"run {run_id}" if run_id else f"trial directory {trial_dir}"))
     if run_id is not None:
         try:
             run = c.get_run(run_id)
@@ -81,26 +82,22 @@ def plan_layers(cfg: ExperimentConfig) -> Tuple[List[str], List[str], List[str]]
 
 def missing_work(uri: str, trial: TrialCheckpoints, every: bool = False, writer: Optional[MetricWriter] = None
                  ) -> List[Tuple[int, str, List[str]]]:
-    """``[(epoch, checkpoint dir, layers to probe)]``: the layers with any metric key missing at that epoch.
-    What the run holds is read from its ``probes.csv`` when that is current (one request), else from each key's
-    history (8 requests at a time); ``writer`` (the one that will log the results) keeps what was read."""
-    from ssl_ray.probes.table import read_probe_table, table_histories, table_is_current
+    """``[(epoch, checkpoint dir, layers to probe)]``: the layers with any probe value missing at that epoch.
+    What the run holds is its probe table (``probes.csv`` and any newer MLflow value: ``table.current_table``),
+    never the MLflow metric keys alone, which are a curated few (``ssl_ray.probes.curated``). ``writer`` (the
+    one that will log the results) keeps what was read."""
+    from ssl_ray.probes.table import current_table, table_keys
 
     taps, targets, probes = plan_layers(trial.config)
     p, schedule = trial.config.probe, trial.config.train.checkpoint_schedule()
     w = writer or MetricWriter(uri, trial.run_id)
     run = w.client.get_run(trial.run_id)
     targets = [t for t in targets if f"{TAG_PROBE_SKIPPED}.{t}" not in run.data.tags]  # skipped with a recorded reason
-    if not every:
-        table = read_probe_table(w.client, trial.run_id) if any(k.startswith("probe/") for k in run.data.metrics) else None
-        if table is not None and table_is_current(table, run):
-            w.know(table_histories(table))
-        w.prefetch(sorted({k for e in schedule for k in expected_keys(targets, layers_at(taps, schedule, e), probes, p,
-                                                                        schedule, e)}))
+    have = set() if every else table_keys(current_table(w))
     work = []
     for epoch, path in trial.checkpoints:
         todo = [layer for layer in layers_at(taps, schedule, epoch)
-                if every or not all(w.has(k, epoch) for k in expected_keys(targets, [layer], probes, p, schedule, epoch))]
+                if every or not all((k, epoch) in have for k in expected_keys(targets, [layer], probes, p, schedule, epoch))]
         if todo:
             work.append((epoch, path, todo))
     return work

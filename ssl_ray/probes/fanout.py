@@ -35,8 +35,9 @@ from ssl_ray.config import ProbeConfig
 from ssl_ray.probes.probe_tasks import (CheckpointJob, ProbeFailure, TrialProbes, failure_message,  # noqa: F401
                                       features_task, score_task)
 from ssl_ray.metric_log import MetricWriter
-from ssl_ray.tracking import (SUMMARY, TAG_PROBE_FAILURE, TAG_PROBE_NODES, TAG_PROBE_SKIPPED, TAG_PROBE_STATUS,
-                              TAG_SUMMARY_LAYER, TRAIN)
+from ssl_ray.probes.curated import curated
+from ssl_ray.probes.table import current_table, merge_rows, score_rows, write_probe_table
+from ssl_ray.tracking import TAG_PROBE_FAILURE, TAG_PROBE_NODES, TAG_PROBE_SKIPPED, TAG_PROBE_STATUS
 
 
 
@@ -48,6 +49,7 @@ class ProbeFanout:
     max_concurrent: Optional[int] = None
     max_retries: int = 2
     write_tables: bool = True
+    mlflow_metrics: str = "curated"  # which probe values MLflow gets (ssl_ray.probes.curated); the table has all
     # At most this many probe tasks in Ray at once (None: no limit). A sweep sets it while trials train, so
     # that probes take only the CPUs no training trial can use (ssl_ray.sweep.callbacks).
     slots: Optional[int] = None
@@ -64,7 +66,8 @@ class ProbeFanout:
 
     @classmethod
     def from_config(cls, uri: str, p: ProbeConfig, **kw) -> "ProbeFanout":
-        return cls(uri, num_cpus=p.num_cpus, num_gpus=p.num_gpus, max_concurrent=p.max_concurrent, max_retries=p.max_retries, **kw)
+        return cls(uri, num_cpus=p.num_cpus, num_gpus=p.num_gpus, max_concurrent=p.max_concurrent, max_retries=p.max_retries,
+                   mlflow_metrics=p.mlflow_metrics, **kw)
 
     # -- submission --------------------------------------------------------------------------
     def submit(self, trial_id: str, run_id: str, checkpoints: Sequence[Tuple[int, str]], layers: Sequence[str]) -> int:
@@ -155,8 +158,9 @@ class ProbeFanout:
                 self.trials[job.run_id].missing.append(f"e{job.epoch}/{layer}")
                 self.done_layers += 1
         else:
-            w.log(scores.metrics, step=job.epoch)
             tp = self.trials[job.run_id]
+            tp.rows += score_rows(job.trial_id, job.run_id, job.epoch, scores.metrics)
+            w.log(curated(scores.metrics, self.mlflow_metrics), step=job.epoch)
             tp.nodes.update(nodes)
             new = {t: why for t, why in scores.skipped.items() if t not in tp.skipped}
             if new:
@@ -178,26 +182,27 @@ class ProbeFanout:
         self.active.remove(job)
         tp = self.trials[job.run_id]
         tp.settled += 1
+        if self.write_tables:
+            self._write_table(job.run_id, tp)
         if tp.settled == tp.jobs:
             self._finish_trial(job.run_id, tp)
         self._pump()
+
+    def _write_table(self, run_id: str, tp: TrialProbes) -> None:
+        """The run's ``probes.csv``: as the run had it, plus what was scored since (``ssl_ray.probes.table``)."""
+        w = self.writer(run_id)
+        tp.table = merge_rows(current_table(w) if tp.table is None else tp.table, tp.rows)
+        tp.rows = []
+        write_probe_table(w, tp.table)
 
     def _finish_trial(self, run_id: str, tp: TrialProbes) -> None:
         w = self.writer(run_id)
         w.set_tags({TAG_PROBE_STATUS: "complete" if not tp.missing else f"incomplete: {', '.join(tp.missing)[:4000]}",
                     TAG_PROBE_NODES: ",".join(sorted(tp.nodes))[:4000]})
         if self.write_tables:
-            from ssl_ray.probes.summary import trial_summary
-            from ssl_ray.probes.table import log_probe_table
+            from ssl_ray.probes.summary import log_trial_summary
 
-            table = log_probe_table(w)
-            loss = w.client.get_run(run_id).data.metrics.get(TRAIN + "loss")
-            summary, layer = trial_summary(table, loss)
-            if summary:
-                w.log({SUMMARY + k: v for k, v in summary.items()}, step=int(table.epoch.max()) if len(table) else 0,
-                      restate=True)
-            if layer:
-                w.set_tags({TAG_SUMMARY_LAYER: layer})
+            log_trial_summary(w, tp.table)
 
     def poll(self, timeout: float = 0.0, budget_s: Optional[float] = None) -> int:
         """Collect finished tasks; wait at most ``timeout`` seconds for the first. With ``budget_s``, stop

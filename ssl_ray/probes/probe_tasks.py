@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Set
+from typing import Any, Dict, List, Sequence, Set
 
 import ray
 
@@ -78,6 +78,8 @@ class TrialProbes:
     missing: List[str] = field(default_factory=list)
     nodes: Set[str] = field(default_factory=set)  # Ray nodes the trial's probe tasks ran on
     skipped: Dict[str, str] = field(default_factory=dict)  # target -> why it could not be scored
+    rows: List[tuple] = field(default_factory=list)  # probe-table rows scored since the table was last written
+    table: Any = None  # the run's probe table (a DataFrame) as last written, once read
 
 
 def failure_message(e: BaseException) -> str:

@@ -45,3 +45,22 @@ def trial_summary(probes: pd.DataFrame, final_loss: Optional[float] = None) -> T
         if (target, metric) in at.index and math.isfinite(float(at[(target, metric)])):
             out[f"{target}_{metric}"] = float(at[(target, metric)])
     return out, layer
+
+
+DIGITS = 4  # summary/* values are rounded: MLflow's run table shows what is logged, and nine digits hide the order
+
+
+def log_trial_summary(writer, table: Optional[pd.DataFrame]) -> Dict[str, float]:
+    """Log the trial's ``summary/<name>`` metrics (rounded to ``DIGITS``), at its last probed epoch, and tag the
+    layer they are read at; a backfill that changes them restates them (MLflow shows the newest)."""
+    from ssl_ray.tracking import SUMMARY, TAG_SUMMARY_LAYER, TRAIN
+
+    loss = writer.client.get_run(writer.run_id).data.metrics.get(TRAIN + "loss")
+    summary, layer = trial_summary(table, loss)
+    summary = {SUMMARY + k: round(v, DIGITS) for k, v in summary.items()}
+    if summary:
+        last = int(table.epoch.max()) if table is not None and len(table) else 0
+        writer.log(summary, step=last, restate=True)
+    if layer:
+        writer.set_tags({TAG_SUMMARY_LAYER: layer})
+    return summary

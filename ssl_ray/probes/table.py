@@ -1,12 +1,17 @@
-"""The tidy table of a trial's probe results: one row per (epoch, layer, target, metric), read back from
-MLflow (so it is complete after retries and backfills) and logged as the run's ``probes/probes.csv``."""
+"""The tidy table of a trial's probe results: one row per (epoch, layer, target, metric), the run's
+``probes/probes.csv`` artifact. It holds *every* probe value, while the run's MLflow metrics hold a curated few
+(``ssl_ray.probes.curated``): the table is what ``results.load``, the reports, the summary and the backfill read.
+
+The fan-out rewrites it after each checkpoint: the table as the run had it (artifact, and any probe key MLflow
+holds that it lacks: a process killed between logging and rewriting), plus the new rows. The first value of a
+(epoch, layer, target, metric) stays, as in MLflow (``MetricWriter``).
+"""
 
 from __future__ import annotations
 
-import math
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Mapping, Optional
+from typing import TYPE_CHECKING, Iterable, List, Mapping, Optional
 
 import pandas as pd
 
@@ -23,15 +28,16 @@ ARTIFACT_DIR = "probes"
 ARTIFACT_NAME = "probes.csv"
 
 
+def split_key(key: str) -> Optional[tuple]:
+    """``probe/<target>/<metric>/<layer>`` -> ``(layer, target, metric)``; None for any other key."""
+    parts = key.split("/", 3)
+    return (parts[3], parts[1], parts[2]) if parts[0] == "probe" and len(parts) == 4 else None
+
+
 def probe_rows(trial_id: str, run_id: str, histories: Mapping[str, list]) -> List[tuple]:
     """``COLUMNS`` rows of the ``probe/<target>/<metric>/<layer>`` histories among ``histories``."""
-    rows: List[tuple] = []
-    for key in sorted(histories):
-        parts = key.split("/", 3)
-        if parts[0] == "probe" and len(parts) == 4:
-            _, target, metric, layer = parts
-            rows += [(trial_id, run_id, m.step, layer, target, metric, m.value) for m in histories[key]]
-    return rows
+    return [(trial_id, run_id, m.step, *split_key(key), m.value) for key in sorted(histories) if split_key(key)
+            for m in histories[key]]
 
 
 def probe_table(client: MlflowClient, run_id: str, writer: Optional[MetricWriter] = None) -> pd.DataFrame:
@@ -54,37 +60,44 @@ def read_probe_table(client: MlflowClient, run_id: str) -> Optional[pd.DataFrame
         return pd.read_csv(path)
 
 
-def table_histories(table: pd.DataFrame) -> dict:
-    """``{probe key: [Metric, ...]}`` of the table's rows (the inverse of ``probe_rows``; timestamps 0)."""
-    from mlflow.entities import Metric
-
-    out: dict = {}
-    for t, m, layer, e, v in table[["target", "metric", "layer", "epoch", "value"]].itertuples(index=False):
-        key = f"probe/{t}/{m}/{layer}"
-        out.setdefault(key, []).append(Metric(key, float(v), 0, int(e)))
-    return out
+def score_rows(trial_id: str, run_id: str, epoch: int, metrics: Mapping[str, float]) -> List[tuple]:
+    """``COLUMNS`` rows of one checkpoint's ``{probe/<target>/<metric>/<layer>: value}``."""
+    return [(trial_id, run_id, int(epoch), *split_key(k), float(v)) for k, v in sorted(metrics.items()) if split_key(k)]
 
 
-def table_is_current(table: pd.DataFrame, run) -> bool:
-    """True when ``table`` has every probe key of ``run`` and, for each, the latest step and value MLflow holds
-    (MLflow keeps each key's latest ``(step, value)`` with the run): a table written before a later value was
-    logged (a process killed between logging and rewriting it) is not current."""
-    latest = {m.key: (m.step, m.value) for m in run.data._metric_objs if m.key.startswith("probe/")}
-    # each key's last row at its highest epoch: MLflow's latest is the newest value at the highest step
-    have = {k: max(((m.step, i, m.value) for i, m in enumerate(h)))[::2] for k, h in table_histories(table).items()}
-    return have.keys() == latest.keys() and all(have[k][0] == step and _same(have[k][1], v) for k, (step, v) in latest.items())
+KEY = ["epoch", "layer", "target", "metric"]
 
 
-def _same(a: float, b: float) -> bool:
-    """Equal up to a CSV round trip (1e-12, relative above 1); two NaNs are the same reading."""
-    return a == b or abs(a - b) <= 1e-12 * max(1.0, abs(b)) or (math.isnan(a) and math.isnan(b))
+def merge_rows(table: Optional[pd.DataFrame], rows: Iterable[tuple]) -> pd.DataFrame:
+    """``table`` with ``rows`` added where it has no value for their (epoch, layer, target, metric), sorted."""
+    parts = [df for df in (table, pd.DataFrame(list(rows), columns=COLUMNS)) if df is not None and len(df)]
+    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
+    df = df.drop_duplicates(KEY, keep="first")
+    return df.sort_values(KEY, kind="stable").reset_index(drop=True)
 
 
-def log_probe_table(writer: MetricWriter) -> pd.DataFrame:
-    """Write (or overwrite) the ``probes/probes.csv`` artifact of the writer's run; returns the table."""
-    df = probe_table(writer.client, writer.run_id, writer)
+def table_keys(table: Optional[pd.DataFrame]) -> set:
+    """``{(probe/<target>/<metric>/<layer>, epoch)}`` of the table's rows."""
+    if table is None or not len(table):
+        return set()
+    return {(f"probe/{t}/{m}/{layer}", int(e)) for t, m, layer, e in table[["target", "metric", "layer", "epoch"]].itertuples(index=False)}
+
+
+def current_table(writer: MetricWriter) -> pd.DataFrame:
+    """Every probe value the writer's run holds: its ``probes.csv``, and the history of any probe key whose latest
+    step in MLflow the table lacks (read through the writer: no request for a history it knows)."""
+    table = read_probe_table(writer.client, writer.run_id)
+    run = writer.client.get_run(writer.run_id)
+    latest = {(m.key, int(m.step)) for m in run.data._metric_objs if m.key.startswith("probe/")}
+    latest -= table_keys(table)
+    keys = sorted({k for k, _ in latest})
+    rows = probe_rows(run.data.tags.get(TAG_TRIAL_ID, ""), writer.run_id, writer.histories(keys)) if keys else []
+    return merge_rows(table, rows)
+
+
+def write_probe_table(writer: MetricWriter, table: pd.DataFrame) -> None:
+    """Write (or overwrite) the ``probes/probes.csv`` artifact of the writer's run."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / ARTIFACT_NAME
-        df.to_csv(path, index=False)
+        table[COLUMNS].to_csv(path, index=False)
         writer.client.log_artifact(writer.run_id, str(path), ARTIFACT_DIR)
-    return df

@@ -21,7 +21,7 @@ def report_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None
     p.add_argument("sweep", help="a sweep directory (results/sweeps/<name>) or an MLflow experiment name")
     p.add_argument("--mlflow-uri", help="MLflow tracking URI (default: the sweep's own, or $MLFLOW_TRACKING_URI, "
                                         "or sqlite under results/)")
-    p.add_argument("--out", help="folder for the files (default: results/<experiment>/)")
+    p.add_argument("--out", help="folder for the files (default: <results>/<experiment>/, beside the sweep's <results>/sweeps/)")
     p.add_argument("--layer", help="the layer of the one-layer figures (default: the best class-accuracy layer)")
     p.add_argument("--no-log", action="store_true", help="do not log the files to the sweep's MLflow parent run")
     try:

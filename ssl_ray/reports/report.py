@@ -41,7 +41,8 @@ FIGURES: Dict[str, str] = {
     "fig5_layers": "accuracy per layer at several checkpoints, class and superclass, and their ratio",
     "fig6_geometry": "CDNV and the geometry metrics over training",
     "fig7_embeddings": "t-SNE of embeddings before and after training, colored by sample, class and superclass",
-    "fig8_hyperparameters": "a class probe metric across trials against the hyperparameters",
+    "fig8_hyperparameters": "class probe accuracy across configurations, each at its own best layer, against the "
+                            "hyperparameters",
     "fig9_semantic_over_random": "NCC accuracy and CDNV of the class target over the most random target, over training",
     "fig10_above_pixels": "each layer's linear accuracy minus the pixel baseline, against target randomness, at the "
                           "first and last checkpoint",
@@ -68,7 +69,8 @@ def _embedding_figure(data: SweepData, layer: str, best: str, notes: List[str]):
     from ssl_ray.reports.embeddings import embedding_points, first_and_last
 
     t = data.trial(best)
-    title = f"Embeddings at {layer} before and after training, best trial ({t.label})"
+    title = (f"Embeddings at {layer} before and after training, best trial ({t.label}; "
+             f"{F.seeds_note(data, one_trial=True)})")
     epochs = sorted(data.probes.epoch[data.probes.trial_id == best].unique())
     ckpts = scan_checkpoints(t.trial_dir, epochs) if t.trial_dir and Path(t.trial_dir).is_dir() else []
     rows = first_and_last(ckpts)
@@ -80,21 +82,32 @@ def _embedding_figure(data: SweepData, layer: str, best: str, notes: List[str]):
     return F.embeddings(points, title, names)
 
 
+def default_report_dir(data: SweepData) -> Path:
+    """Beside the sweep's own results, wherever the command runs: ``<results>/<name>`` for a sweep in
+    ``<results>/sweeps/<name>``; else ``results/<name>`` here."""
+    from ssl_ray.config import default_results_dir
+    from ssl_ray.tracking import TAG_SWEEP_DIR
+
+    sweep_dir = data.parent_tags.get(TAG_SWEEP_DIR)
+    if sweep_dir and Path(sweep_dir).parent.name == "sweeps":
+        return Path(sweep_dir).parent.parent / data.experiment
+    return default_results_dir() / data.experiment
+
+
 def write_report(target: str, uri: Optional[str] = None, out_dir: Optional[str] = None, layer: Optional[str] = None,
                  log: bool = True, stream=None, data: Optional[SweepData] = None) -> Report:
     """Read the sweep, draw every figure, write the table and README, and log them to the parent run."""
     import matplotlib.pyplot as plt
-
-    from ssl_ray.config import default_results_dir
 
     stream = stream or sys.stderr
     data = data or load_sweep(target, uri)
     if layer is not None and layer not in data.layers:
         raise ConfigError(f"--layer {layer}: not a probed layer of this sweep (probed: {', '.join(data.layers)})")
     sel = select(data)
+    forced = layer  # --layer: every figure at it, fig 8 included (else each configuration at its own best layer)
     layer = layer or sel.layer
     best = sel.best_trial
-    out = Path(out_dir).expanduser().resolve() if out_dir else default_results_dir() / data.experiment
+    out = Path(out_dir).expanduser().resolve() if out_dir else default_report_dir(data)
     out.mkdir(parents=True, exist_ok=True)
     rep = Report(out, layer, best, sel)
     makers: Dict[str, Callable] = {
@@ -105,7 +118,7 @@ def write_report(target: str, uri: Optional[str] = None, out_dir: Optional[str] 
         "fig5_layers": lambda: F.accuracy_per_layer(data, best),
         "fig6_geometry": lambda: F.geometry_over_training(data, layer),
         "fig7_embeddings": lambda: _embedding_figure(data, layer, best, rep.notes),
-        "fig8_hyperparameters": lambda: F.hyperparameter_view(data, layer, HP_AXES),
+        "fig8_hyperparameters": lambda: F.hyperparameter_view(data, forced, HP_AXES),
         "fig9_semantic_over_random": lambda: F.semantic_over_random(data, layer),
         "fig10_above_pixels": lambda: B.above_pixels(data),
         "fig11_information": lambda: B.information_over_training(data),

@@ -4,8 +4,8 @@ A sweep is named either by its directory (``results/sweeps/<name>``: its saved s
 tracking URI, and the parent run is the one tagged with that directory) or by its MLflow experiment
 name (the newest parent run of that experiment). Everything comes back as tidy tables:
 
-* ``probes``: one row per (trial, epoch, layer, target, metric), the same rows as each trial's
-  ``probes/probes.csv`` artifact, but read from the metric histories, so retries and backfills count;
+* ``probes``: one row per (trial, epoch, layer, target, metric): each trial's ``probes/probes.csv`` artifact
+  (every probe value; the fan-out rewrites it after each checkpoint, retries and backfills included);
 * ``train``: one row per (trial, epoch, metric) of ``train/*``.
 
 Bad input (no such directory or experiment, no sweep run, no probe metrics yet) raises
@@ -37,12 +37,11 @@ def short_name(key: str, default: Optional[str] = None) -> str:
     if key in SHORT_NAMES:
         return SHORT_NAMES[key]
     if key.startswith("objective."):
-        from ssl_ray.objectives import OBJECTIVES
+        from ssl_ray.config.symbols import OBJECTIVE_SYMBOLS
 
-        for name in OBJECTIVES:
-            symbol = OBJECTIVES.get(name).symbols.get(key[len("objective."):])
-            if symbol:
-                return symbol
+        for symbols in OBJECTIVE_SYMBOLS.values():
+            if key[len("objective."):] in symbols:
+                return symbols[key[len("objective."):]]
     return key if default is None else default
 
 
@@ -58,6 +57,7 @@ class Trial:
     trial_dir: Optional[str]
     label: str = ""  # names this trial (its configuration, and "#<id>" among repeats)
     config: str = ""  # names its configuration: the hyperparameters that vary, every seed alike
+    metrics: Dict[str, float] = field(default_factory=dict)  # the run's latest value of each metric
 
     @property
     def group(self) -> str:
@@ -189,17 +189,15 @@ def resolve_sweep(target: str, uri: Optional[str]) -> Tuple[str, str, Optional[s
 
 def load_sweep(target: str, uri: Optional[str] = None) -> SweepData:
     """Read the sweep named by ``target`` (a sweep directory or an experiment name) from MLflow. A
-    trial's probes come from its ``probes.csv`` artifact (one request) where it has a current one
-    (``table_is_current``), else from one request per metric key."""
-    from ssl_ray.probes.table import COLUMNS, probe_rows, read_probe_table, table_is_current
+    trial's probes come from its ``probes.csv`` artifact (one request: every probe value), else (a trial whose
+    probes have not finished a checkpoint yet) from its MLflow metric histories (the curated few)."""
+    from ssl_ray.probes.table import COLUMNS, probe_rows, read_probe_table
     from ssl_ray.tracking import (TAG_KIND, TAG_STATUS, TAG_SWEEP_DIR, TAG_TRIAL_DIR, TAG_TRIAL_ID, child_runs, client,
-                                  search_by_tag)
+                                  existing_store, search_by_tag)
     from ssl_ray.metric_log import metric_histories
 
     uri, experiment, sweep_dir = resolve_sweep(target, uri)
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
-        raise ConfigError(f"experiment {experiment!r}: no MLflow store at {uri[len('sqlite:///'):]} (no sweep has run there)")
-    c = client(uri)
+    c = client(existing_store(uri, f"experiment {experiment!r}"))
     exp = c.get_experiment_by_name(experiment)
     if exp is None or exp.lifecycle_stage == "deleted":
         raise ConfigError(f"experiment {experiment!r}: not found in {uri}")
@@ -214,9 +212,9 @@ def load_sweep(target: str, uri: Optional[str] = None) -> SweepData:
     for run in child_runs(c, parent.info.run_id):
         tags = run.data.tags
         tid = tags.get(TAG_TRIAL_ID, run.info.run_id)
-        trials.append(Trial(tid, run.info.run_id, tags.get(TAG_STATUS, "-"), dict(run.data.params), tags.get(TAG_TRIAL_DIR)))
+        trials.append(Trial(tid, run.info.run_id, tags.get(TAG_STATUS, "-"), dict(run.data.params), tags.get(TAG_TRIAL_DIR),
+                            metrics=dict(run.data.metrics)))
         table = read_probe_table(c, run.info.run_id)
-        table = table if table is not None and table_is_current(table, run) else None
         if table is not None:
             prow += [(tid, run.info.run_id, *r) for r in table[COLUMNS[2:]].itertuples(index=False, name=None)]
         keys = [k for k in run.data.metrics if k.startswith(("train/",) if table is not None else ("probe/", "train/"))]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import sys
+import time
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
@@ -30,19 +31,20 @@ import ray
 import ray.train
 from ray.train.torch import TorchTrainer
 
-from ssl_ray.config import BANK_SEED_BASE, ExperimentConfig, SweepConfig, flatten
+from ssl_ray.config import BANK_SEED_BASE, ExperimentConfig, SweepConfig
 from ssl_ray.errors import ConfigError
 from ssl_ray.probes.bank import build_target_bank
 from ssl_ray.probes.targets import TargetBank, needs_bank
 from ssl_ray.sweep.trial import probed_checkpoints, scaling_config
 from ssl_ray.metric_log import MetricWriter
 from ssl_ray.sweep import environment
-from ssl_ray.tracking import (TAG_BANK_PATH, TAG_BANK_SEED, TAG_STATUS, TAG_STOP_REASON, TrialStatus, get_or_create_bank_run,
-                              log_missing_params)
+from ssl_ray.sweep.bank_cache import (BANK_FILE, BANKS_EXPERIMENT, TAG_BANK_KEY, bank_key, bank_lock, bank_params,
+                                     cached_bank_dir, estimate_seconds)
+from ssl_ray.tracking import (TAG_BANK_PATH, TAG_BANK_RUN, TAG_BANK_SEED, TAG_STATUS, TAG_STOP_REASON, TrialStatus, client,
+                              get_or_create_bank_run, log_missing_params, search_by_tag)
 from ssl_ray.train.loop import train_loop_per_worker
 
-BANK_DIR = "bank"
-BANK_FILE = "target_bank.npz"
+BANK_DIR = "bank"  # a sweep's own bank, before banks were shared (bank_cache)
 BANK_LR_FACTOR = 0.0625  # the classifier learns at a sixteenth of the SSL learning rate, so its accuracy
 # rises over several epochs and the bank's randomness levels cover [0, 1] without a gap
 
@@ -100,28 +102,63 @@ def sweep_needs_bank(cfg: SweepConfig) -> bool:
 
 
 def ensure_target_bank(cfg: SweepConfig, sweep_dir: Path, uri: str, parent_run_id: str, stream=None) -> Optional[str]:
-    """The bank the sweep's random_<r> targets come from: ``probe.target_bank`` if given, the cached one
-    of this sweep, or a new one trained now. None when no target needs one."""
+    """The bank the sweep's random_<r> targets come from: ``probe.target_bank`` if given, this sweep's own (a sweep
+    made before banks were shared), the cached one of the same data and network (``bank_cache``), or a new one
+    trained now and cached. The sweep's run is tagged with the bank's path and run. None when no target needs one."""
     stream = stream or sys.stderr
     if not sweep_needs_bank(cfg):
         return cfg.base.probe.target_bank
-    path = bank_path(sweep_dir)
-    if path.is_file():
-        try:
-            TargetBank.load(path)
-            print(f"[bank] reusing the target bank {path}", file=stream, flush=True)
-            return str(path)
-        except ConfigError as e:
-            print(f"[bank] rebuilding: {e}", file=stream, flush=True)
+    if bank_path(sweep_dir).is_file():  # a sweep from before the cache, resumed
+        return _reuse(bank_path(sweep_dir), None, uri, parent_run_id, stream) or _train(cfg, bank_path(sweep_dir), uri, parent_run_id, stream)
+    bcfg = bank_config(cfg.base)  # its key leaves resources out: _train gives it the CPUs it may hold
+    bdir = cached_bank_dir(cfg.resolved_storage(), bcfg)
+    with bank_lock(bdir):  # a second sweep needing this bank waits here, then reuses it
+        return _reuse(bdir / BANK_FILE, bcfg, uri, parent_run_id, stream) or _train(cfg, bdir / BANK_FILE, uri, parent_run_id, stream)
+
+
+def _reuse(path: Path, bcfg: Optional[ExperimentConfig], uri: str, parent_run_id: str, stream) -> Optional[str]:
+    if not path.is_file():
+        return None
+    try:
+        TargetBank.load(path)
+    except ConfigError as e:
+        print(f"[bank] rebuilding: {e}", file=stream, flush=True)
+        return None
+    run_id = None
+    if bcfg is not None:
+        c = client(uri)
+        exp = c.get_experiment_by_name(BANKS_EXPERIMENT)
+        found = search_by_tag(c, exp.experiment_id, TAG_BANK_KEY, bank_key(bcfg), max_results=1) if exp else []
+        run_id = found[0].info.run_id if found else None
+    _tag_sweep(uri, parent_run_id, path, run_id)
+    print(f"[bank] reusing the target bank {path}", file=stream, flush=True)
+    return str(path)
+
+
+def _tag_sweep(uri: str, parent_run_id: str, path: Path, run_id: Optional[str]) -> None:
+    c = client(uri)
+    c.set_tag(parent_run_id, TAG_BANK_PATH, str(path))
+    if run_id:
+        c.set_tag(parent_run_id, TAG_BANK_RUN, run_id)
+
+
+def _train(cfg: SweepConfig, path: Path, uri: str, parent_run_id: str, stream) -> str:
+    """Train the bank's classifier through Ray Train, check its labels, save it to ``path`` and log it."""
     # On the local Ray a sweep starts itself, the bank takes every CPU (on 2 cores: its epochs in 2 threads
     # instead of 1; the tests' 12-epoch bank, 8 s less). A cluster's nodes may differ: there it keeps a trial's shape.
     bcfg = bank_config(cfg.base, None if cfg.address else ray.cluster_resources().get("CPU"))
-    print(f"[bank] training the supervised classifier of the random_<r> targets ({bcfg.train.epochs} epochs)",
-          file=stream, flush=True)
-    run_id = get_or_create_bank_run(uri, parent_run_id)
+    key = bank_key(bcfg)
+    run_id = get_or_create_bank_run(uri, BANKS_EXPERIMENT, TAG_BANK_KEY, key)
     w = MetricWriter(uri, run_id)
-    log_missing_params(w.client, run_id, flatten(bcfg.to_dict()))
+    estimate = estimate_seconds(w.client, bcfg)
+    per_trial = max(t["train"]["epochs"] for _, t in cfg.trial_configs_for_validation())
+    how_long = (f"about {estimate:.0f} s, as an earlier bank of this data and network took" if estimate is not None else
+                f"about as long as {bcfg.train.epochs} epochs of a trial; this sweep's trials train {per_trial}")
+    print(f"[bank] training the supervised classifier of the random_<r> targets: {bcfg.train.epochs} epochs, {how_long}. "
+          f"It is cached for every later sweep on the same data and network: {path.parent}", file=stream, flush=True)
+    log_missing_params(w.client, run_id, bank_params(bcfg))
     environment.apply()
+    t0 = time.time()
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"experiment": bcfg.to_dict(), "mlflow_uri": uri, "mlflow_run_id": run_id},
@@ -145,10 +182,11 @@ def ensure_target_bank(cfg: SweepConfig, sweep_dir: Path, uri: str, parent_run_i
     w.set_tags({TAG_STATUS: TrialStatus.FINISHED.value, TAG_BANK_PATH: str(path),
                 TAG_BANK_SEED: f"{bcfg.train.seed} (2**31 + train.seed {cfg.base.train.seed}; no trial seed reaches 2**31)"})
     w.client.set_terminated(run_id, status="FINISHED")
+    _tag_sweep(uri, parent_run_id, path, run_id)
     r = np.sort(bank.randomness)
     first, last = int(np.argmax(bank.randomness)), int(np.argmin(bank.randomness))
-    print(f"[bank] {len(bank.epochs)} targets, randomness {r[0]:.2f} to {r[-1]:.2f} (largest gap {np.diff(r).max():.2f}), "
-          f"label entropy >= {bank.entropies().min():.2f}: {path}", file=stream, flush=True)
+    print(f"[bank] {len(bank.epochs)} targets in {time.time() - t0:.0f} s, randomness {r[0]:.2f} to {r[-1]:.2f} (largest gap "
+          f"{np.diff(r).max():.2f}), label entropy >= {bank.entropies().min():.2f}: {path}", file=stream, flush=True)
     print(f"[bank] pixel baseline (linear probe on the pooled input, test): r=1 labels {per_epoch['test'][first]:.2f}, "
           f"r=0 labels {per_epoch['test'][last]:.2f}" + "".join(f", {t} {acc['test']:.2f}" for t, acc in others.items()),
           file=stream, flush=True)

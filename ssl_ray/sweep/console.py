@@ -1,8 +1,8 @@
 """What a sweep prints while it runs: one line per trial event, instead of Ray Tune's tables.
 
     [trial 3c2a1_00001] lam=25 width=16: started (2/4)
-    [trial 3c2a1_00001] lam=25 width=16: epoch 8/20, loss 21.37, kNN val 0.912, RankMe 41.2
-    [trial 3c2a1_00001] lam=25 width=16: finished, MLflow run 0f3e... ; probes queued
+    [trial 3c2a1_00001] lam=25 width=16: epoch 8/20, loss 21.37, kNN val 0.912, RankMe 41.2 (42 s)
+    [trial 3c2a1_00001] lam=25 width=16: finished, MLflow run 0f3e...; its probes are queued (1 min 45 s)
     [trial 3c2a1_00002] lam=10 width=32: waiting 60 s for its training workers (Ray has 0.0 of 2 CPUs free)
 
 An epoch line appears at every epoch with online readings (``train.online_every``), or, with them off, at
@@ -38,8 +38,13 @@ class ConsoleCallback(tune.Callback):
         return {**self.__dict__, "stream": None}
 
     def _say(self, trial, text: str) -> None:
+        """One line; after its start, with the time since the trial started."""
+        from ssl_ray.sweep.summary import elapsed
+
         label = trial_label(trial.config, self.keys)
-        print(f"[trial {trial.trial_id}] {label + ': ' if label else ''}{text}", file=self.stream or sys.stdout, flush=True)
+        since = self.started.get(trial.trial_id)
+        took = f" ({elapsed(time.time() - since)})" if since is not None and not text.startswith(("started", "restarts")) else ""
+        print(f"[trial {trial.trial_id}] {label + ': ' if label else ''}{text}{took}", file=self.stream or sys.stdout, flush=True)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         again = trial.trial_id in self.started  # PBT restarts a trial from another's checkpoint

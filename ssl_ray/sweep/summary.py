@@ -3,11 +3,14 @@ trial's run id, what stopped or was skipped, and where to browse."""
 
 from __future__ import annotations
 
-import os
+import shlex
 import sys
+import time
 import textwrap
+from pathlib import Path
+from typing import Optional
 
-from ssl_ray.config import SweepConfig, default_mlflow_uri
+from ssl_ray.config import SweepConfig
 from ssl_ray.probes.cli import print_probe_failures
 
 
@@ -62,12 +65,15 @@ def print_summary(out: dict, cfg: SweepConfig, stream=None, data=None) -> None:
         if line:
             print(textwrap.fill(line, width=WIDTH, subsequent_indent="  "), file=stream)
         print(textwrap.fill(label_free_line(data, sel), width=WIDTH, subsequent_indent="  "), file=stream)
-        print("\ntrials (MLflow run ids):", file=stream)
-        for t in data.trials:
-            print(f"  {t.trial_id}  {t.label}  {t.status}  run {t.run_id}", file=stream)
     from ssl_ray.tracking import TAG_PROBE_SKIPPED, TAG_STATUS, TAG_STOP_REASON, TAG_TRIAL_ID, TrialStatus, child_runs, client
 
-    for run in child_runs(client(out["mlflow_uri"]), out["parent_run_id"]):
+    runs = child_runs(client(out["mlflow_uri"]), out["parent_run_id"])
+    if data is not None:
+        took = {r.info.run_id: elapsed(((r.info.end_time or time.time() * 1000) - r.info.start_time) / 1000) for r in runs}
+        print("\ntrials (MLflow run ids, time from start to end):", file=stream)
+        for t in data.trials:
+            print(f"  {t.trial_id}  {t.label}  {t.status}  run {t.run_id}  {took.get(t.run_id, '')}", file=stream)
+    for run in runs:
         tags = run.data.tags
         tid = tags.get(TAG_TRIAL_ID, run.info.run_id)
         if tags.get(TAG_STOP_REASON) and tags.get(TAG_STATUS) != TrialStatus.FINISHED.value:
@@ -89,17 +95,47 @@ def print_summary(out: dict, cfg: SweepConfig, stream=None, data=None) -> None:
         print(f"browse in MLflow: {uri}  (experiment '{cfg.name}')", file=stream)
     else:
         print("browse in MLflow:", file=stream)
-        print(f"  .venv/bin/mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000", file=stream)
+        print(f"  {venv_command('mlflow')} ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000", file=stream)
         print("  then open http://127.0.0.1:5000", file=stream)
-    d = os.path.relpath(out["sweep_dir"]) if not os.path.relpath(out["sweep_dir"]).startswith("..") else out["sweep_dir"]
-    some_run = data.trials[0].run_id if data is not None and data.trials else "<run id>"
-    store = "" if uri == mask_uri(default_mlflow_uri()) else f" --mlflow-uri {uri}"
+    best = sel.best_trial if data is not None else None
+    print_next(out["sweep_dir"], out["mlflow_uri"], data.trial(best).run_id if best else None, stream)
+
+
+def elapsed(seconds: float) -> str:
+    """``42 s``, ``6 min 20 s``, ``1 h 02 min``."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def venv_command(name: str) -> str:
+    """The absolute path of this environment's ``name`` executable (``.venv/bin/ssl-ray``), so that a printed
+    command works pasted in any directory and shell; ``python -m ssl_ray.cli`` where there is no such script."""
+    bindir = Path(sys.executable).absolute().parent  # not resolved: a venv's python is a link to the system's
+    exe = bindir / name
+    if name == "ssl-ray" and not exe.is_file():
+        return f"{shlex.quote(str(bindir / Path(sys.executable).name))} -m ssl_ray.cli"
+    return shlex.quote(str(exe))
+
+
+def print_next(sweep_dir: str, uri: str, best_run: Optional[str], stream) -> None:
+    """What to do next, each command with absolute paths (the environment's executables, the sweep, the store):
+    they work pasted from any directory. The export and backfill name the best trial's run."""
+    from ssl_ray.uris import mask_uri
+
+    d, store = shlex.quote(str(Path(sweep_dir).absolute())), shlex.quote(mask_uri(uri))
+    py, ssl = venv_command("python"), venv_command("ssl-ray")
+    run = best_run or "<run id>"
+    code = f"from ssl_ray import results; print(results.load({str(Path(sweep_dir).absolute())!r}).trials)"
     print("next:", file=stream)
-    for what, cmd in (("results in Python", f"python -c \"from ssl_ray import results; print(results.load('{d}').trials)\""),
-                      ("redraw the report", f"ssl-ray report {d}"),
-                      ("continue after a failure", f"ssl-ray resume {d}"),
-                      ("fill missing probes", f"ssl-ray probe --run-id {some_run}{store}"),
-                      ("take a backbone away", f"ssl-ray export --run-id {some_run}{store} --out backbone/")):
+    for what, cmd in (("results in Python", f"{py} -c {shlex.quote(code)}"),
+                      ("redraw the report", f"{ssl} report {d}"),
+                      ("continue after a failure", f"{ssl} resume {d}"),
+                      ("fill missing probes of the best trial", f"{ssl} probe --run-id {run} --mlflow-uri {store}"),
+                      ("take the best trial's network away", f"{ssl} export --run-id {run} --mlflow-uri {store} --out backbone/")):
         print(f"  {what}:\n    {cmd}", file=stream)  # the command on a line of its own: long store paths fit
 
 
@@ -116,6 +152,7 @@ def report_phases(out: dict, ended: float, stream=None) -> dict:
     phases["sweep/after_over_training"] = phases["sweep/seconds_after_training"] / max(phases["sweep/seconds_training"], 1e-9)
     client(out["mlflow_uri"]).log_batch(out["parent_run_id"], metrics=[Metric(k, float(v), int(ended * 1000), 0)
                                                                        for k, v in phases.items()])
-    print(f"[sweep] bank and trials {phases['sweep/seconds_training']:.0f} s; after the last trial (probes, report) "
-          f"{phases['sweep/seconds_after_training']:.0f} s, {phases['sweep/after_over_training']:.2f}x", file=stream or sys.stdout)
+    print(f"[sweep] done in {elapsed(ended - out.get('started', started))}: bank and trials {elapsed(phases['sweep/seconds_training'])}; "
+          f"after the last trial (probes, report) {elapsed(phases['sweep/seconds_after_training'])}, "
+          f"{phases['sweep/after_over_training']:.2f}x", file=stream or sys.stdout)
     return phases

@@ -4,8 +4,8 @@ reverse-engineering study found, within 15 minutes on 2 CPU cores.
 * at the best layer of the best trial, class NCC test accuracy >= 0.8;
 * the same accuracy against random labels <= 0.25;
 * class NCC rises from the first checkpoint to the last, across at least 3 checkpoints;
-* every trial's run holds every probe metric for the sample, class, superclass and two random target sets, at
-  every layer and every kept checkpoint, once each;
+* every trial's probe table holds every probe metric for the sample, class, superclass and two random target sets,
+  at every layer and every kept checkpoint, once each; its MLflow run a curated <= 150 metrics, summaries rounded;
 * at the final checkpoint, class accuracy is far above random-target accuracy (NCC and linear) and the
   sample-level NCC test accuracy (images told apart across their augmentations) is near 1;
 * the report (every figure and the trial table) is written to results/vicreg_digits/;
@@ -52,8 +52,9 @@ def test_default_sweep_reproduces_the_study(clean_env, tmp_path):
     best = table[table.configuration == sel.best_config].iloc[0]
     print(f"wall {wall:.0f}s; best {sel.best_config} at {best.best_layer}: {best.to_dict()}")
     assert best.class_linear_test >= 0.8 and best["permuted_1.0_linear_test"] <= 0.25
-    # the study's targets come from a supervised classifier trained by the sweep itself
-    (bank,) = child_runs(c, parent.info.run_id, kind="bank")
+    # the study's targets come from a supervised classifier trained by the sweep itself, in its own experiment
+    bank = c.get_run(parent.data.tags["ssl_ray.bank.run_id"])
+    assert not child_runs(c, parent.info.run_id, kind="bank") and not [k for k in bank.data.params if k.startswith("objective.")]
     entropy = c.get_metric_history(bank.info.run_id, "bank/label_entropy")
     accuracy = sorted(c.get_metric_history(bank.info.run_id, "bank/accuracy"), key=lambda h: h.step)
     assert len(entropy) >= 6 and min(h.value for h in entropy) >= 0.8
@@ -63,18 +64,26 @@ def test_default_sweep_reproduces_the_study(clean_env, tmp_path):
     # the cost of measuring: what runs after the last trial against what ran before it (0.43 measured; 1.50 before
     # MINE's redesign)
     assert parent.data.metrics["sweep/after_over_training"] <= 0.75, parent.data.metrics
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    from ssl_ray.probes.table import read_probe_table
+
     for run in child_runs(c, parent.info.run_id):
         rid = run.info.run_id
         kept = TrainConfig(epochs=int(run.data.params["train.epochs"])).checkpoint_schedule()
         at = {e: set(expected_keys(TARGETS, layers_at(TAPS, kept, e), PROBES.names(), ProbeConfig(), kept, e)) for e in kept}
         m = run.data.metrics
+        assert len(m) <= 150, len(m)  # a curated few in MLflow; every value in the probe table
+        assert all(round(v, 4) == v for k, v in m.items() if k.startswith("summary/"))
+        t = read_probe_table(c, rid)
+        have = {}
+        for key, e in zip("probe/" + t.target + "/" + t.metric + "/" + t.layer, t.epoch):
+            have.setdefault(key, []).append(int(e))
         keys = set().union(*at.values())
-        assert keys <= set(m), sorted(keys - set(m))[:5]
+        assert keys <= set(have), sorted(keys - set(have))[:5]
         for key in sorted(keys):  # every key at every epoch the plan gives it, once each
-            steps = [h.step for h in c.get_metric_history(rid, key)]
-            assert sorted(steps) == [e for e in kept if key in at[e]], key
-        assert all(f"probe/{t}/linear_test/input" in m for t in TARGETS)  # the pixel baselines
-        assert all(f"probe/class/mine_unreliable/{layer}" in m and m[f"probe/class/mi_exact/{layer}"] > 0 for layer in TAPS)
+            assert sorted(have[key]) == [e for e in kept if key in at[e]], key
+        assert all(f"probe/{t}/linear_test/input" in have for t in TARGETS)  # the pixel baselines
+        assert all(f"probe/class/mine_unreliable/{layer}" in have and m[f"probe/class/mi_exact/{layer}"] > 0 for layer in TAPS)
         assert run.data.tags["ssl_ray.probe.status"] == "complete"
         epochs = int(run.data.params["train.epochs"])
         for key in ("online/knn_val", "online/rankme"):  # the online readings: every epoch, in MLflow and on the console
@@ -95,4 +104,14 @@ def test_default_sweep_reproduces_the_study(clean_env, tmp_path):
     assert all((report / f"{stem}.png").stat().st_size > 20_000 for stem in FIGURES)
     assert len((report / "trials.csv").read_text().strip().splitlines()) == 1 + len(data.trials)
     assert "one seed per configuration" in (report / "README.md").read_text()
+    # the results API on the default sweep: under 3 s in a fresh process, without torch
+    import json
+
+    code = ("import sys, time, json; t0 = time.perf_counter(); from ssl_ray import results; "
+            f"r = results.load({str(tmp_path / 'results' / 'sweeps' / 'vicreg_digits')!r}); "
+            "print(json.dumps([time.perf_counter() - t0, 'torch' in sys.modules, r.trials.best_layer.notna().all()]))")
+    took, torch_loaded, layers = json.loads(subprocess.run([PY, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                                                           env=clean_env, timeout=120).stdout.strip().splitlines()[-1])
+    print(f"results.load: {took:.2f} s")
+    assert took < 3.0 and not torch_loaded and layers
 

@@ -77,7 +77,7 @@ def test_report_writes_figures_table_and_artifacts(tiny_http):
     """Acceptance 2: every figure a valid PNG of real size, logged to the parent run; one table row per trial,
     one Markdown row per configuration with its N."""
     tmp, base, sweep_proc, env = tiny_http
-    assert "report: 15 files in " + str(tmp / "results" / "tiny") in sweep_proc.stdout  # written at the sweep's end
+    assert "report: 15 files in " + str(tmp / "tiny") in sweep_proc.stdout  # at the sweep's end, beside its tmp/sweeps/
     out = tmp / "report"
     proc = subprocess.run([PY, "-m", "ssl_ray.cli", "report", str(tmp / "sweeps" / "tiny"), "--out", str(out)],
                           capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)

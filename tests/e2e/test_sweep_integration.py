@@ -33,8 +33,12 @@ def tiny_sweep(tiny_http):
     """``(tmp, store, proc)``: ``store`` is the server's own SQLite store, which these tests read in bulk (hundreds
     of metric histories; over HTTP a request each). What the REST API answers is in test_report.py; the
     commands and artifacts below go through the server (``tiny_http``'s base URL)."""
-    tmp, _, proc, _ = tiny_http
+    tmp, base, proc, _ = tiny_http
+    SERVER["uri"] = base  # artifacts are served by the server: the store alone cannot read them
     return tmp, f"sqlite:///{tmp / 'mlflow.db'}", proc
+
+
+SERVER = {}
 
 
 def trial_runs(uri):
@@ -42,9 +46,20 @@ def trial_runs(uri):
     return run.client, run.trials
 
 
+def probe_table(c, run_id):
+    """The run's probes/probes.csv: every probe value (MLflow holds a curated few), through the server."""
+    from ssl_ray.probes.table import read_probe_table
+
+    table = read_probe_table(MlflowClient(SERVER["uri"]), run_id)
+    assert table is not None, run_id
+    return table
+
+
 def probe_steps(c, run_id):
-    """{key: Counter(step)} for every expected probe key."""
-    return {key: Counter(h.step for h in c.get_metric_history(run_id, key)) for key in KEYS}
+    """{key: Counter(step)} for every expected probe key, from the run's probe table."""
+    t = probe_table(c, run_id)
+    keys = "probe/" + t.target + "/" + t.metric + "/" + t.layer
+    return {key: Counter(t.epoch[keys == key].astype(int)) for key in KEYS}
 
 
 def test_parent_and_child_runs(tiny_sweep):
@@ -79,13 +94,15 @@ def test_train_and_probe_histories(tiny_sweep):
             # epochs 0 and 1 are complete; epoch 2's features failed on every attempt; the pixels only at epoch 0
             assert sorted(steps) == ([0] if key.endswith("/" + INPUT_LAYER) else [0, 1]), key
             assert max(steps.values()) == 1, key  # one value per (key, step)
-        # every target carries its pixel baseline in the run; no MINE or information reading of the input itself
-        for target in TARGETS:
-            assert f"probe/{target}/linear_test/{INPUT_LAYER}" in ch.data.metrics, target
-        assert not [k for k in ch.data.metrics if k.endswith("/" + INPUT_LAYER) and ("/mine" in k or "/mi_exact/" in k)]
-        for layer in TAPS:  # the exact information reading and MINE's flag, at every layer
+        # every target carries its pixel baseline; no MINE or information reading of the input itself
+        table = probe_table(c, rid)
+        pixels = table[table.layer == INPUT_LAYER]
+        assert set(pixels[pixels.metric == "linear_test"].target) == set(TARGETS)
+        assert not pixels.metric.str.startswith(("mine", "mi_")).any()
+        for layer in TAPS:  # the exact information reading (curated: in MLflow too) and MINE's flag, at every layer
             assert ch.data.metrics[f"probe/class/mi_exact/{layer}"] > 0
-            assert ch.data.metrics[f"probe/class/mine_unreliable/{layer}"] in (0.0, 1.0)
+            flag = table[(table.layer == layer) & (table.target == "class") & (table.metric == "mine_unreliable")]
+            assert set(flag.value) <= {0.0, 1.0} and len(flag)
         # permuted labels cannot be predicted on held-out data
         for layer in TAPS:
             assert ch.data.metrics[f"probe/permuted_1.0/ncc_test/{layer}"] < 0.3
@@ -99,12 +116,20 @@ def test_the_sweep_trains_its_own_target_bank(tiny_sweep):
 
     tmp, uri, proc = tiny_sweep
     c, children = trial_runs(uri)
-    (bank,) = child_runs(c, children[0].data.tags["mlflow.parentRunId"], kind="bank")
+    parent = c.get_run(children[0].data.tags["mlflow.parentRunId"])
+    assert not child_runs(c, parent.info.run_id, kind="bank")  # the bank's run is never among the sweep's runs
+    bank = c.get_run(parent.data.tags["ssl_ray.bank.run_id"])
+    assert c.get_experiment(bank.info.experiment_id).name == "ssl_ray_target_banks" and bank.data.tags["ssl_ray.kind"] == "bank"
+    # its params are what the bank uses: the dataset, the network, its optimizer, its length and seed; no SSL objective
+    assert not [k for k in bank.data.params if k.startswith(("objective.", "probe."))]
+    assert bank.data.params["train.mode"] == "supervised" and bank.data.params["data.dataset"] == "digits"
     entropy = c.get_metric_history(bank.info.run_id, "bank/label_entropy")
     assert len(entropy) >= 6 and min(h.value for h in entropy) >= 0.8
     assert len(c.get_metric_history(bank.info.run_id, "train/loss")) >= 5
-    saved = TargetBank.load(tmp / "sweeps" / "tiny" / "bank" / "target_bank.npz")
-    assert bank.data.tags["ssl_ray.bank.path"].endswith("tiny/bank/target_bank.npz") and len(saved.epochs) >= 6
+    path = parent.data.tags["ssl_ray.bank.path"]
+    saved = TargetBank.load(path)  # cached for later sweeps on the same data and network
+    assert path.startswith(str(tmp / "sweeps" / "_banks")) and bank.data.tags["ssl_ray.bank.path"] == path
+    assert len(saved.epochs) >= 6
     assert all(ch.data.params["probe.target_bank"] == bank.data.tags["ssl_ray.bank.path"] for ch in children)
     assert "[bank] training the supervised classifier" in proc.stderr
     # its own seed stream, recorded: no trial's seed reaches it
@@ -171,10 +196,17 @@ def test_backfill_fills_the_gap_and_rerun_is_idempotent(tiny_sweep, tiny_http):
     (again,) = run_many([[PY, "-m", "ssl_ray.cli", "probe", "--run-id", b.info.run_id, "--mlflow-uri", uri]],
                         timeout=300, cwd=ROOT, env=env)
     assert again.returncode == 0 and "0 checkpoint x layer tasks run; probes complete" in again.stdout, again.stderr[-2000:]
+    from ssl_ray.probes.curated import curated
+
     for run in (a, b):
         for key, steps in probe_steps(c, run.info.run_id).items():
             assert sorted(steps) == ([0] if key.endswith("/" + INPUT_LAYER) else [0, 1, 2]), key
             assert max(steps.values()) == 1, key  # no value logged twice
+        # MLflow got the curated keys of the filled epoch too, once each, and nothing beyond them
+        m = c.get_run(run.info.run_id).data.metrics
+        assert {k for k in m if k.startswith("probe/")} == set(curated({k: 0 for k in KEYS}))
+        for key in ("probe/class/ncc_test/block1", "probe/random_1.0/linear_test/projector"):
+            assert sorted(h.step for h in c.get_metric_history(run.info.run_id, key)) == [0, 1, 2], key
         assert c.get_run(run.info.run_id).data.tags["ssl_ray.probe.status"] == "complete"
         df = pd.read_csv(MlflowClient(uri).download_artifacts(run.info.run_id, "probes/probes.csv",
                                                              str(tmp / ("after-" + run.info.run_id))))
@@ -198,7 +230,8 @@ def test_summary_table_printed(tiny_http):
     assert not long, long[:3]
     assert "ssl-ray resume " in out and "ssl-ray export --run-id " in out and "results.load(" in out
     # how long the probes and the report ran after the last trial, against the bank and the trials: printed, logged
-    assert re.search(r"\[sweep\] bank and trials \d+ s; after the last trial \(probes, report\) \d+ s, [\d.]+x", out)
+    assert re.search(r"\[sweep\] done in (\d+ min )?\d+ s: bank and trials (\d+ min )?\d+ s; after the last trial "
+                     r"\(probes, report\) (\d+ min )?\d+ s, [\d.]+x", out)
     c, children = trial_runs(uri)
     assert all(f"run {ch.info.run_id}" in table for ch in children)
     assert f"browse in MLflow: {uri}  (experiment 'tiny')" in out  # a server: its address (a SQLite store: test_fault_tolerance)
@@ -211,27 +244,47 @@ def test_summary_table_printed(tiny_http):
 
 
 def test_results_load_gives_the_sweep_as_dataframes(tiny_sweep):
+    """``results.load``: trials with typed params, each trial's best layer (the validation rule) and the keys that
+    vary; every probe value (the probes.csv tables) with each target's randomness; in a fresh process, fast and
+    without importing torch."""
+    import json
+    import subprocess
     from pathlib import Path
 
     from ssl_ray import results
-    from ssl_ray.reports.source import load_sweep
+    from ssl_ray.reports.selection import select
 
     tmp, uri, _ = tiny_sweep
     r = results.load(str(tmp / "sweeps" / "tiny"))
     c, runs = trial_runs(uri)
     assert sorted(r.trials.run_id) == sorted(x.info.run_id for x in runs)
-    assert sorted(r.trials["objective.lam"]) == [10, 25]  # params are numbers again
-    assert list(r.probes.columns) == ["trial", "epoch", "layer", "target", "metric", "value"]
-    # the probes.csv artifacts (one request per trial) hold exactly what the metric histories hold
-    slow = load_sweep(str(tmp / "sweeps" / "tiny"), uri).probes.rename(columns={"trial_id": "trial"}).drop(columns="run_id")
-    key = ["trial", "epoch", "layer", "target", "metric"]
-    merged = r.probes.merge(slow, on=key, suffixes=("", "_hist"))
-    assert len(merged) == len(r.probes) == len(slow) and (merged.value - merged.value_hist).abs().max() < 1e-9
+    assert sorted(r.trials["objective.lam"]) == [10, 25] and r.varying == ["objective.lam"]
     row = r.trials.iloc[0]
+    assert r.trials["model.projector_bn"].dtype == bool and row["model.projector_dims"] == [128, 128]  # typed, not strings
+    assert r.trials["optim.lr"].dtype.kind == "f" and r.trials["train.epochs"].dtype.kind == "i"
+    assert dict(zip(r.trials.trial, r.trials.best_layer)) == select(r.data).trial_layers
+    assert list(r.probes.columns) == ["trial", "epoch", "layer", "target", "metric", "value", "randomness"]
+    # every probe value of each trial's table, not only the curated MLflow keys
+    table = probe_table(c, row.run_id)
+    mine = r.probes[r.probes.trial == row.trial]
+    assert len(mine) == len(table) and set(mine.metric) >= {"linear_val", "within_var", "mine_unreliable"}
     hist = c.get_metric_history(row.run_id, "probe/class/ncc_test/block2")
-    got = r.probes.query("trial == @row.trial and target == 'class' and metric == 'ncc_test' and layer == 'block2'")
+    got = mine.query("target == 'class' and metric == 'ncc_test' and layer == 'block2'")
     assert sorted(got.value) == sorted(h.value for h in hist)
+    # the randomness of each target: the bank's own for random_<r> (the epoch nearest r), r for permuted_<r>
+    t = r.targets.set_index("target")
+    assert t.loc["permuted_1.0", "randomness"] == 1.0 and t.loc["class", "randomness"] == 0.0
+    assert abs(t.loc["random_0.5", "randomness"] - 0.5) <= 0.13 and t.loc["random_1.0", "randomness"] == 1.0
+    assert t.loc["random_0.0", "bank_accuracy"] > t.loc["random_1.0", "bank_accuracy"]
+    assert set(r.probes.query("target == 'random_0.5'").randomness) == {t.loc["random_0.5", "randomness"]}
     assert (Path(r.checkpoint(row.trial, 2)) / "state.pt").is_file()
+    code = ("import sys, time, json; t0 = time.perf_counter(); from ssl_ray import results; "
+            f"r = results.load({str(tmp / 'sweeps' / 'tiny')!r}); "
+            "print(json.dumps([time.perf_counter() - t0, 'torch' in sys.modules, len(r.probes)]))")
+    done = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    took, torch_loaded, n = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not torch_loaded and n == len(r.probes)
+    assert took < 9.0, took  # 3 s for the default sweep on these machines (test_default_sweep); 3x slower CI allowed
 
 
 def test_mlflow_answers_at_a_glance(tiny_sweep):
@@ -253,14 +306,37 @@ def test_mlflow_answers_at_a_glance(tiny_sweep):
         for name in ("class_linear_val", "class_linear_test", "class_ncc_test", "permuted_1.0_linear_test",
                      "random_1.0_linear_test", "final_loss"):
             assert f"summary/{name}" in m, name
-        # read at the layer with the best class validation accuracy, at the last probed checkpoint
-        val = {t: c.get_metric_history(run.info.run_id, f"probe/class/linear_val/{t}") for t in TAPS}
-        step = max(h.step for hs in val.values() for h in hs)  # 2, or 1 before the backfill test fills epoch 2
-        last = {t: [h.value for h in hs if h.step == step][0] for t, hs in val.items()}
-        assert layer == max(last, key=last.get)
-        test = [h.value for h in c.get_metric_history(run.info.run_id, f"probe/class/linear_test/{layer}") if h.step == step]
-        assert m["summary/class_linear_test"] == test[0]
-        assert m["summary/final_loss"] == m["train/loss"]
+        # read at the layer with the best class validation accuracy, at the last probed checkpoint (from the probe
+        # table: MLflow's run holds a curated few, linear_val not among them), rounded to 4 digits
+        t = probe_table(c, run.info.run_id)
+        step = t.epoch[t.layer != INPUT_LAYER].max()  # 2, or 1 before the backfill test fills epoch 2
+        last = t[(t.epoch == step) & (t.target == "class")].set_index(["metric", "layer"]).value
+        assert layer == max(TAPS, key=lambda x: last[("linear_val", x)])
+        assert m["summary/class_linear_test"] == round(last[("linear_test", layer)], 4)
+        assert m["summary/final_loss"] == round(m["train/loss"], 4)
+
+
+def test_a_trial_run_carries_a_curated_few_metrics(tiny_sweep):
+    """What MLflow shows first: the experiment opens on its runs (its kind tag); a trial run carries at most 150
+    metrics, the curated probe readings among them with the table's values; summary/* is rounded to 4 digits."""
+    from ssl_ray.probes.curated import curated
+
+    _, uri, _ = tiny_sweep
+    c, runs = trial_runs(uri)
+    assert c.get_experiment_by_name("tiny").tags["mlflow.experimentKind"] == "custom_model_development"
+    for run in runs:
+        m = run.data.metrics
+        assert len(m) <= 150, len(m)
+        probe = {k: v for k, v in m.items() if k.startswith("probe/")}
+        t = probe_table(c, run.info.run_id)
+        every = {f"probe/{r.target}/{r.metric}/{r.layer}": r.value for r in t.itertuples() if r.epoch == 0}
+        assert set(curated(every)) <= set(m) and len(every) > 5 * len(probe)  # the table holds far more
+        assert set(probe) == set(curated({k: 0.0 for k in probe}))  # nothing beyond the curated set
+        hist = {h.step: h.value for h in c.get_metric_history(run.info.run_id, "probe/class/ncc_test/block2")}
+        rows = t[(t.target == "class") & (t.metric == "ncc_test") & (t.layer == "block2")]
+        assert hist == dict(zip(rows.epoch.astype(int), rows.value))
+        summary = {k: v for k, v in m.items() if k.startswith("summary/")}
+        assert len(summary) >= 5 and all(v == round(v, 4) for v in summary.values()), summary
 
 
 def test_every_key_the_readme_charts_name_exists(tiny_sweep):
@@ -273,7 +349,7 @@ def test_every_key_the_readme_charts_name_exists(tiny_sweep):
     text = (ROOT / "README.md").read_text()
     section = text[text.index("**At a glance.**"):text.index("**In Python.**")]
     names = set(re.findall(r"`([a-z_0-9.]+/[^`\s]*|ssl_ray\.[a-z_.*]+)`", section))
-    metrics = {n.replace("<layer>", "block2") for n in names if "/" in n and not n.endswith(("/...", ".py"))}
+    metrics = {n.replace("<layer>", "block2") for n in names if "/" in n and not n.endswith(("/...", ".py", ".csv", "/*"))}
     tags = {n for n in names if n.startswith("ssl_ray.")}
     assert len(metrics) >= 15 and len(tags) >= 5, (metrics, tags)
     _, uri, _ = tiny_sweep
@@ -285,3 +361,39 @@ def test_every_key_the_readme_charts_name_exists(tiny_sweep):
     written = {v for k, v in vars(tk).items() if k.startswith("TAG_") and isinstance(v, str)}
     for tag in tags:
         assert tag.rstrip(".*") in written, tag
+
+
+def test_the_next_commands_work_pasted_from_another_directory(tiny_http, tmp_path):
+    """The summary's "next" commands name the environment's executables, the sweep and the store by absolute path,
+    and the best trial (chosen on validation data): pasted in another directory, with no ssl_ray variable set, each
+    succeeds (``resume`` aside: it is tested in test_fault_tolerance). Every trial line has its time."""
+    import re
+    import shlex
+    import subprocess
+
+    from ssl_ray.reports.selection import select
+    from ssl_ray.reports.source import load_sweep
+
+    tmp, base, proc, env = tiny_http
+    out = proc.stdout
+    block = out.split("\nnext:\n", 1)[1]
+    cmds = {what.strip().rstrip(":"): cmd.strip() for what, cmd in re.findall(r"^  (\S.*):\n    (.+)$", block, re.M)}
+    assert len(cmds) == 5, cmds
+    data = load_sweep(str(tmp / "sweeps" / "tiny"), base)
+    best = data.trial(select(data).best_trial).run_id
+    assert f"--run-id {best} " in cmds["take the best trial's network away"]
+    assert f"--run-id {best} " in cmds["fill missing probes of the best trial"]
+    for cmd in cmds.values():
+        assert shlex.split(cmd)[0].startswith(str(ROOT / ".venv" / "bin")), cmd
+    assert re.search(r"run \w{32}  \d+ s", out), out[-2000:]  # each trial line ends with its elapsed time
+    clean = {k: v for k, v in env.items() if not k.startswith(("SSL_RAY_", "MLFLOW_"))}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for what, cmd in cmds.items():
+        if what.startswith("continue"):
+            assert cmd.endswith(f"resume {tmp / 'sweeps' / 'tiny'}")
+            continue
+        done = subprocess.run(cmd, shell=True, cwd=elsewhere, env=clean, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, (what, cmd, done.stdout[-2000:], done.stderr[-2000:])
+    assert (elsewhere / "backbone" / "backbone.json").is_file() and not (elsewhere / "results").exists()
+    assert (tmp / "tiny" / "fig1_ncc.png").is_file()  # the report beside the sweep (tmp/sweeps/tiny), not in the cwd

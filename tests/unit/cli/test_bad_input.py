@@ -246,6 +246,22 @@ def test_probe_command_errors_name_the_problem(tmp_path, clean_env):
         assert not __import__("pathlib").Path(clean_env["SSL_RAY_RESULTS"]).exists()  # no store was created
 
 
+def test_commands_outside_the_repository_create_no_store(tmp_path, clean_env):
+    """Run in a directory with no results/: a command that reads a store says where it looked, in one line, and
+    creates nothing there (MLflow would have made an empty ./results/mlflow.db, then said "run not found")."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in clean_env.items() if k not in ("SSL_RAY_RESULTS", "MLFLOW_TRACKING_URI")}
+    cli = [PY, "-m", "ssl_ray.cli"]
+    cases = [cli + ["export", "--run-id", "0123abcd", "--out", "net"], cli + ["probe", "--run-id", "0123abcd"],
+             cli + ["report", "vicreg_digits"]]
+    for proc in run_many(cases, env=env, cwd=elsewhere):
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+        assert f"no MLflow store at {elsewhere / 'results' / 'mlflow.db'}" in lines[0], lines
+    assert list(elsewhere.iterdir()) == []  # no results/, no mlflow.db, no net/
+
+
 # ------------------------------------------------------------------------------------------------
 # Resume, tracking and checkpoints: wrong paths and settings fail before anything runs or is written
 

@@ -14,7 +14,8 @@ from ssl_ray.errors import ConfigError
 from ssl_ray.probes.geometry import participation_ratio, rankme
 from ssl_ray.probes.linear import softmax_probe_accuracies
 from ssl_ray.probes.metrics import class_mean_distance, linear_probe_accuracy, within_class_variance
-from ssl_ray.probes.targets import TargetBank, bank_randomness, clean_targets, stratified_split
+from ssl_ray.probes.target_bank import bank_randomness
+from ssl_ray.probes.targets import TargetBank, clean_targets, stratified_split
 
 
 def blobs(n=600, d=16, k=8, spread=1.0, seed=0):
@@ -164,7 +165,7 @@ def test_untrained_classifier_labels_spread_over_the_classes(tmp_path):
     from ssl_ray.data.datasets import load_dataset
     from ssl_ray.probes.bank import build_target_bank, logits
     from ssl_ray.models.build import load_model, model_from_config
-    from ssl_ray.probes.targets import label_entropy
+    from ssl_ray.probes.target_bank import label_entropy
     from ssl_ray.train.steps import supervised_step
     from ssl_ray.train.optim import build_optimizer, build_scheduler
     from ssl_ray.train.state import save_state

@@ -43,53 +43,29 @@ def test_table_through_the_writer_equals_the_store_and_skips_its_own_keys(tmp_pa
     assert t_writer * 5 < t_store, (t_writer, t_store)
 
 
-def test_a_table_older_than_the_run_is_not_read_as_current(tmp_path):
-    """The summary, the report and ``results.load`` read a trial's ``probes.csv`` (one request) only while it
-    holds every key's latest (step, value); a value logged after it was written sends them to the histories."""
-    from ssl_ray.probes.table import log_probe_table, table_is_current
+def test_the_table_is_every_value_and_catches_up_with_mlflow(tmp_path):
+    """The table holds every probe value (MLflow a curated few); the fan-out rewrites it from what the run had plus
+    the new rows, the first value of a (epoch, layer, target, metric) staying, as in MLflow; a value MLflow holds at
+    a step the table lacks (a process killed between logging and rewriting the table) comes back into it."""
+    from ssl_ray.probes.table import current_table, merge_rows, read_probe_table, score_rows, table_keys, write_probe_table
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     c = client(uri)
     run_id = c.create_run(c.create_experiment("t", artifact_location=str(tmp_path / "artifacts"))).info.run_id
     w = MetricWriter(uri, run_id)
-    w.log({"probe/class/ncc_test/block1": 1.0, "probe/class/cdnv/block1": 0.3, "train/loss": 2.0}, step=0)
-    w.log({"probe/class/ncc_test/block1": 1.0, "probe/class/cdnv/block1": float("nan")}, step=2)
-    table = log_probe_table(w)
-    assert len(table) == 4 and table_is_current(table, c.get_run(run_id))
-    # the same value (1.0) at a later epoch: only the step tells the table is behind
-    MetricWriter(uri, run_id).log({"probe/class/ncc_test/block1": 1.0}, step=4)
-    assert not table_is_current(table, c.get_run(run_id))
-    assert table_is_current(probe_table(c, run_id), c.get_run(run_id))
-    # a key the table lacks
-    MetricWriter(uri, run_id).log({"probe/sample/ncc_test/block1": 0.9}, step=4)
-    assert not table_is_current(probe_table(c, run_id).iloc[:-1], c.get_run(run_id))
-    # a changed value at the same step (MLflow keeps the newest)
-    before = probe_table(c, run_id)
-    assert table_is_current(before, c.get_run(run_id))
-    c.log_metric(run_id, "probe/class/cdnv/block1", 0.31, step=2)
-    assert not table_is_current(before, c.get_run(run_id))
-
-
-def test_a_writer_that_knows_a_current_table_plans_and_logs_without_reading_histories(tmp_path):
-    """``ssl-ray probe`` and a resumed sweep learn what a run holds from its current probes.csv (one request):
-    the table read back into histories gives the same table, and the writer that knows it skips what is there."""
-    from ssl_ray.probes.table import log_probe_table, probe_rows, read_probe_table, table_histories
-
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    c = client(uri)
-    run_id = c.create_run(c.create_experiment("t", artifact_location=str(tmp_path / "artifacts"))).info.run_id
-    w = MetricWriter(uri, run_id)
-    for epoch in (0, 1):
-        w.log({k: epoch + i / 100 for i, k in enumerate(keys(3))}, step=epoch)
-    table = log_probe_table(w)
-    read = read_probe_table(c, run_id)
-    hist = table_histories(read)
-    assert len(hist) == 12 and all(sorted(m.step for m in h) == [0, 1] for h in hist.values())
-    rows = sorted(probe_rows("", run_id, hist))
-    assert [r[2:] for r in rows] == sorted(map(tuple, table[["epoch", "layer", "target", "metric", "value"]].values.tolist()))
-    later = MetricWriter(uri, run_id)
-    later.know(hist)
-    assert later.has("probe/class/cdnv/layer2", 1) and not later.has("probe/class/cdnv/layer2", 2)
-    # epoch 1 again: nothing logged twice; epoch 2: all new
-    assert later.log({k: 9.0 for k in keys(3)}, step=1) == 0 and later.log({k: 9.0 for k in keys(3)}, step=2) == 12
-    assert [m.step for m in c.get_metric_history(run_id, "probe/class/cdnv/layer2")] == [0, 1, 2]
+    scores = {k: 0.5 for k in keys(2)} | {"probe/class/linear_val/layer0": 0.7}
+    assert current_table(w).empty
+    table = merge_rows(None, score_rows("t0", run_id, 0, scores))
+    write_probe_table(w, table)
+    back = read_probe_table(c, run_id)
+    assert len(back) == 9 and list(back.columns) == COLUMNS and back.equals(current_table(MetricWriter(uri, run_id)))
+    # the same key again at epoch 0 keeps its first value; epoch 1 is new
+    again = merge_rows(back, score_rows("t0", run_id, 0, {"probe/class/cdnv/layer0": 9.0})
+                       + score_rows("t0", run_id, 1, {"probe/class/cdnv/layer0": 0.25}))
+    got = again.query("metric == 'cdnv' and layer == 'layer0' and target == 'class'").set_index("epoch").value
+    assert got.to_dict() == {0: 0.5, 1: 0.25}
+    # MLflow holds epoch 2 of a curated key that the table never got: current_table brings it in, and nothing else
+    MetricWriter(uri, run_id).log({"probe/class/ncc_test/layer1": 0.875, "train/loss": 3.0}, step=2)
+    now = current_table(MetricWriter(uri, run_id))
+    assert table_keys(now) - table_keys(back) == {("probe/class/ncc_test/layer1", 2)}
+    assert now.query("epoch == 2").value.tolist() == [0.875]

@@ -124,9 +124,18 @@ class SweepData:
 
     def final(self, trial_id: str, target: str, metric: str, layer: str) -> float:
         """The value at the trial's last probed checkpoint (NaN where it is missing)."""
-        rows = self.probe(target, metric, layer)
-        rows = rows[(rows.trial_id == trial_id) & (rows.epoch == self.last_epoch(trial_id))]
-        return float(rows.value.iloc[0]) if len(rows) else math.nan
+        return float(self.finals(target, metric).get((trial_id, layer), math.nan))
+
+    def finals(self, target: str, metric: str) -> Dict[Tuple[str, str], float]:
+        """``{(trial, layer): value}`` of one probe metric at each trial's last probed checkpoint (read once: the
+        selection asks for every trial and layer)."""
+        cache = self.__dict__.setdefault("_finals", {})
+        if (target, metric) not in cache:
+            last = self.probes.groupby("trial_id").epoch.max()
+            rows = self.probe(target, metric)
+            rows = rows[rows.epoch == rows.trial_id.map(last)]
+            cache[(target, metric)] = dict(zip(zip(rows.trial_id, rows.layer), rows.value))
+        return cache[(target, metric)]
 
 
 def layer_order(name: str) -> Tuple[int, int, str]:

@@ -33,9 +33,12 @@ def check_number(key: str, v: Any, lo: Optional[float] = None, strict: bool = Fa
 
 
 def check_names(key: str, v: Any) -> None:
-    """``None`` or a non-empty list of strings."""
+    """``None`` or a non-empty list of distinct strings."""
     if v is not None and (not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v)):
         raise ConfigError(f"{key} must be null or a non-empty list of names, got {v!r}")
+    twice = next((x for i, x in enumerate(v or []) if x in v[:i]), None)
+    if twice is not None:
+        raise ConfigError(f"{key}: {twice!r} is given twice; give each name once")
 
 
 SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")

@@ -1,4 +1,9 @@
-"""Reading configs: YAML files, values given on the command line, dotted keys (``section.key``)."""
+"""Reading configs: YAML files, values given on the command line, dotted keys (``section.key``).
+
+Every YAML text we read, a file or a ``--set``/``--search`` value, goes through :class:`StrictLoader`: a config
+is plain data, so an anchor or alias (``&a``/``*a``: a few hundred bytes of them expand into gigabytes), a key
+given twice in one mapping (YAML keeps the last silently) and nesting deeper than :data:`MAX_DEPTH` (Python's
+recursion limit) are refused, with the line and column."""
 
 from __future__ import annotations
 
@@ -10,6 +15,51 @@ import yaml
 
 from ssl_ray.config.schema import SECTIONS
 from ssl_ray.errors import ConfigError
+
+
+MAX_DEPTH = 16  # a recipe nests 5 deep at most (search_space: key: {loguniform: [...], when: {key: [...]}})
+
+
+class StrictYAMLError(yaml.MarkedYAMLError):
+    """A well-formed YAML text that a config may not be: an alias, a repeated key, too deep."""
+
+
+class StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` without anchors and aliases, repeated keys or deep nesting (see the module docstring)."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise StrictYAMLError(problem="anchors and aliases (&name, *name) are not allowed in a config; write the "
+                                          "value out", problem_mark=event.start_mark)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise StrictYAMLError(problem=f"nested deeper than {MAX_DEPTH} levels", problem_mark=event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
+            scalar = isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge"
+            key = self.construct_object(key_node, deep=True) if scalar else key_node.value if key_node.id == "scalar" \
+                else f"a {key_node.id}"
+            if not scalar or not isinstance(key, str):
+                raise StrictYAMLError(problem=f"a key must be a name, got {key!r}", problem_mark=key_node.start_mark)
+            if key in seen:
+                raise StrictYAMLError(problem=f"key {key!r} is given twice in one mapping; give it once",
+                                      problem_mark=key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def strict_load(text: str) -> Any:
+    """The data of one YAML document, read by :class:`StrictLoader`."""
+    return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def get_path(d: Dict[str, Any], dotted: str) -> Any:
@@ -63,8 +113,8 @@ def load_yaml_mapping(path: str | os.PathLike) -> Dict[str, Any]:
     """Read a YAML file that must hold a mapping; ConfigError naming the file and the problem."""
     p = Path(path)
     try:
-        raw = yaml.safe_load(read_text(p, "config file"))
-    except yaml.YAMLError as e:
+        raw = strict_load(read_text(p, "config file"))
+    except (yaml.YAMLError, ValueError, TypeError) as e:  # a constructor can raise the latter (e.g. !!float x)
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
@@ -79,9 +129,9 @@ def load_yaml_mapping(path: str | os.PathLike) -> Dict[str, Any]:
 def parse_value(text: str) -> Any:
     """Parse a CLI value with YAML rules: ``25`` -> int, ``1e-3`` -> float, ``[16,32]`` -> list."""
     try:
-        v = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise ConfigError(f"cannot parse value {text!r}") from None
+        v = strict_load(text)
+    except (yaml.YAMLError, ValueError, TypeError) as e:
+        raise ConfigError(f"cannot parse value {text!r}: {getattr(e, 'problem', None) or 'malformed YAML'}") from None
     return _floats(v)
 
 
@@ -98,5 +148,12 @@ def _floats(v: Any) -> Any:
 
 
 def dump_yaml(d: Dict[str, Any], flow: bool = False) -> str:
-    """YAML in the order given (sections as the schema lists them); ``flow``: lists and mappings inline."""
-    return yaml.safe_dump(d, sort_keys=False, default_flow_style=None if flow else False, width=120, allow_unicode=True)
+    """YAML in the order given (sections as the schema lists them); ``flow``: lists and mappings inline. Never
+    an alias (a value shared by two keys is written out twice): what we write, :func:`strict_load` reads back."""
+    return yaml.dump(d, Dumper=_PlainDumper, sort_keys=False, default_flow_style=None if flow else False, width=120,
+                     allow_unicode=True)
+
+
+class _PlainDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True

@@ -133,6 +133,9 @@ class SweepConfig:
         if unknown:
             raise ConfigError(f"unknown key {unknown[0]!r} in sweep config (known: {', '.join(sorted(known))})")
         d = dict(d)
+        desc = d.get("description")
+        if desc is not None and (not isinstance(desc, str) or "\n" in desc.strip() or len(desc) > 300):
+            raise ConfigError(f"description must be one line of text (at most 300 characters), got {desc!r}")
         base = ExperimentConfig.from_dict(d.pop("base", None))
         space = d.pop("search_space", None) or {}
         if not isinstance(space, dict):

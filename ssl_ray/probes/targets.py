@@ -51,6 +51,18 @@ def parse_target(name: str) -> Tuple[str, float]:
                       f"permuted_<r> with r in [0, 1])")
 
 
+def parse_targets(names: Sequence[str]) -> List[Tuple[str, float]]:
+    """Every target of ``probe.targets`` parsed; ConfigError when two name the same one (``random_0.5`` and
+    ``random_0.50``): it would be probed twice under two names."""
+    seen: dict = {}
+    for name in names:
+        t = parse_target(name)
+        if t in seen:
+            raise ConfigError(f"probe.targets: {name!r} is the same target as {seen[t]!r}; give it once")
+        seen[t] = name
+    return list(seen)
+
+
 def default_targets(has_superclasses: bool) -> List[str]:
     """sample, class, superclass (where the dataset has it), the study's random_<r> for r in 0, 0.25,
     0.5, 0.75, 1, and the chance control permuted_1.0."""

@@ -22,9 +22,7 @@ import secrets
 import stat
 from pathlib import Path
 
-import yaml
-
-from ssl_ray.config import SWEEP_FILE, SweepConfig
+from ssl_ray.config import SWEEP_FILE, SweepConfig, dump_yaml
 from ssl_ray.errors import ConfigError
 
 SIGNATURE_FILE = "ssl_ray_sweep.sig"
@@ -61,7 +59,7 @@ def settings_text(cfg: SweepConfig, sweep_dir: Path) -> str:
 
     d = cfg.to_dict()
     d.update(storage_path=str(sweep_dir.parent), mlflow_uri=mask_uri(cfg.resolved_mlflow_uri()))
-    return yaml.safe_dump(d, sort_keys=False)
+    return dump_yaml(d)  # never an alias: resume reads it back with the strict loader
 
 
 def claim(cfg: SweepConfig) -> Path:

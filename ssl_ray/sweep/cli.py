@@ -50,12 +50,14 @@ SWEEP_FLAGS: List[Tuple[str, str, type, str]] = [
     ("--mlflow-uri", "mlflow_uri", str, "MLflow tracking URI ($MLFLOW_TRACKING_URI or sqlite under results/ when unset)"),
     ("--storage-path", "storage_path", str, "where sweeps keep checkpoints and Tune state (results/sweeps when unset)"),
 ]
-# keys in a config file that name files; relative ones are read from the file's folder
+# keys in a config file that name files; relative ones are read from the file's folder, and stay inside it
 PATH_KEYS = ("data.data_root", "data.beton", "data.superclass_map", "probe.target_bank", "train.init_checkpoint")
 
 
 def recipe(config_file: Optional[str]) -> Dict[str, Any]:
-    """A sweep config file as a mapping, its relative paths made absolute (against the file's folder)."""
+    """A sweep config file as a mapping, its relative paths made absolute (against the file's folder). A
+    relative path that leaves that folder (``../``, or a link out of it) is refused: a recipe someone hands
+    you names files beside it, and a file elsewhere is named by an absolute path, in plain sight."""
     if not config_file:
         return {}
     raw = load_yaml_mapping(config_file)
@@ -66,6 +68,9 @@ def recipe(config_file: Optional[str]) -> Dict[str, Any]:
             section, name = key.split(".")
             v = (base.get(section) or {}).get(name) if isinstance(base.get(section), dict) else None
             if isinstance(v, str) and v and not Path(v).expanduser().is_absolute() and "://" not in v:
+                if not (folder / v).resolve().is_relative_to(folder):
+                    raise ConfigError(f"{key} {v!r} in {config_file}: a relative path must stay inside the recipe's "
+                                      f"folder {folder}; give a file elsewhere by its absolute path")
                 base[section][name] = str(folder / v)
     return raw
 
@@ -166,27 +171,40 @@ def raw_from_args(args: argparse.Namespace) -> Dict[str, Any]:
             raw[key] = getattr(args, _dest(flag))
     if args.report is not None:
         raw["report"] = args.report
+    given: Dict[str, str] = {}  # base key -> the flag that sets it: each key once, and never one that is searched
     for flag, key, _, _ in BASE_FLAGS:
         if getattr(args, _dest(flag), None) is not None:
             set_path(raw["base"], key, getattr(args, _dest(flag)))
+            given[key] = flag
     for text in args.set:
-        set_path(raw["base"], *_kv(text))
+        k, v = _kv(text)
+        if k in given:
+            raise ConfigError(f"--set {k} is given twice; give it once" if given[k].startswith("--set") else
+                              f"{k} is given twice ({given[k]} and --set {k}); give it once")
+        set_path(raw["base"], k, v)
+        given[k] = f"--set {k}"
     space = dict(raw.get("search_space") or {})
+    searched: set = set()
     for text in args.search:
         k, v = _kv(text)
         set_path({}, k, None)  # checks the key's form
+        if k in searched:
+            raise ConfigError(f"--search {k} is given twice; give it once, with every value in its list")
+        searched.add(k)
         space[k] = v
     if args.seeds is not None:
-        if args.seeds < 1:
-            raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
-        if any(t.split("=", 1)[0].strip() == "train.seed" for t in args.search):
+        from ssl_ray.validation import MAX_TRIALS
+
+        if not 1 <= args.seeds <= MAX_TRIALS:
+            raise ConfigError(f"--seeds must be >= 1, got {args.seeds}" if args.seeds < 1 else
+                              f"--seeds must be <= {MAX_TRIALS} (the most trials in one sweep), got {args.seeds}")
+        if "train.seed" in searched:
             raise ConfigError("give either --seeds or --search train.seed=[...], not both")
-        space["train.seed"] = list(range(args.seeds))
+        space["train.seed"] = list(range(args.seeds))  # replaces a recipe's own seeds
     raw["search_space"] = space
-    for text in args.set:
-        k = text.split("=", 1)[0].strip()
+    for k, flag in given.items():
         if k in space:
-            raise ConfigError(f"{k} is searched over {space[k]!r}, so --set {k} would be ignored; "
+            raise ConfigError(f"{k} is searched over {space[k]!r}, so {flag} would be ignored; "
                               f"use --search {k}=[...] to change it")
     return raw
 

@@ -64,7 +64,7 @@ CASES = [
     (["--epochs", "100000"], "train.epochs must be <= 10000"),
     (["--set", "train.seed=99999999999"], "train.seed must be <= 2147483647"),
     (["--num-samples", "100000"], "num_samples must be <= 10000"),
-    (["--seeds", "20000"], "the search space makes 80000 trials; at most 10000"),
+    (["--seeds", "5000"], "the search space makes 20000 trials; at most 10000"),
     (["--workers", "100000"], "train.workers must be <= 4096"),
     (["--set", "optim.warmup_epochs=50"], "optim.warmup_epochs must be <= 20"),
     (["--set", "probe.mine_seeds=1000"], "probe.mine_seeds must be <= 100"),

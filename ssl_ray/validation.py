@@ -115,12 +115,12 @@ def validate_experiment(cfg: ExperimentConfig) -> ExperimentConfig:
 
 def _check_data(cfg: ExperimentConfig) -> None:
     from ssl_ray.data.augment import AUGMENTATIONS
-    from ssl_ray.data.datasets import DATASETS
+    from ssl_ray.data.datasets import DATASETS, IMAGE_SIZES
     from ssl_ray.data.loaders import LOADERS
 
     d = cfg.data
     AUGMENTATIONS.get(d.augment)
-    check_int("data.image_size", d.image_size, lo=4, hi=1024)
+    check_int("data.image_size", d.image_size, *IMAGE_SIZES)
     check_int("data.views", d.views, lo=2, hi=64)
     check_int("data.num_workers", d.num_workers, lo=0, hi=256)
     check_choice("data.loader", d.loader, LOADERS)
@@ -250,9 +250,9 @@ def _check_layers(cfg: ExperimentConfig) -> None:
 
 def _check_probe(cfg: ExperimentConfig) -> None:
     from ssl_ray.data.augment import AUGMENTATIONS
-    from ssl_ray.data.datasets import dataset_meta
+    from ssl_ray.data.datasets import dataset_meta, split_sizes
     from ssl_ray.probes.scoring import PROBES
-    from ssl_ray.probes.targets import TargetBank, default_targets, needs_bank, parse_target
+    from ssl_ray.probes.targets import TargetBank, default_targets, needs_bank, parse_targets
 
     d, p = cfg.data, cfg.probe
     for key in ("targets", "metrics", "layers"):
@@ -261,7 +261,7 @@ def _check_probe(cfg: ExperimentConfig) -> None:
         _check_layers(cfg)
     for name in p.metrics or []:
         PROBES.get(name)
-    kinds = [parse_target(name)[0] for name in p.targets or []]
+    kinds = [kind for kind, _ in parse_targets(p.targets or [])]
     if "superclass" in kinds and not dataset_meta(d.dataset, d.data_root, d.superclass_map)["num_superclasses"]:
         from ssl_ray.data.datasets import DATASETS
 
@@ -273,7 +273,7 @@ def _check_probe(cfg: ExperimentConfig) -> None:
     if p.sample_augment is not None:
         AUGMENTATIONS.get(p.sample_augment)
     if p.target_bank is not None and needs_bank(p.targets or default_targets(False)):
-        TargetBank.load(p.target_bank)
+        TargetBank.load(p.target_bank).check_dataset(*split_sizes(d.dataset, d.data_root, d.superclass_map), f"target bank {p.target_bank}")
     check_int("probe.bank_epochs", p.bank_epochs, lo=5, hi=MAX_EPOCHS)
     check_number("probe.val_fraction", p.val_fraction, lo=0.0, strict=True)
     if p.val_fraction >= 0.5:

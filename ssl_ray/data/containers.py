@@ -19,6 +19,7 @@ from ssl_ray.registry import Registry
 DATASETS = Registry("dataset")
 
 SPLITS = ("train", "test")
+IMAGE_SIZES = (4, 1024)  # the side, in pixels, a dataset is resized to: data.image_size, write-beton --image-size
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -71,6 +72,27 @@ class FileDataset:
                 return np.array(im.convert("RGB"))
         except (OSError, ValueError) as e:
             raise ConfigError(f"{self.paths[i]}: cannot read image ({e})") from None
+
+    def check_images(self, chunk: int = 4096) -> None:
+        """Every file opens as an image (its header read, nothing decoded), in threads: a file that is no image
+        is one ConfigError before anything is written. A file damaged past its header still fails later."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from PIL import Image
+
+        def problem(path: str) -> Optional[str]:
+            try:
+                with Image.open(path) as im:
+                    im.size  # noqa: B018 - read from the header
+            except Exception as e:  # noqa: BLE001 - PIL raises many types for a file it cannot take
+                return f"{path}: cannot read image ({type(e).__name__}: {e})"
+            return None
+
+        with ThreadPoolExecutor(16) as pool:
+            for start in range(0, len(self.paths), chunk):
+                bad = next((p for p in pool.map(problem, self.paths[start:start + chunk]) if p), None)
+                if bad:
+                    raise ConfigError(bad)
 
     def to_array(self, image_size: int) -> ArrayDataset:
         """Every image resized (shorter side) and center-cropped to ``image_size``, in memory --

@@ -32,14 +32,14 @@ from __future__ import annotations
 import functools
 
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ssl_ray.data.cifar import download_cifar  # noqa: F401  (registers cifar10, cifar100)
-from ssl_ray.data.containers import DATASETS, SPLITS, ArrayDataset, DatasetSource, FileDataset  # noqa: F401
+from ssl_ray.data.containers import DATASETS, IMAGE_SIZES, SPLITS, ArrayDataset, DatasetSource, FileDataset  # noqa: F401
 from ssl_ray.data.folders import read_superclass_map, superclass_labels  # noqa: F401  (registers imagefolder, imagenet)
 
 
@@ -59,6 +59,14 @@ def dataset_meta(name: str, data_root: Optional[str] = None, superclass_map: Opt
     from the in-memory arrays."""
     ds = load_dataset(name, "train", data_root=data_root, superclass_map=superclass_map)
     return {"num_classes": ds.num_classes, "num_superclasses": ds.num_superclasses, "num_train": len(ds)}
+
+
+@functools.lru_cache(maxsize=16)
+def split_sizes(name: str, data_root: Optional[str] = None, superclass_map: Optional[str] = None) -> Tuple[int, int, int]:
+    """``(train images, test images, classes)``: what a target bank made for this dataset holds."""
+    meta = dataset_meta(name, data_root, superclass_map)
+    test = load_dataset(name, "test", data_root=data_root, superclass_map=superclass_map)
+    return meta["num_train"], len(test), meta["num_classes"]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -151,10 +151,8 @@ def build_probe_data(cfg: ExperimentConfig) -> ProbeData:
         if p.target_bank is None:
             raise ConfigError("random_<r> probe targets need a target bank: probe.target_bank (a sweep builds one "
                               "before its trials; `ssl-ray probe bank` writes one from a supervised trial)")
-        bank = TargetBank.load(p.target_bank)
-        if bank.train.shape[1] != len(full_train) or bank.test.shape[1] != len(full_test):
-            raise ConfigError(f"target bank {p.target_bank}: made for {bank.train.shape[1]}/{bank.test.shape[1]} "
-                              f"train/test images, but {d.dataset} has {len(full_train)}/{len(full_test)}")
+        bank = TargetBank.load(p.target_bank).check_dataset(len(full_train), len(full_test), full_train.num_classes,
+                                                            f"target bank {p.target_bank}")
     clean = clean_targets(targets, train, test, p.seed, *split, bank=bank, train_index=tr_idx, test_index=te_idx)
     n_s, a_tr, a_te, aug = sample_settings(cfg)
     if "sample" in targets:

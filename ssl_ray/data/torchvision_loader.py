@@ -93,7 +93,9 @@ class MultiViewDataset(Dataset):
 
     def __getitem__(self, i: int):
         img = torch.from_numpy(self.ds.image(i)).permute(2, 0, 1)
-        seed = (self.seed * 1_000_003 + self.epoch) * 2_147_483_647 + int(i)
+        # torch takes seeds below 2**64: every seed of train.seed's range (and the bank's, from 2**31) folds into it;
+        # a seed already below is unchanged, so runs of small seeds repeat exactly as before
+        seed = ((self.seed * 1_000_003 + self.epoch) * 2_147_483_647 + int(i)) % (1 << 64)
         # A worker process owns its RNG; in the main process the caller's RNG state is preserved.
         with nullcontext() if get_worker_info() is not None else torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

@@ -58,3 +58,16 @@ def test_memory_and_torchvision_loaders_replay_any_epoch():
         assert not torch.equal(i0, i1) and v0.shape == v1.shape == (5 * 64, 2, 3, 16, 16)
     x1, k1 = _epoch(tv(2), 1)
     assert torch.equal(x1, v1) and torch.equal(k1, i1)
+
+
+def test_torchvision_views_take_every_seed_a_trial_or_the_bank_can_have():
+    """torch takes seeds below 2**64; the per-sample seed of a train.seed from about 8600 up (and of the target
+    bank's classifier, from 2**31) used to overflow it, in the first batch of the first epoch."""
+    from ssl_ray.config import BANK_SEED_BASE
+    from ssl_ray.data.protocols import view_specs
+    from ssl_ray.data.torchvision_loader import MultiViewDataset
+
+    ds = load_dataset("digits", "test", image_size=16)
+    for seed in (9000, BANK_SEED_BASE - 1, BANK_SEED_BASE + 5):
+        views, *_ = MultiViewDataset(ds, view_specs("byol", 2, 16), 16, seed=seed)[3]
+        assert views.shape == (2, 3, 16, 16)

@@ -13,7 +13,7 @@ import sys
 from typing import List, Optional, Sequence
 
 import ssl_ray
-from ssl_ray.cli_base import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, OneLineParser, bad_input
+from ssl_ray.cli_base import EXIT_FAILED, EXIT_OK, OneLineParser, bad_input
 from ssl_ray.errors import ConfigError
 
 
@@ -187,10 +187,13 @@ def export_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None
     try:
         args = p.parse_args(list(argv or []))
         from ssl_ray.checkpoints import checkpoint_dir, scan_checkpoints
-        from ssl_ray.models.export import export_backbone
+        from ssl_ray.models.export import check_checkpoint_arg, check_export_dir, export_backbone
 
         if args.checkpoint and args.epoch is not None:
             raise ConfigError("--epoch goes with --run-id (--checkpoint names one checkpoint)")
+        check_export_dir(args.out)  # before the store or a checkpoint is read
+        if args.checkpoint:
+            check_checkpoint_arg(args.checkpoint)
         ckpt, run_id = (checkpoint_dir(args.checkpoint), None) if args.checkpoint else (None, args.run_id)
         if ckpt is None:
             from ssl_ray.config import default_mlflow_uri
@@ -267,8 +270,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"ssl-ray {ssl_ray.__version__}")
         return EXIT_OK
     if argv[0] not in COMMANDS:
-        print(f"error: unknown command {argv[0]!r} (known: {', '.join(COMMANDS)}; ssl-ray --help)", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return bad_input(ConfigError(f"unknown command {argv[0]!r} (known: {', '.join(COMMANDS)}; ssl-ray --help)"))
     return COMMANDS[argv[0]][0](argv[1:], f"ssl-ray {argv[0]}")
 
 

@@ -39,11 +39,15 @@ def check_ray_address(address: str, timeout: float = 3.0) -> None:
 
 
 def check_storage(storage: Path) -> None:
-    probe = storage
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
-        raise ConfigError(f"storage_path {str(storage)!r}: {probe} is not a writable directory")
+    """The sweep's storage folder can be written or created (the default one lies in the results folder)."""
+    from ssl_ray.config import default_results_dir
+    from ssl_ray.paths import unwritable
+
+    why = unwritable(storage)
+    if why:
+        env = os.environ.get("SSL_RAY_RESULTS")
+        where = f" (the results folder, SSL_RAY_RESULTS={env})" if env and storage == default_results_dir() / "sweeps" else ""
+        raise ConfigError(f"storage_path {str(storage)!r}{where}: {why}")
 
 
 def _int_keys() -> set:

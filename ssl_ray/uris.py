@@ -3,14 +3,15 @@ tag and console line. No mlflow import: this runs on the bad-input path."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from ssl_ray.errors import ConfigError
 
 
-SECRET_IN_URI = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@'\"]*:)[^/\s@'\"]+@")
+# a scheme is short: bounding it keeps the search linear on a long line (an unbounded one backtracks over every
+# run of letters, minutes on an error line quoting a value of 100,000 characters)
+SECRET_IN_URI = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,31}://[^/\s:@'\"]*:)[^/\s@'\"]+@")
 
 
 def mask_uri(text: str) -> str:
@@ -25,7 +26,11 @@ def has_secret(uri: str) -> bool:
 
 def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
     """Fail early on a tracking URI that cannot work: an unreachable server, a SQLite file in a folder
-    that cannot be created, or a scheme MLflow 3 no longer takes (plain folders, ``file:``)."""
+    that cannot be created, or a scheme MLflow 3 no longer takes (plain folders, ``file:``).
+
+    A relative SQLite path (``sqlite:///mlflow.db``) is refused, not resolved: MLflow reads it from whatever
+    folder each process runs in (every Ray worker has its own), so a sweep's runs would land in several
+    stores; the message gives the absolute form for the folder the command ran in."""
     import urllib.error
     import urllib.request
     from urllib.parse import urlparse
@@ -60,19 +65,24 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
         path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""
         if not path:
             raise ConfigError(f"MLflow URI {uri!r}: expected sqlite:///<path to a .db file>")
-        db = Path(path).expanduser().resolve()
+        if path == ":memory:":
+            raise ConfigError(f"MLflow URI {uri!r}: an in-memory store keeps nothing; give a .db file, e.g. "
+                              f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+        if not path.startswith("/"):
+            raise ConfigError(f"MLflow URI {uri!r}: a relative path, which MLflow reads from whatever folder each "
+                              f"process runs in; give it absolute: sqlite:///{Path(path).expanduser().absolute()}")
+        db = Path(path).resolve()
         if db.is_dir():
             raise ConfigError(f"MLflow URI {uri!r}: {db} is a directory; name a .db file (e.g. sqlite:///{db}/mlflow.db)")
         if db.is_file() and db.stat().st_size > 0:
             with db.open("rb") as f:
                 if f.read(16) != b"SQLite format 3\x00":
                     raise ConfigError(f"MLflow URI {uri!r}: {db} exists and is not an SQLite database")
-        folder = db.parent
-        probe = folder
-        while not probe.exists():  # the nearest existing ancestor must be a writable directory
-            probe = probe.parent
-        if not probe.is_dir() or not os.access(probe, os.W_OK):
-            raise ConfigError(f"MLflow URI {uri!r}: cannot create the database folder {folder} ({probe} is not a writable directory)")
+        from ssl_ray.paths import unwritable
+
+        why = unwritable(db.parent)
+        if why:
+            raise ConfigError(f"MLflow URI {uri!r}: cannot create the database folder {db.parent} ({why})")
     elif u.scheme in ("databricks", "postgresql", "mysql", "mssql") or u.scheme.startswith(("postgresql+", "mysql+", "mssql+")):
         return
     else:

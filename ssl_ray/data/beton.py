@@ -57,13 +57,25 @@ def _where(ds, i: int) -> str:
     return f" ({paths[i]})" if paths is not None and i < len(paths) else ""
 
 
-def check_write_options(write_mode: str, jpeg_quality: int, max_resolution: Optional[int]) -> None:
+MAX_RESOLUTION = 65535  # the largest side JPEG (and FFCV's image field) can hold
+MAX_WRITERS = 256
+
+
+def check_write_options(write_mode: str, jpeg_quality: int, max_resolution: Optional[int], image_size: Optional[int] = None,
+                        num_workers: int = -1) -> None:
+    """The writer's settings, each bounded, before anything is read or written."""
+    from ssl_ray.data.containers import IMAGE_SIZES
+
     if write_mode not in WRITE_MODES:
         raise ConfigError(f"unknown write mode {write_mode!r} (known: {', '.join(WRITE_MODES)})")
     if not 1 <= int(jpeg_quality) <= 100:
         raise ConfigError(f"jpeg quality must be in 1..100, got {jpeg_quality!r}")
-    if max_resolution is not None and max_resolution < 1:
-        raise ConfigError(f"max resolution must be >= 1, got {max_resolution}")
+    if max_resolution is not None and not 1 <= max_resolution <= MAX_RESOLUTION:
+        raise ConfigError(f"max resolution must be in 1..{MAX_RESOLUTION}, got {max_resolution}")
+    if image_size is not None and not IMAGE_SIZES[0] <= image_size <= IMAGE_SIZES[1]:
+        raise ConfigError(f"image size must be in {IMAGE_SIZES[0]}..{IMAGE_SIZES[1]} (as data.image_size), got {image_size}")
+    if num_workers != -1 and not 1 <= num_workers <= MAX_WRITERS:
+        raise ConfigError(f"writer processes must be -1 (all cores) or 1..{MAX_WRITERS}, got {num_workers}")
 
 
 def write_beton(ds, out: str | os.PathLike, max_resolution: Optional[int] = None, jpeg_quality: int = 90,
@@ -74,7 +86,7 @@ def write_beton(ds, out: str | os.PathLike, max_resolution: Optional[int] = None
     from ffcv.fields import IntField, RGBImageField
     from ffcv.writer import DatasetWriter
 
-    check_write_options(write_mode, jpeg_quality, max_resolution)
+    check_write_options(write_mode, jpeg_quality, max_resolution, num_workers=num_workers)
     out = Path(out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")

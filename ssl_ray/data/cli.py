@@ -51,8 +51,11 @@ def data_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) 
             print(f"{info.path}: {info.num_samples} samples, fields {info.fields}, max {info.max_height}x{info.max_width} px, "
                   f"{info.num_classes} classes, {info.num_superclasses} superclasses")
             return 0
-        if args.cmd == "write-beton":
-            check_write_options(args.write_mode, args.jpeg_quality, args.max_resolution)
+        if args.cmd == "write-beton":  # every setting and the output before a dataset is read
+            from ssl_ray.paths import check_new_file
+
+            check_write_options(args.write_mode, args.jpeg_quality, args.max_resolution, args.image_size, args.num_workers)
+            check_new_file(args.out, "--out")
         if args.cmd == "download" or args.download:
             DATASETS.get(args.dataset)
             download_cifar(args.dataset, args.data_root or ".")
@@ -60,6 +63,8 @@ def data_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) 
                 return 0
         ds = load_dataset(args.dataset, args.split, image_size=args.image_size, data_root=args.data_root,
                           superclass_map=args.superclass_map)
+        if hasattr(ds, "check_images"):  # image files: one that is no image is found before the writer starts
+            ds.check_images()
         print(f"writing {len(ds)} {args.dataset}/{args.split} images to {args.out} ({args.write_mode})", file=sys.stderr)
         out = write_beton(ds, args.out, max_resolution=args.max_resolution, jpeg_quality=args.jpeg_quality,
                           write_mode=args.write_mode, num_workers=args.num_workers)

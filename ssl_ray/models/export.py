@@ -30,7 +30,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import nn
 
-from ssl_ray.checkpoints import CHECKPOINT_FILE, CorruptCheckpoint, checkpoint_dir, load_state
+from ssl_ray.checkpoints import CHECKPOINT_FILE, CorruptCheckpoint, checkpoint_dir, load_state, scan_checkpoints
 from ssl_ray.config import ExperimentConfig
 from ssl_ray.errors import ConfigError
 from ssl_ray.models.build import backbone_kwargs, model_from_config
@@ -95,16 +95,40 @@ def projector_spec(model: SSLModel) -> Dict[str, Any]:
             "last_bias": linears[-1].bias is not None, "taps": list(model.projector.taps)}
 
 
+def check_export_dir(out: str | Path) -> Path:
+    """``--out``, absolute: a folder that exists or can be made, and written to (one ConfigError line if not)."""
+    from ssl_ray.paths import unwritable
+
+    out = Path(out).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder")
+    why = unwritable(out)
+    if why:
+        raise ConfigError(f"--out {out}: cannot write there ({why})")
+    return out
+
+
+def check_checkpoint_arg(ckpt_dir: str | Path) -> None:
+    """``--checkpoint`` names one checkpoint (a folder with a state.pt, or the file); a trial's folder, which
+    holds several, is refused naming its latest."""
+    d = checkpoint_dir(ckpt_dir)
+    if (d / CHECKPOINT_FILE).is_file():
+        return
+    if not d.is_dir():
+        raise ConfigError(f"--checkpoint {d}: not a checkpoint (no such directory)")
+    found = scan_checkpoints(d)
+    hint = (f"; it is a trial directory (epochs {', '.join(str(e) for e, _ in found)}): give one of its checkpoints, "
+            f"e.g. --checkpoint {found[-1][1]}") if found else ""
+    raise ConfigError(f"{d}: not a checkpoint (no {CHECKPOINT_FILE} in it){hint}")
+
+
 def export_backbone(ckpt_dir: str | Path, out: str | Path, run_id: Optional[str] = None) -> Tuple[Path, str]:
     """Write the whole network (backbone and projector) of the checkpoint in ``ckpt_dir`` to ``out``; returns
     ``(out, the one-line torchvision statement)``. Bad input (not a checkpoint, ``out`` a file) is a ConfigError."""
     from safetensors.torch import save_file
 
-    out = Path(out).expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: exists and is not a folder")
-    if not (checkpoint_dir(ckpt_dir) / CHECKPOINT_FILE).is_file():
-        raise ConfigError(f"{checkpoint_dir(ckpt_dir)}: not a checkpoint (no {CHECKPOINT_FILE} in it)")
+    out = check_export_dir(out)
+    check_checkpoint_arg(ckpt_dir)
     try:
         state = load_state(ckpt_dir, required=("model", "config", "epoch"))
     except CorruptCheckpoint as e:

@@ -44,7 +44,10 @@ def probe_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None)
     try:
         if argv[:1] == ["bank"]:
             args = _parser(prog, bank=True).parse_args(argv[1:])
+            from ssl_ray.paths import check_new_file
             from ssl_ray.probes.bank import write_target_bank
+
+            check_new_file(args.out, "--out")  # before the classifier's checkpoints are read
 
             bank = write_target_bank(args.trial_dir, args.out)
             levels = ", ".join(f"epoch {e}: r={r:.2f} (acc {a:.3f})" for e, r, a in zip(bank.epochs, bank.randomness, bank.accuracy))

@@ -26,6 +26,10 @@ def report_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None
     p.add_argument("--no-log", action="store_true", help="do not log the files to the sweep's MLflow parent run")
     try:
         args = p.parse_args(list(argv or []))
+        if args.out:
+            from ssl_ray.paths import check_writable_dir
+
+            check_writable_dir(args.out, "--out")
         from ssl_ray.reports.report import write_report
 
         rep = write_report(args.sweep, args.mlflow_uri, args.out, args.layer, log=not args.no_log)

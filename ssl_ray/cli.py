@@ -124,21 +124,37 @@ def _unmasked(stored):
 def _run(cfg, verbose: bool, resume_dir: Optional[str], command: str) -> int:
     import time
 
-    from ssl_ray.sweep.summary import print_summary, report_phases
+    from ssl_ray.sweep.summary import print_summary, report_phases, venv_command
     from ssl_ray.sweep.tuner import run_sweep
+
+    from ssl_ray.sweep.signals import SweepInterrupted
 
     started = time.time()
     try:
         out = run_sweep(cfg, verbose=verbose, resume_dir=resume_dir, command=command, claimed=True)
     except ConfigError as e:  # found before Ray starts (e.g. an older sweep's run in the store)
         return bad_input(e)
+    except SweepInterrupted as e:  # SIGTERM or SIGINT: Ray is shut down, the sweep's run marked KILLED
+        print(f"stopped by {e}; continue the sweep with: {venv_command('ssl-ray')} resume {getattr(e, 'sweep_dir', '')}",
+              file=sys.stderr, flush=True)
+        return e.exit_code
     out["started"] = started
     data = _sweep_data(out)
     print_summary(out, cfg, data=data)
     if cfg.report:
         sweep_report(out["sweep_dir"], data=data)
     report_phases(out, time.time())
-    return EXIT_OK if not out["results"].errors else EXIT_FAILED
+    return sweep_exit_code(out)
+
+
+def sweep_exit_code(out: dict, stream=None) -> int:
+    """EXIT_FAILED, said in one line, when a trial errored or a trial's probes gave up; else EXIT_OK."""
+    errored, incomplete = len(out["results"].errors), len(out.get("incomplete", []))
+    if not errored and not incomplete:
+        return EXIT_OK
+    what = [f"{errored} trial(s) errored"] * bool(errored) + [f"{incomplete} trial(s) with probes given up"] * bool(incomplete)
+    print(f"sweep failed: {', '.join(what)} (exit code {EXIT_FAILED}); see the summary above", file=stream or sys.stdout)
+    return EXIT_FAILED
 
 
 def _sweep_data(out: dict):

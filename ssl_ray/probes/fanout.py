@@ -233,8 +233,9 @@ class ProbeFanout:
     def pending(self) -> bool:
         return bool(self.in_flight or self.queue or self.waiting or self.features_pending)
 
-    def drain(self, progress: bool = True, stream=None) -> None:
-        """Block until every queued probe has finished, with a progress line."""
+    def drain(self, progress: bool = True, stream=None, tick=None) -> None:
+        """Block until every queued probe has finished, with a progress line; ``tick()`` between polls (a caller's
+        check, which may raise to stop waiting)."""
         stream = stream or sys.stderr
         tty = hasattr(stream, "isatty") and stream.isatty()
         t0, last = time.time(), [-1.0, -1]
@@ -256,4 +257,6 @@ class ProbeFanout:
         while self.pending:
             self.poll(timeout=1.0)
             show()
+            if tick is not None:
+                tick()
         show(final=True)

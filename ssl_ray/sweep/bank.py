@@ -38,6 +38,7 @@ from ssl_ray.probes.targets import TargetBank, needs_bank
 from ssl_ray.sweep.trial import probed_checkpoints, scaling_config
 from ssl_ray.metric_log import MetricWriter
 from ssl_ray.sweep import environment
+from ssl_ray.sweep.signals import interruptible
 from ssl_ray.sweep.bank_cache import (BANK_FILE, BANKS_EXPERIMENT, TAG_BANK_KEY, bank_key, bank_lock, bank_params,
                                      cached_bank_dir, estimate_seconds)
 from ssl_ray.tracking import (TAG_BANK_PATH, TAG_BANK_RUN, TAG_BANK_SEED, TAG_STATUS, TAG_STOP_REASON, TrialStatus, client,
@@ -167,7 +168,7 @@ def _train(cfg: SweepConfig, path: Path, uri: str, parent_run_id: str, stream) -
                                        checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None),
                                        failure_config=ray.train.FailureConfig(max_failures=bcfg.train.max_failures)),
     )
-    result = trainer.fit()
+    result = interruptible(trainer.fit)  # a SIGTERM while the bank trains ends the sweep (sweep.signals)
     bank = build_target_bank(probed_checkpoints(result.best_checkpoints or []))
     for e, acc, r, h, used in zip(bank.epochs, bank.accuracy, bank.randomness, bank.entropies(), bank.classes_used()):
         w.log({"bank/accuracy": acc, "bank/randomness": r, "bank/label_entropy": h, "bank/classes_used": used}, step=int(e))

@@ -115,9 +115,20 @@ class ProbeOnCompleteCallback(tune.Callback):
             record_scheduler_stop(self.fanout.mlflow_uri, plan.run_id, result, plan.config.train.epochs)
         submit_missing(self.fanout, plan)
 
+    def signer(self):
+        from ssl_ray.sweep.signed_state import StateSigner
+
+        if getattr(self, "_signer", None) is None:  # made here: a callback restored from an older sweep has none
+            self._signer = StateSigner(self.sweep_dir)
+        return self._signer
+
     def on_step_end(self, iteration, trials, **info):
         import ray
 
+        from ssl_ray.sweep.signals import check
+
+        check()  # a SIGTERM or SIGINT the driver noted ends the sweep here, in plain Python (sweep.signals)
+        self.signer().maybe()  # what Tune saved since, signed for resume (sweep.signed_state)
         res = ray.cluster_resources()
         slots = probe_slots(trials, self.concurrency, res.get("CPU", 0.0), res.get("GPU", 0.0), self.fanout.num_cpus,
                             self.fanout.num_gpus)

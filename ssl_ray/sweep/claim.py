@@ -8,7 +8,8 @@ of the file under this user's key (``~/.config/ssl_ray/sweep.key``, mode 0600, m
 
 What ``resume`` trusts: ``ssl-ray resume`` has Ray Tune unpickle the sweep's state (``tuner.pkl`` and
 its trials), and unpickling runs code. So it continues only a directory whose settings carry this
-user's signature, that this user owns and that no other user may write to. A sweep copied from
+user's signature, that this user owns and that no other user may write to, and Tune reads only the state
+files the sweep signed as it ran (``sweep.signed_state``). A sweep copied from
 someone else can be trusted explicitly with ``ssl-ray resume --trust DIR`` (it signs the settings).
 """
 
@@ -97,9 +98,12 @@ def claim_free(cfg: SweepConfig, tries: int = 1000) -> SweepConfig:
 
 
 def trust(sweep_dir: Path) -> None:
-    """Sign a sweep's settings as this user's (``ssl-ray resume --trust``)."""
+    """Sign a sweep's settings and its Ray Tune state, as they are, as this user's (``ssl-ray resume --trust``)."""
+    from ssl_ray.sweep.signed_state import snapshot
+
     settings = sweep_dir / SWEEP_FILE
     (sweep_dir / SIGNATURE_FILE).write_text(signature(settings.read_bytes()) + "\n")
+    snapshot(sweep_dir)
 
 
 def check_trusted(sweep_dir: Path) -> None:
@@ -117,3 +121,6 @@ def check_trusted(sweep_dir: Path) -> None:
         raise ConfigError(f"--resume {sweep_dir}: its settings are not signed with your ssl_ray key ({key_file()}); "
                           f"resuming unpickles Ray Tune's state, which can run code. If you trust this sweep, "
                           f"run `ssl-ray resume --trust {sweep_dir}`")
+    from ssl_ray.sweep.signed_state import restore_signed
+
+    restore_signed(sweep_dir)  # Tune's state as this user's sweep signed it, or a one-line refusal

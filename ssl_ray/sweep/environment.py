@@ -25,6 +25,9 @@ ENGINE_ENV = {
     # ones itself (sweep/tuner.py) and leaves out TensorBoard's, whose console hint points at a tool this
     # project does not use (MLflow holds the curves).
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    # SIGINT (and SIGTERM) end the sweep's driver through ssl_ray.sweep.signals: cleanly, with the resume command.
+    # Tune's own SIGINT handler would first stop the trials and print its own restore instructions.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
     # Tune's classic console reporter: silent at verbose 0 (the sweep prints one line per trial event), its
     # status tables with --verbose. The newer one prints a configuration box and a results path even when
     # silent.

@@ -8,6 +8,7 @@ with Ray Tune's restore, the config read back from that file (``ssl_ray.cli``).
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -27,9 +28,11 @@ from ssl_ray.sweep.callbacks import (ProbeOnCompleteCallback, attach_fanout, rea
                                      trial_checkpoints)
 from ssl_ray.sweep.space import param_space
 from ssl_ray.sweep.search import describe, search_algorithm, trial_scheduler
+from ssl_ray.sweep.signals import SweepInterrupted, catch_signals, check
+from ssl_ray.sweep.signed_state import snapshot
 from ssl_ray.sweep.trial import SweepContext, run_trial
 from ssl_ray.provenance import git_commit
-from ssl_ray.tracking import TAG_COMMAND, TAG_COMMIT, TAG_PROBE_STATUS, client, get_or_create_parent_run
+from ssl_ray.tracking import TAG_COMMAND, TAG_COMMIT, TAG_PROBE_STATUS, TAG_STOP_REASON, client, get_or_create_parent_run
 from ssl_ray.uris import mask_uri
 
 
@@ -37,6 +40,10 @@ def init_ray(cfg: SweepConfig, verbose: bool = False) -> None:
     if ray.is_initialized():
         return
     environment.apply(local=not cfg.address)
+    if not cfg.address:  # a local Ray listens on 127.0.0.1 only, its token file private (sweep.loopback)
+        from ssl_ray.sweep.loopback import apply_local
+
+        apply_local()
     # The dashboard serves Ray's state API, through which Ray Train frees the resources of a trial that
     # Tune stopped (its placement-group cleaner polls whether the trial's controller is alive); without
     # it, an early-stopped trial's workers' CPUs are never given back. It binds to 127.0.0.1.
@@ -108,8 +115,25 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
     c = client(uri)
     for k, v in provenance.items():  # what produced the sweep; a resume adds its own, keeping the first
         c.set_tag(parent, k + ".resume" if resume_dir else k, v)
+    if resume_dir and TAG_STOP_REASON in c.get_run(parent).data.tags:  # "interrupted by SIGTERM": no longer so
+        c.delete_tag(parent, TAG_STOP_REASON)
 
     init_ray(cfg, verbose)
+    catch_signals()  # after ray.init, which installs its own SIGTERM handler
+    try:
+        return _run_sweep(cfg, sweep_dir, uri, parent, progress_stream, resume_dir, verbose)
+    except SweepInterrupted as e:
+        e.sweep_dir = str(sweep_dir)
+        snapshot(sweep_dir)  # Tune's state as the signal left it, signed for resume
+        c.set_tag(parent, TAG_STOP_REASON, f"interrupted by {signal.Signals(e.signum).name}; continue with "
+                                           f"`ssl-ray resume {sweep_dir}`")
+        c.set_terminated(parent, status="KILLED")
+        ray.shutdown()
+        raise
+
+
+def _run_sweep(cfg: SweepConfig, sweep_dir: Path, uri: str, parent: str, progress_stream, resume_dir, verbose: bool) -> dict:
+    c = client(uri)
     started = time.time()
     bank = ensure_target_bank(cfg, sweep_dir, uri, parent, progress_stream)
     if bank is not None:  # every trial's probes read the same bank
@@ -146,12 +170,14 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
             ),
         )
     results = tuner.fit()
+    snapshot(sweep_dir)  # Tune's final state, signed for resume
     reassert_scheduler_stops(results, uri, parent)
     trained = time.time()
     fanout.set_slots(None)  # training is over: the probes take every CPU
-    fanout.drain(stream=progress_stream or sys.stderr)
+    fanout.drain(stream=progress_stream or sys.stderr, tick=check)
     incomplete = [tp.trial_id for tp in fanout.trials.values() if tp.missing]
     c.set_tag(parent, TAG_PROBE_STATUS, "complete" if not incomplete else f"incomplete: {', '.join(incomplete)}")
-    c.set_terminated(parent, status="FAILED" if results.errors else "FINISHED")
+    # an errored trial or probes given up: the sweep failed, and its run says so (the exit code too: ssl_ray.cli)
+    c.set_terminated(parent, status="FAILED" if results.errors or incomplete else "FINISHED")
     return {"sweep_dir": str(sweep_dir), "parent_run_id": parent, "experiment": cfg.name, "results": results,
-            "probe_failures": fanout.failures, "mlflow_uri": uri, "phases": (started, trained)}
+            "probe_failures": fanout.failures, "incomplete": incomplete, "mlflow_uri": uri, "phases": (started, trained)}

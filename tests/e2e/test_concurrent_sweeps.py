@@ -101,8 +101,12 @@ def signed_sweep(tmp_path, monkeypatch):
     from ssl_ray.sweep.claim import claim
 
     monkeypatch.setenv("SSL_RAY_KEY_FILE", str(tmp_path / "key"))
+    from ssl_ray.sweep.signed_state import snapshot
+
     d = claim(SweepConfig(name="mine", storage_path=str(tmp_path / "sweeps")))
     (d / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")
+    (d / "tuner.pkl").write_bytes(__import__("pickle").dumps({"what": "the sweep's own"}))
+    snapshot(d)  # as the running sweep's driver signs Tune's state
     return d
 
 
@@ -133,3 +137,42 @@ def test_resume_refuses_a_sweep_this_user_did_not_sign(signed_sweep, clean_env):
         assert proc.returncode == 2 and "owned or writable by another user" in proc.stderr
     finally:
         os.chmod(signed_sweep, 0o755)
+
+
+class RunsCode:
+    """Unpickling it creates a file: the proof that a pickle's code ran."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_resume_unpickles_only_what_the_sweep_signed(signed_sweep, clean_env, tmp_path):
+    """The signature covers Tune's state, not only the settings: a replaced tuner.pkl is refused in one line and never
+    unpickled; a state file the sweep never signed (a planted newer experiment state) is removed before Tune reads it;
+    a snapshot changed by hand is not signed."""
+    import pickle
+
+    from ssl_ray.errors import ConfigError
+    from ssl_ray.sweep.claim import check_trusted
+
+    env = dict(clean_env, SSL_RAY_KEY_FILE=os.environ["SSL_RAY_KEY_FILE"])
+    signed = (signed_sweep / "tuner.pkl").read_bytes()
+    marker = tmp_path / "the pickle ran"
+    (signed_sweep / "tuner.pkl").write_bytes(pickle.dumps(RunsCode(marker)))
+    proc = resume(signed_sweep, env)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "tuner.pkl is not the one this sweep signed" in lines[0], proc.stderr
+    assert not marker.exists()  # refused before anything was unpickled
+    (signed_sweep / "tuner.pkl").write_bytes(signed)
+    planted = signed_sweep / "experiment_state-2099-01-01_00-00-00.json"  # the newest: the one Tune would read
+    planted.write_text('{"trial_data": "planted"}')
+    (signed_sweep / "experiment_state-2026-01-01_00-00-00.json").write_text('{"changed": 1}')
+    check_trusted(signed_sweep)
+    assert not planted.exists() and (signed_sweep / "experiment_state-2026-01-01_00-00-00.json").read_text() == "{}"
+    (signed_sweep / "ssl_ray_signed" / "tuner.pkl").write_bytes(pickle.dumps(RunsCode(marker)))  # the snapshot itself
+    with pytest.raises(ConfigError, match="Ray Tune state is not signed"):
+        check_trusted(signed_sweep)
+    assert not marker.exists()

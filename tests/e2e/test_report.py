@@ -46,7 +46,7 @@ def test_sweep_logs_to_the_server_over_http(tiny_http):
     children = [r for r in runs if tags(r).get("ssl_ray.kind") == "trial"]
     assert len(parents) == 1 and len(children) == 2
     parent = parents[0]["info"]["run_id"]
-    assert parents[0]["info"]["status"] == "FINISHED"
+    assert parents[0]["info"]["status"] == "FAILED"  # its probes of epoch 2 gave up (conftest.tiny_http): the truth
     assert tags(parents[0])["ssl_ray.command"].startswith("python ") and "--name tiny" in tags(parents[0])["ssl_ray.command"]
     assert len(tags(parents[0])["ssl_ray.git_commit"].split()[0]) == 40
     assert all(tags(c)["mlflow.parentRunId"] == parent for c in children)

@@ -72,7 +72,7 @@ def test_parent_and_child_runs(tiny_sweep):
     children = [r for r in runs if r.data.tags.get("ssl_ray.kind") == "trial"]
     assert len(parents) == 1 and len(children) == 2
     parent = parents[0]
-    assert parent.info.status == "FINISHED"
+    assert parent.info.status == "FAILED"  # epoch 2's probes gave up in both trials (conftest.tiny_http)
     phases = parent.data.metrics
     assert phases["sweep/after_over_training"] == pytest.approx(
         phases["sweep/seconds_after_training"] / phases["sweep/seconds_training"], rel=1e-6)
@@ -237,6 +237,9 @@ def test_summary_table_printed(tiny_http):
     assert f"browse in MLflow: {uri}  (experiment 'tiny')" in out  # a server: its address (a SQLite store: test_fault_tolerance)
     # the report is written although epoch 2's probes gave up: it shows what MLflow holds
     assert "report: 15 files in " in out and "report not written" not in out
+    # probes given up: the sweep failed, says so in one line, and its run says so too (exit 1: conftest.tiny_http)
+    assert "sweep failed: 2 trial(s) with probes given up (exit code 1)" in out
+    assert c.get_run(children[0].data.tags["mlflow.parentRunId"]).info.status == "FAILED"
     readme = out.split("report: 15 files in ")[1].split()[0]
     from pathlib import Path
 

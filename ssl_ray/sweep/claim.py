@@ -15,43 +15,21 @@ someone else can be trusted explicitly with ``ssl-ray resume --trust DIR`` (it s
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import re
-import secrets
 import stat
 from pathlib import Path
 
 from ssl_ray.config import SWEEP_FILE, SweepConfig, dump_yaml
 from ssl_ray.errors import ConfigError
+from ssl_ray.sweep.user_key import key_file, signature
 
 SIGNATURE_FILE = "ssl_ray_sweep.sig"
 
 
 class SweepExists(ConfigError):
     """The sweep directory already holds a sweep."""
-
-
-def key_file() -> Path:
-    return Path(os.environ.get("SSL_RAY_KEY_FILE", Path.home() / ".config" / "ssl_ray" / "sweep.key"))
-
-
-def _key() -> bytes:
-    path = key_file()
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32))
-        except FileExistsError:  # made by a sweep started at the same moment
-            pass
-    return path.read_text().strip().encode()
-
-
-def signature(settings: bytes) -> str:
-    return hmac.new(_key(), settings, hashlib.sha256).hexdigest()
 
 
 def settings_text(cfg: SweepConfig, sweep_dir: Path) -> str:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ssl_ray.errors import ConfigError
+from ssl_ray.sweep.user_key import signature
 
 SNAPSHOT = "ssl_ray_signed"
 MANIFEST = "manifest.json"
@@ -48,8 +49,6 @@ def _digest(path: Path) -> str:
 
 
 def _sign(files: Dict[str, str]) -> str:
-    from ssl_ray.sweep.claim import signature
-
     return signature(json.dumps(files, sort_keys=True).encode())
 
 

@@ -4,7 +4,7 @@
 ``experiment_state-*.json``, the search algorithm's state (``searcher-state-*.pkl``, ``basic-variant-state-*.json``)
 and each trial's ``params.pkl``; unpickling runs code. So while a sweep runs, its driver copies those files into
 ``ssl_ray_signed/`` with a manifest of their SHA-256 digests, signed with the user's key (the HMAC of
-``sweep.claim``), whenever they change (at most every :data:`EVERY_S` seconds, after ``tuner.fit`` and when a
+``sweep.claim``), whenever they change (looked at every :data:`EVERY_S` seconds, after ``tuner.fit`` and when a
 signal stops it). On resume, :func:`restore_signed`:
 
 * refuses, in one line, a snapshot whose manifest or files do not match the signature, a sweep with no snapshot
@@ -32,7 +32,7 @@ from ssl_ray.sweep.user_key import signature
 
 SNAPSHOT = "ssl_ray_signed"
 MANIFEST = "manifest.json"
-EVERY_S = 2.0
+EVERY_S = 0.25  # a stat of each state file; a copy only when one changed (Tune saves every 1-10 s)
 TOP_PATTERNS = ("tuner.pkl", "experiment_state-*.json", "basic-variant-state-*.json", "searcher-state*.pkl", "*.pkl")
 NOT_TRIALS = ("train", "bank", SNAPSHOT, SNAPSHOT + ".new", SNAPSHOT + ".old")
 

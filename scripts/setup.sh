@@ -6,6 +6,9 @@
 #
 #   bash scripts/setup.sh            # install (or verify) everything
 #   SSL_RAY_SKIP_FFCV=1 bash ...     # skip the optional FFCV extra (no system packages needed)
+#
+# System packages (installed with apt-get when run as root): FFCV's build dependencies, and PostgreSQL's server,
+# which the tests start in a temporary folder (tests/conftest.py's `postgres`; not needed to run a sweep).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,6 +17,7 @@ VENV="$ROOT/.venv"
 PY_BIN="${PYTHON:-python3.11}"
 STAMP="$VENV/.ssl_ray_installed"
 SYS_PKGS=(pkg-config libopencv-dev libturbojpeg0-dev)
+TEST_PKGS=(postgresql)
 
 want_hash() {
     cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1
@@ -35,30 +39,37 @@ if ! "$PY_BIN" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
     exit 2
 fi
 
-# System packages FFCV compiles against.
+# System packages FFCV compiles against; PostgreSQL for the tests.
 missing_sys() {
     local miss=()
-    for p in "${SYS_PKGS[@]}"; do
+    for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || miss+=("$p")
     done
     echo "${miss[@]:-}"
 }
 EXTRAS="dev"
+WANT=("${TEST_PKGS[@]}")
 if [ "${SSL_RAY_SKIP_FFCV:-0}" != "1" ]; then
-    miss="$(missing_sys)"
-    if [ -n "$miss" ]; then
-        if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-            echo "[setup] installing system packages for FFCV: $miss"
-            apt-get update -qq
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $miss >/dev/null
-        else
-            echo "[setup] error: FFCV needs the system packages: $miss" >&2
-            echo "[setup]   install them with: sudo apt-get install -y $miss" >&2
+    EXTRAS="dev,ffcv"
+    WANT+=("${SYS_PKGS[@]}")
+fi
+miss="$(missing_sys "${WANT[@]}")"
+if [ -n "$miss" ]; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "[setup] installing system packages (FFCV's, and PostgreSQL for the tests): $miss"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $miss >/dev/null
+    else
+        ffcv_miss="$([ "$EXTRAS" = "dev" ] || missing_sys "${SYS_PKGS[@]}")"
+        test_miss="$(missing_sys "${TEST_PKGS[@]}")"
+        if [ -n "$ffcv_miss" ]; then
+            echo "[setup] error: FFCV needs the system packages: $ffcv_miss" >&2
+            echo "[setup]   install them with: sudo apt-get install -y $ffcv_miss" >&2
             echo "[setup]   or skip FFCV (torchvision loaders only): SSL_RAY_SKIP_FFCV=1 bash scripts/setup.sh" >&2
             exit 2
         fi
+        echo "[setup] note: the tests start a PostgreSQL server; install it with: sudo apt-get install -y $test_miss" >&2
     fi
-    EXTRAS="dev,ffcv"
 fi
 
 # A fresh install of the CUDA torch build needs about 7 GB; say so up front rather than let

@@ -1,24 +1,15 @@
-import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-MLFLOW = str(Path(PY).with_name("mlflow"))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from servers import mlflow_server, postgres  # noqa: E402 - the servers the tests and the benchmarks start
 
 
 def run_many(cmds, timeout: int = 120, envs=None, **kw) -> list:
@@ -36,39 +27,13 @@ def run_many(cmds, timeout: int = 120, envs=None, **kw) -> list:
     return done
 
 
-@contextlib.contextmanager
-def mlflow_server(folder: Path):
-    """A real ``mlflow server`` on 127.0.0.1 (SQLite store and artifacts under ``folder``), answering /health;
-    yields its base URL and stops it (its whole process group) at the end."""
-    port = free_port()
-    # MLflow 3's server also starts a job runner and eight huey consumers (its GenAI jobs), each a Python process
-    # importing mlflow: about 25 s of CPU competing with the sweep on 2 cores, for jobs ssl_ray never submits.
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    proc = subprocess.Popen([MLFLOW, "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-                             "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port",
-                             str(port), "--workers", "1"], stdout=open(folder / "server.log", "w"),
-                            stderr=subprocess.STDOUT, start_new_session=True, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, (folder / "server.log").read_text()[-3000:]
-            assert time.time() < deadline, "mlflow server did not answer /health in 90 s"
-            time.sleep(0.5)
-        yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:  # uvicorn can take its time to drain under load: the test is over
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the session (Debian's ``postgresql`` package, which scripts/setup.sh installs):
+    a fresh cluster in a temporary folder, on a Unix socket only, fsync off; ``.database(name)`` creates a
+    database and returns its ``postgresql+psycopg://`` URI. Stopped and removed at the end of the session."""
+    with postgres(fsync=False) as pg:
+        yield pg
 
 
 def pytest_configure(config):

@@ -16,7 +16,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Mapping, Optional, Set
 
 from ssl_ray.errors import ConfigError
-from ssl_ray.uris import mask_uri
+from ssl_ray.uris import is_database, mask_uri, store_uri
 
 if TYPE_CHECKING:  # mlflow is imported where a store is opened, never on the bad-input path
     from mlflow.tracking import MlflowClient
@@ -98,7 +98,7 @@ def client(uri: str) -> "MlflowClient":
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if not uri.startswith("sqlite:///") or uri in _READY:
-        return MlflowClient(tracking_uri=uri)
+        return MlflowClient(tracking_uri=store_uri(uri))
     import fcntl
 
     db = Path(uri[len("sqlite:///"):])
@@ -124,10 +124,15 @@ def existing_store(uri: str, what: str = "") -> str:
 
 
 def artifact_root_for(uri: str) -> Optional[str]:
-    """For a SQLite store, keep artifacts beside the database (not in the working directory)."""
+    """For a SQLite store, keep artifacts beside the database; for another database MLflow opens itself (no
+    server between), under the results folder: never MLflow's default, ``./mlruns`` in the working directory."""
     if uri.startswith("sqlite:///"):
         db = Path(uri[len("sqlite:///"):])
         return (db.parent / "mlartifacts").resolve().as_uri()
+    if is_database(uri):
+        from ssl_ray.config import default_results_dir
+
+        return (default_results_dir() / "mlartifacts").as_uri()
     return None
 
 

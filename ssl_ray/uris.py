@@ -1,5 +1,6 @@
-"""Tracking URIs: the one check that a URI can work, and the mask that keeps its password out of every file,
-tag and console line. No mlflow import: this runs on the bad-input path."""
+"""Tracking URIs: the one check that a URI can work, the one mapping of a URI to the store MLflow opens, and the
+mask that keeps its password out of every file, tag and console line. No mlflow import: this runs on the
+bad-input path."""
 
 from __future__ import annotations
 
@@ -22,6 +23,62 @@ def mask_uri(text: str) -> str:
 
 def has_secret(uri: str) -> bool:
     return isinstance(uri, str) and mask_uri(uri) != uri
+
+
+# the Python package that provides each database driver module SQLAlchemy imports (what to pip install)
+DRIVER_PACKAGES = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary", "pg8000": "pg8000", "MySQLdb": "mysqlclient",
+                   "pymysql": "PyMySQL", "mysql": "mysql-connector-python", "pyodbc": "pyodbc", "pymssql": "pymssql"}
+DATABASES = ("postgresql", "mysql", "mssql")
+
+
+def store_uri(uri: str) -> str:
+    """The URI as MLflow opens it. A plain ``postgresql://`` means psycopg 3, the driver ssl_ray installs
+    (``postgresql+psycopg://``): SQLAlchemy 2.0 would pick psycopg2 for it, 2.1 picks psycopg."""
+    if isinstance(uri, str) and uri.startswith("postgresql://"):
+        return "postgresql+psycopg://" + uri[len("postgresql://"):]
+    return uri
+
+
+def is_database(uri: str) -> bool:
+    """A database URI MLflow opens itself (no server between): ``postgresql[+driver]://``, ``mysql...``, ``mssql...``."""
+    scheme = uri.split("://", 1)[0] if isinstance(uri, str) and "://" in uri else ""
+    return scheme.split("+", 1)[0] in DATABASES
+
+
+def check_database(uri: str, timeout: float = 5.0) -> None:
+    """A database URI whose driver is installed (else one line saying what to install), and, for PostgreSQL,
+    whose server answers and has the database."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+    from sqlalchemy.pool import NullPool
+
+    try:
+        url = make_url(store_uri(uri))
+        dialect = url.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError) as e:
+        raise ConfigError(f"MLflow URI {mask_uri(uri)!r}: {str(e).splitlines()[0]}") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as e:
+        module = (getattr(e, "name", None) or str(e)).split(".")[0]
+        pkg = DRIVER_PACKAGES.get(module, module)
+        also = (" (or use postgresql://, which ssl_ray's psycopg serves)"
+                if url.get_backend_name() == "postgresql" and module != "psycopg" else "")
+        raise ConfigError(f"MLflow URI {mask_uri(uri)!r}: its driver {url.drivername} needs the Python package {pkg}, "
+                          f"which is not installed: .venv/bin/pip install {pkg}{also}") from None
+    if url.get_backend_name() != "postgresql" or url.get_driver_name() not in ("psycopg", "psycopg2"):
+        return  # other drivers name their connect timeout differently: MLflow reports a failure when it opens the store
+    engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": max(1, int(timeout))})
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as e:
+        why = str(getattr(e, "orig", None) or e).strip().splitlines()
+        raise ConfigError(f"MLflow URI {mask_uri(uri)!r}: PostgreSQL refused or did not answer "
+                          f"({mask_uri(why[0] if why else type(e).__name__)})") from None
+    finally:
+        engine.dispose()
 
 
 def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
@@ -83,7 +140,9 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
         why = unwritable(db.parent)
         if why:
             raise ConfigError(f"MLflow URI {uri!r}: cannot create the database folder {db.parent} ({why})")
-    elif u.scheme in ("databricks", "postgresql", "mysql", "mssql") or u.scheme.startswith(("postgresql+", "mysql+", "mssql+")):
+    elif is_database(uri):
+        check_database(uri, timeout)
+    elif u.scheme == "databricks":
         return
     else:
         raise ConfigError(f"MLflow URI {mask_uri(uri)!r}: MLflow 3 stores runs in a database or on a server; use sqlite:///<file.db> "

@@ -50,6 +50,11 @@ CASES = [
     (["--mlflow-uri", "sqlite:///{d}/text.db"], "text.db exists and is not an SQLite database"),
     (["--mlflow-uri", "sqlite:///{d}/a_dir"], "a_dir is a directory; name a .db file"),
     (["--mlflow-uri", f"http://me:{SECRET}@127.0.0.1:9"], "MLflow tracking server http://me:***@127.0.0.1:9 is unreachable"),
+    # a database whose driver is not installed (psycopg 3 is: plain postgresql:// uses it), or that does not answer
+    (["--mlflow-uri", "postgresql+psycopg2://me@/mlflow"], "its driver postgresql+psycopg2 needs the Python package "
+     "psycopg2-binary, which is not installed: .venv/bin/pip install psycopg2-binary (or use postgresql://"),
+    (["--mlflow-uri", f"postgresql://me:{SECRET}@127.0.0.1:9/mlflow"],
+     "MLflow URI 'postgresql://me:***@127.0.0.1:9/mlflow': PostgreSQL refused or did not answer"),
     (["--storage-path", "{d}/a_file"], "a_file is not a writable directory"),
     # Ray addresses that answer nothing, found before anything is written
     (["--address", "127.0.0.1:9"], "no Ray cluster answers at"),
@@ -119,7 +124,7 @@ def test_probe_gpus_on_a_machine_without_one(tmp_path, capsys, monkeypatch):
     assert rc == 2 and "probe.num_gpus=1, but this machine has no CUDA GPU" in err
 
 
-def test_print_config_and_sweep_file_mask_the_password(tmp_path, capsys, monkeypatch):
+def test_print_config_and_sweep_file_mask_the_password(tmp_path, capsys, monkeypatch, postgres_server):
     """A password in the tracking URI (flag or environment) is never printed or written: the sweep file,
     --print-config and the command tag hold ``***``; resume takes the real URI from the environment."""
     from ssl_ray.cli import _unmasked
@@ -132,9 +137,11 @@ def test_print_config_and_sweep_file_mask_the_password(tmp_path, capsys, monkeyp
     monkeypatch.setenv("SSL_RAY_RESULTS", str(tmp_path / "results"))
     from ssl_ray.cli import sweep_main
 
-    assert sweep_main(["--print-config", "--mlflow-uri", uri], config_file=RECIPE, prog="x") == 0
+    # --print-config checks that the store answers: a real server (it trusts its socket: the password is only carried)
+    live = f"postgresql://postgres:{SECRET}@/postgres?host={postgres_server.data}&port={postgres_server.port}"
+    assert sweep_main(["--print-config", "--mlflow-uri", live], config_file=RECIPE, prog="x") == 0
     out = capsys.readouterr().out
-    assert "postgresql://me:***@db.example:5432/mlflow" in out and SECRET not in out
+    assert "postgresql://postgres:***@/postgres?host=" in out and SECRET not in out
     cfg = SweepConfig(mlflow_uri=uri)
     assert SECRET not in settings_text(cfg, tmp_path / "s") and "me:***@" in settings_text(cfg, tmp_path / "s")
     assert mask_uri(f"python x.py --mlflow-uri {uri} --name y") == "python x.py --mlflow-uri postgresql://me:***@db.example:5432/mlflow --name y"

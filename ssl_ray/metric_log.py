@@ -9,6 +9,7 @@ the driver's time per tiny sweep over HTTP, before this cache).
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING, Dict, Iterable, List, Mapping, Optional, Set
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 MAX_BATCH = 1000  # MLflow's log_batch limit on metrics per call
+log = logging.getLogger(__name__)
 
 
 class MetricWriter:
@@ -82,14 +84,21 @@ class MetricWriter:
         _retry(lambda: self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]))
 
 
+# Errors after which the write did not happen, so that writing again cannot duplicate: SQLite's lock, and a
+# server whose connection pool stayed full for its timeout (an `mlflow server` on SQLite under 64 writers
+# answered 201 of 640 batches so: benchmarks/tracking_load.py).
+TRANSIENT = ("locked", "queuepool limit")  # "database is locked", "database table is locked"
+
+
 def _retry(fn, attempts: int = 5, delay: float = 0.5):
-    """SQLite may report 'database is locked' under concurrent writers; back off and retry."""
+    """Back off and retry a write that failed for a TRANSIENT reason (a busy store)."""
     for i in range(attempts):
         try:
             return fn()
-        except Exception as e:  # noqa: BLE001 - MLflow wraps sqlite errors in MlflowException
-            if "locked" not in str(e).lower() or i == attempts - 1:
+        except Exception as e:  # noqa: BLE001 - MLflow wraps the store's errors in MlflowException
+            if not any(t in str(e).lower() for t in TRANSIENT) or i == attempts - 1:
                 raise
+            log.debug("MLflow write retried (attempt %d of %d): %s", i + 2, attempts, str(e)[:200])
             time.sleep(delay * (2**i))
 
 

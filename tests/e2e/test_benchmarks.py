@@ -1,7 +1,8 @@
 """The benchmarks run and hold their targets: our training loop >= 90% of a bare PyTorch loop's images/s;
 FFCV >= 5x a torchvision DataLoader with the same 2-view SimCLR augmentations at 32 px; the probe engine
 >= 5x the forward-per-target + scikit-learn approach with every accuracy within a point; the probe
-fan-out's parallel efficiency; the GPU check's dry run.
+fan-out's parallel efficiency; the GPU check's dry run; MLflow under concurrent writers on PostgreSQL and SQLite,
+with nothing lost or duplicated.
 
 The default suite runs each benchmark's ``--quick`` mode, which still computes and gates its ratio in the
 same run; the full runs (the figures in results/benchmarks/) are marked ``bench``: ``pytest -m bench``."""
@@ -168,3 +169,31 @@ def test_search_benchmark_median_speedup(tmp_path):
     r = run_search_benchmark(tmp_path)
     assert r["seeds"] >= 10
     assert min(r["speedup_vs_random"].values()) >= 2, r["speedup_vs_random"]
+
+
+def run_tracking_load(tmp_path, *args):
+    out = tmp_path / "tracking_load.json"
+    proc = subprocess.run([PY, str(ROOT / "benchmarks" / "tracking_load.py"), *args, "--out", str(out)],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    r = json.loads(out.read_text()) if out.exists() else {}
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert {(x["backend"], x["writers"]) for x in r["results"]} == {(b, n) for b in ("sqlite", "postgresql") for n in r["writers"]}
+    for x in r["results"]:  # every value written once, read back once, as written
+        assert x["values"] == x["writers"] * r["keys_per_batch"] * r["batches_per_writer"] and x["writes_per_s"] > 0, x
+        assert x["lost"] == x["duplicated"] == x["wrong"] == x["failed"] == 0, x
+    assert set(r["ratio_postgresql_vs_sqlite"]) == {str(n) for n in r["writers"]}
+    assert "postgresql/sqlite writes per second" in proc.stdout
+    return r
+
+
+def test_tracking_load_quick(tmp_path, postgres_server):
+    """16 writer processes at once, each logging batches to its own run through MetricWriter, against an
+    ``mlflow server`` on SQLite and one on PostgreSQL (conftest's server): nothing lost, duplicated or altered."""
+    r = run_tracking_load(tmp_path, "--quick", "--postgres", postgres_server.database("tracking_load"))
+    assert r["quick"] and r["writers"] == [16] and r["server_workers"] == 1
+
+
+@pytest.mark.bench
+def test_tracking_load_16_and_64_writers(tmp_path):
+    r = run_tracking_load(tmp_path)
+    assert r["writers"] == [16, 64] and r["server_workers"] == 4

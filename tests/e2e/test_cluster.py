@@ -64,6 +64,21 @@ def test_cluster_yaml_keeps_servers_local_and_credentials_out():
     assert c["file_mounts"]["~/ssl_ray"] == "." and ".venv" in c["rsync_exclude"]
 
 
+def test_the_heads_mlflow_keeps_its_runs_in_postgresql_without_a_password():
+    """The head's MLflow server writes to PostgreSQL (SQLite serializes concurrent writers: README, "Run on a
+    cluster"), over the Unix socket with peer authentication: no password in the file or anywhere else."""
+    from sqlalchemy.engine import make_url
+
+    c = load("cluster.yaml")
+    setup, start = " ".join(c["head_setup_commands"]), " ".join(c["head_start_ray_commands"])
+    assert "apt-get install -y -qq postgresql" in setup and "createdb -O ubuntu mlflow" in setup
+    assert "pg_dump -Fc -d mlflow -f /mnt/shared/mlflow/" in setup and "pg_restore --no-owner -d mlflow" in setup
+    uri = make_url(re.search(r"--backend-store-uri '([^']+)'", start).group(1))
+    assert uri.drivername == "postgresql+psycopg" and uri.username == "ubuntu" and uri.password is None
+    assert uri.host is None and uri.query == {"host": "/var/run/postgresql"} and uri.database == "mlflow"
+    assert not re.search(r"(?i)(password|PGPASS\w*)\s*[:=]", (ROOT / "cluster.yaml").read_text())
+
+
 def test_cluster_yaml_is_locked_down():
     """SSH only from the CIDR the user sets, least-privilege instance profiles, IMDSv2 on every node, a tunnel
     key that can forward to MLflow's port and nothing else, EFS over TLS (Ray's defaults: SSH from anywhere,

@@ -163,3 +163,16 @@ def tiny_http(tmp_path_factory):
             expect_rc=1)  # the truth: epoch 2's probes gave up in both trials (until `ssl-ray probe` fills them)
         assert fired(faults) == 1 + 2 * (PROBE_RETRIES + 1)
         yield tmp, base, run.proc, {k: v for k, v in env.items() if k != "SSL_RAY_FAULTS"}
+
+
+def probe_table_steps(client, run_id: str) -> dict:
+    """``{probe key: sorted epochs}`` of a trial run's ``probes/probes.csv``: every probe value (its MLflow run holds
+    a curated few, ``ssl_ray.probes.curated``)."""
+    from ssl_ray.probes.table import read_probe_table
+
+    t = read_probe_table(client, run_id)
+    assert t is not None, f"run {run_id} has no probes/probes.csv"
+    out: dict = {}
+    for key, epoch in zip("probe/" + t.target + "/" + t.metric + "/" + t.layer, t.epoch):
+        out.setdefault(key, []).append(int(epoch))
+    return {k: sorted(v) for k, v in out.items()}

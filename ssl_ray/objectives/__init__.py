@@ -1,9 +1,10 @@
 """SSL objectives behind one registry.
 
-Contract (see DESIGN.md): ``build_objective(name, **hparams) -> torch.nn.Module``. The module is
-called on ``z`` of shape ``(B, V, D)`` -- V >= 2 views of each of B images -- and returns an
-:class:`ObjectiveOutput` with ``.loss`` (a scalar tensor with gradient) and ``.terms`` (a dict of
-detached, unweighted components for logging).
+Contract (docs/objectives.md; each objective's module docstring states its formula):
+``build_objective(name, **hparams) -> torch.nn.Module``. The module is called on ``z`` of shape
+``(B, V, D)`` -- V >= 2 views of each of B images -- and returns an :class:`ObjectiveOutput` with
+``.loss`` (a scalar tensor with gradient) and ``.terms`` (a dict of detached, unweighted components for
+logging).
 
 This package imports neither ray nor mlflow.
 """

@@ -65,8 +65,8 @@ def test_cluster_yaml_keeps_servers_local_and_credentials_out():
 
 
 def test_the_heads_mlflow_keeps_its_runs_in_postgresql_without_a_password():
-    """The head's MLflow server writes to PostgreSQL (SQLite serializes concurrent writers: README, "Run on a
-    cluster"), over the Unix socket with peer authentication: no password in the file or anywhere else."""
+    """The head's MLflow server writes to PostgreSQL (SQLite serializes concurrent writers: docs/cluster.md),
+    over the Unix socket with peer authentication: no password in the file or anywhere else."""
     from sqlalchemy.engine import make_url
 
     c = load("cluster.yaml")

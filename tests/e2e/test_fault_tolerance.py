@@ -37,7 +37,7 @@ from ssl_ray.faults import fired
 from ssl_ray.probes.scoring import expected_keys
 
 # 2.5 minutes: a sweep, a kill and a resume of three trials. Out of the default suite to keep it under 10 minutes;
-# run with `bash scripts/test.sh -m slow` before a release (the README's "Tests" section). The default suite keeps
+# run with `bash scripts/test.sh -m slow` before a release (docs/install.md). The default suite keeps
 # the parts: probe tasks failing and retried (the shared HTTP sweep), a damaged checkpoint reported, a run found
 # again, a resumed trial's stop reason (tests/unit).
 pytestmark = pytest.mark.slow

@@ -342,14 +342,14 @@ def test_a_trial_run_carries_a_curated_few_metrics(tiny_sweep):
         assert len(summary) >= 5 and all(v == round(v, 4) for v in summary.values()), summary
 
 
-def test_every_key_the_readme_charts_name_exists(tiny_sweep):
-    """The README's "which chart answers which question": each metric it names is on the trial runs of a
-    sweep, each tag is one ssl_ray writes (its name is in ssl_ray.tracking)."""
+def test_every_key_the_mlflow_page_charts_name_exists(tiny_sweep):
+    """docs/mlflow.md's "which chart answers which question" (from "At a glance" to "In Python"): each metric it
+    names is on the trial runs of a sweep, each tag is one ssl_ray writes (its name is in ssl_ray.tracking)."""
     import re
 
     import ssl_ray.tracking as tk
 
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "mlflow.md").read_text()
     section = text[text.index("**At a glance.**"):text.index("**In Python.**")]
     names = set(re.findall(r"`([a-z_0-9.]+/[^`\s]*|ssl_ray\.[a-z_.*]+)`", section))
     metrics = {n.replace("<layer>", "block2") for n in names if "/" in n and not n.endswith(("/...", ".py", ".csv", "/*"))}

@@ -1,0 +1,71 @@
+"""The README is a guide and docs/ holds the reference: the README stays short, the pages that carry numbers name no
+commit (git keeps the history), and every relative link in the README and docs/*.md reaches a file that exists (and,
+with a #fragment into a Markdown file, a heading of it)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"!?\[(?:[^\]\\]|\\.)*\]\(([^()\s]+)(?:\s+\"[^\"]*\")?\)")
+# 7 to 40 hex digits with at least one letter and one digit: a commit hash, not a word or a number
+HASH = re.compile(r"(?<![0-9A-Za-z_])(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}(?![0-9A-Za-z_])")
+
+
+def prose(text: str) -> str:
+    """The text outside fenced code blocks (a `[x](y)` in a shell or YAML example is no link)."""
+    return re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, markup and punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[`*_]|\[([^\]]*)\]\([^)]*\)", lambda m: m.group(1) or "", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(page: Path) -> set:
+    return {slug(m.group(1)) for m in re.finditer(r"^#{1,6}\s+(.+?)\s*#*$", prose(page.read_text()), re.M)}
+
+
+def test_readme_is_at_most_300_lines():
+    n = len(README.read_text().splitlines())
+    assert n <= 300, f"README.md has {n} lines; move reference material to docs/"
+
+
+@pytest.mark.parametrize("page", [README, ROOT / "docs" / "benchmarks.md"], ids=lambda p: p.name)
+def test_no_commit_hashes(page):
+    found = HASH.findall(page.read_text())
+    assert not found, f"{page.name} names commits {found}: date the row and give its command; git keeps the history"
+
+
+def test_the_hash_pattern():
+    assert HASH.findall("fresh clone of `2ea31fd` and 2ea31fd00375bc6215aefeb646ef1b5fbc61a767") == [
+        "2ea31fd", "2ea31fd00375bc6215aefeb646ef1b5fbc61a767"]
+    assert not HASH.findall("1,281,167 images, 1234567 steps, a defaced page, 0x1f, block3, 20894.5")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_resolves(page):
+    broken = []
+    for target in LINK.findall(prose(page.read_text())):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:
+            continue
+        path, _, fragment = target.partition("#")
+        dest = (page.parent / path).resolve() if path else page
+        if not dest.exists():
+            broken.append(f"{target}: no such file")
+        elif fragment and dest.suffix == ".md" and fragment not in anchors(dest):
+            broken.append(f"{target}: no heading #{fragment} in {dest.relative_to(ROOT)}")
+    assert not broken, broken
+
+
+def test_slug():
+    assert slug("Exit codes and signals") == "exit-codes-and-signals"
+    assert slug("Which tracking store, from how many concurrent trials") == \
+        "which-tracking-store-from-how-many-concurrent-trials"
+    assert slug("The `ssl-ray` CLI") == "the-ssl-ray-cli"

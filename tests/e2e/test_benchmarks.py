@@ -115,6 +115,7 @@ def test_train_throughput_our_loop_keeps_90_percent_of_a_bare_loop(tmp_path):
     assert 0 < r["online_share_of_epoch"] <= 0.10, r["online_share_of_epoch"]
 
 
+@pytest.mark.slow  # 22 s; a GPU machine runs the real check (benchmarks/gpu_check.py), this only keeps it from rotting
 def test_gpu_check_dry_run(tmp_path):
     """Without a GPU the check says so in one line and, with --dry-run, runs every step at toy size on the CPU
     (so it cannot rot): a resume after SIGKILL gives the same loss sequence bit for bit, the probe step's
@@ -156,6 +157,7 @@ def run_search_benchmark(tmp_path, *args):
     return r
 
 
+@pytest.mark.slow  # 47 s of replayed searches; the figures are committed (results/benchmarks/search.json)
 def test_search_benchmark_quick(tmp_path):
     """Three seeds of each method on the committed table (its readings were trained by our loop): Optuna +
     ASHA and BOHB reach the best within 1 point in under half of random search's trial-epochs. The searches
@@ -187,10 +189,11 @@ def run_tracking_load(tmp_path, *args):
 
 
 def test_tracking_load_quick(tmp_path, postgres_server):
-    """16 writer processes at once, each logging batches to its own run through MetricWriter, against an
-    ``mlflow server`` on SQLite and one on PostgreSQL (conftest's server): nothing lost, duplicated or altered."""
-    r = run_tracking_load(tmp_path, "--quick", "--postgres", postgres_server.database("tracking_load"))
-    assert r["quick"] and r["writers"] == [16] and r["server_workers"] == 1
+    """8 writer processes at once (each starting MLflow's client: most of the time), each logging batches to its own
+    run through MetricWriter, against an ``mlflow server`` on SQLite and one on PostgreSQL (conftest's server):
+    nothing lost, duplicated or altered. The 16- and 64-writer run is ``-m bench``."""
+    r = run_tracking_load(tmp_path, "--quick", "--writers", "8", "--postgres", postgres_server.database("tracking_load"))
+    assert r["quick"] and r["writers"] == [8] and r["server_workers"] == 1
 
 
 @pytest.mark.bench

@@ -1,8 +1,8 @@
 """Exit codes tell the truth, a signal ends a sweep cleanly, and a local sweep's Ray listens on loopback only.
 
-* SIGINT (then, on its resume, SIGTERM) to the driver of a real sweep: exit 130 (143), one line on stderr with the
-  ``ssl-ray resume`` command, no traceback or native stack dump, Ray shut down, the sweep's run KILLED; the resume
-  continues without ``--trust`` (Tune's state was signed as the sweep ran) and its own SIGTERM ends it as cleanly.
+* SIGINT to the driver of a real sweep: exit 130, one line on stderr with the ``ssl-ray resume`` command, no
+  traceback or native stack dump, Ray shut down, the sweep's run KILLED. (Slow: the resume continues without
+  ``--trust`` -- Tune's state was signed as the sweep ran -- and SIGTERM ends it as cleanly, exit 143.)
 * While it trains, every socket its processes listen on is bound to 127.0.0.1 (or ::1), and Ray's token file is 0600.
 * A trial whose directory cannot be written (a real immutable directory: ``chattr +i`` as root, mode 0555 otherwise)
   errors: the sweep exits 1, says so in one line, and its run is FAILED. (Probes given up: the shared HTTP sweep
@@ -77,13 +77,15 @@ def parent_run(tmp: Path, name: str):
     return next(r for r in c.search_runs([exp.experiment_id]) if r.data.tags.get(TAG_KIND) == "sweep")
 
 
-def test_a_signal_ends_the_sweep_cleanly_and_its_ray_listens_on_loopback_only(tmp_path, clean_env):
+def stopped_sweep(tmp: Path, env, name: str = "sig"):
+    """A real sweep SIGINTed after its first epoch: while it trains, the listening sockets of its processes; then how
+    it ended. Returns the sweep directory."""
     import psutil
 
-    sweep_dir = tmp_path / "sweeps" / "sig"
-    proc = start(sweep_cmd(tmp_path, "sig"), tmp_path, "first", clean_env)
+    sweep_dir = tmp / "sweeps" / name
+    proc = start(sweep_cmd(tmp, name), tmp, "first", env)
     try:
-        wait_for(tmp_path / "first.out", r"epoch 1/6", proc)
+        wait_for(tmp / "first.out", r"epoch 1/6", proc)
         socks = listening(proc.pid)
         names = {n for _, n in socks}
         assert {"gcs_server", "raylet"} <= names, socks  # Ray's own servers, the driver's among the rest
@@ -92,15 +94,25 @@ def test_a_signal_ends_the_sweep_cleanly_and_its_ray_listens_on_loopback_only(tm
         assert stat.S_IMODE(token.stat().st_mode) == 0o600
         tree = [proc.pid] + [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
         proc.send_signal(signal.SIGINT)
-        ended_cleanly(proc, tmp_path, "first", signal.SIGINT, sweep_dir)
+        ended_cleanly(proc, tmp, "first", signal.SIGINT, sweep_dir)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     time.sleep(2)
     assert not [p for p in tree if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-    run = parent_run(tmp_path, "sig")
+    run = parent_run(tmp, name)
     assert run.info.status == "KILLED" and "interrupted by SIGINT" in run.data.tags["ssl_ray.stop_reason"]
-    # the resume needs no --trust (Tune's state was signed as the sweep ran); SIGTERM ends it as cleanly
+    return sweep_dir
+
+
+def test_a_signal_ends_the_sweep_cleanly_and_its_ray_listens_on_loopback_only(tmp_path, clean_env):
+    stopped_sweep(tmp_path, clean_env)
+
+
+@pytest.mark.slow  # a second sweep start (75 s in all); the default suite keeps the SIGINT half above
+def test_a_stopped_sweep_resumes_without_trust_and_sigterm_ends_it_cleanly(tmp_path, clean_env):
+    """The resume needs no --trust (Tune's state was signed as the sweep ran); SIGTERM ends it as cleanly."""
+    sweep_dir = stopped_sweep(tmp_path, clean_env)
     again = start([PY, str(ROOT / "experiments" / "sweep_vicreg.py"), "--resume", str(sweep_dir), "--num-cpus", "2"],
                   tmp_path, "again", clean_env)
     try:
@@ -121,6 +133,7 @@ def make_immutable(path: Path) -> None:
         path.chmod(0o555)
 
 
+@pytest.mark.slow  # 25 s: a sweep whose trial errors at once; the shared HTTP sweep checks exit 1 for probes given up
 def test_a_trial_that_cannot_write_its_directory_fails_the_sweep(tmp_path, clean_env):
     train = tmp_path / "sweeps" / "ro" / "train"  # where the trial's Ray Train run keeps its checkpoints
     train.mkdir(parents=True)

@@ -31,12 +31,18 @@ def test_loader_benchmark_ffcv_beats_torchvision_5x(tmp_path):
     assert "ffcv/torchvision" in proc.stdout
 
 
-def run_probe_benchmark(tmp_path, *args):
-    out = tmp_path / "probes.json"
-    proc = subprocess.run([PY, str(ROOT / "benchmarks" / "probes.py"), *args, "--out", str(out)],
+def run_benchmark(tmp_path, script: str, *args):
+    """``benchmarks/<script>.py <args> --out <json>``: its JSON (asserting exit 0) and the process."""
+    out = tmp_path / f"{script}.json"
+    proc = subprocess.run([PY, str(ROOT / "benchmarks" / f"{script}.py"), *args, "--out", str(out)],
                           capture_output=True, text=True, timeout=900, cwd=ROOT)
     r = json.loads(out.read_text()) if out.exists() else {}
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return r, proc
+
+
+def run_probe_benchmark(tmp_path, *args):
+    r, proc = run_benchmark(tmp_path, "probes", *args)
     assert r["targets"] == ["sample", "class", "permuted_0.5", "permuted_1.0"]
     assert len(r["accuracies"]) == 2 * len(r["layers"]) * 4  # NCC and linear test accuracy per layer x target
     assert r["max_ncc_diff"] < 1e-9 and r["max_cdnv_rel_diff"] < 1e-6
@@ -174,11 +180,7 @@ def test_search_benchmark_median_speedup(tmp_path):
 
 
 def run_tracking_load(tmp_path, *args):
-    out = tmp_path / "tracking_load.json"
-    proc = subprocess.run([PY, str(ROOT / "benchmarks" / "tracking_load.py"), *args, "--out", str(out)],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
-    r = json.loads(out.read_text()) if out.exists() else {}
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    r, proc = run_benchmark(tmp_path, "tracking_load", *args)
     assert {(x["backend"], x["writers"]) for x in r["results"]} == {(b, n) for b in ("sqlite", "postgresql") for n in r["writers"]}
     for x in r["results"]:  # every value written once, read back once, as written
         assert x["values"] == x["writers"] * r["keys_per_batch"] * r["batches_per_writer"] and x["writes_per_s"] > 0, x

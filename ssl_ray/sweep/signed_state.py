@@ -1,7 +1,8 @@
 """Resume unpickles only what this user's sweep signed.
 
 ``ssl-ray resume`` hands a sweep directory to Ray Tune's restore, which unpickles ``tuner.pkl``, the trials held in
-``experiment_state-*.json``, the search algorithm's state (``searcher-state-*.pkl``, ``basic-variant-state-*.json``)
+``experiment_state-*.json``, the search algorithm's state (``searcher-state-*.pkl``, ``search_gen_state-*.json``,
+``basic-variant-state-*.json``)
 and each trial's ``params.pkl``; unpickling runs code. So while a sweep runs, its driver copies those files into
 ``ssl_ray_signed/`` with a manifest of their SHA-256 digests, signed with the user's key (the HMAC of
 ``sweep.claim``), whenever they change (looked at every :data:`EVERY_S` seconds, after ``tuner.fit`` and when a
@@ -33,7 +34,10 @@ from ssl_ray.sweep.user_key import signature
 SNAPSHOT = "ssl_ray_signed"
 MANIFEST = "manifest.json"
 EVERY_S = 0.25  # a stat of each state file; a copy only when one changed (Tune saves every 1-10 s)
-TOP_PATTERNS = ("tuner.pkl", "experiment_state-*.json", "basic-variant-state-*.json", "searcher-state*.pkl", "*.pkl")
+# Tune's own names (TuneController, BasicVariantGenerator, SearchGenerator, Searcher CKPT_FILE_TMPL): all of them, or
+# a restore from a snapshot that lags the live files mixes two moments (a resumed Optuna sweep then waited forever)
+TOP_PATTERNS = ("tuner.pkl", "experiment_state-*.json", "basic-variant-state-*.json", "search_gen_state-*.json",
+                "searcher-state*.pkl", "*.pkl")
 NOT_TRIALS = ("train", "bank", SNAPSHOT, SNAPSHOT + ".new", SNAPSHOT + ".old")
 
 

@@ -109,7 +109,7 @@ def test_default_sweep_reproduces_the_study(clean_env, tmp_path):
 
     code = ("import sys, time, json; t0 = time.perf_counter(); from ssl_ray import results; "
             f"r = results.load({str(tmp_path / 'results' / 'sweeps' / 'vicreg_digits')!r}); "
-            "print(json.dumps([time.perf_counter() - t0, 'torch' in sys.modules, r.trials.best_layer.notna().all()]))")
+            "print(json.dumps([time.perf_counter() - t0, 'torch' in sys.modules, bool(r.trials.best_layer.notna().all())]))")
     took, torch_loaded, layers = json.loads(subprocess.run([PY, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                                                            env=clean_env, timeout=120).stdout.strip().splitlines()[-1])
     print(f"results.load: {took:.2f} s")

@@ -11,7 +11,7 @@ from fakedata import write_cifar100
 def test_cifar100_through_torchvision_with_byol(tmp_path):
     root = write_cifar100(tmp_path / "data", n_train=96, n_test=40)
     run = run_sweep_script("sweep_vicreg.py", "tv", tmp_path, "--epochs", "1", "--search", "objective.lam=[25]",
-                           "--search", "model.width=[8]", "--set", "model.depth=2", "--no-report", *LIGHT_PROBES,
+                           "--search", "model.width=[8]", "--set", "model.depth=2", "--no-report", *LIGHT_PROBES[:2],
                            "--dataset", "cifar100", "--data-root", str(root), "--augment", "byol",
                            "--set", "data.image_size=32", "--set", "data.loader=torchvision", "--batch-size", "32",
                            "--set", "probe.targets=[class,superclass,permuted_1.0]")

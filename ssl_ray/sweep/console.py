@@ -32,6 +32,7 @@ class ConsoleCallback(tune.Callback):
         self.started: Dict[str, float] = {}
         self.last_report: Dict[str, float] = {}
         self.noted: Dict[str, float] = {}
+        self.shown: Dict[str, int] = {}  # the last epoch line printed per trial
         self.count = 0
 
     def __getstate__(self) -> dict:  # Tune pickles callbacks with the sweep; a stream is this process's
@@ -57,9 +58,14 @@ class ConsoleCallback(tune.Callback):
         self.last_report[trial.trial_id] = time.time()
         epoch, epochs = result.get("epoch"), get_path(trial.config, "train.epochs")
         online = [(name, result[key]) for key, name in ONLINE_SHOWN if isinstance(result.get(key), float)]
-        final = "checkpoints" in result  # the trial function's closing report repeats the last epoch's numbers
-        if epoch is None or epoch == 0 or final or not (result.get("probed", 0) or online):
+        # the trial function's closing report repeats the last epoch's numbers: shown only if that epoch's own report
+        # never reached this callback (Tune can hand a finishing trial's last two results over as one)
+        final = "checkpoints" in result
+        shown_by_trial = self.__dict__.setdefault("shown", {})  # a callback restored from an older sweep has none
+        shown = shown_by_trial.setdefault(trial.trial_id, 0)
+        if epoch is None or epoch == 0 or (final and epoch <= shown) or not (result.get("probed", 0) or online):
             return
+        shown_by_trial[trial.trial_id] = max(shown, epoch)
         loss = result.get("train_loss")
         parts = [f"epoch {epoch}/{epochs}"] + ([f"loss {loss:.4g}"] if isinstance(loss, float) else [])
         self._say(trial, ", ".join(parts + [f"{name} {v:.3g}" for name, v in online]))

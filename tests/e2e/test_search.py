@@ -53,7 +53,10 @@ def test_parent_records_search_and_every_trial_reads_online_every_epoch(optuna_s
         tid = r.data.tags["ssl_ray.trial_id"]
         lines = [ln for ln in out.splitlines() if ln.startswith(f"[trial {tid}]") and " epoch " in ln]
         trained = max(m.step for m in s.client.get_metric_history(r.info.run_id, "train/loss"))
-        assert len(lines) == trained and all("loss" in ln and "kNN val" in ln and "RankMe" in ln for ln in lines), lines
+        # a trial ASHA stops may log one more epoch to MLflow before its workers stop: that result never reaches Tune
+        low = trained - 1 if r.data.tags["ssl_ray.status"] == "stopped" else trained
+        assert low <= len(lines) <= trained, (r.data.tags["ssl_ray.status"], lines)
+        assert all("loss" in ln and "kNN val" in ln and "RankMe" in ln for ln in lines), lines
 
 
 def test_a_coefficient_is_searched_only_where_its_objective_runs(optuna_sweep):

@@ -230,6 +230,14 @@ def get_or_create_bank_run(uri: str, experiment: str, key_tag: str, key: str) ->
     return c.create_run(exp_id, run_name=f"target bank {key}", tags=tags).info.run_id
 
 
+def find_bank_run(uri: str, experiment: str, key_tag: str, key: str) -> Optional[str]:
+    """The run of the bank tagged ``key_tag`` = ``key`` in the banks' ``experiment``; None where there is none
+    (nothing is created)."""
+    c = client(uri)
+    exp = c.get_experiment_by_name(experiment)
+    return _find_run(c, exp.experiment_id, key_tag, key) if exp is not None else None
+
+
 def find_trial_run(uri: str, parent_run_id: str, trial_id: str) -> Optional[str]:
     c = client(uri)
     return _find_run(c, c.get_run(parent_run_id).info.experiment_id, TAG_TRIAL_ID, trial_id)

@@ -42,7 +42,7 @@ from ssl_ray.sweep.signals import interruptible
 from ssl_ray.sweep.bank_cache import (BANK_FILE, BANKS_EXPERIMENT, TAG_BANK_KEY, bank_key, bank_lock, bank_params,
                                      cached_bank_dir, estimate_seconds)
 from ssl_ray.tracking import (TAG_BANK_PATH, TAG_BANK_RUN, TAG_BANK_SEED, TAG_STATUS, TAG_STOP_REASON, TrialStatus, client,
-                              get_or_create_bank_run, log_missing_params, search_by_tag)
+                              find_bank_run, get_or_create_bank_run, log_missing_params)
 from ssl_ray.train.loop import train_loop_per_worker
 
 BANK_DIR = "bank"  # a sweep's own bank, before banks were shared (bank_cache)
@@ -125,12 +125,7 @@ def _reuse(path: Path, bcfg: Optional[ExperimentConfig], uri: str, parent_run_id
     except ConfigError as e:
         print(f"[bank] rebuilding: {e}", file=stream, flush=True)
         return None
-    run_id = None
-    if bcfg is not None:
-        c = client(uri)
-        exp = c.get_experiment_by_name(BANKS_EXPERIMENT)
-        found = search_by_tag(c, exp.experiment_id, TAG_BANK_KEY, bank_key(bcfg), max_results=1) if exp else []
-        run_id = found[0].info.run_id if found else None
+    run_id = find_bank_run(uri, BANKS_EXPERIMENT, TAG_BANK_KEY, bank_key(bcfg)) if bcfg is not None else None
     _tag_sweep(uri, parent_run_id, path, run_id)
     print(f"[bank] reusing the target bank {path}", file=stream, flush=True)
     return str(path)

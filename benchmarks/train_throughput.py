@@ -57,7 +57,7 @@ sys.path.insert(0, str(ROOT))
 from ssl_ray.config import ExperimentConfig  # noqa: E402
 from ssl_ray.validation import validate_experiment  # noqa: E402
 from ssl_ray.data.loaders import build_train_views  # noqa: E402
-from ssl_ray.objectives import build_objective  # noqa: E402
+from ssl_ray.objectives import objective_from_config  # noqa: E402
 from ssl_ray.models.build import model_from_config  # noqa: E402
 from ssl_ray.train.optim import build_optimizer  # noqa: E402
 from ssl_ray.train.precision import autocast, prepare_input, prepare_module, resolve  # noqa: E402
@@ -120,7 +120,7 @@ def bare_loop(cfg: dict, device: torch.device, threads: int) -> List[float]:
     batches = build_train_views(exp, 0, 1, device)
     p = resolve(exp.train.amp, exp.train.channels_last, exp.train.sync_batchnorm, device, 1)
     model = prepare_module(model_from_config(exp), p).to(device)
-    objective = build_objective(exp.objective.name, **exp.objective.params)
+    objective = objective_from_config(exp.objective)
     optimizer = build_optimizer(model.parameters(), exp.optim, 1)
     rates = []
     for epoch in range(1, exp.train.epochs + 1):
@@ -149,7 +149,7 @@ def ours(cfg: dict, tmp: Path, name: str, local: bool = False) -> tuple[List[flo
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    from ssl_ray.sweep.trial import scaling_config
+    from ssl_ray.sweep.trainer import scaling_config
     from ssl_ray.tracking import client, get_or_create_parent_run, get_or_create_trial_run
     from ssl_ray.sweep import environment
     from ssl_ray.train.loop import train_loop_per_worker
@@ -160,7 +160,7 @@ def ours(cfg: dict, tmp: Path, name: str, local: bool = False) -> tuple[List[flo
     exp = validate_experiment(ExperimentConfig.from_dict(cfg))
     environment.apply()  # as a sweep trial does
     trainer = TorchTrainer(train_loop_per_worker,
-                           train_loop_config={"experiment": exp.to_dict(), "mlflow_uri": uri, "mlflow_run_id": run_id},
+                           train_loop_config={"experiment": exp, "mlflow_uri": uri, "mlflow_run_id": run_id},
                            scaling_config=ray.train.ScalingConfig(num_workers=0) if local else scaling_config(exp.train),
                            run_config=ray.train.RunConfig(name=name, storage_path=str(tmp / "storage"),
                                                           checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None)))

@@ -40,7 +40,7 @@ def trained_checkpoints(epochs: int, cache: Path = ROOT / "results" / "benchmark
     from ssl_ray.sweep import environment
     from ssl_ray.train.loop import train_loop_per_worker
 
-    cfg = validate_experiment(ExperimentConfig.from_dict(cfg)).to_dict()
+    cfg = validate_experiment(ExperimentConfig.from_dict(cfg))
     environment.apply()
     started = not ray.is_initialized()
     if started:

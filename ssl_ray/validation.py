@@ -57,9 +57,9 @@ def validate_sweep(sweep: SweepConfig) -> SweepConfig:
     # overrides it (e.g. base objective vicreg, searched objective.name=[mmcr]). A local Ray instance has a
     # known size: a trial that can never fit would wait forever.
     local_cpus = None if sweep.address else (sweep.num_cpus or os.cpu_count() or 1)
-    for searched, cfg in sweep.replace(base=base).trial_configs_for_validation():
+    for searched in sweep.searched_combinations():
         try:
-            exp = validate_experiment(ExperimentConfig.from_dict(cfg))
+            exp = validate_experiment(base.with_values(searched))
             check_fits(exp, local_cpus)
         except ConfigError as e:  # name the trial when the fault lies in a section that the search changes
             blamed = any(f"{k.split('.')[0]}." in str(e) for k in searched)
@@ -162,19 +162,14 @@ def _check_model(cfg: ExperimentConfig) -> None:
 
 
 def _check_objective(cfg: ExperimentConfig) -> None:
+    """The hyperparameters were parsed and range-checked when the config was read (``config.hparams``); here the
+    objective registry is asked that the name builds, and that it takes the same hyperparameters."""
     from ssl_ray.objectives import OBJECTIVES
 
-    o = cfg.objective
-    cls = OBJECTIVES.get(o.name)
-    known = cls.hparams()
-    for k, v in o.params.items():
-        if k not in known:
-            raise ConfigError(f"unknown hyperparameter objective.{k} for {o.name!r} (known: {', '.join(known)})")
-        check_number(f"objective.{k}", v)
-    try:
-        cls.check_hparams(**o.params)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    cls = OBJECTIVES.get(cfg.objective.name)
+    if cls.Hparams is not type(cfg.objective.params):
+        raise ConfigError(f"objective {cfg.objective.name!r} takes {cls.Hparams.__name__}, "
+                          f"got {type(cfg.objective.params).__name__}")
 
 
 def _check_optim(cfg: ExperimentConfig) -> None:

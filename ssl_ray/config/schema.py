@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from ssl_ray.config.hparams import Hparams, VICRegHparams, hparams_class
 from ssl_ray.errors import ConfigError
 
 # ----------------------------------------------------------------------------------------------
@@ -43,21 +44,37 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
-    """``name`` selects the objective; every other key is passed to its constructor."""
+    """``name`` selects the objective; ``params`` are its typed hyperparameters (``ssl_ray.config.hparams``),
+    which its constructor receives as they are."""
 
     name: str = "vicreg"
-    params: Dict[str, Any] = field(default_factory=dict)
+    params: Hparams = field(default_factory=VICRegHparams)
+
+    def __post_init__(self) -> None:
+        if type(self.params) is not hparams_class(self.name):
+            raise ConfigError(f"objective {self.name!r} takes {hparams_class(self.name).__name__}, "
+                              f"got {type(self.params).__name__}")
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "ObjectiveConfig":
+        """``{name: vicreg, lam: 10}`` -> ``ObjectiveConfig('vicreg', VICRegHparams(lam=10.0))``: parsed and
+        range-checked here, once."""
         d = dict(d)
         name = d.pop("name", cls.name)
-        params = dict(d.pop("params", {}) or {})
-        params.update(d)
-        return cls(name=name, params=params)
+        return cls(name=name, params=hparams_class(name).parse(d))
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"name": self.name, **self.params}
+        return {"name": self.name, **self.params.as_dict()}
+
+    def with_values(self, values: Dict[str, Any]) -> "ObjectiveConfig":
+        """A copy with some keys changed (``name`` and hyperparameters). A new ``name`` starts from that
+        objective's defaults: the hyperparameters given for one objective never carry over to another."""
+        values = dict(values)
+        name = values.pop("name", self.name)
+        if name != self.name:
+            return ObjectiveConfig(name=name, params=hparams_class(name).parse(values))
+        self.params.check_keys(values)
+        return dataclasses.replace(self, params=dataclasses.replace(self.params, **values))
 
 
 @dataclass(frozen=True)
@@ -231,13 +248,31 @@ class ExperimentConfig:
         return out
 
     def replace(self, **sections: Dict[str, Any]) -> "ExperimentConfig":
-        """A copy with some keys changed, e.g. ``cfg.replace(train={"epochs": 5})`` (the config is frozen)."""
-        d = self.to_dict()
+        """A copy with some keys changed, e.g. ``cfg.replace(train={"epochs": 5})`` (the config is frozen): each
+        section is ``dataclasses.replace``d, its types kept; an unknown section or key is a ConfigError."""
+        changed = {}
         for name, keys in sections.items():
             if name not in _SECTIONS:
                 raise ConfigError(f"unknown section {name!r} (known sections: {', '.join(_SECTIONS)})")
-            d[name] = {**d[name], **keys}
-        return ExperimentConfig.from_dict(d)
+            section = getattr(self, name)
+            if name == "objective":
+                changed[name] = section.with_values(keys)
+                continue
+            known = {f.name for f in dataclasses.fields(section)}
+            unknown = sorted(set(keys) - known)
+            if unknown:
+                raise ConfigError(f"unknown key {name}.{unknown[0]} (known keys of {name}: {', '.join(sorted(known))})")
+            changed[name] = dataclasses.replace(section, **keys)
+        return dataclasses.replace(self, **changed)
+
+    def with_values(self, values: Dict[str, Any]) -> "ExperimentConfig":
+        """A copy with dotted keys changed: ``cfg.with_values({"objective.lam": 10.0, "model.width": 16})``
+        (how a trial's searched values are applied to the base)."""
+        sections: Dict[str, Dict[str, Any]] = {}
+        for key, v in values.items():
+            section, _, name = key.partition(".")
+            sections.setdefault(section, {})[name] = v
+        return self.replace(**sections)
 
 
 SECTIONS = tuple(_SECTIONS)

@@ -8,9 +8,9 @@ import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from ssl_ray.config.io import load_yaml_mapping, set_path
+from ssl_ray.config.io import load_yaml_mapping
 from ssl_ray.config.schema import ExperimentConfig
 from ssl_ray.errors import ConfigError
 
@@ -168,12 +168,11 @@ class SweepConfig:
     def resolved_mlflow_uri(self) -> str:
         return self.mlflow_uri or default_mlflow_uri()
 
-    def trial_configs_for_validation(self) -> List[tuple[Dict[str, Any], Dict[str, Any]]]:
-        """``(searched values, full trial config)`` for the cross product of every dimension's
-        representative values applied to the base (a conditional key only where its ``when`` holds; each
-        distinct trial once); just the base when nothing is searched."""
+    def searched_combinations(self) -> List[Dict[str, Any]]:
+        """``{dotted key: value}`` for the cross product of every dimension's representative values (a
+        conditional key only where its ``when`` holds; each distinct trial once): what validation applies to
+        the base (``base.with_values``) to check every trial; ``[{}]`` when nothing is searched."""
         dims = self.dims()
-        base = self.base.to_dict()
         combos = itertools.product(*[d.probe_values() for d in dims]) if dims else [()]
         out, seen = [], set()
         for combo in combos:
@@ -182,13 +181,9 @@ class SweepConfig:
                 if dim.active(chosen):
                     chosen[dim.key] = v
             key = repr(sorted(chosen.items()))
-            if key in seen:
-                continue
-            seen.add(key)
-            cfg = copy.deepcopy(base)
-            for k, v in chosen.items():
-                set_path(cfg, k, v)
-            out.append((chosen, cfg))
+            if key not in seen:
+                seen.add(key)
+                out.append(chosen)
         return out
 
     def replace(self, **changes: Any) -> "SweepConfig":
@@ -214,22 +209,31 @@ class SweepConfig:
         return out
 
 
-def resolve_trial(config: Dict[str, Any], dims: List[SearchDim], base: Dict[str, Any]) -> Dict[str, Any]:
-    """A trial's config as it runs: a conditional key whose ``when`` does not hold in this trial takes the
-    base's value (or is left out where the base has none), whatever the search algorithm proposed for it;
-    numbers a searcher hands back as numpy scalars become plain Python numbers."""
-    out = copy.deepcopy(config)
+EXPERIMENT = "experiment"  # the key of Tune's param space that holds the validated base ExperimentConfig
+
+
+def searched_values(config: Mapping[str, Any], dims: Sequence[SearchDim]) -> Dict[str, Any]:
+    """A trial's searched values by dotted key, from its Tune config (where Tune or its searcher put them, nested
+    by section): a conditional key only where its ``when`` holds (else the base's value stands, whatever the
+    search algorithm proposed for it); numpy scalars a searcher hands back become plain Python numbers."""
     chosen: Dict[str, Any] = {}
     for d in dims:
         section, name = d.key.split(".")
-        value = out.get(section, {}).get(name)
+        if name not in (config.get(section) or {}):
+            continue
+        value = config[section][name]
         if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
             value = value.item()
-            out[section][name] = value
         if d.active(chosen):
             chosen[d.key] = value
-        elif name in base.get(section, {}):
-            out[section][name] = copy.deepcopy(base[section][name])
-        else:
-            out.get(section, {}).pop(name, None)
-    return out
+    return chosen
+
+
+def trial_experiment(config: Mapping[str, Any], dims: Sequence[SearchDim]) -> ExperimentConfig:
+    """A trial's typed config as it runs: the validated base that Tune's param space carries as
+    ``config["experiment"]``, with the trial's searched values applied (``ExperimentConfig.with_values``:
+    ``dataclasses.replace``, no dict round trip). The trial, its workers and the driver's callbacks all ask this."""
+    base = config[EXPERIMENT]
+    if not isinstance(base, ExperimentConfig):
+        raise TypeError(f"config[{EXPERIMENT!r}] must be the validated ExperimentConfig, got {type(base).__name__}")
+    return base.with_values(searched_values(config, dims))

@@ -15,16 +15,21 @@ from typing import Any
 
 import torch
 
+from ssl_ray.config import ObjectiveConfig
 from ssl_ray.objectives.base import OBJECTIVES, Objective, ObjectiveOutput, check_views
 # Importing each module registers its objective.
 from ssl_ray.objectives import arb, barlow, mmcr, simclr, vicreg  # noqa: F401,E402
 
 
 def build_objective(name: str, **hparams: Any) -> torch.nn.Module:
-    """Return the objective registered as ``name``, built with ``hparams`` (range-checked first)."""
-    cls = OBJECTIVES.get(name)
-    cls.check_hparams(**hparams)
-    return cls(**hparams)
+    """Return the objective registered as ``name``, built with ``hparams`` (parsed into its typed
+    hyperparameters, which range-check themselves)."""
+    return OBJECTIVES.get(name)(**hparams)
 
 
-__all__ = ["OBJECTIVES", "Objective", "ObjectiveOutput", "build_objective", "check_views"]
+def objective_from_config(cfg: ObjectiveConfig) -> torch.nn.Module:
+    """The objective of a (validated) config, given its typed hyperparameters as they are."""
+    return OBJECTIVES.get(cfg.name)(cfg.params)
+
+
+__all__ = ["OBJECTIVES", "Objective", "ObjectiveOutput", "build_objective", "check_views", "objective_from_config"]

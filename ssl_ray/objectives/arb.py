@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from ssl_ray.config.hparams import ARBHparams
 from ssl_ray.objectives.base import OBJECTIVES, Objective, ObjectiveOutput, check_views
 from ssl_ray.objectives.distributed import gather_batch, world_size
 
@@ -52,11 +53,7 @@ def arb_pair_loss(za: torch.Tensor, zb: torch.Tensor) -> torch.Tensor:
 @OBJECTIVES.register("arb")
 class ARB(Objective):
     name = "arb"
-    positive_int = ('groups',)
-
-    def __init__(self, groups: int = 1):
-        super().__init__()
-        self.groups = int(groups)
+    Hparams = ARBHparams
 
     def permutation(self, d: int, device) -> torch.Tensor:
         perm = torch.randperm(d, device=device)

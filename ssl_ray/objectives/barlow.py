@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from ssl_ray.config.symbols import OBJECTIVE_SYMBOLS
+from ssl_ray.config.hparams import BarlowHparams
 from ssl_ray.objectives.base import OBJECTIVES, Objective, ObjectiveOutput, check_views
 from ssl_ray.objectives.distributed import gather_batch
 
@@ -36,13 +36,8 @@ def cross_correlation_terms(z1: torch.Tensor, z2: torch.Tensor) -> tuple[torch.T
 @OBJECTIVES.register("barlow")
 class BarlowTwins(Objective):
     name = "barlow"
+    Hparams = BarlowHparams
     term_weights = {"off_diagonal": "lambd"}
-    symbols = OBJECTIVE_SYMBOLS["barlow"]
-    nonnegative = ('lambd',)
-
-    def __init__(self, lambd: float = 0.0051):
-        super().__init__()
-        self.lambd = float(lambd)
 
     def forward(self, z: torch.Tensor) -> ObjectiveOutput:
         check_views(z)

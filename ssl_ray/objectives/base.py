@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
-from typing import ClassVar, Dict, Tuple
+from typing import Any, ClassVar, Dict, Optional, Tuple, Type
 
 import torch
 from torch import nn
 
+from ssl_ray.config.hparams import Hparams
 from ssl_ray.registry import Registry
 
 OBJECTIVES = Registry("objective")
@@ -31,46 +31,28 @@ def check_views(z: torch.Tensor) -> None:
 
 
 class Objective(nn.Module):
-    """Base of every objective: hyperparameter ranges are declared, checked once by :meth:`check_hparams`
-    (config validation calls it before Ray starts) and again when the module is built."""
+    """Base of every objective. Its hyperparameters are a typed, frozen dataclass (``Hparams``, declared in
+    ``ssl_ray.config.hparams`` with their defaults, ranges and symbols): the trainer hands the config's own
+    object over, ``VICReg(VICRegHparams(lam=10.0))``; ``VICReg(lam=10)`` parses keywords into it. Either way the
+    range check ran when that object was made (``config.hparams.check_ranges``, from one place only)."""
 
     name: ClassVar[str] = "objective"
+    Hparams: ClassVar[Type[Hparams]]
     # The hyperparameter that weights each logged term, where one does (reports weight the terms with it).
     term_weights: ClassVar[Dict[str, str]] = {}
     # How a report groups the weighted terms (default: one group per weighted term).
     term_groups: ClassVar[Dict[str, Tuple[str, ...]]] = {}
-    # The symbols its paper writes its hyperparameters with (reports label axes and columns with them).
-    symbols: ClassVar[Dict[str, str]] = {}
-    nonnegative: ClassVar[Tuple[str, ...]] = ()
-    positive: ClassVar[Tuple[str, ...]] = ()
-    positive_int: ClassVar[Tuple[str, ...]] = ()
-    below_one: ClassVar[Tuple[str, ...]] = ()
 
-    @classmethod
-    def hparams(cls) -> Dict[str, float]:
-        """The objective's hyperparameters and their defaults, in the order of its constructor."""
-        return {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if k != "self"}
-
-    @classmethod
-    def check_hparams(cls, **hp) -> None:
-        """Raise ValueError naming the first unknown or out-of-range hyperparameter (defaults fill the rest)."""
-        params = cls.hparams()
-        for key in hp:
-            if key not in params:
-                raise ValueError(f"unknown hyperparameter objective.{key} for {cls.name!r} (known: {', '.join(params)})")
-        params.update(hp)
-        for key in cls.nonnegative:
-            if params[key] < 0:
-                raise ValueError(f"objective.{key} must be >= 0 for {cls.name}, got {params[key]!r}")
-        for key in cls.positive:
-            if params[key] <= 0:
-                raise ValueError(f"objective.{key} must be > 0 for {cls.name}, got {params[key]!r}")
-        for key in cls.positive_int:
-            if params[key] < 1 or int(params[key]) != params[key]:
-                raise ValueError(f"objective.{key} must be a positive integer for {cls.name}, got {params[key]!r}")
-        for key in cls.below_one:
-            if params[key] >= 1:
-                raise ValueError(f"objective.{key} must be < 1 for {cls.name}, got {params[key]!r}")
+    def __init__(self, params: Optional[Hparams] = None, **hparams: Any):
+        super().__init__()
+        if params is None:
+            params = self.Hparams.parse(hparams)
+        elif hparams or type(params) is not self.Hparams:
+            raise TypeError(f"{type(self).__name__} takes one {self.Hparams.__name__} or keywords, "
+                            f"got {type(params).__name__} and {sorted(hparams)}")
+        self.params = params
+        for key, value in params.as_dict().items():  # self.lam, self.mu, ...: the formulas read them so
+            setattr(self, key, value)
 
     @property
     def target_momentum(self) -> float:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ssl_ray.config.symbols import OBJECTIVE_SYMBOLS
+from ssl_ray.config.hparams import MMCRHparams
 from ssl_ray.objectives.base import OBJECTIVES, Objective, ObjectiveOutput, check_views
 from ssl_ray.objectives.distributed import gather_batch
 
@@ -31,15 +31,8 @@ from ssl_ray.objectives.distributed import gather_batch
 @OBJECTIVES.register("mmcr")
 class MMCR(Objective):
     name = "mmcr"
+    Hparams = MMCRHparams
     term_weights = {"view_nuclear": "lam"}
-    symbols = OBJECTIVE_SYMBOLS["mmcr"]
-    nonnegative = ('lam', 'momentum')
-    below_one = ('momentum',)
-
-    def __init__(self, lam: float = 0.0, momentum: float = 0.0):
-        super().__init__()
-        self.lam = float(lam)
-        self.momentum = float(momentum)
 
     def forward(self, z: torch.Tensor, target: torch.Tensor | None = None) -> ObjectiveOutput:
         check_views(z)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ssl_ray.config.symbols import OBJECTIVE_SYMBOLS
+from ssl_ray.config.hparams import SimCLRHparams
 from ssl_ray.objectives.base import OBJECTIVES, Objective, ObjectiveOutput, check_views
 from ssl_ray.objectives.distributed import gather_batch
 
@@ -53,12 +53,7 @@ def nt_xent(z: torch.Tensor, temperature: float) -> torch.Tensor:
 @OBJECTIVES.register("simclr")
 class SimCLR(Objective):
     name = "simclr"
-    symbols = OBJECTIVE_SYMBOLS["simclr"]
-    positive = ('temperature',)
-
-    def __init__(self, temperature: float = 0.5):
-        super().__init__()
-        self.temperature = float(temperature)
+    Hparams = SimCLRHparams
 
     def forward(self, z: torch.Tensor) -> ObjectiveOutput:
         check_views(z)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ssl_ray.config.symbols import OBJECTIVE_SYMBOLS
+from ssl_ray.config.hparams import VICRegHparams
 from ssl_ray.objectives.base import OBJECTIVES, Objective, ObjectiveOutput, check_views
 from ssl_ray.objectives.distributed import gather_batch
 
@@ -58,15 +58,9 @@ def covariance_loss(x: torch.Tensor) -> torch.Tensor:
 @OBJECTIVES.register("vicreg")
 class VICReg(Objective):
     name = "vicreg"
+    Hparams = VICRegHparams
     term_weights = {"invariance": "lam", "variance": "mu", "covariance": "nu"}
     term_groups = {"invariance": ("invariance",), "regularization": ("variance", "covariance")}
-    symbols = OBJECTIVE_SYMBOLS["vicreg"]
-    nonnegative = ('lam', 'mu', 'nu', 'eps')
-    positive = ('gamma',)
-
-    def __init__(self, lam: float = 25.0, mu: float = 25.0, nu: float = 1.0, gamma: float = 1.0, eps: float = 1e-4):
-        super().__init__()
-        self.lam, self.mu, self.nu, self.gamma, self.eps = float(lam), float(mu), float(nu), float(gamma), float(eps)
 
     def forward(self, z: torch.Tensor) -> ObjectiveOutput:
         check_views(z)

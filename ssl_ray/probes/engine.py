@@ -9,8 +9,6 @@ Metric keys follow the MLflow naming contract: ``probe/<target>/<metric>/<layer>
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
@@ -115,14 +113,15 @@ def extract_features(model: SSLModel, data: ProbeData, layers: Iterable[str], ba
 def cached_probe_data(cfg: ExperimentConfig) -> ProbeData:
     """The probe data of a trial, built once per process: every checkpoint of a trial has the same (and a
     Ray worker probes many checkpoints in turn). Keyed by the data and probe sections; one trial's kept."""
-    key = json.dumps({"data": dataclasses.asdict(cfg.data), "probe": dataclasses.asdict(cfg.probe)}, sort_keys=True)
-    return _probe_data(key)
+    key = (cfg.data, cfg.probe)
+    if _PROBE_DATA and _PROBE_DATA[0][0] == key:
+        return _PROBE_DATA[0][1]
+    data = build_probe_data(ExperimentConfig(data=cfg.data, probe=cfg.probe))
+    _PROBE_DATA[:] = [(key, data)]
+    return data
 
 
-@functools.lru_cache(maxsize=1)
-def _probe_data(key: str) -> ProbeData:
-    d = json.loads(key)
-    return build_probe_data(ExperimentConfig.from_dict({"data": d["data"], "probe": d["probe"]}))
+_PROBE_DATA: list = []  # [((data section, probe section), ProbeData)]: the last trial's
 
 
 def checkpoint_features(ckpt_dir: str | Path, layers: Optional[Iterable[str]] = None,

@@ -100,7 +100,7 @@ def loss_parts(data: SweepData, trial_id: str) -> Dict[str, Tuple[np.ndarray, np
     name = params.get("objective.name", "")
     cls = OBJECTIVES.get(name) if name in OBJECTIVES else None
     if cls is not None and cls.term_weights and set(cls.term_weights) <= set(tr.columns):
-        weight = {t: float(params.get(f"objective.{h}", cls.hparams()[h])) for t, h in cls.term_weights.items()}
+        weight = {t: float(params.get(f"objective.{h}", cls.Hparams.defaults()[h])) for t, h in cls.term_weights.items()}
         out = {}
         for group, terms in (cls.term_groups or {t: (t,) for t in cls.term_weights}).items():
             label = "+".join(f"{short_name('objective.' + cls.term_weights[t], cls.term_weights[t])}·{t[:3]}" for t in terms)

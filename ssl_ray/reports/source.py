@@ -37,11 +37,11 @@ def short_name(key: str, default: Optional[str] = None) -> str:
     if key in SHORT_NAMES:
         return SHORT_NAMES[key]
     if key.startswith("objective."):
-        from ssl_ray.config.symbols import OBJECTIVE_SYMBOLS
+        from ssl_ray.config.hparams import symbol_of
 
-        for symbols in OBJECTIVE_SYMBOLS.values():
-            if key[len("objective."):] in symbols:
-                return symbols[key[len("objective."):]]
+        symbol = symbol_of(key[len("objective."):])
+        if symbol is not None:
+            return symbol
     return key if default is None else default
 
 

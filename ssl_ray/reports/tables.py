@@ -27,10 +27,10 @@ REPORT_PARAMS = ["objective.name", "model.backbone", "model.depth", "model.width
 def param_keys(data: SweepData) -> List[str]:
     """The architecture, the objective, each objective's own hyperparameters (as it declares them), and
     whatever else the sweep varied."""
-    from ssl_ray.objectives import OBJECTIVES
+    from ssl_ray.config.hparams import HPARAMS
 
-    names = sorted({t.params.get("objective.name", "") for t in data.trials} & set(OBJECTIVES))
-    hparams = [f"objective.{h}" for n in names for h in OBJECTIVES.get(n).hparams()]
+    names = sorted({t.params.get("objective.name", "") for t in data.trials} & set(HPARAMS))
+    hparams = [f"objective.{h}" for n in names for h in HPARAMS[n].keys()]
     keys = [k for k in dict.fromkeys(REPORT_PARAMS + hparams) if any(k in t.params for t in data.trials)]
     return keys + [k for k in data.varied if k not in keys]
 

@@ -20,7 +20,6 @@ its ``train.seed`` param and the ``ssl_ray.bank.seed_stream`` tag.
 
 from __future__ import annotations
 
-import copy
 import sys
 import time
 from pathlib import Path
@@ -28,14 +27,12 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 import ray
-import ray.train
-from ray.train.torch import TorchTrainer
 
 from ssl_ray.config import BANK_SEED_BASE, ExperimentConfig, SweepConfig
 from ssl_ray.errors import ConfigError
 from ssl_ray.probes.bank import build_target_bank
 from ssl_ray.probes.targets import TargetBank, needs_bank
-from ssl_ray.sweep.trial import probed_checkpoints, scaling_config
+from ssl_ray.sweep.trainer import make_trainer, probed_checkpoints
 from ssl_ray.metric_log import MetricWriter
 from ssl_ray.sweep import environment
 from ssl_ray.sweep.signals import interruptible
@@ -43,7 +40,6 @@ from ssl_ray.sweep.bank_cache import (BANK_FILE, BANKS_EXPERIMENT, TAG_BANK_KEY,
                                      cached_bank_dir, estimate_seconds)
 from ssl_ray.tracking import (TAG_BANK_PATH, TAG_BANK_RUN, TAG_BANK_SEED, TAG_STATUS, TAG_STOP_REASON, TrialStatus, client,
                               find_bank_run, get_or_create_bank_run, log_missing_params)
-from ssl_ray.train.loop import train_loop_per_worker
 
 BANK_DIR = "bank"  # a sweep's own bank, before banks were shared (bank_cache)
 BANK_LR_FACTOR = 0.0625  # the classifier learns at a sixteenth of the SSL learning rate, so its accuracy
@@ -58,15 +54,14 @@ def bank_config(base: ExperimentConfig, cpus: Optional[float] = None) -> Experim
     """The supervised classifier of the bank: the base trial's data and backbone, cross-entropy on the
     class labels, a checkpoint at every epoch. ``cpus``: the CPUs the bank may hold (it trains alone,
     before the trials); each worker takes its share, never less than a trial's worker."""
-    d = copy.deepcopy(base.to_dict())
     epochs = base.probe.bank_epochs
-    d["train"].update(mode="supervised", online_every=0, epochs=epochs, checkpoint_epochs=list(range(epochs + 1)), resume_every=1,
-                      init_checkpoint=None, seed=bank_seed(base))
+    train = dict(mode="supervised", online_every=0, epochs=epochs, checkpoint_epochs=list(range(epochs + 1)), resume_every=1,
+                 init_checkpoint=None, seed=bank_seed(base))
     if cpus is not None:
-        d["train"]["cpus_per_worker"] = max(base.train.cpus_per_worker, float(cpus // base.train.workers))
-    d["optim"].update(lr=base.optim.lr * BANK_LR_FACTOR, warmup_epochs=min(base.optim.warmup_epochs, 1))
-    d["probe"].update(targets=["class"])
-    return ExperimentConfig.from_dict(d)  # derived from the validated base; only known-good values change
+        train["cpus_per_worker"] = max(base.train.cpus_per_worker, float(cpus // base.train.workers))
+    # derived from the validated base; only known-good values change
+    return base.replace(train=train, optim=dict(lr=base.optim.lr * BANK_LR_FACTOR, warmup_epochs=min(base.optim.warmup_epochs, 1)),
+                        probe=dict(targets=["class"]))
 
 
 def bank_seed(base: ExperimentConfig) -> int:
@@ -147,7 +142,7 @@ def _train(cfg: SweepConfig, path: Path, uri: str, parent_run_id: str, stream) -
     run_id = get_or_create_bank_run(uri, BANKS_EXPERIMENT, TAG_BANK_KEY, key)
     w = MetricWriter(uri, run_id)
     estimate = estimate_seconds(w.client, bcfg)
-    per_trial = max(t["train"]["epochs"] for _, t in cfg.trial_configs_for_validation())
+    per_trial = max(cfg.base.with_values(searched).train.epochs for searched in cfg.searched_combinations())
     how_long = (f"about {estimate:.0f} s, as an earlier bank of this data and network took" if estimate is not None else
                 f"about as long as {bcfg.train.epochs} epochs of a trial; this sweep's trials train {per_trial}")
     print(f"[bank] training the supervised classifier of the random_<r> targets: {bcfg.train.epochs} epochs, {how_long}. "
@@ -155,14 +150,7 @@ def _train(cfg: SweepConfig, path: Path, uri: str, parent_run_id: str, stream) -
     log_missing_params(w.client, run_id, bank_params(bcfg))
     environment.apply()
     t0 = time.time()
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={"experiment": bcfg.to_dict(), "mlflow_uri": uri, "mlflow_run_id": run_id},
-        scaling_config=scaling_config(bcfg.train),
-        run_config=ray.train.RunConfig(name="classifier", storage_path=str(path.parent),
-                                       checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None),
-                                       failure_config=ray.train.FailureConfig(max_failures=bcfg.train.max_failures)),
-    )
+    trainer = make_trainer(bcfg, name="classifier", storage_path=str(path.parent), mlflow_uri=uri, mlflow_run_id=run_id)
     result = interruptible(trainer.fit)  # a SIGTERM while the bank trains ends the sweep (sweep.signals)
     bank = build_target_bank(probed_checkpoints(result.best_checkpoints or []))
     for e, acc, r, h, used in zip(bank.epochs, bank.accuracy, bank.randomness, bank.entropies(), bank.classes_used()):

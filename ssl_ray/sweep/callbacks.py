@@ -15,21 +15,23 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 from ray import tune
 
 from ssl_ray.checkpoints import scan_checkpoints, trial_dir as trial_dir_of
-from ssl_ray.config import TRIAL_DRIVER_CPUS, ExperimentConfig, TrainConfig
+from ssl_ray.config import TRIAL_DRIVER_CPUS, SearchDim
+from ssl_ray.config.sweep import trial_experiment
 from ssl_ray.probes.backfill import TrialCheckpoints, missing_work
 from ssl_ray.probes.fanout import ProbeFanout
 from ssl_ray.tracking import TAG_STATUS, TAG_STOP_REASON, TrialStatus, client, find_trial_run
 
-def trial_checkpoints(uri: str, parent_run_id: str, sweep_dir: str, trial_id: str, result: dict) -> Optional[TrialCheckpoints]:
+def trial_checkpoints(uri: str, parent_run_id: str, sweep_dir: str, trial_id: str, result: dict,
+                      dims: Sequence[SearchDim]) -> Optional[TrialCheckpoints]:
     """What a completed trial's probes read, from its last Tune result; None if it never trained."""
     if "config" not in result:
         return None
-    cfg = ExperimentConfig.from_dict(result["config"])
+    cfg = trial_experiment(result["config"], dims)
     trial_dir = trial_dir_of(sweep_dir, trial_id)
     if "checkpoints" in result and "mlflow_run_id" in result:
         checkpoints = [(int(e), p) for e, p in json.loads(result["checkpoints"])]
@@ -56,7 +58,7 @@ def record_scheduler_stop(uri: str, run_id: str, result: dict, epochs: int) -> N
         c.set_terminated(run_id, status="KILLED")
 
 
-def reassert_scheduler_stops(results, uri: str, parent_run_id: str) -> None:
+def reassert_scheduler_stops(results, uri: str, parent_run_id: str, dims: Sequence[SearchDim]) -> None:
     """After ``tuner.fit()``, when no trial process is left: every trial the scheduler stopped, tagged so
     (:func:`record_scheduler_stop`)."""
     for r in results:
@@ -66,7 +68,7 @@ def reassert_scheduler_stops(results, uri: str, parent_run_id: str) -> None:
             continue
         run_id = find_trial_run(uri, parent_run_id, m["trial_id"])
         if run_id is not None:
-            record_scheduler_stop(uri, run_id, m, int(config["train"]["epochs"]))
+            record_scheduler_stop(uri, run_id, m, trial_experiment(config, dims).train.epochs)
 
 
 def submit_missing(fanout: ProbeFanout, trial: TrialCheckpoints) -> int:
@@ -80,8 +82,8 @@ def submit_missing(fanout: ProbeFanout, trial: TrialCheckpoints) -> int:
 PROGRESS_EVERY_S = 60.0  # a probe progress line while trials train
 
 
-def probe_slots(trials, concurrency: Optional[int], cpus: float, gpus: float, probe_cpus: float,
-                probe_gpus: float) -> Optional[int]:
+def probe_slots(trials, dims: Sequence[SearchDim], concurrency: Optional[int], cpus: float, gpus: float,
+                probe_cpus: float, probe_gpus: float) -> Optional[int]:
     """Trials first, probes in the gaps: how many probe tasks may run while trials are unfinished -- what
     the CPUs (and GPUs) leave once the trials that run at once (``concurrency``, the first unfinished ones)
     have theirs. None (no limit) when every trial has ended."""
@@ -89,7 +91,7 @@ def probe_slots(trials, concurrency: Optional[int], cpus: float, gpus: float, pr
     if not unfinished:
         return None
     unfinished.sort(key=lambda t: t.status != "RUNNING")  # the running ones hold theirs already
-    window = [TrainConfig(**t.config["train"]) for t in unfinished[: concurrency or len(unfinished)]]
+    window = [trial_experiment(t.config, dims).train for t in unfinished[: concurrency or len(unfinished)]]
     need_cpu = sum(t.workers * t.cpus_per_worker + TRIAL_DRIVER_CPUS for t in window)
     need_gpu = sum(t.workers * t.gpus() for t in window)
     slots = int((cpus - need_cpu + 1e-6) // max(probe_cpus, 1e-3))
@@ -99,16 +101,17 @@ def probe_slots(trials, concurrency: Optional[int], cpus: float, gpus: float, pr
 
 
 class ProbeOnCompleteCallback(tune.Callback):
-    def __init__(self, sweep_dir: str, parent_run_id: str, fanout: Optional[ProbeFanout], concurrency: Optional[int] = None):
+    def __init__(self, sweep_dir: str, parent_run_id: str, fanout: Optional[ProbeFanout], dims: Sequence[SearchDim],
+                 concurrency: Optional[int] = None):
         self.sweep_dir, self.parent_run_id, self.fanout = sweep_dir, parent_run_id, fanout
-        self.concurrency = concurrency
+        self.dims, self.concurrency = tuple(dims), concurrency
 
     def __getstate__(self) -> dict:  # a running fan-out belongs to one driver: never pickled with the sweep
         return {**self.__dict__, "fanout": None}
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}
-        plan = trial_checkpoints(self.fanout.mlflow_uri, self.parent_run_id, self.sweep_dir, trial.trial_id, result)
+        plan = trial_checkpoints(self.fanout.mlflow_uri, self.parent_run_id, self.sweep_dir, trial.trial_id, result, self.dims)
         if plan is None:
             return
         if "checkpoints" not in result:  # the scheduler stopped it
@@ -130,7 +133,7 @@ class ProbeOnCompleteCallback(tune.Callback):
         check()  # a SIGTERM or SIGINT the driver noted ends the sweep here, in plain Python (sweep.signals)
         self.signer().maybe()  # what Tune saved since, signed for resume (sweep.signed_state)
         res = ray.cluster_resources()
-        slots = probe_slots(trials, self.concurrency, res.get("CPU", 0.0), res.get("GPU", 0.0), self.fanout.num_cpus,
+        slots = probe_slots(trials, self.dims, self.concurrency, res.get("CPU", 0.0), res.get("GPU", 0.0), self.fanout.num_cpus,
                             self.fanout.num_gpus)
         self.fanout.set_slots(slots)
         self.fanout.poll(timeout=0.0, budget_s=0.2)  # Tune warns when a callback takes over 0.5 s

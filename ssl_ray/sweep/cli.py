@@ -248,7 +248,7 @@ def print_config(cfg: SweepConfig, stream) -> None:
     searched = [v for d in cfg.dims() if d.key == "objective.name" for v in d.values]
     names = dict.fromkeys([cfg.base.objective.name, *searched])
     for name in (n for n in names if isinstance(n, str) and n in OBJECTIVES):
-        print(f"# objective {name}: defaults {OBJECTIVES.get(name).hparams()} (a value above or searched wins)", file=stream)
+        print(f"# objective {name}: defaults {OBJECTIVES.get(name).Hparams.defaults()} (a value above or searched wins)", file=stream)
     trials = cfg.trial_list()
     if cfg.search_alg != "grid" and len(trials) > 1:  # every trial is a proposal from the same space
         print(f"# trials: {len(trials)}, each proposed by {cfg.search_alg} search from", file=stream)

@@ -17,7 +17,8 @@ from typing import Dict, Sequence
 
 from ray import tune
 
-from ssl_ray.config import get_path
+from ssl_ray.config import SearchDim
+from ssl_ray.config.sweep import trial_experiment
 from ssl_ray.sweep.trial import trial_label
 from ssl_ray.train.online import KNN, RANKME
 
@@ -26,8 +27,8 @@ ONLINE_SHOWN = ((KNN, "kNN val"), (RANKME, "RankMe"))
 
 
 class ConsoleCallback(tune.Callback):
-    def __init__(self, varied_keys: Sequence[str], total: int, stream=None):
-        self.keys, self.total = tuple(varied_keys), total
+    def __init__(self, varied_keys: Sequence[str], dims: Sequence[SearchDim], total: int, stream=None):
+        self.keys, self.dims, self.total = tuple(varied_keys), tuple(dims), total
         self.stream = stream
         self.started: Dict[str, float] = {}
         self.last_report: Dict[str, float] = {}
@@ -56,7 +57,7 @@ class ConsoleCallback(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.last_report[trial.trial_id] = time.time()
-        epoch, epochs = result.get("epoch"), get_path(trial.config, "train.epochs")
+        epoch, epochs = result.get("epoch"), trial_experiment(trial.config, self.dims).train.epochs
         online = [(name, result[key]) for key, name in ONLINE_SHOWN if isinstance(result.get(key), float)]
         # the trial function's closing report repeats the last epoch's numbers: shown only if that epoch's own report
         # never reached this callback (Tune can hand a finishing trial's last two results over as one)

@@ -1,11 +1,12 @@
 """A sweep's search space in each engine's terms: Ray Tune domains (grid and random search, PBT's
 mutations), an Optuna define-by-run space, a ConfigSpace space (BOHB).
 
-Optuna and BOHB name a parameter ``section/key``: Ray Tune unflattens a searcher's proposal on ``/``, so
-``objective/lam`` lands at ``config["objective"]["lam"]`` of the base config it is merged into. A key with
-``when`` is proposed only where its condition holds (Optuna's define-by-run; ConfigSpace's conditions); with
-grid or random search it is sampled everywhere and :func:`ssl_ray.config.sweep.resolve_trial` drops it where
-the condition fails.
+The param space carries the validated base as one typed object, ``config["experiment"]`` (an
+:class:`~ssl_ray.config.ExperimentConfig`), beside the searched leaves nested by section. Optuna and BOHB name a
+parameter ``section/key``: Ray Tune unflattens a searcher's proposal on ``/``, so ``objective/lam`` lands at
+``config["objective"]["lam"]``, beside the base it is merged with. A key with ``when`` is proposed only where
+its condition holds (Optuna's define-by-run; ConfigSpace's conditions); with grid or random search it is sampled
+everywhere and :func:`ssl_ray.config.sweep.searched_values` leaves it out where the condition fails.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Dict, List
 from ray import tune
 
 from ssl_ray.config import SearchDim, SweepConfig, set_path
+from ssl_ray.config.sweep import EXPERIMENT
 
 
 def to_tune(dim: SearchDim, lists_as_choice: bool = False) -> Any:
@@ -27,9 +29,10 @@ def to_tune(dim: SearchDim, lists_as_choice: bool = False) -> Any:
 
 
 def param_space(cfg: SweepConfig) -> Dict[str, Any]:
-    """The Ray Tune param space: the full (validated, normalized) base config, with the searched leaves as Tune
-    domains for grid and random search; Optuna and BOHB propose those leaves themselves."""
-    space = cfg.base.to_dict()
+    """The Ray Tune param space: the validated, normalized base config as it is (``config["experiment"]``), and
+    for grid and random search the searched leaves as Tune domains; Optuna and BOHB propose those leaves
+    themselves. A trial's typed config is :func:`ssl_ray.config.sweep.trial_experiment` of its Tune config."""
+    space: Dict[str, Any] = {EXPERIMENT: cfg.base}
     if cfg.search_alg in ("grid", "random"):
         for dim in cfg.dims():
             set_path(space, dim.key, to_tune(dim, lists_as_choice=cfg.search_alg == "random"))

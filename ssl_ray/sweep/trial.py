@@ -15,20 +15,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict
 
-import ray.train
 from ray import tune
-from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from ssl_ray.checkpoints import TRAIN_DIR, trial_dir
-from ssl_ray.config import ExperimentConfig, flatten
-from ssl_ray.config.sweep import resolve_trial
+from ssl_ray.config import flatten
+from ssl_ray.config.sweep import trial_experiment
 from ssl_ray.sweep import environment, lineage
 from ssl_ray.tracking import (HEALTH_STOPS, TAG_PBT_LINEAGE, TAG_PBT_PARENT, TAG_STATUS, TAG_STOP_REASON, TAG_TRIAL_DIR,
                               TrialStatus, client, find_trial_run, get_or_create_trial_run)
-from ssl_ray.train.loop import train_loop_per_worker
+from ssl_ray.sweep.trainer import make_trainer, probed_checkpoints
 from ssl_ray.train.online import ONLINE
 
 
@@ -40,8 +38,7 @@ class SweepContext:
     mlflow_uri: str
     parent_run_id: str
     varied_keys: tuple = ()  # the searched keys that take more than one value: what names a trial
-    dims: tuple = ()  # the sweep's SearchDims (their conditions), and its base config: resolve_trial's inputs
-    base: Optional[Dict[str, Any]] = None
+    dims: tuple = ()  # the sweep's SearchDims (their conditions): what trial_experiment applies to the base
     lineage: bool = False  # PBT: trials continue from each other's checkpoints (ssl_ray/sweep/lineage.py)
 
 
@@ -59,13 +56,12 @@ def trial_label(config: Dict[str, Any], keys: tuple) -> str:
 
 
 def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
-    config = resolve_trial(config, list(ctx.dims), ctx.base or {})
-    exp = ExperimentConfig.from_dict(config)  # validated at the edge, with the whole search space
+    exp = trial_experiment(config, ctx.dims)  # the validated base, typed, with this trial's searched values
     tctx = tune.get_context()
     trial_id = tctx.get_trial_id()
     label = trial_label(config, ctx.varied_keys)
     run_name = label or trial_id  # the trial id is the run's ssl_ray.trial_id tag
-    run_id = get_or_create_trial_run(ctx.mlflow_uri, ctx.parent_run_id, trial_id, run_name, flatten(config))
+    run_id = get_or_create_trial_run(ctx.mlflow_uri, ctx.parent_run_id, trial_id, run_name, flatten(exp.to_dict()))
     c = client(ctx.mlflow_uri)
     c.set_tag(run_id, TAG_TRIAL_DIR, str(trial_dir(ctx.sweep_dir, trial_id)))
     c.set_tag(run_id, TAG_STATUS, TrialStatus.RUNNING.value)
@@ -75,19 +71,10 @@ def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
     if start.donor is not None:
         record_exploit(c, run_id, start.donor, ctx)
     queue = lineage.Queue(maxsize=1, actor_options={"num_cpus": 0}) if ctx.lineage else None
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={"experiment": config, "mlflow_uri": ctx.mlflow_uri, "mlflow_run_id": run_id,
-                           "start_from": start.donor["path"] if start.donor else None},
-        scaling_config=scaling_config(t),
-        run_config=ray.train.RunConfig(
-            name=start.train_run,
-            storage_path=str(Path(ctx.sweep_dir) / TRAIN_DIR),
-            callbacks=[lineage.ForwardToTune(queue) if queue is not None else TuneReportCallback()],
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None),
-            failure_config=ray.train.FailureConfig(max_failures=t.max_failures),
-        ),
-    )
+    trainer = make_trainer(exp, name=start.train_run, storage_path=str(Path(ctx.sweep_dir) / TRAIN_DIR),
+                           mlflow_uri=ctx.mlflow_uri, mlflow_run_id=run_id,
+                           callbacks=[lineage.ForwardToTune(queue) if queue is not None else TuneReportCallback()],
+                           start_from=start.donor["path"] if start.donor else None)
     if start.train_run != trial_id:
         c.set_tag(run_id, TAG_TRIAL_DIR, str(Path(ctx.sweep_dir) / TRAIN_DIR / start.train_run))
     try:
@@ -149,24 +136,3 @@ def record_end(c, run_id: str) -> TrialStatus:
             c.delete_tag(run_id, TAG_STOP_REASON)
     c.set_terminated(run_id, status="FINISHED" if status == TrialStatus.FINISHED else "FAILED")
     return status
-
-
-def scaling_config(t) -> ray.train.ScalingConfig:
-    """A trial's Ray Train workers: ``train.workers`` x (``cpus_per_worker`` CPUs, ``gpus()`` GPUs), placed
-    with ``train.placement_strategy``."""
-    resources = {"CPU": t.cpus_per_worker}
-    if t.gpus() > 0:
-        resources["GPU"] = t.gpus()
-    return ray.train.ScalingConfig(num_workers=t.workers, use_gpu=t.gpus() > 0, resources_per_worker=resources,
-                                   placement_strategy=t.placement_strategy)
-
-
-def probed_checkpoints(reported) -> List[tuple[int, str]]:
-    """``[(epoch, path)]`` of the checkpoints the probes read, from Ray Train's ``(checkpoint, metrics)``
-    list in report order. Resume-only checkpoints are left out; where an epoch was checkpointed twice (a
-    re-run after falling back past a damaged checkpoint), the later one wins."""
-    by_epoch = {}
-    for ckpt, m in reported:
-        if m.get("probed", 1):
-            by_epoch[int(m["epoch"])] = ckpt.path
-    return sorted(by_epoch.items())

@@ -80,7 +80,7 @@ def varied_keys(cfg: SweepConfig) -> tuple:
     return tuple(d.key for d in cfg.dims() if d.kind != "grid" or len(d.values) > 1)
 
 
-def probe_finished_trials(fanout: ProbeFanout, sweep_dir: Path, parent: str) -> int:
+def probe_finished_trials(fanout: ProbeFanout, sweep_dir: Path, parent: str, dims) -> int:
     """On resume: queue the missing probes of every trial that ended before the sweep stopped."""
     from ray.tune import ExperimentAnalysis
 
@@ -89,7 +89,7 @@ def probe_finished_trials(fanout: ProbeFanout, sweep_dir: Path, parent: str) -> 
         if trial.status != "TERMINATED":
             continue
         plan = trial_checkpoints(fanout.mlflow_uri, parent, str(sweep_dir), trial.trial_id,
-                                 {**(trial.last_result or {}), "config": trial.config})
+                                 {**(trial.last_result or {}), "config": trial.config}, dims)
         if plan is not None:
             n += submit_missing(fanout, plan)
     return n
@@ -138,12 +138,11 @@ def _run_sweep(cfg: SweepConfig, sweep_dir: Path, uri: str, parent: str, progres
     bank = ensure_target_bank(cfg, sweep_dir, uri, parent, progress_stream)
     if bank is not None:  # every trial's probes read the same bank
         cfg = cfg.replace(base=cfg.base.replace(probe={"target_bank": bank}))
-    ctx = SweepContext(str(sweep_dir), uri, parent, varied_keys(cfg), tuple(cfg.dims()), cfg.base.to_dict(),
-                       lineage=cfg.scheduler == "pbt")
+    ctx = SweepContext(str(sweep_dir), uri, parent, varied_keys(cfg), tuple(cfg.dims()), lineage=cfg.scheduler == "pbt")
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": TRIAL_DRIVER_CPUS})  # it only drives a TorchTrainer
     fanout = ProbeFanout.from_config(uri, cfg.base.probe)
     if resume_dir:
-        queued = probe_finished_trials(fanout, sweep_dir, parent)
+        queued = probe_finished_trials(fanout, sweep_dir, parent, cfg.dims())
         print(f"[resume] {sweep_dir}: {queued} missing probe task(s) of finished trials queued", file=progress_stream or sys.stderr)
         tuner = tune.Tuner.restore(str(sweep_dir), trainable, resume_unfinished=True, resume_errored=True)
         attach_fanout(tuner, fanout)
@@ -163,15 +162,15 @@ def _run_sweep(cfg: SweepConfig, sweep_dir: Path, uri: str, parent: str, progres
             run_config=tune.RunConfig(
                 name=sweep_dir.name,
                 storage_path=str(sweep_dir.parent),
-                callbacks=[ProbeOnCompleteCallback(str(sweep_dir), parent, fanout, concurrency),
-                           ConsoleCallback(varied_keys(cfg), len(cfg.trial_list()), progress_stream),
+                callbacks=[ProbeOnCompleteCallback(str(sweep_dir), parent, fanout, cfg.dims(), concurrency),
+                           ConsoleCallback(varied_keys(cfg), cfg.dims(), len(cfg.trial_list()), progress_stream),
                            CSVLoggerCallback(), JsonLoggerCallback()],  # Tune's own result files, no TensorBoard
                 verbose=2 if verbose else 0,  # Tune's tables only with --verbose; else one line per trial event
             ),
         )
     results = tuner.fit()
     snapshot(sweep_dir)  # Tune's final state, signed for resume
-    reassert_scheduler_stops(results, uri, parent)
+    reassert_scheduler_stops(results, uri, parent, cfg.dims())
     trained = time.time()
     fanout.set_slots(None)  # training is over: the probes take every CPU
     fanout.drain(stream=progress_stream or sys.stderr, tick=check)

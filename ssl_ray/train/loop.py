@@ -41,7 +41,7 @@ from ssl_ray.config import ExperimentConfig
 from ssl_ray.data.loaders import build_train_views
 from ssl_ray.faults import maybe_fail
 from ssl_ray.models.build import model_from_config
-from ssl_ray.objectives import build_objective
+from ssl_ray.objectives import objective_from_config
 from ssl_ray.train.health import EpochHealth, verdict
 from ssl_ray.train.online import ONLINE, OnlineReader, read_due
 from ssl_ray.train.optim import build_optimizer, build_scheduler, rescale_lr
@@ -88,7 +88,7 @@ def build(cfg: ExperimentConfig, rank: int, world: int, device: torch.device) ->
     model = model_from_config(cfg)
     optimizer = build_optimizer(model.parameters(), cfg.optim, world)
     scheduler = build_scheduler(optimizer, cfg.optim.warmup_epochs * steps, t.epochs * steps)
-    return Run(cfg, rank, world, device, batches, model, build_objective(cfg.objective.name, **cfg.objective.params),
+    return Run(cfg, rank, world, device, batches, model, objective_from_config(cfg.objective),
                optimizer, scheduler)
 
 
@@ -204,10 +204,13 @@ class Reporter:
 
 
 def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
-    """``loop_config``: ``experiment`` (the validated, normalized config as a dict), ``mlflow_uri``,
-    ``mlflow_run_id``, and ``start_from``: a checkpoint to continue from when Ray Train has none of this run."""
+    """``loop_config``: ``experiment`` (the validated, normalized :class:`ExperimentConfig`, typed, as the sweep
+    made it: ``sweep.trainer.make_trainer``), ``mlflow_uri``, ``mlflow_run_id``, and ``start_from``: a checkpoint
+    to continue from when Ray Train has none of this run."""
     ctx = ray.train.get_context()
-    cfg = ExperimentConfig.from_dict(loop_config["experiment"])
+    cfg = loop_config["experiment"]
+    if not isinstance(cfg, ExperimentConfig):
+        raise TypeError(f"train_loop_per_worker takes the validated ExperimentConfig, got {type(cfg).__name__}")
     run = build(cfg, ctx.get_world_rank(), ctx.get_world_size(), ray.train.torch.get_device())
     start = restore(run, ray.train.get_checkpoint() or _start_from(loop_config.get("start_from")))
     report = Reporter(run, loop_config.get("mlflow_uri"), loop_config.get("mlflow_run_id"))

@@ -219,7 +219,7 @@ def test_autoscaler_adds_worker_nodes_for_a_sweep(fake_autoscaling_cluster, tmp_
 
 def test_scaling_config_asks_for_the_trials_gpus_and_placement():
     from ssl_ray.config import TrainConfig
-    from ssl_ray.sweep.trial import scaling_config
+    from ssl_ray.sweep.trainer import scaling_config
 
     s = scaling_config(TrainConfig(workers=8, cpus_per_worker=11, gpus_per_worker=1, placement_strategy="SPREAD"))
     assert s.num_workers == 8 and s.use_gpu and s.placement_strategy == "SPREAD"

@@ -51,7 +51,7 @@ def test_sweep_logs_to_the_server_over_http(tiny_http):
     assert len(tags(parents[0])["ssl_ray.git_commit"].split()[0]) == 40
     assert all(tags(c)["mlflow.parentRunId"] == parent for c in children)
     params = [{p["key"]: p["value"] for p in c["data"]["params"]} for c in children]
-    assert sorted(p["objective.lam"] for p in params) == ["10", "25"] and {p["train.seed"] for p in params} == {"0"}
+    assert sorted(p["objective.lam"] for p in params) == ["10.0", "25.0"] and {p["train.seed"] for p in params} == {"0"}
     assert all(p["model.width"] == "8" and p["data.superclass_map"].endswith("digits_superclasses.txt") for p in params)
     for c in children:
         rid = c["info"]["run_id"]

@@ -77,7 +77,7 @@ def test_parent_and_child_runs(tiny_sweep):
     assert phases["sweep/after_over_training"] == pytest.approx(
         phases["sweep/seconds_after_training"] / phases["sweep/seconds_training"], rel=1e-6)
     assert all(ch.data.tags["mlflow.parentRunId"] == parent.info.run_id for ch in children)
-    assert sorted(ch.data.params["objective.lam"] for ch in children) == ["10", "25"]
+    assert sorted(ch.data.params["objective.lam"] for ch in children) == ["10.0", "25.0"]  # typed: floats
     assert all(ch.data.params["model.width"] == "8" and ch.data.params["objective.name"] == "vicreg" for ch in children)
     assert len({ch.data.tags["ssl_ray.trial_id"] for ch in children}) == 2
 

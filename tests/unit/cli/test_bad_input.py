@@ -361,4 +361,6 @@ def test_bad_input_imports_no_ray(args, script_runs):
     proc, env = script_runs[" ".join(args)]
     assert_clean_failure(proc, "", env)
     imported = {ln.split("|")[-1].strip() for ln in proc.stderr.splitlines() if ln.startswith("import time:")}
-    assert "torch" in imported or args == ["--epochs", "three"]  # validation ran (it asks the registries)
+    # validation ran (it asks the registries), except where the config's own parsing refused the value first: a bad
+    # flag, or an objective with no typed hyperparameters (ssl_ray/config/hparams.py)
+    assert "torch" in imported or args in (["--epochs", "three"], ["--set", "objective.name=simclrr"])

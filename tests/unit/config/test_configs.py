@@ -47,7 +47,7 @@ def test_every_trial_of_every_recipe_is_valid(path, data_roots, tmp_path):
             raw["base"]["optim"]["batch_size"], raw["base"]["train"]["workers"] = 2, 1
         cfg = validate_sweep(SweepConfig.from_dict(raw))
     trials = cfg.trial_list()
-    combos = cfg.trial_configs_for_validation()
+    combos = cfg.searched_combinations()
     if cfg.search_alg == "grid" and all(d.kind == "grid" for d in cfg.dims()):
         assert trials and len(trials) == len(combos)  # a grid validates each of its trials
     else:  # a search validates every combination of its choices and range ends; it runs num_samples proposals

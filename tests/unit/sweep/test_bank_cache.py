@@ -18,10 +18,7 @@ from ssl_ray.tracking import TAG_BANK_PATH, TAG_BANK_RUN, client, get_or_create_
 
 
 def experiment(**sections) -> ExperimentConfig:
-    d = ExperimentConfig().to_dict()
-    for name, values in sections.items():
-        d[name].update(values)
-    return ExperimentConfig.from_dict(d)
+    return ExperimentConfig().replace(**sections)
 
 
 def key(**sections) -> str:

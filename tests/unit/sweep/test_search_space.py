@@ -6,7 +6,8 @@ import optuna
 import pytest
 
 from ssl_ray.config import SweepConfig
-from ssl_ray.config.sweep import resolve_trial
+from ssl_ray.config.hparams import BarlowHparams, SimCLRHparams
+from ssl_ray.config.sweep import EXPERIMENT, searched_values, trial_experiment
 from ssl_ray.sweep.search import describe, search_algorithm, trial_scheduler
 from ssl_ray.sweep.space import OptunaSpace, config_space, param_space
 
@@ -47,23 +48,30 @@ def test_configspace_conditions():
         assert ("objective/temperature" in d) == (d["objective/name"] == "simclr")
 
 
-def test_resolve_trial_drops_inactive_keys_and_restores_the_base():
+def test_a_trials_config_drops_inactive_keys_and_keeps_the_base_typed():
     cfg = sweep()
-    proposed = {"objective": {"name": "simclr", "lam": 3.0, "temperature": 0.1}, "model": {"width": 8}}
-    out = resolve_trial(proposed, cfg.dims(), {"objective": {"name": "vicreg"}, "model": {"width": 32}})
-    assert out["objective"] == {"name": "simclr", "temperature": 0.1}  # lam is VICReg's: dropped
-    base = {"objective": {"name": "vicreg", "lam": 25.0}, "model": {"width": 32}}
-    out = resolve_trial(proposed, cfg.dims(), base)
-    assert out["objective"]["lam"] == 25.0  # an inactive key takes the base's value where the base has one
+    proposed = {EXPERIMENT: cfg.base, "objective": {"name": "simclr", "lam": 3.0, "temperature": 0.1}, "model": {"width": 8}}
+    assert searched_values(proposed, cfg.dims()) == {"objective.name": "simclr", "model.width": 8, "objective.temperature": 0.1}
+    exp = trial_experiment(proposed, cfg.dims())
+    assert exp.objective.params == SimCLRHparams(temperature=0.1)  # lam is VICReg's: dropped
+    assert exp.model.width == 8 and exp.model.depth == cfg.base.model.depth
+    base = cfg.base.with_values({"objective.lam": 25.0, "model.width": 32})
+    out = trial_experiment({**proposed, EXPERIMENT: base, "objective": {"name": "vicreg", "temperature": 0.1}}, cfg.dims())
+    assert out.objective.params.lam == 25.0  # the base's value stands where the key is not searched
+    # a searched value of another objective never reaches this one: the trial starts from mmcr's defaults
+    other = base.with_values({"objective.lam": 7.0})
+    assert trial_experiment({EXPERIMENT: other, "objective": {"name": "barlow"}}, cfg.dims()).objective.params == BarlowHparams()
     import numpy as np
 
-    out = resolve_trial({"objective": {"name": "vicreg", "lam": np.float64(2.5)}, "model": {"width": np.int64(16)}},
-                        cfg.dims(), {})
-    assert type(out["objective"]["lam"]) is float and type(out["model"]["width"]) is int
+    out = trial_experiment({EXPERIMENT: cfg.base, "objective": {"name": "vicreg", "lam": np.float64(2.5)},
+                            "model": {"width": np.int64(16)}}, cfg.dims())
+    assert type(out.objective.params.lam) is float and type(out.model.width) is int
+    with pytest.raises(TypeError, match="ExperimentConfig"):
+        trial_experiment({EXPERIMENT: cfg.base.to_dict()}, cfg.dims())  # a dict is never parsed on the trial's path
 
 
 def test_validation_sees_each_conditional_trial_once():
-    combos = [searched for searched, _ in sweep().trial_configs_for_validation()]
+    combos = sweep().searched_combinations()
     assert all(("objective.lam" in s) == (s["objective.name"] == "vicreg") for s in combos)
     assert len(combos) == len({repr(sorted(s.items())) for s in combos})
     # vicreg x 2 widths x 2 lam ends + simclr x 2 x 2 temperature ends + barlow x 2

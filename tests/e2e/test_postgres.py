@@ -54,6 +54,22 @@ def test_postgresql_uris_that_cannot_work_are_one_line(postgres_server):
         assert message in str(e.value) and "\n" not in str(e.value) and "hunter2" not in str(e.value), str(e.value)
 
 
+def test_print_config_masks_the_password_of_a_live_store(postgres_server, tmp_path, capsys, monkeypatch):
+    """--print-config checks that the store answers, on a real server (it trusts its socket: the password is only
+    carried), and prints the URI with ``***`` for the password. (The sweep file and resume: the unit test
+    tests/unit/cli/test_held_out_input.py::test_the_sweep_file_and_resume_mask_the_password.)"""
+    from conftest import ROOT
+    from ssl_ray.cli import sweep_main
+
+    secret = "hunter2"
+    monkeypatch.setenv("SSL_RAY_RESULTS", str(tmp_path / "results"))
+    live = f"postgresql://postgres:{secret}@/postgres?host={postgres_server.data}&port={postgres_server.port}"
+    assert sweep_main(["--print-config", "--mlflow-uri", live], config_file=str(ROOT / "configs" / "vicreg_digits.yaml"),
+                      prog="x") == 0
+    out = capsys.readouterr().out
+    assert "postgresql://postgres:***@/postgres?host=" in out and secret not in out
+
+
 @pytest.mark.slow
 def test_a_sweep_against_an_mlflow_server_on_postgresql(postgres_server, tmp_path, clean_env):
     """The cluster's topology on one machine: a sweep logging over HTTP to ``mlflow server --backend-store-uri

@@ -176,3 +176,86 @@ def probe_table_steps(client, run_id: str) -> dict:
     for key, epoch in zip("probe/" + t.target + "/" + t.metric + "/" + t.layer, t.epoch):
         out.setdefault(key, []).append(int(epoch))
     return {k: sorted(v) for k, v in out.items()}
+
+
+# -- unit tests start no Ray, no sweep and no server --------------------------------------------------------
+# A test under tests/unit/ that starts Ray (ray.init, a Cluster, a Tuner), a sweep in a subprocess (which starts
+# Ray there) or a server (PostgreSQL, mlflow server) fails: such a test belongs in tests/e2e/, or is marked slow.
+# Ray is caught two ways, neither of which anything but a Ray start can trigger: this process's Ray turning
+# initialized, and a new Ray session folder under RAY_TMPDIR, which each unit test (and every process it starts)
+# gets pointed at a folder of this run's own.
+
+UNIT = ROOT / "tests" / "unit"
+SERVER_FIXTURES = {"postgres_server", "tiny_http"}  # fixtures that start a server (tiny_http: and a whole sweep)
+_RAY_TMP: list = []
+
+
+def _held_to_unit_rules(item) -> bool:
+    return UNIT in Path(item.path).parents and not any(item.get_closest_marker(m) for m in ("slow", "bench"))
+
+
+def _ray_initialized() -> bool:
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
+def _ray_sessions() -> set:
+    """The Ray sessions started under this run's RAY_TMPDIR (``<dir>/ray/session_<time>_<pid>``)."""
+    if not _RAY_TMP:
+        return set()
+    return {p.name for p in (Path(_RAY_TMP[0]) / "ray").glob("session_*") if p.name != "session_latest"}
+
+
+def _refuse_ray(item, before: tuple, phase: str) -> None:
+    here = not before[0] and _ray_initialized()
+    sessions = _ray_sessions() - before[1]
+    if not (here or sessions):
+        return
+    if here:
+        sys.modules["ray"].shutdown()  # leave no Ray to the tests that follow
+    how = "in this process" if here else f"in a process it started ({', '.join(sorted(sessions))})"
+    pytest.fail(f"{item.nodeid}: a unit test started Ray {how} during its {phase}; a test that starts Ray, a sweep "
+                f"or a server belongs in tests/e2e/ (or is marked slow)", pytrace=False)
+
+
+def _unit_phase(phase: str):
+    @pytest.hookimpl(wrapper=True)
+    def hook(item):
+        if not _held_to_unit_rules(item):
+            return (yield)
+        if phase == "setup":
+            servers = sorted(SERVER_FIXTURES & set(item.fixturenames))
+            if servers:
+                pytest.fail(f"{item.nodeid}: a unit test uses {', '.join(servers)}, which starts a server; it belongs "
+                            f"in tests/e2e/ (or is marked slow)", pytrace=False)
+            if not _RAY_TMP:
+                import tempfile
+
+                _RAY_TMP.append(tempfile.mkdtemp(prefix="srt"))  # short: Ray's socket paths live under it
+            item._ssl_ray_tmpdir = (os.environ.get("RAY_TMPDIR"),)  # restored after its teardown
+            os.environ["RAY_TMPDIR"] = _RAY_TMP[0]
+        before = (_ray_initialized(), _ray_sessions())
+        try:
+            result = yield
+            _refuse_ray(item, before, phase)
+            return result
+        finally:
+            if phase == "teardown" and hasattr(item, "_ssl_ray_tmpdir"):
+                (old,) = item._ssl_ray_tmpdir
+                if old is None:
+                    os.environ.pop("RAY_TMPDIR", None)
+                else:
+                    os.environ["RAY_TMPDIR"] = old
+    return hook
+
+
+pytest_runtest_setup = _unit_phase("setup")
+pytest_runtest_call = _unit_phase("call")
+pytest_runtest_teardown = _unit_phase("teardown")
+
+
+def pytest_unconfigure(config):
+    if _RAY_TMP:
+        import shutil
+
+        shutil.rmtree(_RAY_TMP[0], ignore_errors=True)

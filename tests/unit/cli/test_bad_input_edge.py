@@ -6,7 +6,6 @@ ends in one ``error:`` line (at most ``LINE_LIMIT`` characters, quoting at most 
 Every case runs in this process (milliseconds each); ``test_edge_imports_no_ray`` runs a sample as real
 scripts and shows, with ``-X importtime``, that the path imports neither ray nor mlflow."""
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -97,8 +96,7 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def warm(files):
-    """The good bank passes validation (the checks refuse only what is wrong); this first validation also pays
-    the imports, so that each case's own time is its own."""
+    """The good bank passes validation (the checks refuse only what is wrong)."""
     import contextlib
     import io
     import os
@@ -200,13 +198,12 @@ def test_bad_sweep_input(case, warm, tmp_path, capsys, monkeypatch):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     before = sorted(files.rglob("*"))
-    t0 = time.time()
     rc = sweep_main(args, config_file=RECIPE, prog="sweep_vicreg.py")
     out, err = capsys.readouterr()
     lines = err.splitlines()
     assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: "), err[:3000]
     assert message.replace("{d}", str(files)) in lines[0], lines[0]
-    assert len(lines[0]) <= LINE and out == "" and time.time() - t0 < 10
+    assert len(lines[0]) <= LINE and out == ""
     assert "allow_pickle" not in err and "pickle.load" not in err and "root:" not in err  # no advice to unpickle, no system file
     assert not (tmp_path / "results").exists() and sorted(files.rglob("*")) == before  # nothing written
     assert not any(Path(v).exists() for v in env.values() if not v.startswith("sqlite"))

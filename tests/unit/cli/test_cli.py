@@ -1,8 +1,8 @@
-"""The face of the command line: help that answers at once and says the real defaults, the command list,
-the version, each sub-command's own arguments, and --print-config (every key and the trials, no Ray)."""
+"""The face of the command line: help that answers at once (it imports none of the heavy packages) and says the
+real defaults, the command list, the version, each sub-command's own arguments, and --print-config (every key and
+the trials, no Ray)."""
 
 import subprocess
-import time
 
 import pytest
 import yaml
@@ -11,15 +11,16 @@ from conftest import PY, ROOT, clean_environ, run_many
 
 SCRIPTS = ["sweep_vicreg.py", "sweep_objectives.py", "supervised_baseline.py"]
 ENGINES = {"torch", "ray", "mlflow"}
+# what a help would have no need of: the engines and the numerical stack beneath them (numpy aside: `data --help`
+# names the datasets, whose module imports it; alone it takes a few hundredths of a second)
+HEAVY = ENGINES | {"torchvision", "ffcv", "pandas", "sklearn", "scipy", "matplotlib", "optuna", "sqlalchemy", "cv2", "PIL"}
 
 
 def run(args, env=None, timeout=120):
-    """``args`` with ``-X importtime``: (process, seconds, the top-level packages it imported)."""
-    t0 = time.perf_counter()
+    """``args`` with ``-X importtime``: (process, the top-level packages it imported)."""
     proc = subprocess.run([PY, "-X", "importtime", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT,
                           env=env)
-    wall = time.perf_counter() - t0
-    return proc, wall, imported_packages(proc.stderr)
+    return proc, imported_packages(proc.stderr)
 
 
 def imported_packages(stderr: str) -> set:
@@ -36,25 +37,23 @@ HELPS = [[str(ROOT / "experiments" / s), "--help"] for s in SCRIPTS] + [
 
 @pytest.mark.parametrize("args", HELPS, ids=[" ".join(a[-2:]) for a in HELPS])
 def test_help_answers_at_once_without_the_engines(args):
-    proc, wall, imported = run(args)
+    proc, imported = run(args)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert not imported & ENGINES, f"--help imported {sorted(imported & ENGINES)}"
-    # the import log itself slows the process; without it help takes about 0.1 s here
-    assert wall < 1.0, f"{args} took {wall:.2f} s"
+    assert not imported & HEAVY, f"--help imported {sorted(imported & HEAVY)}"
 
 
 def test_command_list_and_version():
     import ssl_ray
     from ssl_ray.cli import COMMANDS
 
-    proc, _, _ = run(["-m", "ssl_ray.cli"])
+    proc, _ = run(["-m", "ssl_ray.cli"])
     lines = proc.stdout.splitlines()
     for name in COMMANDS:  # one line each, with what it does
         (line,) = [ln for ln in lines if ln.strip().startswith(name + " ")]
         assert len(line.split()) >= 4, line
-    proc, _, _ = run(["-m", "ssl_ray.cli", "--version"])
+    proc, _ = run(["-m", "ssl_ray.cli", "--version"])
     assert proc.stdout.strip() == f"ssl-ray {ssl_ray.__version__}"
-    proc, _, _ = run(["-m", "ssl_ray.cli", "swep"])
+    proc, _ = run(["-m", "ssl_ray.cli", "swep"])
     assert proc.returncode == 2 and "unknown command 'swep'" in proc.stderr
 
 
@@ -118,5 +117,5 @@ def test_print_config_prints_every_key_and_the_trials_and_starts_nothing(script,
 
 
 def test_print_config_shows_a_bad_value_as_an_error(clean_env):
-    proc, _, _ = run([str(ROOT / "experiments" / "sweep_vicreg.py"), "--print-config", "--epochs", "0"], env=clean_env)
+    proc, _ = run([str(ROOT / "experiments" / "sweep_vicreg.py"), "--print-config", "--epochs", "0"], env=clean_env)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == "error: train.epochs must be >= 1, got 0"

@@ -8,12 +8,11 @@ mlflow; here each case costs milliseconds, so every bound can have its case."""
 
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import PY, ROOT
+from conftest import PY, ROOT, run_many
 
 RECIPE = str(ROOT / "configs" / "vicreg_digits.yaml")
 SECRET = "hunter2"
@@ -95,10 +94,9 @@ def launch(args, tmp_path, capsys, monkeypatch):
 
     monkeypatch.setenv("SSL_RAY_RESULTS", str(tmp_path / "results"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    t0 = time.time()
     rc = sweep_main(args, config_file=RECIPE, prog="sweep_vicreg.py")
     out, err = capsys.readouterr()
-    return rc, out, err, time.time() - t0
+    return rc, out, err
 
 
 @pytest.mark.parametrize("case", range(len(CASES)), ids=[c[1][:50] for c in CASES])
@@ -106,12 +104,11 @@ def test_held_out_input_is_one_line(case, files, tmp_path, capsys, monkeypatch):
     args = [a.replace("{d}", str(files)) for a in CASES[case][0]]
     message = CASES[case][1].replace("{d}", str(files))
     before = sorted(files.rglob("*"))
-    rc, out, err, took = launch(args, tmp_path, capsys, monkeypatch)
+    rc, out, err = launch(args, tmp_path, capsys, monkeypatch)
     lines = err.strip().splitlines()
     assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
     assert message in lines[0], lines[0]
     assert SECRET not in err and out == ""
-    assert took < 10, f"{took:.1f}s"
     assert not (tmp_path / "results").exists() and sorted(files.rglob("*")) == before  # nothing written
 
 
@@ -120,7 +117,7 @@ def test_probe_gpus_on_a_machine_without_one(tmp_path, capsys, monkeypatch):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    rc, _, err, _ = launch(["--set", "probe.num_gpus=1"], tmp_path, capsys, monkeypatch)
+    rc, _, err = launch(["--set", "probe.num_gpus=1"], tmp_path, capsys, monkeypatch)
     assert rc == 2 and "probe.num_gpus=1, but this machine has no CUDA GPU" in err
 
 
@@ -163,17 +160,20 @@ def test_a_sweep_file_cannot_name_a_path_for_the_report(tmp_path, clean_env):
         assert not Path(clean_env["SSL_RAY_RESULTS"]).exists()
 
 
-@pytest.mark.parametrize("command", [["report", "vicreg_digits"], ["probe", "--run-id", "0123abcd"],
-                                     ["export", "--run-id", "0123abcd", "--out", "x"]])
-def test_commands_against_a_server_that_is_down(command, tmp_path, clean_env):
-    """No minutes of MLflow retries and no misleading "not found": one line within seconds."""
-    t0 = time.time()
-    proc = subprocess.run([PY, "-m", "ssl_ray.cli", *command, "--mlflow-uri", "http://127.0.0.1:9"], capture_output=True,
-                          text=True, env=clean_env, timeout=120, cwd=tmp_path)
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
-    assert "MLflow tracking server http://127.0.0.1:9 is unreachable" in lines[0]
-    assert time.time() - t0 < 30
+COMMANDS = [["report", "vicreg_digits"], ["probe", "--run-id", "0123abcd"], ["export", "--run-id", "0123abcd", "--out", "x"]]
+
+
+def test_commands_against_a_server_that_is_down(tmp_path, clean_env):
+    """No minutes of MLflow retries and no misleading "not found": one line, from ssl_ray's own check of the
+    server, before MLflow is even imported (MLflow's client is what retries)."""
+    procs = run_many([[PY, "-X", "importtime", "-m", "ssl_ray.cli", *command, "--mlflow-uri", "http://127.0.0.1:9"]
+                      for command in COMMANDS], env=clean_env, cwd=tmp_path)
+    for command, proc in zip(COMMANDS, procs):
+        lines = [ln for ln in proc.stderr.strip().splitlines() if not ln.startswith("import time:")]
+        imported = {ln.split("|")[-1].strip().split(".")[0] for ln in proc.stderr.splitlines() if ln.startswith("import time:")}
+        assert proc.returncode == 2 and len(lines) == 1, (command, proc.stderr[-2000:])
+        assert "MLflow tracking server http://127.0.0.1:9 is unreachable" in lines[0]
+        assert "mlflow" not in imported and "ray" not in imported, command
 
 
 def test_write_beton_on_a_corrupt_image_exits_and_leaves_no_file(tmp_path, clean_env):

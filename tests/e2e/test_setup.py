@@ -1,25 +1,13 @@
-"""The README's commands: setup is idempotent and fast the second time; .ci/run is the test command."""
+"""The README's set-up command, run for real: a second run finds .venv up to date by its stamp and installs nothing.
+(That `.ci/run` is the README's test command and that "no tests ran" fails it: tests/unit/test_ci.py.)"""
 
-import re
 import subprocess
-import time
 
 from conftest import ROOT
 
 
-def test_second_setup_is_fast_and_does_not_reinstall():
-    t0 = time.time()
+def test_a_second_setup_installs_nothing():
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "setup.sh")], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "up to date" in proc.stdout
-    assert time.time() - t0 < 15
-
-
-def test_readme_commands_and_ci():
-    readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```bash\n(bash scripts/\w+\.sh)[^\n]*\n```", readme)
-    assert blocks == ["bash scripts/run.sh", "bash scripts/test.sh"]
-    ci = (ROOT / ".ci" / "run").read_text()
-    assert "bash scripts/test.sh" in ci
-    test_sh = (ROOT / "scripts" / "test.sh").read_text()
-    assert 'if [ "$rc" = "5" ]' in test_sh  # "no tests ran" fails CI
+    assert not any(step in proc.stdout for step in ("[setup] creating", "[setup] installing")), proc.stdout

@@ -69,3 +69,11 @@ def test_slug():
     assert slug("Which tracking store, from how many concurrent trials") == \
         "which-tracking-store-from-how-many-concurrent-trials"
     assert slug("The `ssl-ray` CLI") == "the-ssl-ray-cli"
+
+
+def test_the_readme_gives_the_two_commands():
+    """Its shell commands are the two commands, set up and run, set up and test (what they do: tests/unit/test_ci.py
+    and tests/e2e/test_setup.py), and the scripts they name exist."""
+    blocks = re.findall(r"```bash\n(bash scripts/\w+\.sh)[^\n]*\n```", README.read_text())
+    assert blocks == ["bash scripts/run.sh", "bash scripts/test.sh"], blocks
+    assert all((ROOT / b.split()[1]).is_file() for b in blocks)

@@ -165,6 +165,34 @@ def tiny_http(tmp_path_factory):
         yield tmp, base, run.proc, {k: v for k, v in env.items() if k != "SSL_RAY_FAULTS"}
 
 
+RESULTS_LOAD = """
+import json, sys, time
+t0 = time.perf_counter()
+from mlflow.tracking import MlflowClient
+asked, real = [], MlflowClient.get_metric_history
+def spy(self, run_id, key):
+    asked.append(key)
+    return real(self, run_id, key)
+MlflowClient.get_metric_history = spy
+from ssl_ray import results
+r = results.load(sys.argv[1])
+print(json.dumps({"seconds": time.perf_counter() - t0, "torch": "torch" in sys.modules, "asked": asked,
+                  "trials": len(r.trials), "probes": len(r.probes), "best_layers": bool(r.trials.best_layer.notna().all())}))
+"""
+
+
+def results_load_in_a_fresh_process(sweep_dir, **kw) -> dict:
+    """``ssl_ray.results.load(sweep_dir)`` in a fresh interpreter, as a notebook calls it: ``torch`` (whether it was
+    imported), ``asked`` (the metric histories requested from MLflow, one request each: a trial's probes should
+    come from its probes.csv, one request for all), ``trials``, ``probes`` (rows), ``best_layers`` (every trial has
+    one), and ``seconds``, to print."""
+    import json
+
+    done = subprocess.run([PY, "-c", RESULTS_LOAD, str(sweep_dir)], capture_output=True, text=True, timeout=300, **kw)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def probe_table_steps(client, run_id: str) -> dict:
     """``{probe key: sorted epochs}`` of a trial run's ``probes/probes.csv``: every probe value (its MLflow run holds
     a curated few, ``ssl_ray.probes.curated``)."""

@@ -61,15 +61,14 @@ def test_a_second_sweep_under_a_finished_ones_name_is_refused(tmp_path, clean_en
 
     first = claim(SweepConfig(name="done", storage_path=str(tmp_path / "sweeps")))
     before = (first / "ssl_ray_sweep.yaml").read_bytes()
-    t0 = time.time()
-    proc = subprocess.run(sweep_cmd(tmp_path, "done", 1), capture_output=True, text=True, env=clean_env, cwd=ROOT,
-                          timeout=120)
+    ray_tmp = tmp_path / "ray_tmp"  # where a Ray the command started would keep its session
+    proc = subprocess.run(sweep_cmd(tmp_path, "done", 1), capture_output=True, text=True,
+                          env=dict(clean_env, RAY_TMPDIR=str(ray_tmp)), cwd=ROOT, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
         f"error: a sweep named 'done' already exists in {first}; continue it with `ssl-ray resume {first}`, "
         f"or start a new one with another --name"], proc.stderr[-2000:]
-    assert time.time() - t0 < 30
     assert (first / "ssl_ray_sweep.yaml").read_bytes() == before
-    assert not (tmp_path / "mlflow.db").exists()  # refused before any store or Ray
+    assert not (tmp_path / "mlflow.db").exists() and not ray_tmp.exists()  # refused before any store or Ray
 
 
 def test_the_recipe_name_moves_on_to_a_free_one(tmp_path):

@@ -67,16 +67,30 @@ def test_relative_paths_in_a_recipe_are_read_from_its_folder():
     assert Path(raw["base"]["data"]["superclass_map"]).is_file()
 
 
-def test_configs_are_frozen_and_validation_returns_the_normalized_copy(tmp_path):
+def test_configs_are_frozen_and_validation_returns_the_normalized_copy(tmp_path, monkeypatch):
     import dataclasses
 
-    from ssl_ray.config import ExperimentConfig
+    from ssl_ray.config import ExperimentConfig, SweepConfig
+    from ssl_ray.validation import validate_experiment, validate_sweep
 
     cfg = ExperimentConfig()
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.train.epochs = 3
     changed = cfg.replace(train={"epochs": 3})
     assert changed.train.epochs == 3 and cfg.train.epochs == 20
+    # validation returns a normalized copy (a relative path made absolute: every worker on every node reads the same
+    # file), frozen too, and leaves the config it was given as it was
+    monkeypatch.chdir(ROOT)
+    given = cfg.replace(data={"superclass_map": "configs/digits_superclasses.txt"})
+    valid = validate_experiment(given)
+    absolute = str(ROOT / "configs" / "digits_superclasses.txt")
+    assert valid.data.superclass_map == absolute and given.data.superclass_map == "configs/digits_superclasses.txt"
+    assert valid.replace(data={"superclass_map": given.data.superclass_map}) == given  # nothing else changed
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        valid.data.superclass_map = "elsewhere.txt"
+    # a sweep's validation: its normalized base, which every trial is made from
+    sweep = SweepConfig(base=given, storage_path=str(tmp_path / "sweeps"), mlflow_uri=f"sqlite:///{tmp_path / 'm.db'}")
+    assert validate_sweep(sweep).base == valid and sweep.base == given
 
 
 def test_yaml_on_off_reads_as_the_switch_words():

@@ -217,50 +217,6 @@ def test_a_trial_finished_by_a_resume_keeps_no_stop_reason(tmp_path):
     assert c.get_run(diverged.info.run_id).data.tags[TAG_STOP_REASON] == "non-finite loss"
 
 
-def test_a_run_found_again_gets_the_params_its_killed_process_did_not_log(tmp_path):
-    """A driver SIGKILLed between a run's ``create_run`` and its params (seen in the fault-and-resume sweep: the
-    pending trial's run had no params after the resume) leaves a run with none or some of them; the resume that
-    finds the run again logs the missing ones and leaves those already there."""
-    from ssl_ray.tracking import (TAG_KIND, TAG_PARENT, TAG_SWEEP_DIR, TAG_TRIAL_ID, client, ensure_experiment,
-                                  get_or_create_parent_run, get_or_create_trial_run)
-
-    uri = f"sqlite:///{tmp_path / 'm.db'}"
-    c = client(uri)
-    exp = ensure_experiment(c, "k", uri)
-    sweep = c.create_run(exp, tags={TAG_SWEEP_DIR: "/s/k", TAG_KIND: "sweep"}).info.run_id  # killed before its params
-    assert get_or_create_parent_run(uri, "k", "/s/k", {"sweep.name": "k", "sweep.seeds": 1}) == sweep
-    assert c.get_run(sweep).data.params == {"sweep.name": "k", "sweep.seeds": "1"}
-    trial = c.create_run(exp, tags={TAG_TRIAL_ID: "t1", TAG_PARENT: sweep, TAG_KIND: "trial"}).info.run_id
-    c.log_param(trial, "optim.lr", "0.002")  # one batch of its params made it
-    params = {"optim.lr": 0.002, "model.width": 8, "train.init_checkpoint": None}
-    assert get_or_create_trial_run(uri, sweep, "t1", "t1", params) == trial
-    assert c.get_run(trial).data.params == {"optim.lr": "0.002", "model.width": "8"}  # None is never logged
-    assert get_or_create_trial_run(uri, sweep, "t1", "t1", params) == trial  # found a third time: nothing to add
-
-
-def test_a_sweep_path_with_quotes_finds_its_run_again(tmp_path):
-    """An apostrophe in the sweep path used to make a new parent run on every lookup."""
-    from ssl_ray.tracking import get_or_create_parent_run
-
-    uri = f"sqlite:///{tmp_path / 'm.db'}"
-    for path in (f"{tmp_path}/it's here", f'{tmp_path}/say "hi"', f"""{tmp_path}/both ' and " """):
-        first = get_or_create_parent_run(uri, "q", path, {})
-        assert get_or_create_parent_run(uri, "q", path, {}) == first
-
-
-def test_the_sqlite_store_is_created_by_four_processes_at_once(tmp_path):
-    """Two sweeps that create one database at the same moment: each runs MLflow's migrations under a lock
-    (alembic used to fail in one of them)."""
-    code = ("import sys; from ssl_ray.tracking import client, ensure_experiment; "
-            "u = sys.argv[1]; c = client(u); print(ensure_experiment(c, sys.argv[2], u))")
-    uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
-    procs = [subprocess.Popen([PY, "-c", code, uri, f"exp{i}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(4)]
-    outs = [p.communicate(timeout=180) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [o[1][-1500:] for o in outs]
-    assert len({o[0].strip() for o in outs}) == 4
-
-
 def test_resume_help_says_what_it_trusts(clean_env):
     proc = subprocess.run([PY, "-m", "ssl_ray.cli", "resume", "--help"], capture_output=True, text=True, env=clean_env,
                           timeout=60)

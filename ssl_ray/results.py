@@ -12,7 +12,7 @@
 
 Probes are read from each trial's ``probes/probes.csv`` artifact (one request per trial: every probe value) where it
 has one. The layer ``input`` (first checkpoint only) is the pixel baseline: the same probes on the pooled input
-pixels. ``trials.best_layer`` is each trial's layer chosen on validation data (``ssl_ray.reports.selection``).
+pixels. ``trials.best_layer`` is each trial's layer chosen on validation data (``ssl_ray.probes.choice``).
 Params keep their types (bool, int, float, list). Nothing here imports torch: a notebook gets its frames in the
 time MLflow's client takes to start and read the runs.
 """
@@ -95,10 +95,11 @@ def target_table(data: SweepData) -> pd.DataFrame:
 
 def load(sweep_dir_or_experiment: str, tracking_uri: Optional[str] = None) -> Results:
     """The sweep in a sweep directory (its own tracking URI) or the MLflow experiment of that name."""
-    from ssl_ray.reports.selection import select
+    from ssl_ray.probes.choice import selection_metric
+    from ssl_ray.reports.selection import trial_layers
 
     data = load_sweep(str(sweep_dir_or_experiment), tracking_uri)
-    layers = select(data).trial_layers
+    layers = trial_layers(data, selection_metric(data.probes.metric))
     rows = []
     for t in data.trials:
         rows.append({"trial": t.trial_id, "run_id": t.run_id, "status": t.status, "configuration": t.config,

@@ -1,12 +1,11 @@
 """A trial's headline numbers, chosen on validation data: the ``summary/<name>`` metrics on its MLflow run,
 so that the run table sorts and compares trials without opening one.
 
-The rule is the sweep report's (``ssl_ray.reports.selection``) for one trial: its best layer is the one
-with the highest class ``linear_val`` (``ncc_val`` without linear probes) at its last probed checkpoint;
-every number is read there, on the test split. The ``input`` pixels (the pixel baseline) are never a
-candidate. The chance control (``permuted_1.0``) and the most random
-bank target (``random_<r>`` with the largest r) sit beside the class accuracy, so a number that is not
-above chance shows it at once.
+The layer is chosen by the one rule (:func:`ssl_ray.probes.choice.best_layer`, as the sweep report chooses
+it): the highest class ``linear_val`` (``ncc_val`` without linear probes) at the trial's last probed
+checkpoint; every number is read there, on the test split. The chance control (``permuted_1.0``) and the
+most random bank target (``random_<r>`` with the largest r) sit beside the class accuracy, so a number that
+is not above chance shows it at once.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import Dict, Optional, Tuple
 
 import pandas as pd
 
-from ssl_ray.probes.plan import INPUT_LAYER
+from ssl_ray.probes.choice import SELECTION_TARGET, best_layer, reported_metric, selection_metric
 
 CHANCE = "permuted_1.0"
 
@@ -30,15 +29,17 @@ def trial_summary(probes: pd.DataFrame, final_loss: Optional[float] = None) -> T
         out["final_loss"] = float(final_loss)
     if probes is None or not len(probes):
         return out, None
-    last = probes[(probes.epoch == probes.epoch.max()) & (probes.layer != INPUT_LAYER)]
-    family = "linear" if (last.metric == "linear_val").any() else "ncc"
-    val = last[(last.target == "class") & (last.metric == f"{family}_val")].dropna(subset=["value"])
-    if not len(val):
+    last = probes[probes.epoch == probes.epoch.max()]
+    val_metric = selection_metric(probes.metric)
+    family = val_metric.split("_")[0]
+    val = last[(last.target == SELECTION_TARGET) & (last.metric == val_metric)]
+    layer = best_layer({name: rows.value for name, rows in val.groupby("layer")})
+    if layer is None:
         return out, None
-    layer = str(val.loc[val.value.idxmax(), "layer"])
     at = last[last.layer == layer].set_index(["target", "metric"]).value
     randoms = sorted({t for t in at.index.get_level_values(0) if t.startswith("random_")}, key=lambda t: float(t[7:]))
-    wanted = [("class", f"{family}_val"), ("class", f"{family}_test"), ("class", "ncc_test"), (CHANCE, f"{family}_test")]
+    wanted = [(SELECTION_TARGET, val_metric), (SELECTION_TARGET, reported_metric(val_metric)), ("class", "ncc_test"),
+              (CHANCE, f"{family}_test")]
     if randoms:
         wanted.append((randoms[-1], f"{family}_test"))
     for target, metric in wanted:

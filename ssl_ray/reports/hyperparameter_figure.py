@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 
 from ssl_ray.reports.chance import chance_levels, chance_line
 from ssl_ray.reports.plotting import _empty, _finish, _grid, score_metric, seeds_note, span_norm
-from ssl_ray.reports.selection import config_layers, selection_metric
+from ssl_ray.probes.choice import selection_metric
+from ssl_ray.reports.selection import config_layers
 from ssl_ray.reports.source import UNUSABLE, SweepData, fmt_param, short_name
 from ssl_ray.reports.tables import mean_std
 
@@ -28,7 +29,7 @@ def trial_values(data: SweepData, layer: Optional[str] = None) -> Tuple[Dict[str
     layer (or at ``layer``), at its last checkpoint; NaN for a diverged or collapsed trial (its last probe
     is not its result)."""
     metric = score_metric(data)
-    best = config_layers(data, selection_metric(data))
+    best = config_layers(data, selection_metric(data.probes.metric))
     layers = {t.trial_id: layer or best[t.group][0] for t in data.trials}
     vals = {t.trial_id: math.nan if t.status in UNUSABLE else
             data.final(t.trial_id, "class", metric, layers[t.trial_id]) for t in data.trials}

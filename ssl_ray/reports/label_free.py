@@ -28,8 +28,9 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ssl_ray.reports.selection import Selection, selection_metric
-from ssl_ray.reports.source import UNUSABLE, SweepData, layer_order
+from ssl_ray.probes.choice import layer_order, selection_metric
+from ssl_ray.reports.selection import Selection
+from ssl_ray.reports.source import UNUSABLE, SweepData
 
 TARGET = "class"  # rankme and alpha are label-free: every clean target carries the same value
 MIN_TRIALS = 3  # fewer points than this give no rho
@@ -104,7 +105,7 @@ def representation_layer(data: SweepData) -> Optional[str]:
 
 def readings(data: SweepData, layer: str) -> List[Reading]:
     """Every trial's RankMe, alpha and class validation accuracy at ``layer`` at its last probed checkpoint."""
-    metric = selection_metric(data)
+    metric = selection_metric(data.probes.metric)
     return [Reading(t.trial_id, t.status, *(data.final(t.trial_id, TARGET, m, layer) for m in ("rankme", "alpha", metric)))
             for t in data.trials]
 

@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from ssl_ray.reports.selection import reported_metric, selection_metric  # noqa: E402
+from ssl_ray.probes.choice import reported_metric, selection_metric  # noqa: E402
 from ssl_ray.reports.source import SweepData, Trial  # noqa: E402
 LEVELS = ("sample", "class", "superclass")
 GEOMETRY = [("cdnv", "class CDNV (log)"), ("within_var", "class within-class variance"), ("rankme", "RankMe"),
@@ -32,7 +32,7 @@ def config_colors(data: SweepData) -> Dict[str, tuple]:
 
 def score_metric(data: SweepData) -> str:
     """The test-split class accuracy a figure plots: the linear probe's, or NCC's without linear probes."""
-    return reported_metric(selection_metric(data))
+    return reported_metric(selection_metric(data.probes.metric))
 
 
 def seeds_note(data: SweepData, one_trial: bool = False) -> str:

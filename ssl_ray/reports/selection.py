@@ -4,12 +4,13 @@ Every probe fits on the probe's train rows and is scored on held-out *validation
 seeded share of the train split, ``probe.val_fraction``) and on the test split. The choice reads only
 the validation scores; test numbers are then reported *at* that choice, so they are not the maximum of
 many noisy test readings. The sweep summary, ``trials.md``, the report and its figures all call
-:func:`select`:
+:func:`select`; the layer rule itself is :func:`ssl_ray.probes.choice.best_layer`, which a trial's
+``summary/*`` numbers use too:
 
 * **a trial's best layer**: the layer with the highest class ``linear_val`` at the trial's last probed
   checkpoint (``ncc_val`` when the sweep ran no linear probes);
 * **a configuration's best layer**: the same, averaged over its usable seeds (not diverged, collapsed
-  or errored), and its score is that average there;
+  or errored), and its score is that average there (the last layer where no layer has a score);
 * **the best configuration**: the highest score; **the report layer** (of the one-layer figures) is
   its best layer, and its **best trial** (for the one-trial figures) is its seed with the highest
   value there.
@@ -23,19 +24,8 @@ from typing import Dict, List
 
 import numpy as np
 
+from ssl_ray.probes.choice import SELECTION_TARGET, best_layer, reported_metric, selection_metric
 from ssl_ray.reports.source import UNUSABLE, SweepData
-
-TARGET = "class"
-
-
-def selection_metric(data: SweepData) -> str:
-    """``linear_val``, or ``ncc_val`` for a sweep without linear probes."""
-    return "linear_val" if (data.probes.metric == "linear_val").any() else "ncc_val"
-
-
-def reported_metric(selection: str) -> str:
-    """The test-split twin of a validation metric (``linear_val`` -> ``linear_test``)."""
-    return selection.replace("_val", "_test")
 
 
 @dataclass(frozen=True)
@@ -52,14 +42,19 @@ class Selection:
 
 
 def _val(data: SweepData, trial_id: str, metric: str, layer: str) -> float:
-    return data.final(trial_id, TARGET, metric, layer)
+    return data.final(trial_id, SELECTION_TARGET, metric, layer)
 
 
-def best_layer(data: SweepData, trial_ids: List[str], metric: str) -> str:
-    """The layer with the highest mean validation score over ``trial_ids`` at their last checkpoints."""
-    means = {layer: np.nanmean([_val(data, t, metric, layer) for t in trial_ids] or [math.nan]) for layer in data.layers}
-    scored = {k: v for k, v in means.items() if not math.isnan(v)}
-    return max(scored, key=scored.get) if scored else data.layers[-1]
+def layer_of(data: SweepData, trial_ids: List[str], metric: str) -> str:
+    """The best layer of ``trial_ids`` together (:func:`ssl_ray.probes.choice.best_layer`); the last layer
+    where none has a score."""
+    scores = {layer: [_val(data, t, metric, layer) for t in trial_ids] for layer in data.layers}
+    return best_layer(scores) or data.layers[-1]
+
+
+def trial_layers(data: SweepData, metric: str) -> Dict[str, str]:
+    """Each trial's best layer: ``{trial id: layer}``."""
+    return {t.trial_id: layer_of(data, [t.trial_id], metric) for t in data.trials}
 
 
 def config_layers(data: SweepData, metric: str) -> Dict[str, tuple[str, float]]:
@@ -67,7 +62,7 @@ def config_layers(data: SweepData, metric: str) -> Dict[str, tuple[str, float]]:
     out = {}
     for name, trials in data.configs().items():
         ids = [t.trial_id for t in trials if t.status not in UNUSABLE] or [t.trial_id for t in trials]
-        layer = best_layer(data, ids, metric)
+        layer = layer_of(data, ids, metric)
         vals = [_val(data, i, metric, layer) for i in ids]
         vals = [v for v in vals if not math.isnan(v)]
         out[name] = (layer, float(np.mean(vals)) if vals else -math.inf)
@@ -76,8 +71,7 @@ def config_layers(data: SweepData, metric: str) -> Dict[str, tuple[str, float]]:
 
 def select(data: SweepData) -> Selection:
     """The rule of the module docstring. Reads only ``*_val`` metrics."""
-    metric = selection_metric(data)
-    trial_layers = {t.trial_id: best_layer(data, [t.trial_id], metric) for t in data.trials}
+    metric = selection_metric(data.probes.metric)
     groups = data.configs()
     usable = [c for c, ts in groups.items() if any(t.status not in UNUSABLE for t in ts)] or list(groups)
     per_config = config_layers(data, metric)
@@ -85,4 +79,4 @@ def select(data: SweepData) -> Selection:
     layer = per_config[best_config][0]
     seeds = [t for t in groups[best_config] if t.status not in UNUSABLE] or groups[best_config]
     best_trial = max(seeds, key=lambda t: -math.inf if math.isnan(v := _val(data, t.trial_id, metric, layer)) else v).trial_id
-    return Selection(metric, layer, best_config, best_trial, trial_layers)
+    return Selection(metric, layer, best_config, best_trial, trial_layers(data, metric))

@@ -15,7 +15,6 @@ Bad input (no such directory or experiment, no sweep run, no probe metrics yet) 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -23,6 +22,7 @@ from typing import Dict, List, Optional, Tuple
 import pandas as pd
 
 from ssl_ray.errors import ConfigError
+from ssl_ray.probes.choice import layer_order
 from ssl_ray.probes.plan import INPUT_LAYER
 from ssl_ray.tracking import TrialStatus
 
@@ -136,15 +136,6 @@ class SweepData:
             rows = rows[rows.epoch == rows.trial_id.map(last)]
             cache[(target, metric)] = dict(zip(zip(rows.trial_id, rows.layer), rows.value))
         return cache[(target, metric)]
-
-
-def layer_order(name: str) -> Tuple[int, int, str]:
-    """Input to output: the input pixels, backbone stages (``block<i>``, ``layer<i>``), projector hidden layers,
-    projector."""
-    m = re.search(r"(\d+)$", name)
-    idx = int(m.group(1)) if m else 0
-    group = -1 if name == INPUT_LAYER else 2 if name == "projector" else 1 if name.startswith("proj") else 0
-    return group, idx, name
 
 
 def target_order(name: str) -> Tuple[int, float]:

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from ssl_ray.reports import figures as F
-from ssl_ray.reports.source import SweepData, Trial, layer_order, target_order, trial_label
+from ssl_ray.probes.choice import layer_order
+from ssl_ray.reports.source import SweepData, Trial, target_order, trial_label
 from ssl_ray.reports.selection import select
 from ssl_ray.reports.tables import config_table, to_markdown, trial_table
 

@@ -1,0 +1,62 @@
+"""One home per rule (issue 34, item 3), read from the package's own code with ``ast`` like test_structure.py:
+each rule is defined in one module and called from the others, so that a second copy, written again
+somewhere else, fails here."""
+
+from __future__ import annotations
+
+import ast
+from typing import Dict, Set
+
+from test_structure import GRAPH, MODULES, calls_of, ours, parse, third_party  # tests/unit is on sys.path
+
+TREES: Dict[str, ast.AST] = {m: parse(p) for m, p in MODULES.items()}
+
+
+def defined_in(name: str) -> Set[str]:
+    """The modules that define ``name`` at their top level (a function, a class or an assignment)."""
+    out = set()
+    for m, tree in TREES.items():
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+                out.add(m)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if any(isinstance(x, ast.Name) and x.id == name for t in targets for x in ast.walk(t)):
+                    out.add(m)
+    return out
+
+
+def reaches(module: str) -> Set[str]:
+    """Every module of ours that ``module`` imports, at any depth of its code, transitively (itself included)."""
+    seen, todo = {module}, [module]
+    while todo:
+        for o in ours(GRAPH[todo.pop()]) - seen:
+            seen.add(o)
+            todo.append(o)
+    return seen
+
+
+def compared_constants(module: str) -> Set[str]:
+    """The string constants ``module`` compares with (``x == "c"``, ``"c" in x``)."""
+    out = set()
+    for node in ast.walk(TREES[module]):
+        if isinstance(node, ast.Compare):
+            for side in [node.left, *node.comparators]:
+                if isinstance(side, ast.Constant) and isinstance(side.value, str):
+                    out.add(side.value)
+    return out
+
+
+def test_the_best_layer_rule_has_one_home():
+    """``ssl_ray.probes.choice`` chooses a layer; a trial's summary (probes) and the sweep's selection (reports,
+    and through it ``results.load``'s ``best_layer``) both call it, and nothing else decides between
+    ``linear_val`` and ``ncc_val``. It stays torch-free: ``results.load`` never imports torch."""
+    for name in ("best_layer", "selection_metric", "reported_metric", "layer_order"):
+        assert defined_in(name) == {"ssl_ray.probes.choice"}, (name, defined_in(name))
+    assert set(calls_of("best_layer")) == {"ssl_ray.probes.summary", "ssl_ray.reports.selection"}, calls_of("best_layer")
+    assert "ssl_ray.reports.selection" in ours(GRAPH["ssl_ray.results"])
+    for m in MODULES:
+        if m != "ssl_ray.probes.choice":
+            assert not compared_constants(m) & {"linear_val", "ncc_val"}, f"{m} chooses the selection metric itself"
+    for m in reaches("ssl_ray.probes.choice"):
+        assert not third_party(GRAPH[m]) & {"torch", "ray", "mlflow"}, f"ssl_ray.probes.choice reaches {m}"

@@ -45,6 +45,7 @@ from ssl_ray.models.build import load_model  # noqa: E402
 from ssl_ray.probes.engine import CheckpointFeatures, extract_features  # noqa: E402
 from ssl_ray.probes.probe_data import build_probe_data  # noqa: E402
 from ssl_ray.probes.scoring import score_layer  # noqa: E402
+from ssl_ray.probes.target_names import CHANCE_CONTROL  # noqa: E402
 
 TARGETS = ["sample", "class", "permuted_0.5", "permuted_1.0"]
 PROBES = ["ncc", "cdnv", "linear"]
@@ -117,7 +118,7 @@ def baseline(model, data, layers) -> tuple[float, dict]:
     return time.perf_counter() - t0, out
 
 
-CHANCE = "permuted_1.0"  # no signal: both optimizers stop somewhere on a flat objective
+CHANCE = CHANCE_CONTROL  # no signal: both optimizers stop somewhere on a flat objective
 
 
 def compare(a: dict, b: dict) -> dict:

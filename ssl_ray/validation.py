@@ -70,7 +70,8 @@ def validate_sweep(sweep: SweepConfig) -> SweepConfig:
 
 def _check_bank_is_shared(sweep: SweepConfig) -> None:
     """A sweep trains one target bank on the base dataset; every trial must probe that dataset."""
-    from ssl_ray.probes.targets import default_targets, needs_bank
+    from ssl_ray.probes.target_names import default_targets
+    from ssl_ray.probes.targets import needs_bank
 
     p = sweep.base.probe
     if p.target_bank is not None or not needs_bank(p.targets or default_targets(False)):
@@ -245,9 +246,10 @@ def _check_layers(cfg: ExperimentConfig) -> None:
 
 def _check_probe(cfg: ExperimentConfig) -> None:
     from ssl_ray.data.augment import AUGMENTATIONS
-    from ssl_ray.data.datasets import dataset_meta, split_sizes
+    from ssl_ray.data.datasets import DATASETS, dataset_meta, split_sizes
     from ssl_ray.probes.scoring import PROBES
-    from ssl_ray.probes.targets import TargetBank, default_targets, needs_bank, parse_targets
+    from ssl_ray.probes.target_names import default_targets, parse_targets
+    from ssl_ray.probes.targets import TargetBank, needs_bank
 
     d, p = cfg.data, cfg.probe
     for key in ("targets", "metrics", "layers"):
@@ -258,8 +260,6 @@ def _check_probe(cfg: ExperimentConfig) -> None:
         PROBES.get(name)
     kinds = [kind for kind, _ in parse_targets(p.targets or [])]
     if "superclass" in kinds and not dataset_meta(d.dataset, d.data_root, d.superclass_map)["num_superclasses"]:
-        from ssl_ray.data.datasets import DATASETS
-
         raise ConfigError(f"probe target 'superclass': dataset {d.dataset!r} has no superclass labels"
                           + (" (give data.superclass_map)" if DATASETS.get(d.dataset).takes_superclass_map else ""))
     for key in ("sample_images", "sample_train_views", "sample_test_views"):

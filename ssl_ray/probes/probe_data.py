@@ -34,7 +34,8 @@ from ssl_ray.config import ExperimentConfig
 from ssl_ray.data.augment import BatchAugment, build_augment, normalize, to_unit_float
 from ssl_ray.data.datasets import DATASETS, ArrayDataset, FileDataset, load_dataset
 from ssl_ray.errors import ConfigError
-from ssl_ray.probes.targets import (LabelTarget, TargetBank, clean_targets, default_targets, label_target, needs_bank,
+from ssl_ray.probes.target_names import default_targets
+from ssl_ray.probes.targets import (LabelTarget, TargetBank, clean_targets, label_target, needs_bank,
                                     stratified_split)
 
 INPUT_SIDE = 8  # MINE sees each input average-pooled to at most 8 x 8 per channel

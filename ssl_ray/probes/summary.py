@@ -16,14 +16,13 @@ from typing import Dict, Optional, Tuple
 import pandas as pd
 
 from ssl_ray.probes.choice import SELECTION_TARGET, best_layer, reported_metric, selection_metric
-
-CHANCE = "permuted_1.0"
+from ssl_ray.probes.target_names import CHANCE_CONTROL, most_random
 
 
 def trial_summary(probes: pd.DataFrame, final_loss: Optional[float] = None) -> Tuple[Dict[str, float], Optional[str]]:
     """``({name: value}, best layer)`` from a trial's tidy probe table (columns epoch, layer, target, metric,
     value). Names: ``class_<m>_val``, ``class_<m>_test``, ``class_ncc_test``, ``<random>_<m>_test``,
-    ``permuted_1.0_<m>_test`` (m = linear, else ncc), ``final_loss``; a missing reading is left out."""
+    ``<chance control>_<m>_test`` (m = linear, else ncc), ``final_loss``; a missing reading is left out."""
     out: Dict[str, float] = {}
     if final_loss is not None and math.isfinite(final_loss):
         out["final_loss"] = float(final_loss)
@@ -37,11 +36,11 @@ def trial_summary(probes: pd.DataFrame, final_loss: Optional[float] = None) -> T
     if layer is None:
         return out, None
     at = last[last.layer == layer].set_index(["target", "metric"]).value
-    randoms = sorted({t for t in at.index.get_level_values(0) if t.startswith("random_")}, key=lambda t: float(t[7:]))
+    random = most_random(set(at.index.get_level_values(0)))
     wanted = [(SELECTION_TARGET, val_metric), (SELECTION_TARGET, reported_metric(val_metric)), ("class", "ncc_test"),
-              (CHANCE, f"{family}_test")]
-    if randoms:
-        wanted.append((randoms[-1], f"{family}_test"))
+              (CHANCE_CONTROL, f"{family}_test")]
+    if random:
+        wanted.append((random, f"{family}_test"))
     for target, metric in wanted:
         if (target, metric) in at.index and math.isfinite(float(at[(target, metric)])):
             out[f"{target}_{metric}"] = float(at[(target, metric)])

@@ -15,6 +15,8 @@ Self-Supervised Learning", NeurIPS 2023, sections 4-5).
 * ``permuted_<r>``: the chance control: a fraction r of the samples (train and test pooled) get their
   labels permuted at random, with a fixed seed per r. ``permuted_1.0`` permutes all of them, so no
   representation can predict held-out labels beyond chance, whatever it learned.
+
+The names and what they mean (torch-free): ``ssl_ray.probes.target_names``; here, how their labels are made.
 """
 
 from __future__ import annotations
@@ -27,50 +29,11 @@ import torch
 
 from ssl_ray.errors import ConfigError
 from ssl_ray.probes.target_bank import TargetBank
-
-FIXED_TARGETS = ("sample", "class", "superclass")
-GRADED = ("random", "permuted")  # random_<r>: from a target bank; permuted_<r>: labels permuted
-DEFAULT_RANDOMNESS = (0.0, 0.25, 0.5, 0.75, 1.0)
-CHANCE_CONTROL = "permuted_1.0"
-
-
-def parse_target(name: str) -> Tuple[str, float]:
-    """``'class'`` -> ('class', 0.0); ``'random_0.5'`` -> ('random', 0.5); ``'permuted_1.0'`` ->
-    ('permuted', 1.0). ConfigError otherwise."""
-    if name in FIXED_TARGETS:
-        return name, 0.0
-    for kind in GRADED:
-        if isinstance(name, str) and name.startswith(kind + "_"):
-            try:
-                r = float(name[len(kind) + 1:])
-            except ValueError:
-                r = -1.0
-            if 0.0 <= r <= 1.0:
-                return kind, r
-    raise ConfigError(f"unknown probe target {name!r} (expected sample, class, superclass, random_<r> or "
-                      f"permuted_<r> with r in [0, 1])")
-
-
-def parse_targets(names: Sequence[str]) -> List[Tuple[str, float]]:
-    """Every target of ``probe.targets`` parsed; ConfigError when two name the same one (``random_0.5`` and
-    ``random_0.50``): it would be probed twice under two names."""
-    seen: dict = {}
-    for name in names:
-        t = parse_target(name)
-        if t in seen:
-            raise ConfigError(f"probe.targets: {name!r} is the same target as {seen[t]!r}; give it once")
-        seen[t] = name
-    return list(seen)
-
-
-def default_targets(has_superclasses: bool) -> List[str]:
-    """sample, class, superclass (where the dataset has it), the study's random_<r> for r in 0, 0.25,
-    0.5, 0.75, 1, and the chance control permuted_1.0."""
-    return (["sample", "class"] + (["superclass"] if has_superclasses else [])
-            + [f"random_{r}" for r in DEFAULT_RANDOMNESS] + [CHANCE_CONTROL])
+from ssl_ray.probes.target_names import parse_target
 
 
 def needs_bank(targets: Sequence[str]) -> bool:
+    """Whether any of ``targets`` is a ``random_<r>`` target (they need a target bank)."""
     return any(parse_target(t)[0] == "random" for t in targets)
 
 

@@ -23,6 +23,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from ssl_ray.reports.source import short_name, SweepData  # noqa: E402
 from ssl_ray.reports.plotting import (GEOMETRY, LEVELS, _empty, _finish, _grid, _plot_configs, _rows_of_legend, _series, _trial_legend, aggregate, band, checkpoint_colors, checkpoints, config_colors, log_axis, config_series, note_figure, score_metric, seeds_note)  # noqa: E402,F401
+from ssl_ray.probes.target_names import CHANCE_CONTROL  # noqa: E402
 from ssl_ray.reports.chance import CHANCE_COLOR, chance_levels, chance_line  # noqa: E402
 from ssl_ray.reports.baseline_figures import pixel_curve, random_targets, randomness_of  # noqa: E402,F401
 from ssl_ray.reports.layer_figures import accuracy_per_layer, embeddings, geometry_over_training, pick_epochs  # noqa: E402,F401
@@ -146,9 +147,6 @@ def loss_and_accuracy(data: SweepData, layer: str) -> Figure:
 
 # 4 ------------------------------------------------------------------------------------------------
 
-CHANCE = "permuted_1.0"
-
-
 def accuracy_vs_randomness(data: SweepData, layer: str) -> Figure:
     """The study's Fig. 4 question: linear accuracy (test solid, train dashed) against the randomness r
     of the ``random_<r>`` targets (a supervised classifier's labels over its training: r = 1 its
@@ -189,7 +187,7 @@ def accuracy_vs_randomness(data: SweepData, layer: str) -> Figure:
             cls = at[(at.metric == metric) & (at.target == "class")].value
             if len(cls):
                 ax.plot([0.0], [cls.mean()], marker="*", ms=11, color=colors[e], mec="k", mew=0.5, ls="")
-        control = mine[(mine.metric == metric) & (mine.target == CHANCE)].value
+        control = mine[(mine.metric == metric) & (mine.target == CHANCE_CONTROL)].value
         if len(control):
             ax.axhline(control.mean(), color="tab:red", ls=":", lw=1.2)
         pixels = pixel_curve(data, metric, ids).dropna()
@@ -207,7 +205,7 @@ def accuracy_vs_randomness(data: SweepData, layer: str) -> Figure:
                 Line2D([], [], color="grey", marker="*", mec="k", ls="", ms=11, label="true classes (r = 0)"),
                 Line2D([], [], color="k", ls="-.", marker="x", label="pixel baseline"),
                 Line2D([], [], color="k", ls="", marker="*", mfc="none", ms=11, label="true classes from the pixels"),
-                Line2D([], [], color="tab:red", ls=":", lw=1.2, label=f"chance control ({CHANCE})"),
+                Line2D([], [], color="tab:red", ls=":", lw=1.2, label=f"chance control ({CHANCE_CONTROL})"),
                 Line2D([], [], color=CHANCE_COLOR, ls=(0, (5, 3)), label="chance, 1/K")]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
     return _finish(fig, f"Accuracy against target randomness at {layer}, one line per checkpoint ({seeds_note(data)})",
@@ -224,7 +222,7 @@ def semantic_over_random(data: SweepData, layer: str, random_target: Optional[st
     colors = config_colors(data)
     randoms = random_targets(data)
     # without random_<r> targets (no bank), the chance control stands in as the random target
-    random_target = random_target or (randoms[-1] if randoms else CHANCE if CHANCE in data.targets else None)
+    random_target = random_target or (randoms[-1] if randoms else CHANCE_CONTROL if CHANCE_CONTROL in data.targets else None)
     fig, (a, b) = _grid(2, width=5.4)
     if random_target is None:
         for ax in (a, b):

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import pandas as pd
 
+from ssl_ray.probes.target_names import CHANCE_CONTROL, most_random
 from ssl_ray.reports.selection import Selection, config_layers
 from ssl_ray.reports.source import short_name, UNUSABLE, SweepData, fmt_param
 
@@ -41,15 +42,15 @@ def _columns(data: SweepData, sel: Selection) -> List[tuple]:
     targets = set(data.targets)
     m_val, m_test = sel.metric, sel.test_metric
     kind = m_test.split("_")[0]
-    randoms = sorted([t for t in targets if t.startswith("random_")], key=lambda t: float(t.split("_")[1]))
+    random = most_random(targets)
     cols = [(f"class_{m_val}", "class", m_val), (f"class_{m_test}", "class", m_test)]
     cols += [(f"class_{m}", "class", m) for m in ("ncc_test", "cdnv") if m in present and m != m_test]
     if "superclass" in targets:
         cols.append((f"superclass_{m_test}", "superclass", m_test))
-    if randoms:
-        cols.append((f"{randoms[-1]}_{kind}_test", randoms[-1], m_test))
-    if "permuted_1.0" in targets:
-        cols.append((f"permuted_1.0_{kind}_test", "permuted_1.0", m_test))
+    if random:
+        cols.append((f"{random}_{kind}_test", random, m_test))
+    if CHANCE_CONTROL in targets:
+        cols.append((f"{CHANCE_CONTROL}_{kind}_test", CHANCE_CONTROL, m_test))
     return cols
 
 

@@ -12,11 +12,11 @@ from typing import Optional
 
 from ssl_ray.config import SweepConfig
 from ssl_ray.probes.cli import print_probe_failures
+from ssl_ray.probes.target_names import CHANCE_CONTROL
 
 
 WIDTH = 150  # the console summary's lines stay within this many columns
-CHANCE = "permuted_1.0"
-TARGET_SHORT = {"class": "", "superclass": "super ", CHANCE: "chance "}
+TARGET_SHORT = {"class": "", "superclass": "super ", CHANCE_CONTROL: "chance "}
 METRIC_SHORT = {"linear_val": "val", "ncc_val": "val", "linear_test": "lin", "ncc_test": "ncc", "cdnv": "cdnv"}
 
 
@@ -58,7 +58,7 @@ def print_summary(out: dict, cfg: SweepConfig, stream=None, data=None) -> None:
         print(console_table(data, sel), file=stream)
         n = data.seeds_per_config()
         print("accuracies on the test split at each configuration's best layer, chosen on 'val'; "
-              f"chance: {CHANCE} labels", file=stream)
+              f"chance: {CHANCE_CONTROL} labels", file=stream)
         print(f"\n{'mean ± std over ' + str(n) + ' seeds per configuration' if n > 1 else 'one seed per configuration (no error bars; --seeds N)'}",
               file=stream)
         line = headline(data, sel)

@@ -60,3 +60,35 @@ def test_the_best_layer_rule_has_one_home():
             assert not compared_constants(m) & {"linear_val", "ncc_val"}, f"{m} chooses the selection metric itself"
     for m in reaches("ssl_ray.probes.choice"):
         assert not third_party(GRAPH[m]) & {"torch", "ray", "mlflow"}, f"ssl_ray.probes.choice reaches {m}"
+
+
+def docstrings(tree: ast.AST) -> Set[int]:
+    """The ids of the docstring nodes of a module, its classes and functions (text, not code)."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                out.add(id(first.value))
+    return out
+
+
+def code_strings(module: str) -> Set[str]:
+    """The string constants in ``module``'s code (docstrings left out), f-strings' literal parts included."""
+    tree = TREES[module]
+    skip = docstrings(tree)
+    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in skip}
+
+
+def test_the_chance_target_has_one_home():
+    """``permuted_1.0`` is written once, as ``CHANCE_CONTROL`` in the torch-free ``ssl_ray.probes.target_names``;
+    the trial summary, the sweep summary, the tables and the figures name it from there."""
+    writers = {m for m in MODULES if any("permuted_1.0" in s for s in code_strings(m))}
+    assert writers == {"ssl_ray.probes.target_names"}, writers
+    assert defined_in("CHANCE_CONTROL") == {"ssl_ray.probes.target_names"}
+    for m in ("ssl_ray.probes.summary", "ssl_ray.sweep.summary", "ssl_ray.reports.tables", "ssl_ray.reports.figures"):
+        assert "ssl_ray.probes.target_names" in ours(GRAPH[m]), m
+    for name in ("parse_target", "default_targets", "most_random"):
+        assert defined_in(name) == {"ssl_ray.probes.target_names"}, (name, defined_in(name))
+    for m in reaches("ssl_ray.probes.target_names"):
+        assert not third_party(GRAPH[m]) & {"torch", "ray", "mlflow", "numpy"}, f"ssl_ray.probes.target_names reaches {m}"

@@ -6,7 +6,8 @@ import torch
 from sklearn.neighbors import NearestCentroid
 
 from ssl_ray.probes.metrics import cdnv, ncc_accuracy
-from ssl_ray.probes.targets import parse_target, random_labels
+from ssl_ray.probes.target_names import parse_target
+from ssl_ray.probes.targets import random_labels
 from ssl_ray.errors import ConfigError
 
 

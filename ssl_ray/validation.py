@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from ssl_ray.config import (AMP_MODES, BANK_SEED_BASE, MLFLOW_METRICS, MODES, PLACEMENT_STRATEGIES, SWITCHES, ExperimentConfig, SweepConfig, check_choice, check_sweep_name, check_int, check_names, check_number)
+from ssl_ray.config.io import PATH_KEYS
 from ssl_ray.errors import ConfigError
 from ssl_ray.sweep_checks import check_fits, check_ray_address, check_samplers, check_search, check_storage
 
@@ -83,22 +84,20 @@ def _check_bank_is_shared(sweep: SweepConfig) -> None:
                               f"the random_<r> targets (probe.targets)")
 
 
-PATH_KEYS = {"data": ("data_root", "beton", "superclass_map"), "train": ("init_checkpoint",), "probe": ("target_bank",)}
-
-
 def normalized(cfg: ExperimentConfig) -> ExperimentConfig:
     """Paths made absolute (``~`` expanded), so that every worker on every node reads the same files; a
     ``train.init_checkpoint`` given as ``<dir>/state.pt`` becomes the checkpoint directory."""
     from ssl_ray.checkpoints import checkpoint_dir
 
-    changes = {}
-    for section, keys in PATH_KEYS.items():
-        values = {k: getattr(getattr(cfg, section), k) for k in keys}
-        fixed = {k: str(Path(v).expanduser().resolve()) for k, v in values.items() if isinstance(v, str) and "://" not in v}
-        if section == "train" and fixed.get("init_checkpoint"):
-            fixed["init_checkpoint"] = str(checkpoint_dir(fixed["init_checkpoint"]))
-        if fixed != {k: v for k, v in values.items() if k in fixed}:
-            changes[section] = fixed
+    changes: dict = {}
+    for key in PATH_KEYS:
+        section, name = key.split(".")
+        v = getattr(getattr(cfg, section), name)
+        if isinstance(v, str) and "://" not in v:
+            fixed = str(Path(v).expanduser().resolve())
+            fixed = str(checkpoint_dir(fixed)) if key == "train.init_checkpoint" else fixed
+            if fixed != v:
+                changes.setdefault(section, {})[name] = fixed
     return cfg.replace(**changes) if changes else cfg
 
 

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ssl_ray.cli_base import OneLineParser
 from ssl_ray.config import (SECTIONS, SweepConfig, dump_yaml, get_path, load_yaml_mapping, parse_value,
                             set_path)
+from ssl_ray.config.io import PATH_KEYS
 from ssl_ray.errors import ConfigError
 
 # flag -> the base key it sets, its type, what it means
@@ -50,13 +51,11 @@ SWEEP_FLAGS: List[Tuple[str, str, type, str]] = [
     ("--mlflow-uri", "mlflow_uri", str, "MLflow tracking URI ($MLFLOW_TRACKING_URI or sqlite under results/ when unset)"),
     ("--storage-path", "storage_path", str, "where sweeps keep checkpoints and Tune state (results/sweeps when unset)"),
 ]
-# keys in a config file that name files; relative ones are read from the file's folder, and stay inside it
-PATH_KEYS = ("data.data_root", "data.beton", "data.superclass_map", "probe.target_bank", "train.init_checkpoint")
 
 
 def recipe(config_file: Optional[str]) -> Dict[str, Any]:
-    """A sweep config file as a mapping, its relative paths made absolute (against the file's folder). A
-    relative path that leaves that folder (``../``, or a link out of it) is refused: a recipe someone hands
+    """A sweep config file as a mapping, its relative paths (``PATH_KEYS``) made absolute (against the file's
+    folder). A relative path that leaves that folder (``../``, or a link out of it) is refused: a recipe someone hands
     you names files beside it, and a file elsewhere is named by an absolute path, in plain sight."""
     if not config_file:
         return {}

@@ -92,3 +92,39 @@ def test_the_chance_target_has_one_home():
         assert defined_in(name) == {"ssl_ray.probes.target_names"}, (name, defined_in(name))
     for m in reaches("ssl_ray.probes.target_names"):
         assert not third_party(GRAPH[m]) & {"torch", "ray", "mlflow", "numpy"}, f"ssl_ray.probes.target_names reaches {m}"
+
+
+def test_the_path_keys_have_one_home():
+    """The config keys that name files are listed once, as dotted keys (``ssl_ray.config.io.PATH_KEYS``): the
+    recipe reader and validation's normalization both read that list, and no other module lists two of them,
+    dotted or as one section's names."""
+    import dataclasses
+
+    from ssl_ray.config import ExperimentConfig
+    from ssl_ray.config.io import PATH_KEYS
+
+    sections = {f.name: f.default_factory() for f in dataclasses.fields(ExperimentConfig)}
+    for key in PATH_KEYS:  # each is a real, optional string key of the schema
+        section, name = key.split(".")
+        assert hasattr(sections[section], name) and getattr(sections[section], name) is None, key
+    assert defined_in("PATH_KEYS") == {"ssl_ray.config.io"}, defined_in("PATH_KEYS")
+    for m in ("ssl_ray.validation", "ssl_ray.sweep.cli"):
+        assert "ssl_ray.config.io" in ours(GRAPH[m]), m
+    by_section: Dict[str, Set[str]] = {}
+    for key in PATH_KEYS:
+        by_section.setdefault(key.split(".")[0], set()).add(key.split(".")[1])
+
+    def strings(node) -> Set[str]:  # a collection's own string elements
+        elts = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else [node]
+        return {n.value for n in elts if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+    for m, tree in TREES.items():
+        if m == "ssl_ray.config.io":
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                assert len(strings(node) & set(PATH_KEYS)) < 2, f"{m} lists path keys (line {node.lineno})"
+            if isinstance(node, ast.Dict):
+                for k, v in zip(node.keys, node.values):
+                    if isinstance(k, ast.Constant) and k.value in by_section:
+                        assert len(strings(v) & by_section[k.value]) < 2, f"{m} lists path keys (line {node.lineno})"

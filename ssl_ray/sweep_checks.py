@@ -64,7 +64,7 @@ def _int_keys() -> set:
 def check_samplers(sweep: SweepConfig) -> None:
     ints = _int_keys()
     for d in sweep.dims():
-        if d.kind in ("uniform", "loguniform") and d.key in ints:
+        if d.continuous and d.key in ints:
             raise ConfigError(f"search_space.{d.key}: {d.kind} samples real numbers but {d.key} is an integer; "
                               f"use {{randint: [low, high]}} or a list")
 

@@ -14,7 +14,10 @@ from ssl_ray.config.io import load_yaml_mapping
 from ssl_ray.config.schema import ExperimentConfig
 from ssl_ray.errors import ConfigError
 
-SAMPLERS = ("grid", "choice", "uniform", "loguniform", "randint")
+# Every sampler a search space may use, and what it draws: ``grid`` (a YAML list) and ``choice`` draw from
+# their values; the others from a [low, high] range, of real numbers or of integers (high excluded). The one
+# list: parsing, validation and the engines' spaces (ssl_ray.sweep.space) read it.
+SAMPLERS = {"grid": "values", "choice": "values", "uniform": "reals", "loguniform": "reals", "randint": "integers"}
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class SearchDim:
                               f"(and optionally when: {{...}}), got {spec!r}")
         if not isinstance(values, list) or not values:
             raise ConfigError(f"search_space.{key}: expected a non-empty list of values, got {values!r}")
-        if kind in ("uniform", "loguniform", "randint"):
+        if SAMPLERS[kind] != "values":
             if len(values) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) or values[0] >= values[1]:
                 raise ConfigError(f"search_space.{key}: {kind} takes [low, high] with low < high, got {values!r}")
             if kind == "loguniform" and values[0] <= 0:
@@ -66,7 +69,8 @@ class SearchDim:
 
     @property
     def continuous(self) -> bool:
-        return self.kind in ("uniform", "loguniform")
+        """Whether it draws real numbers from a range (``uniform``, ``loguniform``)."""
+        return SAMPLERS[self.kind] == "reals"
 
 
 def default_results_dir() -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ssl_ray.cli_base import OneLineParser
-from ssl_ray.config import (SECTIONS, SweepConfig, dump_yaml, get_path, load_yaml_mapping, parse_value,
+from ssl_ray.config import (SAMPLERS, SECTIONS, SweepConfig, dump_yaml, get_path, load_yaml_mapping, parse_value,
                             set_path)
 from ssl_ray.config.io import PATH_KEYS
 from ssl_ray.errors import ConfigError
@@ -131,8 +131,8 @@ def build_parser(prog: Optional[str], config_file: Optional[str] = None) -> OneL
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a base value, e.g. --set optim.lr=1e-3 (repeatable; keys: --print-config)")
     p.add_argument("--search", action="append", default=[], metavar="KEY=VALUES",
-                   help="search a key over a YAML list (grid) or {choice|uniform|loguniform|randint: [...]}, "
-                        "e.g. --search model.width=[16,32] (repeatable; replaces that key's default)")
+                   help="search a key over a YAML list (grid) or {" + "|".join(s for s in SAMPLERS if s != "grid")
+                        + ": [...]}, e.g. --search model.width=[16,32] (repeatable; replaces that key's default)")
     p.add_argument("--seeds", type=int, help="run every configuration with this many seeds (searches train.seed over "
                                              "0..N-1); summaries and figures show mean ± std over them")
     p.add_argument("--no-report", dest="report", action="store_false", default=None,

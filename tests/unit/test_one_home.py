@@ -128,3 +128,21 @@ def test_the_path_keys_have_one_home():
                 for k, v in zip(node.keys, node.values):
                     if isinstance(k, ast.Constant) and k.value in by_section:
                         assert len(strings(v) & by_section[k.value]) < 2, f"{m} lists path keys (line {node.lineno})"
+
+
+def test_the_samplers_have_one_home():
+    """``ssl_ray.config.sweep.SAMPLERS`` names every sampler and what it draws; parsing, validation and the help
+    read it, and no other module lists sampler names again. ``ssl_ray.sweep.space`` translates each sampler into
+    the engines' terms, keyed by name: tests/unit/sweep/test_search_space.py checks that it covers them all."""
+    from ssl_ray.config.sweep import SAMPLERS
+
+    assert defined_in("SAMPLERS") == {"ssl_ray.config.sweep"}, defined_in("SAMPLERS")
+    names = set(SAMPLERS)
+    for m, tree in TREES.items():
+        if m in ("ssl_ray.config.sweep", "ssl_ray.sweep.space"):
+            continue
+        for node in ast.walk(tree):
+            elts = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else \
+                node.keys if isinstance(node, ast.Dict) else []
+            listed = {e.value for e in elts if isinstance(e, ast.Constant) and isinstance(e.value, str)} & names
+            assert len(listed) < 2, f"{m} lists samplers {sorted(listed)} (line {node.lineno})"

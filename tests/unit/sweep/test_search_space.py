@@ -7,7 +7,7 @@ import pytest
 
 from ssl_ray.config import SweepConfig
 from ssl_ray.config.hparams import BarlowHparams, SimCLRHparams
-from ssl_ray.config.sweep import EXPERIMENT, searched_values, trial_experiment
+from ssl_ray.config.sweep import EXPERIMENT, SAMPLERS, searched_values, trial_experiment
 from ssl_ray.sweep.search import describe, search_algorithm, trial_scheduler
 from ssl_ray.sweep.space import OptunaSpace, config_space, param_space
 
@@ -99,3 +99,23 @@ def test_engines_built_from_the_settings():
                                                   "scheduler_metric": "online/knn_val", "scheduler_mode": "max",
                                                   "search_seed": "0"}
     assert sweep(scheduler_metric="train_loss").metric_mode() == "min"
+
+
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
+def test_every_sampler_has_each_engines_form(sampler):
+    """Every sampler of the one list (``ssl_ray.config.sweep.SAMPLERS``) becomes a Tune domain, and every one
+    but ``grid`` (which Optuna and BOHB refuse) an Optuna and a ConfigSpace parameter, in its range."""
+    from ssl_ray.config import SearchDim
+    from ssl_ray.sweep.space import to_tune
+
+    values = {"grid": [1, 2], "choice": [1, 2], "randint": [1, 5]}.get(sampler, [0.1, 1.0])
+    dim = SearchDim.parse("optim.lr", values if sampler == "grid" else {sampler: values})
+    assert dim.kind == sampler and to_tune(dim) is not None
+    if sampler == "grid":
+        return
+    t = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    OptunaSpace([dim])(t)
+    v = t.params["optim/lr"]
+    assert (v in values) if sampler == "choice" else values[0] <= v <= values[1]
+    hp = config_space([dim], seed=0)["optim/lr"]
+    assert hp.sample_value() in values if sampler == "choice" else values[0] <= hp.sample_value() <= values[1]

@@ -10,7 +10,7 @@ The recipe is configs/search_digits.yaml; copy it to change the search (``--conf
 import sys
 from pathlib import Path
 
-from ssl_ray.cli import sweep_main
+from ssl_ray.sweep.commands import sweep_main
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "search_digits.yaml"
 

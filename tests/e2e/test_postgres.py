@@ -59,7 +59,7 @@ def test_print_config_masks_the_password_of_a_live_store(postgres_server, tmp_pa
     carried), and prints the URI with ``***`` for the password. (The sweep file and resume: the unit test
     tests/unit/cli/test_held_out_input.py::test_the_sweep_file_and_resume_mask_the_password.)"""
     from conftest import ROOT
-    from ssl_ray.cli import sweep_main
+    from ssl_ray.sweep.commands import sweep_main
 
     secret = "hunter2"
     monkeypatch.setenv("SSL_RAY_RESULTS", str(tmp_path / "results"))

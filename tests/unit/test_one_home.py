@@ -146,3 +146,15 @@ def test_the_samplers_have_one_home():
                 node.keys if isinstance(node, ast.Dict) else []
             listed = {e.value for e in elts if isinstance(e, ast.Constant) and isinstance(e.value, str)} & names
             assert len(listed) < 2, f"{m} lists samplers {sorted(listed)} (line {node.lineno})"
+
+
+def test_the_sweep_and_resume_commands_live_in_sweep():
+    """``ssl-ray sweep`` and ``ssl-ray resume`` live in ``ssl_ray.sweep.commands``, beside their parser
+    (``ssl_ray.sweep.cli``); ``ssl_ray.cli`` only dispatches to them: of the sweep package it imports the
+    commands alone, and neither validation nor the reports (but ``ssl-ray report``'s own command)."""
+    for name in ("sweep_main", "resume_main", "resume_config", "claim_sweep", "sweep_exit_code", "sweep_report"):
+        assert defined_in(name) == {"ssl_ray.sweep.commands"}, (name, defined_in(name))
+    used = ours(GRAPH["ssl_ray.cli"])
+    assert {m for m in used if m.startswith("ssl_ray.sweep")} == {"ssl_ray.sweep.commands"}, used
+    allowed = {"ssl_ray.reports.cli"}
+    assert not {m for m in used if m == "ssl_ray.validation" or m.startswith("ssl_ray.reports.") and m not in allowed}

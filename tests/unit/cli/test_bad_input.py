@@ -75,7 +75,7 @@ def run(args, env):
     import contextlib
     import io
 
-    from ssl_ray.cli import sweep_main
+    from ssl_ray.sweep.commands import sweep_main
 
     out, err = io.StringIO(), io.StringIO()
     saved = {k: os.environ.get(k) for k in ("SSL_RAY_RESULTS", "MLFLOW_TRACKING_URI")}

@@ -101,7 +101,7 @@ def warm(files):
     import io
     import os
 
-    from ssl_ray.cli import sweep_main
+    from ssl_ray.sweep.commands import sweep_main
 
     saved = os.environ.get("SSL_RAY_RESULTS")
     os.environ["SSL_RAY_RESULTS"] = str(files / "warm_results")
@@ -187,7 +187,7 @@ def case_id(case) -> str:
 
 @pytest.mark.parametrize("case", range(len(SWEEP_CASES)), ids=[case_id(c) for c in SWEEP_CASES])
 def test_bad_sweep_input(case, warm, tmp_path, capsys, monkeypatch):
-    from ssl_ray.cli import sweep_main
+    from ssl_ray.sweep.commands import sweep_main
 
     files = warm
     args, message = SWEEP_CASES[case]
@@ -211,7 +211,7 @@ def test_bad_sweep_input(case, warm, tmp_path, capsys, monkeypatch):
 
 def test_a_long_value_is_quoted_by_its_head_and_length(warm, tmp_path, capsys, monkeypatch):
     """A value of 100,000 characters is quoted by its first 200 and its length."""
-    from ssl_ray.cli import sweep_main
+    from ssl_ray.sweep.commands import sweep_main
 
     monkeypatch.setenv("SSL_RAY_RESULTS", str(tmp_path / "results"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

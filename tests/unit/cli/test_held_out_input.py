@@ -90,7 +90,7 @@ CASES = [
 
 
 def launch(args, tmp_path, capsys, monkeypatch):
-    from ssl_ray.cli import sweep_main
+    from ssl_ray.sweep.commands import sweep_main
 
     monkeypatch.setenv("SSL_RAY_RESULTS", str(tmp_path / "results"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -125,7 +125,7 @@ def test_the_sweep_file_and_resume_mask_the_password(tmp_path, monkeypatch):
     """A password in the tracking URI (flag or environment) is never written: the sweep file and the command tag
     hold ``***``; resume takes the real URI from the environment. (--print-config against a live store that
     carries a password: tests/e2e/test_postgres.py, which starts PostgreSQL.)"""
-    from ssl_ray.cli import _unmasked
+    from ssl_ray.sweep.commands import _unmasked
     from ssl_ray.config import SweepConfig
     from ssl_ray.errors import ConfigError
     from ssl_ray.sweep.claim import settings_text

@@ -8,7 +8,7 @@ from typing import Tuple
 import numpy as np
 from numba import njit, prange
 
-from ssl_ray.data.ffcv_seeding import _BatchOp, batch_arrays, native, draw_coins, draw_normal, draw_orders, draw_uniform, seed_batch  # noqa: F401
+from ssl_ray.data.ffcv_seeding import BatchOp, batch_arrays, native, draw_coins, draw_normal, draw_orders, draw_uniform, seed_batch  # noqa: F401
 
 
 @njit(cache=True, parallel=True, fastmath=True)
@@ -86,7 +86,7 @@ def _jitter_native(src, dst, n, h, w, q):
     _jitter_kernel(a, b, q[0], q[1], q[2], q[3], q[4])
 
 
-class RandomColorJitter(_BatchOp):
+class RandomColorJitter(BatchOp):
     """With probability p: brightness, contrast, saturation and hue, in a random order drawn per image
     (one coin for all four, as ``RandomApply([ColorJitter(...)], p)``; ``ColorJitter`` shuffles the four
     per image too)."""
@@ -120,7 +120,7 @@ def _gray_native(src, dst, n, h, w, q):
     _gray_kernel(a, b, q[0])
 
 
-class RandomGrayscale(_BatchOp):
+class RandomGrayscale(BatchOp):
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p
@@ -166,7 +166,7 @@ def _blur_native(src, dst, n, h, w, q):
     _blur_kernel(a, b, q[0], q[1], q[2], int(q[3]))
 
 
-class RandomGaussianBlur(_BatchOp):
+class RandomGaussianBlur(BatchOp):
     def __init__(self, p: float, sigma: Tuple[float, float], kernel_size: int) -> None:
         super().__init__()
         self.p, self.sigma, self.ksize = p, sigma, kernel_size
@@ -197,7 +197,7 @@ def _solarize_native(src, dst, n, h, w, q):
     _solarize_kernel(a, b, q[0])
 
 
-class RandomSolarize(_BatchOp):
+class RandomSolarize(BatchOp):
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p

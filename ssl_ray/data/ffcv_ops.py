@@ -26,7 +26,7 @@ from numba import njit, prange
 
 from ssl_ray.data.ffcv_color import RandomColorJitter, RandomGaussianBlur, RandomGrayscale, RandomSolarize  # noqa: F401
 from ssl_ray.data.ffcv_crop import SeededRandomResizedCrop  # noqa: F401
-from ssl_ray.data.ffcv_seeding import EpochCell, _BatchOp, batch_arrays, native, draw_coins, draw_normal, draw_uniform, seed_batch  # noqa: F401
+from ssl_ray.data.ffcv_seeding import EpochCell, BatchOp, batch_arrays, native, draw_coins, draw_normal, draw_uniform, seed_batch  # noqa: F401
 
 
 @njit(cache=True, parallel=True)
@@ -47,7 +47,7 @@ def _flip_native(src, dst, n, h, w, q):
     _flip_kernel(a, b, q[0])
 
 
-class RandomHorizontalFlip(_BatchOp):
+class RandomHorizontalFlip(BatchOp):
     """FFCV's flip draws its coins inside a parallel region (irreproducible); this one does not."""
 
     in_place = False
@@ -94,7 +94,7 @@ def _rotate_native(src, dst, n, h, w, q):
     _rotate_kernel(a, b, q[0])
 
 
-class RandomRotate(_BatchOp):
+class RandomRotate(BatchOp):
     """Rotation by an angle uniform in [-max_deg, max_deg] about the center, bilinear, zero fill."""
 
     in_place = False
@@ -124,7 +124,7 @@ def _noise_native(src, dst, n, h, w, q):
     _noise_kernel(a, b, q[0])
 
 
-class GaussianNoise(_BatchOp):
+class GaussianNoise(BatchOp):
     """Additive N(0, std^2) pixel noise (std in units of the [0, 1] range), clipped to uint8."""
 
     def __init__(self, std: float) -> None:

@@ -149,7 +149,7 @@ def draw_orders(n, k):
 # Photometric and geometric ops
 
 
-class _BatchOp(Operation):
+class BatchOp(Operation):
     """An op that seeds the batch, then calls its ``native`` kernel on it with ``params()``; ``in_place`` ops write
     into their input. ``bind(cell, salt)`` gives it the epoch cell and a salt unique in the loader."""
 
@@ -158,7 +158,7 @@ class _BatchOp(Operation):
     cell: Optional[EpochCell] = None
     salt: int = 0
 
-    def bind(self, cell: EpochCell, salt: int) -> "_BatchOp":
+    def bind(self, cell: EpochCell, salt: int) -> "BatchOp":
         self.cell, self.salt = cell, int(salt)
         return self
 

@@ -22,7 +22,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ssl_ray.reports.plotting import (_empty, _finish, _grid, _rows_of_legend, aggregate, band, checkpoints, score_metric,
+from ssl_ray.reports.plotting import (empty_panel, finish_figure, figure_grid, legend_rows, aggregate, band, checkpoints, score_metric,
                                       seeds_note)
 from ssl_ray.reports.source import SweepData, target_order
 
@@ -62,13 +62,13 @@ def above_pixels(data: SweepData) -> Figure:
     groups = data.configs()
     layers = data.layers
     colors = layer_colors(layers)
-    fig, axes = _grid(len(groups), width=5.0 if len(groups) > 1 else 6.4, height=3.8, cols=min(len(groups), 2))
+    fig, axes = figure_grid(len(groups), width=5.0 if len(groups) > 1 else 6.4, height=3.8, cols=min(len(groups), 2))
     pixels = pixel_curve(data, metric)
     for ax, (c, trials) in zip(axes, groups.items()):
         ids = [t.trial_id for t in trials]
         epochs = sorted(data.probes.epoch[data.probes.trial_id.isin(ids)].unique())
         if pixels.dropna().empty or not epochs:
-            _empty(ax, "no random_<r> targets with a pixel baseline in this sweep")
+            empty_panel(ax, "no random_<r> targets with a pixel baseline in this sweep")
             continue
         for layer in layers:
             for e, style, alpha in ((epochs[0], ":", 0.55), (epochs[-1], "-", 1.0)):
@@ -91,8 +91,8 @@ def above_pixels(data: SweepData) -> Figure:
                                                                                     label="last checkpoint"),
                 Line2D([], [], color="k", lw=1.0, label="0: the pixels")]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False)
-    return _finish(fig, f"What each layer adds over the pooled input pixels, against target randomness "
-                        f"({seeds_note(data)})", _rows_of_legend(len(handles)))
+    return finish_figure(fig, f"What each layer adds over the pooled input pixels, against target randomness "
+                        f"({seeds_note(data)})", legend_rows(len(handles)))
 
 
 def _trial_values(data: SweepData, trial_ids: List[str], layer: str, metric: str) -> pd.DataFrame:
@@ -124,7 +124,7 @@ def information_over_training(data: SweepData) -> Figure:
     groups = data.configs()
     layers = data.layers
     colors = layer_colors(layers)
-    fig, axes = _grid(len(groups), width=5.0 if len(groups) > 1 else 6.4, height=3.8, cols=min(len(groups), 2))
+    fig, axes = figure_grid(len(groups), width=5.0 if len(groups) > 1 else 6.4, height=3.8, cols=min(len(groups), 2))
     any_exact = False
     for ax, (c, trials) in zip(axes, groups.items()):
         ids = [t.trial_id for t in trials]
@@ -141,7 +141,7 @@ def information_over_training(data: SweepData) -> Figure:
             if len(pts):
                 ax.errorbar(pts.epoch, pts["mean"], yerr=pts.spread, fmt="o", ms=5, color=colors[layer], capsize=3)
         if not any_exact:
-            _empty(ax, "no information readings (probe.metrics without 'information')")
+            empty_panel(ax, "no information readings (probe.metrics without 'information')")
             continue
         noise = {t.params.get("probe.mine_noise") for t in trials} - {None}
         if len(noise) == 1:
@@ -157,5 +157,5 @@ def information_over_training(data: SweepData) -> Figure:
                 Line2D([], [], color="grey", lw=1.0, ls=":", label="cap 1/(2 noise²)"),
                 Line2D([], [], color="k", marker="o", ls="", label="MINE, mean ± spread (reliable only)")]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False)
-    return _finish(fig, f"Information about the input that survives noise at each layer, exact and by MINE "
-                        f"({seeds_note(data)})", _rows_of_legend(len(handles)), checkpoints(data))
+    return finish_figure(fig, f"Information about the input that survives noise at each layer, exact and by MINE "
+                        f"({seeds_note(data)})", legend_rows(len(handles)), checkpoints(data))

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from ssl_ray.reports.source import short_name, SweepData  # noqa: E402
-from ssl_ray.reports.plotting import (GEOMETRY, LEVELS, _empty, _finish, _grid, _plot_configs, _rows_of_legend, _series, _trial_legend, aggregate, band, checkpoint_colors, checkpoints, config_colors, log_axis, config_series, note_figure, score_metric, seeds_note)  # noqa: E402,F401
+from ssl_ray.reports.plotting import (GEOMETRY, LEVELS, empty_panel, finish_figure, figure_grid, plot_configs, legend_rows, trial_series, trial_legend, aggregate, band, checkpoint_colors, checkpoints, config_colors, log_axis, config_series, note_figure, score_metric, seeds_note)  # noqa: E402,F401
 from ssl_ray.probes.target_names import CHANCE_CONTROL  # noqa: E402
 from ssl_ray.reports.chance import CHANCE_COLOR, chance_levels, chance_line  # noqa: E402
 from ssl_ray.reports.baseline_figures import pixel_curve, random_targets, randomness_of  # noqa: E402,F401
@@ -37,19 +37,19 @@ def ncc_over_training(data: SweepData, layer: str) -> Figure:
     levels = [lv for lv in LEVELS if lv in data.targets]
     colors = config_colors(data)
     chance = chance_levels(data)
-    fig, axes = _grid(len(levels))
+    fig, axes = figure_grid(len(levels))
     for ax, level in zip(axes, levels):
         for metric, style in (("ncc_train", "-"), ("ncc_test", "--")):
-            _plot_configs(ax, data, colors, level, metric, layer, style)
+            plot_configs(ax, data, colors, level, metric, layer, style)
         ax.set_title(f"{level} level")
         ax.set_xlabel("epoch")
         ax.set_ylabel("NCC accuracy")
         ax.grid(alpha=0.3)
         chance_line(ax, chance.get(level))
     styles = [Line2D([], [], color="k", ls="-", label="train"), Line2D([], [], color="k", ls="--", label="test")]
-    _trial_legend(fig, data, colors, styles)
-    return _finish(fig, f"Nearest-class-center accuracy over training at {layer} ({seeds_note(data)})",
-                   _rows_of_legend(len(data.configs()) + 2), checkpoints(data))
+    trial_legend(fig, data, colors, styles)
+    return finish_figure(fig, f"Nearest-class-center accuracy over training at {layer} ({seeds_note(data)})",
+                   legend_rows(len(data.configs()) + 2), checkpoints(data))
 
 
 # 2 ------------------------------------------------------------------------------------------------
@@ -62,19 +62,19 @@ def ncc_linear_ratio(data: SweepData, layer: str, best: str) -> Figure:
     """NCC test accuracy / linear test accuracy (class), over training, divided by its value at the first
     checkpoint (initialization): how much of what a linear probe finds is already clustered around means."""
     colors = config_colors(data)
-    fig, (a, b) = _grid(2, width=5.4)
+    fig, (a, b) = figure_grid(2, width=5.4)
     if "ncc_linear_ratio" not in set(data.probes.metric):
         for ax in (a, b):
-            _empty(ax, "no NCC/linear ratio: this sweep ran without both the ncc and linear probes")
-        return _finish(fig, "NCC / linear accuracy ratio")
+            empty_panel(ax, "no NCC/linear ratio: this sweep ran without both the ncc and linear probes")
+        return finish_figure(fig, "NCC / linear accuracy ratio")
     for c, trials in data.configs().items():
-        band(a, *aggregate([_normalized(*_series(data, t.trial_id, "class", "ncc_linear_ratio", layer)) for t in trials]),
+        band(a, *aggregate([_normalized(*trial_series(data, t.trial_id, "class", "ncc_linear_ratio", layer)) for t in trials]),
              colors[c])
     a.set_title(f"every configuration, at {layer}")
     cmap = plt.get_cmap("viridis")
     layers = data.layers
     for i, name in enumerate(layers):
-        b.plot(*_normalized(*_series(data, best, "class", "ncc_linear_ratio", name)), marker="o", ms=3,
+        b.plot(*_normalized(*trial_series(data, best, "class", "ncc_linear_ratio", name)), marker="o", ms=3,
                color=cmap(i / max(1, len(layers) - 1)), label=name)
     b.set_title(f"every layer, best trial ({data.trial(best).label})")
     b.legend(fontsize=7, title="layer", title_fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # off the lines
@@ -83,9 +83,9 @@ def ncc_linear_ratio(data: SweepData, layer: str, best: str) -> Figure:
         ax.set_xlabel("epoch")
         ax.set_ylabel("NCC / linear accuracy, ÷ value at init")
         ax.grid(alpha=0.3)
-    _trial_legend(fig, data, colors)
-    return _finish(fig, f"Class NCC/linear accuracy ratio over training, normalized at initialization ({seeds_note(data)})",
-                   _rows_of_legend(len(data.configs())), checkpoints(data))
+    trial_legend(fig, data, colors)
+    return finish_figure(fig, f"Class NCC/linear accuracy ratio over training, normalized at initialization ({seeds_note(data)})",
+                   legend_rows(len(data.configs())), checkpoints(data))
 
 
 # 3 ------------------------------------------------------------------------------------------------
@@ -115,7 +115,7 @@ def loss_parts(data: SweepData, trial_id: str) -> Dict[str, Tuple[np.ndarray, np
 def loss_and_accuracy(data: SweepData, layer: str) -> Figure:
     """The loss decomposed into invariance and regularization over training, beside class linear accuracy."""
     colors = config_colors(data)
-    fig, (a, b) = _grid(2, width=5.4)
+    fig, (a, b) = figure_grid(2, width=5.4)
     names: List[str] = []
     styles = ["-", "--", ":", "-."]
     for c, trials in data.configs().items():
@@ -130,7 +130,7 @@ def loss_and_accuracy(data: SweepData, layer: str) -> Figure:
     a.set_ylabel("loss part (weighted)")
     log_axis(a)
     metric = score_metric(data)
-    _plot_configs(b, data, colors, "class", metric, layer)
+    plot_configs(b, data, colors, "class", metric, layer)
     b.set_title(f"class {metric.replace('_', ' ')} accuracy at {layer}")
     b.set_xlabel("epoch")
     b.set_ylabel("accuracy")
@@ -140,9 +140,9 @@ def loss_and_accuracy(data: SweepData, layer: str) -> Figure:
         ax.set_xlim(-0.5, epochs + 0.5)  # both panels on one epoch axis (the loss starts at epoch 1)
     chance_line(b, chance_levels(data).get("class"))
     extra = [Line2D([], [], color="k", ls=styles[i % len(styles)], label=n) for i, n in enumerate(names)]
-    _trial_legend(fig, data, colors, extra)
-    return _finish(fig, f"Invariance vs regularization over training, and what the embedding learns ({seeds_note(data)})",
-                   _rows_of_legend(len(data.configs()) + len(extra)), checkpoints(data))
+    trial_legend(fig, data, colors, extra)
+    return finish_figure(fig, f"Invariance vs regularization over training, and what the embedding learns ({seeds_note(data)})",
+                   legend_rows(len(data.configs()) + len(extra)), checkpoints(data))
 
 
 # 4 ------------------------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ def accuracy_vs_randomness(data: SweepData, layer: str) -> Figure:
     train_metric = metric.replace("_test", "_train")
     targets = random_targets(data)
     groups = data.configs()
-    fig, axes = _grid(len(groups), width=6.0 if len(groups) > 1 else 7.0, height=4.4, cols=min(len(groups), 2))
+    fig, axes = figure_grid(len(groups), width=6.0 if len(groups) > 1 else 7.0, height=4.4, cols=min(len(groups), 2))
     at_layer = data.probes[data.probes.layer == layer]
     epochs = pick_epochs(at_layer.epoch.unique())
     colors = checkpoint_colors(epochs)
@@ -208,8 +208,8 @@ def accuracy_vs_randomness(data: SweepData, layer: str) -> Figure:
                 Line2D([], [], color="tab:red", ls=":", lw=1.2, label=f"chance control ({CHANCE_CONTROL})"),
                 Line2D([], [], color=CHANCE_COLOR, ls=(0, (5, 3)), label="chance, 1/K")]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
-    return _finish(fig, f"Accuracy against target randomness at {layer}, one line per checkpoint ({seeds_note(data)})",
-                   _rows_of_legend(len(handles)))
+    return finish_figure(fig, f"Accuracy against target randomness at {layer}, one line per checkpoint ({seeds_note(data)})",
+                   legend_rows(len(handles)))
 
 
 # 9 ------------------------------------------------------------------------------------------------
@@ -223,17 +223,17 @@ def semantic_over_random(data: SweepData, layer: str, random_target: Optional[st
     randoms = random_targets(data)
     # without random_<r> targets (no bank), the chance control stands in as the random target
     random_target = random_target or (randoms[-1] if randoms else CHANCE_CONTROL if CHANCE_CONTROL in data.targets else None)
-    fig, (a, b) = _grid(2, width=5.4)
+    fig, (a, b) = figure_grid(2, width=5.4)
     if random_target is None:
         for ax in (a, b):
-            _empty(ax, "no random_<r> or permuted targets in this sweep")
-        return _finish(fig, "Semantic over random targets", 0)
+            empty_panel(ax, "no random_<r> or permuted targets in this sweep")
+        return finish_figure(fig, "Semantic over random targets", 0)
     for ax, metric, title in ((a, "ncc_test", "NCC test accuracy"), (b, "cdnv", "CDNV")):
         for c, trials in data.configs().items():
             ratios = []
             for t in trials:
-                xs, num = _series(data, t.trial_id, "class", metric, layer)
-                xr, den = _series(data, t.trial_id, random_target, metric, layer)
+                xs, num = trial_series(data, t.trial_id, "class", metric, layer)
+                xr, den = trial_series(data, t.trial_id, random_target, metric, layer)
                 common = sorted(set(xs) & set(xr))
                 num = dict(zip(xs, num))
                 den = dict(zip(xr, den))
@@ -245,6 +245,6 @@ def semantic_over_random(data: SweepData, layer: str, random_target: Optional[st
         ax.set_ylabel("ratio")
         ax.grid(alpha=0.3)
     log_axis(b)
-    _trial_legend(fig, data, colors)
-    return _finish(fig, f"Semantic over random targets at {layer} ({seeds_note(data)})", _rows_of_legend(len(data.configs())),
+    trial_legend(fig, data, colors)
+    return finish_figure(fig, f"Semantic over random targets at {layer} ({seeds_note(data)})", legend_rows(len(data.configs())),
                    checkpoints(data))

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ssl_ray.reports.chance import chance_levels, chance_line
-from ssl_ray.reports.plotting import _empty, _finish, _grid, score_metric, seeds_note, span_norm
+from ssl_ray.reports.plotting import empty_panel, finish_figure, figure_grid, score_metric, seeds_note, span_norm
 from ssl_ray.probes.choice import selection_metric
 from ssl_ray.reports.selection import config_layers
 from ssl_ray.reports.source import UNUSABLE, SweepData, fmt_param, short_name
@@ -42,7 +42,7 @@ def hyperparameter_view(data: SweepData, layer: Optional[str], axes_keys: Sequen
     configuration is read at its own best layer; ``layer`` reads every one at that layer instead."""
     metric = score_metric(data)
     vals, layers = trial_values(data, layer)
-    fig, (a, b) = _grid(2, width=5.8, height=4.4)
+    fig, (a, b) = figure_grid(2, width=5.8, height=4.4)
     varied = [k for k in data.varied if k in axes_keys] or list(data.varied)
     where = f"at {layer}" if layer else "at each configuration's best layer"
     label = f"class {metric.replace('_', ' ')}"
@@ -51,11 +51,11 @@ def hyperparameter_view(data: SweepData, layer: Optional[str], axes_keys: Sequen
     elif len(varied) == 1:
         _points(a, data, varied[0], vals, label)
     else:
-        _empty(a, "no hyperparameter varies between the trials")
+        empty_panel(a, "no hyperparameter varies between the trials")
     present = [k for k in list(varied) + list(axes_keys) if any(k in t.params for t in data.trials)]
     keys = [k for k in dict.fromkeys(present) if len({t.params.get(k) for t in data.trials}) > 1] or varied
     _parallel(b, data, keys, vals, label)
-    return _finish(fig, f"Class probe accuracy across configurations against the hyperparameters, {where} "
+    return finish_figure(fig, f"Class probe accuracy across configurations against the hyperparameters, {where} "
                         f"({seeds_note(data)})", 0)
 
 

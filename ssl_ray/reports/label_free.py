@@ -159,7 +159,7 @@ def label_free_figure(data: SweepData, sel: Selection):
     from matplotlib.lines import Line2D
 
     from ssl_ray.reports.chance import chance_levels, chance_line
-    from ssl_ray.reports.plotting import _empty, _finish, _grid, _rows_of_legend, config_colors, note_figure
+    from ssl_ray.reports.plotting import empty_panel, finish_figure, figure_grid, legend_rows, config_colors, note_figure
 
     layer = representation_layer(data)
     title = "Label-free selection: RankMe and eigenspectrum decay α against class validation accuracy"
@@ -170,7 +170,7 @@ def label_free_figure(data: SweepData, sel: Selection):
     usable = [r for r in rs if r.status not in UNUSABLE]
     colors = config_colors(data)
     metric = sel.metric
-    fig, (a1, a2) = _grid(2, width=5.4, height=4.4)
+    fig, (a1, a2) = figure_grid(2, width=5.4, height=4.4)
     panels = ((a1, "rankme", lambda r: r.rankme, f"RankMe at {layer}", lf.rho_rankme, lf.n_rankme,
                f"RankMe vs class {metric} (claimed: higher is better)"),
               (a2, "alpha", lambda r: r.alpha, f"eigenspectrum decay α at {layer} (ρ reads −|α − 1|)", lf.rho_alpha,
@@ -178,7 +178,7 @@ def label_free_figure(data: SweepData, sel: Selection):
     for ax, key, x_of, xlabel, rho, n, what in panels:
         pts = [(x_of(r), r.accuracy, r) for r in usable if math.isfinite(x_of(r)) and math.isfinite(r.accuracy)]
         if not pts:
-            _empty(ax, f"no usable trial has both {key} and class {metric} at {layer}")
+            empty_panel(ax, f"no usable trial has both {key} and class {metric} at {layer}")
             continue
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=36, zorder=3,
                    c=[colors[data.trial(p[2].trial_id).group] for p in pts])
@@ -208,6 +208,6 @@ def label_free_figure(data: SweepData, sel: Selection):
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6 if len(handles) > 2 else 1), fontsize=8,
                frameon=False, bbox_to_anchor=(0.5, 0.0))
     left_out = len(rs) - len(usable)
-    return _finish(fig, f"{title} at {layer} (the backbone's last tap), one point per usable trial at its last probed "
+    return finish_figure(fig, f"{title} at {layer} (the backbone's last tap), one point per usable trial at its last probed "
                         f"checkpoint" + (f"; {left_out} unusable trial(s) left out" if left_out else ""),
-                   _rows_of_legend(len(handles)))
+                   legend_rows(len(handles)))

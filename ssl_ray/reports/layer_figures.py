@@ -15,8 +15,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from ssl_ray.reports.source import SweepData  # noqa: E402
-from ssl_ray.reports.plotting import (GEOMETRY, LEVELS, _empty, _finish, _grid, _plot_configs, _rows_of_legend,  # noqa: E402
-                                      _trial_legend, checkpoint_colors, checkpoints, config_colors, log_axis, score_metric,
+from ssl_ray.reports.plotting import (GEOMETRY, LEVELS, empty_panel, finish_figure, figure_grid, plot_configs, legend_rows,  # noqa: E402
+                                      trial_legend, checkpoint_colors, checkpoints, config_colors, log_axis, score_metric,
                                       seeds_note)
 from ssl_ray.reports.chance import chance_levels, chance_line  # noqa: E402
 
@@ -38,7 +38,7 @@ def accuracy_per_layer(data: SweepData, best: str) -> Figure:
     metric = score_metric(data)
     layers = data.layers
     has_super = "superclass" in data.targets
-    fig, axes = _grid(3 if has_super else 1, width=4.8)
+    fig, axes = figure_grid(3 if has_super else 1, width=4.8)
     rows = data.probes[(data.probes.trial_id == best) & (data.probes.metric == metric)]
     epochs = pick_epochs(rows.epoch.unique())
     colors = checkpoint_colors(epochs)
@@ -70,8 +70,8 @@ def accuracy_per_layer(data: SweepData, best: str) -> Figure:
     handles = [h for h in axes[0].get_lines() if h.get_label().startswith("epoch")]  # one legend, below the panels
     fig.legend(handles, [h.get_label() for h in handles], loc="lower center", ncol=min(len(handles), 6), fontsize=8,
                frameon=False)
-    return _finish(fig, f"Accuracy per layer over training, best trial ({data.trial(best).label}; "
-                        f"{seeds_note(data, one_trial=True)})", _rows_of_legend(len(handles)))
+    return finish_figure(fig, f"Accuracy per layer over training, best trial ({data.trial(best).label}; "
+                        f"{seeds_note(data, one_trial=True)})", legend_rows(len(handles)))
 
 
 # 6 ------------------------------------------------------------------------------------------------
@@ -81,19 +81,19 @@ def geometry_over_training(data: SweepData, layer: str) -> Figure:
     have = set(data.probes.metric[data.probes.target == "class"])
     panels = [(m, title) for m, title in GEOMETRY if m in have]
     colors = config_colors(data)
-    fig, axes = _grid(max(1, len(panels)), width=4.2, cols=min(max(1, len(panels)), 4))
+    fig, axes = figure_grid(max(1, len(panels)), width=4.2, cols=min(max(1, len(panels)), 4))
     if not panels:
-        _empty(axes[0], "no CDNV or geometry probes in this sweep")
+        empty_panel(axes[0], "no CDNV or geometry probes in this sweep")
     for ax, (metric, title) in zip(axes, panels):
-        _plot_configs(ax, data, colors, "class", metric, layer)
+        plot_configs(ax, data, colors, "class", metric, layer)
         if metric == "cdnv":
             log_axis(ax)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    _trial_legend(fig, data, colors)
-    return _finish(fig, f"Clustering geometry over training at {layer} ({seeds_note(data)})",
-                   _rows_of_legend(len(data.configs())), checkpoints(data))
+    trial_legend(fig, data, colors)
+    return finish_figure(fig, f"Clustering geometry over training at {layer} ({seeds_note(data)})",
+                   legend_rows(len(data.configs())), checkpoints(data))
 
 
 # 7 ------------------------------------------------------------------------------------------------
@@ -124,4 +124,4 @@ def embeddings(points: Dict[Tuple[str, str], Tuple[np.ndarray, np.ndarray]], tit
             ax.set_yticks([])
             ax.set_xlabel("t-SNE 1")
             ax.set_ylabel("t-SNE 2")
-    return _finish(fig, title, 0)
+    return finish_figure(fig, title, 0)

@@ -56,7 +56,7 @@ def checkpoint_colors(epochs: Sequence[int]) -> Dict[int, tuple]:
     return {e: cmap(0.05 + 0.9 * i / max(1, len(epochs) - 1)) for i, e in enumerate(epochs)}
 
 
-def _grid(n: int, width: float = 4.6, height: float = 3.6, cols: Optional[int] = None) -> Tuple[Figure, List]:
+def figure_grid(n: int, width: float = 4.6, height: float = 3.6, cols: Optional[int] = None) -> Tuple[Figure, List]:
     cols = cols or min(n, 3)
     rows = max(1, math.ceil(n / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
@@ -66,13 +66,13 @@ def _grid(n: int, width: float = 4.6, height: float = 3.6, cols: Optional[int] =
     return fig, flat[:n]
 
 
-def _empty(ax, text: str) -> None:
+def empty_panel(ax, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9, wrap=True)
     ax.set_xticks([])
     ax.set_yticks([])
 
 
-def _trial_legend(fig: Figure, data: SweepData, colors: Dict[str, tuple], extra: Sequence[Line2D] = ()) -> None:
+def trial_legend(fig: Figure, data: SweepData, colors: Dict[str, tuple], extra: Sequence[Line2D] = ()) -> None:
     groups = data.configs()
     handles = [Line2D([], [], color=colors[c], lw=2, label=f"{c} (N={len(ts)})" if len(ts) > 1 else c)
                for c, ts in groups.items()] + list(extra)
@@ -80,7 +80,7 @@ def _trial_legend(fig: Figure, data: SweepData, colors: Dict[str, tuple], extra:
                bbox_to_anchor=(0.5, 0.0))
 
 
-def _finish(fig: Figure, title: str, legend_rows: int = 1, epochs: Sequence[int] = ()) -> Figure:
+def finish_figure(fig: Figure, title: str, legend_rows: int = 1, epochs: Sequence[int] = ()) -> Figure:
     """Title and layout; an epoch axis is ticked at ``epochs`` (the checkpoints), or at integers where there
     are too many to label."""
     ticks = sorted({int(e) for e in epochs})
@@ -123,12 +123,12 @@ def span_norm(values) -> "matplotlib.colors.Normalize":
 
 def note_figure(title: str, note: str) -> Figure:
     """A figure that says why it has nothing to show."""
-    fig, (ax,) = _grid(1)
-    _empty(ax, note)
-    return _finish(fig, title, 0)
+    fig, (ax,) = figure_grid(1)
+    empty_panel(ax, note)
+    return finish_figure(fig, title, 0)
 
 
-def _series(data: SweepData, trial_id: str, target: str, metric: str, layer: str) -> Tuple[np.ndarray, np.ndarray]:
+def trial_series(data: SweepData, trial_id: str, target: str, metric: str, layer: str) -> Tuple[np.ndarray, np.ndarray]:
     rows = data.probe(target, metric, layer)
     rows = rows[rows.trial_id == trial_id]
     return rows.epoch.to_numpy(), rows.value.to_numpy()
@@ -145,7 +145,7 @@ def aggregate(per_trial: Sequence[Tuple[np.ndarray, np.ndarray]]) -> Tuple[np.nd
 
 def config_series(data: SweepData, trials: Sequence[Trial], target: str, metric: str, layer: str):
     """A configuration's ``(epochs, mean, std, n)`` of one probe metric over its seeds."""
-    return aggregate([_series(data, t.trial_id, target, metric, layer) for t in trials])
+    return aggregate([trial_series(data, t.trial_id, target, metric, layer) for t in trials])
 
 
 def band(ax, x, mean, std, n, color, style: str = "-", label: Optional[str] = None, marker: str = "o") -> None:
@@ -155,10 +155,10 @@ def band(ax, x, mean, std, n, color, style: str = "-", label: Optional[str] = No
         ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.18, lw=0)
 
 
-def _plot_configs(ax, data: SweepData, colors, target: str, metric: str, layer: str, style: str = "-") -> None:
+def plot_configs(ax, data: SweepData, colors, target: str, metric: str, layer: str, style: str = "-") -> None:
     for c, trials in data.configs().items():
         band(ax, *config_series(data, trials, target, metric, layer), colors[c], style)
 
 
-def _rows_of_legend(n: int) -> int:
+def legend_rows(n: int) -> int:
     return math.ceil(n / 6)

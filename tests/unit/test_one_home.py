@@ -158,3 +158,25 @@ def test_the_sweep_and_resume_commands_live_in_sweep():
     assert {m for m in used if m.startswith("ssl_ray.sweep")} == {"ssl_ray.sweep.commands"}, used
     allowed = {"ssl_ray.reports.cli"}
     assert not {m for m in used if m == "ssl_ray.validation" or m.startswith("ssl_ray.reports.") and m not in allowed}
+
+
+def test_no_module_uses_another_modules_private_names():
+    """A helper another module needs is public (``ssl_ray.reports.plotting``'s ``figure_grid``, ``finish_figure``,
+    ...): no module imports a ``_name`` from another of ours, or reads one through a module it imported."""
+    bad = []
+    for m, tree in TREES.items():
+        modules = {}  # local name -> our module it names
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ssl_ray"):
+                for a in node.names:
+                    if a.name.startswith("_") and not a.name.startswith("__"):
+                        bad.append(f"{m}: from {node.module} import {a.name}")
+                    if f"{node.module}.{a.name}" in MODULES:
+                        modules[a.asname or a.name] = f"{node.module}.{a.name}"
+            elif isinstance(node, ast.Import):
+                modules.update({a.asname: a.name for a in node.names if a.asname and a.name in MODULES})
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules \
+                    and node.attr.startswith("_") and not node.attr.startswith("__"):
+                bad.append(f"{m}: {modules[node.value.id]}.{node.attr}")
+    assert not bad, bad

@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from ssl_ray.data.augment import build_augment  # noqa: E402
 from ssl_ray.data.beton import write_beton  # noqa: E402
-from ssl_ray.data.datasets import ArrayDataset, load_dataset  # noqa: E402
+from ssl_ray.data.containers import ArrayDataset  # noqa: E402
+from ssl_ray.data.datasets import load_dataset  # noqa: E402
 from ssl_ray.data.loaders import TensorViews, epoch_order  # noqa: E402
 from ssl_ray.data.protocols import view_specs  # noqa: E402
 from ssl_ray.data.torchvision_loader import TorchvisionViews  # noqa: E402

@@ -115,7 +115,8 @@ def validate_experiment(cfg: ExperimentConfig) -> ExperimentConfig:
 
 def _check_data(cfg: ExperimentConfig) -> None:
     from ssl_ray.data.augment import AUGMENTATIONS
-    from ssl_ray.data.datasets import DATASETS, IMAGE_SIZES
+    from ssl_ray.data.containers import IMAGE_SIZES
+    from ssl_ray.data.datasets import DATASETS
     from ssl_ray.data.loaders import LOADERS
 
     d = cfg.data
@@ -248,7 +249,8 @@ def _check_probe(cfg: ExperimentConfig) -> None:
     from ssl_ray.data.datasets import DATASETS, dataset_meta, split_sizes
     from ssl_ray.probes.scoring import PROBES
     from ssl_ray.probes.target_names import default_targets, parse_targets
-    from ssl_ray.probes.targets import TargetBank, needs_bank
+    from ssl_ray.probes.target_bank import TargetBank
+    from ssl_ray.probes.targets import needs_bank
 
     d, p = cfg.data, cfg.probe
     for key in ("targets", "metrics", "layers"):

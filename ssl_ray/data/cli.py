@@ -44,7 +44,8 @@ def data_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) 
     try:
         args = _parser(prog).parse_args(argv)
         from ssl_ray.data.beton import check_write_options, inspect_beton, write_beton
-        from ssl_ray.data.datasets import DATASETS, download_cifar, load_dataset
+        from ssl_ray.data.cifar import download_cifar
+        from ssl_ray.data.datasets import DATASETS, load_dataset
 
         if args.cmd == "inspect":
             info = inspect_beton(args.path)

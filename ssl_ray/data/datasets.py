@@ -38,9 +38,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ssl_ray.data.cifar import download_cifar  # noqa: F401  (registers cifar10, cifar100)
-from ssl_ray.data.containers import DATASETS, IMAGE_SIZES, SPLITS, ArrayDataset, DatasetSource, FileDataset  # noqa: F401
-from ssl_ray.data.folders import read_superclass_map, superclass_labels  # noqa: F401  (registers imagefolder, imagenet)
+from ssl_ray.data import cifar  # noqa: F401  (registers cifar10, cifar100)
+from ssl_ray.data.containers import DATASETS, SPLITS, ArrayDataset, DatasetSource
+from ssl_ray.data.folders import superclass_labels  # (and registers imagefolder, imagenet)
 
 
 def load_dataset(name: str, split: str, image_size: Optional[int] = None, data_root: Optional[str] = None,

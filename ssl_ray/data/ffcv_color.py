@@ -8,7 +8,7 @@ from typing import Tuple
 import numpy as np
 from numba import njit, prange
 
-from ssl_ray.data.ffcv_seeding import BatchOp, batch_arrays, native, draw_coins, draw_normal, draw_orders, draw_uniform, seed_batch  # noqa: F401
+from ssl_ray.data.ffcv_seeding import BatchOp, batch_arrays, native, draw_coins, draw_orders, draw_uniform
 
 
 @njit(cache=True, parallel=True, fastmath=True)

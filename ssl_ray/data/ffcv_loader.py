@@ -28,28 +28,30 @@ def view_pipeline(spec: ViewSpec, out_size: int, cell, salt: int, info, device: 
     from ffcv.fields.rgb_image import CenterCropRGBImageDecoder, SimpleRGBImageDecoder
     from ffcv.transforms import ToDevice, ToTensor, ToTorchImage
 
-    from ssl_ray.data import ffcv_ops as ops
+    from ssl_ray.data.ffcv_color import RandomColorJitter, RandomGaussianBlur, RandomGrayscale, RandomSolarize
+    from ssl_ray.data.ffcv_crop import SeededRandomResizedCrop
+    from ssl_ray.data.ffcv_ops import GaussianNoise, RandomHorizontalFlip, RandomRotate
 
     if spec.identity:
         same = info.max_height == info.max_width == out_size
         chain: List = [SimpleRGBImageDecoder() if same else CenterCropRGBImageDecoder((out_size, out_size), ratio=1.0)]
     else:
-        chain = [ops.SeededRandomResizedCrop((out_size, out_size), spec.crop_scale, spec.crop_ratio, cell, salt * 64)]
+        chain = [SeededRandomResizedCrop((out_size, out_size), spec.crop_scale, spec.crop_ratio, cell, salt * 64)]
         random_ops = []
         if spec.rotation_deg > 0:
-            random_ops.append(ops.RandomRotate(spec.rotation_deg))
+            random_ops.append(RandomRotate(spec.rotation_deg))
         if spec.hflip_p > 0:
-            random_ops.append(ops.RandomHorizontalFlip(spec.hflip_p))
+            random_ops.append(RandomHorizontalFlip(spec.hflip_p))
         if spec.jitter_p > 0:
-            random_ops.append(ops.RandomColorJitter(spec.jitter_p, spec.brightness, spec.contrast, spec.saturation, spec.hue))
+            random_ops.append(RandomColorJitter(spec.jitter_p, spec.brightness, spec.contrast, spec.saturation, spec.hue))
         if spec.grayscale_p > 0:
-            random_ops.append(ops.RandomGrayscale(spec.grayscale_p))
+            random_ops.append(RandomGrayscale(spec.grayscale_p))
         if spec.blur_p > 0:
-            random_ops.append(ops.RandomGaussianBlur(spec.blur_p, spec.blur_sigma, blur_kernel_size(out_size)))
+            random_ops.append(RandomGaussianBlur(spec.blur_p, spec.blur_sigma, blur_kernel_size(out_size)))
         if spec.solarize_p > 0:
-            random_ops.append(ops.RandomSolarize(spec.solarize_p))
+            random_ops.append(RandomSolarize(spec.solarize_p))
         if spec.noise_std > 0:
-            random_ops.append(ops.GaussianNoise(spec.noise_std))
+            random_ops.append(GaussianNoise(spec.noise_std))
         chain += [op.bind(cell, salt * 64 + k + 1) for k, op in enumerate(random_ops)]
     chain.append(ToTensor())
     if device is not None and device.type == "cuda":
@@ -78,7 +80,7 @@ class FFCVViews:
         from ffcv.loader import Loader, OrderOption
         from ffcv.pipeline import PipelineSpec
 
-        from ssl_ray.data.ffcv_ops import EpochCell
+        from ssl_ray.data.ffcv_seeding import EpochCell
 
         self.info = inspect_beton(path)
         self.views, self.device = len(specs), device

@@ -16,6 +16,9 @@ Kernels are module-level ``@njit(cache=True)`` functions, compiled once per mach
 ``cfunc`` (``ffcv_seeding.native``) that the closures FFCV compiles per pipeline call by address: a
 closure that called the kernel directly would generate the kernel's code again in every loader of
 every process. Images are uint8 ``(B, H, W, 3)``.
+
+Here: flip, rotation and noise. The color ops are in ``ffcv_color.py``, the crop decoder in ``ffcv_crop.py``, and
+what they share (``EpochCell``, ``BatchOp``, the seeded draws) in ``ffcv_seeding.py``.
 """
 
 from __future__ import annotations
@@ -24,9 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ssl_ray.data.ffcv_color import RandomColorJitter, RandomGaussianBlur, RandomGrayscale, RandomSolarize  # noqa: F401
-from ssl_ray.data.ffcv_crop import SeededRandomResizedCrop  # noqa: F401
-from ssl_ray.data.ffcv_seeding import EpochCell, BatchOp, batch_arrays, native, draw_coins, draw_normal, draw_uniform, seed_batch  # noqa: F401
+from ssl_ray.data.ffcv_seeding import BatchOp, batch_arrays, native, draw_coins, draw_normal, draw_uniform
 
 
 @njit(cache=True, parallel=True)

@@ -37,7 +37,7 @@ from ssl_ray.data.augment import normalize, to_unit_float
 from ssl_ray.data.datasets import load_dataset
 from ssl_ray.errors import ConfigError
 from ssl_ray.models.build import load_model
-from ssl_ray.probes.targets import TargetBank
+from ssl_ray.probes.target_bank import TargetBank
 
 
 @torch.no_grad()

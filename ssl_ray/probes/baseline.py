@@ -26,7 +26,8 @@ import torch
 from ssl_ray.config import ProbeConfig
 from ssl_ray.probes.linear import softmax_probe_scores
 from ssl_ray.probes.probe_data import ProbeData, clean_inputs
-from ssl_ray.probes.targets import LabelTarget, TargetBank, label_target
+from ssl_ray.probes.target_bank import TargetBank
+from ssl_ray.probes.targets import LabelTarget, label_target
 
 
 def pixel_linear_scores(data: ProbeData, targets: List[LabelTarget], p: ProbeConfig) -> Dict[str, Dict[str, float]]:

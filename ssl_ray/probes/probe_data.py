@@ -32,11 +32,12 @@ import torch.nn.functional as F
 
 from ssl_ray.config import ExperimentConfig
 from ssl_ray.data.augment import BatchAugment, build_augment, normalize, to_unit_float
-from ssl_ray.data.datasets import DATASETS, ArrayDataset, FileDataset, load_dataset
+from ssl_ray.data.containers import ArrayDataset, FileDataset
+from ssl_ray.data.datasets import DATASETS, load_dataset
 from ssl_ray.errors import ConfigError
+from ssl_ray.probes.target_bank import TargetBank
 from ssl_ray.probes.target_names import default_targets
-from ssl_ray.probes.targets import (LabelTarget, TargetBank, clean_targets, label_target, needs_bank,
-                                    stratified_split)
+from ssl_ray.probes.targets import LabelTarget, clean_targets, label_target, needs_bank, stratified_split
 
 INPUT_SIDE = 8  # MINE sees each input average-pooled to at most 8 x 8 per channel
 CHUNK_VIEWS = 512  # sample views generated per chunk

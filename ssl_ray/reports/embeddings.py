@@ -33,7 +33,7 @@ def embedding_points(checkpoints: List[Tuple[str, str]], layer: str, max_points:
                      sample_images: int = 12, seed: int = 0) -> Tuple[Points, Dict[str, List[str]]]:
     """``points[(row, level)]`` for each ``(row name, checkpoint dir)`` and level in sample/class/superclass,
     and the class/superclass names for legends."""
-    from ssl_ray.data.datasets import read_superclass_map
+    from ssl_ray.data.folders import read_superclass_map
     from ssl_ray.probes.probe_data import build_probe_data
 
     points: Points = {}

@@ -22,12 +22,13 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from ssl_ray.reports.source import short_name, SweepData  # noqa: E402
-from ssl_ray.reports.plotting import (GEOMETRY, LEVELS, empty_panel, finish_figure, figure_grid, plot_configs, legend_rows, trial_series, trial_legend, aggregate, band, checkpoint_colors, checkpoints, config_colors, log_axis, config_series, note_figure, score_metric, seeds_note)  # noqa: E402,F401
+from ssl_ray.reports.plotting import (LEVELS, aggregate, band, checkpoint_colors, checkpoints, config_colors,  # noqa: E402
+                                      empty_panel, figure_grid, finish_figure, legend_rows, log_axis, plot_configs,
+                                      score_metric, seeds_note, trial_legend, trial_series)
 from ssl_ray.probes.target_names import CHANCE_CONTROL  # noqa: E402
 from ssl_ray.reports.chance import CHANCE_COLOR, chance_levels, chance_line  # noqa: E402
-from ssl_ray.reports.baseline_figures import pixel_curve, random_targets, randomness_of  # noqa: E402,F401
-from ssl_ray.reports.layer_figures import accuracy_per_layer, embeddings, geometry_over_training, pick_epochs  # noqa: E402,F401
-from ssl_ray.reports.hyperparameter_figure import hyperparameter_view  # noqa: E402,F401
+from ssl_ray.reports.baseline_figures import pixel_curve, random_targets, randomness_of  # noqa: E402
+from ssl_ray.reports.layer_figures import pick_epochs  # noqa: E402
 
 
 # 1 ------------------------------------------------------------------------------------------------

@@ -19,6 +19,9 @@ from typing import Callable, Dict, List, Optional
 from ssl_ray.errors import ConfigError
 from ssl_ray.reports import baseline_figures as B
 from ssl_ray.reports import figures as F
+from ssl_ray.reports.hyperparameter_figure import hyperparameter_view
+from ssl_ray.reports.layer_figures import accuracy_per_layer, embeddings, geometry_over_training
+from ssl_ray.reports.plotting import note_figure, seeds_note
 from ssl_ray.reports.findings import information_findings, randomness_findings
 from ssl_ray.reports.label_free import label_free_figure, label_free_findings
 from ssl_ray.provenance import git_commit
@@ -70,16 +73,16 @@ def _embedding_figure(data: SweepData, layer: str, best: str, notes: List[str]):
 
     t = data.trial(best)
     title = (f"Embeddings at {layer} before and after training, best trial ({t.label}; "
-             f"{F.seeds_note(data, one_trial=True)})")
+             f"{seeds_note(data, one_trial=True)})")
     epochs = sorted(data.probes.epoch[data.probes.trial_id == best].unique())
     ckpts = scan_checkpoints(t.trial_dir, epochs) if t.trial_dir and Path(t.trial_dir).is_dir() else []
     rows = first_and_last(ckpts)
     if not rows:
         note = f"no checkpoints of trial {best} readable from this machine ({t.trial_dir}); embeddings not drawn"
         notes.append(note)
-        return F.note_figure(title, note)
+        return note_figure(title, note)
     points, names = embedding_points(rows, layer)
-    return F.embeddings(points, title, names)
+    return embeddings(points, title, names)
 
 
 def default_report_dir(data: SweepData) -> Path:
@@ -115,10 +118,10 @@ def write_report(target: str, uri: Optional[str] = None, out_dir: Optional[str] 
         "fig2_ncc_linear_ratio": lambda: F.ncc_linear_ratio(data, layer, best),
         "fig3_loss_terms": lambda: F.loss_and_accuracy(data, layer),
         "fig4_randomness": lambda: F.accuracy_vs_randomness(data, layer),
-        "fig5_layers": lambda: F.accuracy_per_layer(data, best),
-        "fig6_geometry": lambda: F.geometry_over_training(data, layer),
+        "fig5_layers": lambda: accuracy_per_layer(data, best),
+        "fig6_geometry": lambda: geometry_over_training(data, layer),
         "fig7_embeddings": lambda: _embedding_figure(data, layer, best, rep.notes),
-        "fig8_hyperparameters": lambda: F.hyperparameter_view(data, forced, HP_AXES),
+        "fig8_hyperparameters": lambda: hyperparameter_view(data, forced, HP_AXES),
         "fig9_semantic_over_random": lambda: F.semantic_over_random(data, layer),
         "fig10_above_pixels": lambda: B.above_pixels(data),
         "fig11_information": lambda: B.information_over_training(data),

@@ -261,7 +261,7 @@ def print_config(cfg: SweepConfig, stream) -> None:
 def known_names() -> List[str]:
     """One line per registry: the names a config may use (the registries are the only lists of names)."""
     from ssl_ray.data.containers import DATASETS
-    from ssl_ray.data.datasets import load_dataset  # noqa: F401  (registers every dataset)
+    from ssl_ray.data import datasets  # noqa: F401  (registers every dataset)
     from ssl_ray.data.protocols import PROTOCOLS
     from ssl_ray.models.backbones import BACKBONES
     from ssl_ray.objectives import OBJECTIVES

@@ -111,7 +111,7 @@ def test_train_and_probe_histories(tiny_sweep):
 def test_the_sweep_trains_its_own_target_bank(tiny_sweep):
     """No bank given: the sweep trains a supervised classifier through Ray Train first, logs its curve
     and every bank target's label entropy (all >= 0.8), caches the bank, and its trials probe against it."""
-    from ssl_ray.probes.targets import TargetBank
+    from ssl_ray.probes.target_bank import TargetBank
     from ssl_ray.tracking import child_runs
 
     tmp, uri, proc = tiny_sweep

@@ -15,7 +15,8 @@ from ssl_ray.probes.geometry import participation_ratio, rankme
 from ssl_ray.probes.linear import softmax_probe_accuracies
 from ssl_ray.probes.metrics import class_mean_distance, linear_probe_accuracy, within_class_variance
 from ssl_ray.probes.target_bank import bank_randomness
-from ssl_ray.probes.targets import TargetBank, clean_targets, stratified_split
+from ssl_ray.probes.target_bank import TargetBank
+from ssl_ray.probes.targets import clean_targets, stratified_split
 
 
 def blobs(n=600, d=16, k=8, spread=1.0, seed=0):

@@ -12,6 +12,8 @@ from matplotlib.lines import Line2D
 from test_report_figures import sweep
 
 from ssl_ray.reports import figures as F
+from ssl_ray.reports import hyperparameter_figure as HP
+from ssl_ray.reports import layer_figures as L
 from ssl_ray.reports.chance import chance_levels, chance_line
 from ssl_ray.reports.label_free import label_free_figure
 from ssl_ray.reports.report import _embedding_figure
@@ -56,10 +58,10 @@ def test_every_accuracy_axis_marks_chance_at_one_over_k():
     assert chance_at(sup) == [pytest.approx(1 / 3)]
     assert chance_at(panels(F.loss_and_accuracy(d, layer))[1]) == [pytest.approx(0.1)]
     assert all(chance_at(ax) == [pytest.approx(0.1)] for ax in panels(F.accuracy_vs_randomness(d, layer)))
-    c5, s5, ratio = panels(F.accuracy_per_layer(d, sel.best_trial))
+    c5, s5, ratio = panels(L.accuracy_per_layer(d, sel.best_trial))
     assert chance_at(c5) == [pytest.approx(0.1)] and chance_at(s5) == [pytest.approx(1 / 3)] and chance_at(ratio) == []
     one_key = SweepData(d.uri, d.experiment, d.parent_run_id, {}, d.trials, d.probes, d.train, ["objective.lam"])
-    assert chance_at(panels(F.hyperparameter_view(one_key, None, ["objective.lam"]))[0]) == [pytest.approx(0.1)]
+    assert chance_at(panels(HP.hyperparameter_view(one_key, None, ["objective.lam"]))[0]) == [pytest.approx(0.1)]
     assert chance_at(panels(label_free_figure(d, sel))[0]) == [pytest.approx(0.1)]
 
 
@@ -78,7 +80,7 @@ def test_epoch_axes_are_ticked_at_the_checkpoints():
     d.probes = d.probes.assign(epoch=d.probes.epoch.map({0: 0, 1: 4, 2: 20}))  # checkpoints 0, 4 and 20
     layer = select(d).layer
     for fig in (F.ncc_over_training(d, layer), F.ncc_linear_ratio(d, layer, "A"), F.loss_and_accuracy(d, layer),
-                F.geometry_over_training(d, layer), F.semantic_over_random(d, layer)):
+                L.geometry_over_training(d, layer), F.semantic_over_random(d, layer)):
         for ax in panels(fig):
             assert list(ax.get_xticks()) == [0, 4, 20], title(fig)
 
@@ -87,7 +89,7 @@ def test_figure_8_reads_every_configuration_at_its_best_layer_as_trials_md_does(
     d = sweep()
     sel = select(d)
     table = config_table(d, sel).set_index("configuration")
-    fig = F.hyperparameter_view(d, None, ["objective.lam", "model.width"])
+    fig = HP.hyperparameter_view(d, None, ["objective.lam", "model.width"])
     heat, par = panels(fig)
     (im,) = heat.get_images()
     grid = np.ma.filled(im.get_array(), np.nan)
@@ -101,14 +103,14 @@ def test_figure_8_reads_every_configuration_at_its_best_layer_as_trials_md_does(
     colors = {tuple(matplotlib.colors.to_rgba(ln.get_color())) for ln in par.get_lines() if ln.get_marker() == "o"}
     assert tuple(cmap(0.0)) in colors and tuple(cmap(1.0)) in colors
     # --layer: every configuration at that one layer
-    fixed = np.ma.filled(panels(F.hyperparameter_view(d, "block1", ["objective.lam", "model.width"]))[0].get_images()[0]
+    fixed = np.ma.filled(panels(HP.hyperparameter_view(d, "block1", ["objective.lam", "model.width"]))[0].get_images()[0]
                          .get_array(), np.nan)
     assert fixed[0, 0] == pytest.approx(d.final("A", "class", "linear_test", "block1"))
 
 
 def test_figure_5_draws_superclass_over_class():
     d = sweep()
-    _, _, ratio = panels(F.accuracy_per_layer(d, "A"))
+    _, _, ratio = panels(L.accuracy_per_layer(d, "A"))
     last = [ln for ln in ratio.get_lines() if ln.get_marker() == "o"][-1]  # epoch 2, every layer
     p = d.probes[(d.probes.trial_id == "A") & (d.probes.epoch == 2) & (d.probes.metric == "linear_test")]
     at = p.pivot_table(index="layer", columns="target", values="value").loc[d.layers]
@@ -135,11 +137,11 @@ def test_every_figure_names_its_seeds():
     sel = select(d)
     layer = sel.layer
     figs = [F.ncc_over_training(d, layer), F.ncc_linear_ratio(d, layer, "A"), F.loss_and_accuracy(d, layer),
-            F.accuracy_vs_randomness(d, layer), F.accuracy_per_layer(d, "A"), F.geometry_over_training(d, layer),
-            _embedding_figure(d, layer, sel.best_trial, []), F.hyperparameter_view(d, None, ["objective.lam"]),
+            F.accuracy_vs_randomness(d, layer), L.accuracy_per_layer(d, "A"), L.geometry_over_training(d, layer),
+            _embedding_figure(d, layer, sel.best_trial, []), HP.hyperparameter_view(d, None, ["objective.lam"]),
             F.semantic_over_random(d, layer)]
     for fig in figs:
         assert "one seed per configuration" in title(fig), title(fig)
     many = sweep(seeds=2)
-    assert "the best of N=2 seeds" in title(F.accuracy_per_layer(many, "A0"))
-    assert "mean ± std over N=2 seeds" in title(F.hyperparameter_view(many, None, ["objective.lam"]))
+    assert "the best of N=2 seeds" in title(L.accuracy_per_layer(many, "A0"))
+    assert "mean ± std over N=2 seeds" in title(HP.hyperparameter_view(many, None, ["objective.lam"]))

@@ -10,6 +10,9 @@ import pandas as pd
 import pytest
 
 from ssl_ray.reports import figures as F
+from ssl_ray.reports import hyperparameter_figure as HP
+from ssl_ray.reports import layer_figures as L
+from ssl_ray.reports import plotting as P
 from ssl_ray.probes.choice import layer_order
 from ssl_ray.reports.source import SweepData, Trial, target_order, trial_label
 from ssl_ray.reports.selection import select
@@ -83,7 +86,7 @@ def test_layer_and_trial_choice_skip_diverged_trials():
     assert sel.layer in ("block2", "projector") and sel.metric == "linear_val"
     assert sel.trial_layers == {"A": "block2", "B": "projector", "C": "block1"}
     assert sel.best_config == d.trial(sel.best_trial).config and sel.best_trial in ("A", "B")
-    assert select(sweep(linear=False)).metric == "ncc_val" and F.score_metric(d) == "linear_test"
+    assert select(sweep(linear=False)).metric == "ncc_val" and P.score_metric(d) == "linear_test"
 
 
 def test_selection_never_reads_test_data():
@@ -149,7 +152,7 @@ def test_seeds_are_aggregated_with_their_spread():
     assert not any(ax.collections for ax in one.axes) and "one seed per configuration" in one._suptitle.get_text().replace("\n", " ")
     # fig 8 with one varied key: a point per configuration (not per trial) with its spread and N
     lam_only = SweepData(d.uri, d.experiment, d.parent_run_id, {}, d.trials, d.probes, d.train, ["objective.lam"])
-    ax = F.hyperparameter_view(lam_only, None, ["objective.lam"]).axes[0]
+    ax = HP.hyperparameter_view(lam_only, None, ["objective.lam"]).axes[0]
     assert len(ax.containers) == 2  # A and B; C diverged is named instead
     notes = [t.get_text() for t in ax.texts]
     assert sum("N=2" in n for n in notes) == 2 and "diverged" in notes
@@ -163,12 +166,12 @@ def test_every_figure_draws(tmp_path, superclass, linear):
     d = sweep(superclass, linear)
     layer = select(d).layer
     figs = {"1": F.ncc_over_training(d, layer), "2": F.ncc_linear_ratio(d, layer, "A"), "3": F.loss_and_accuracy(d, layer),
-            "4": F.accuracy_vs_randomness(d, layer), "5": F.accuracy_per_layer(d, "A"), "6": F.geometry_over_training(d, layer),
-            "8": F.hyperparameter_view(d, None, ["objective.lam", "objective.mu", "objective.nu", "model.width"]),
+            "4": F.accuracy_vs_randomness(d, layer), "5": L.accuracy_per_layer(d, "A"), "6": L.geometry_over_training(d, layer),
+            "8": HP.hyperparameter_view(d, None, ["objective.lam", "objective.mu", "objective.nu", "model.width"]),
             "9": F.semantic_over_random(d, layer)}
     rng = np.random.default_rng(0)
     pts = {(r, lv): (rng.normal(size=(30, 2)), rng.integers(0, 3, 30)) for r in ("before", "after") for lv in ("class", "sample")}
-    figs["7"] = F.embeddings(pts, "t", {"class": ["a", "b", "c"]})
+    figs["7"] = L.embeddings(pts, "t", {"class": ["a", "b", "c"]})
     visible = {k: [ax for ax in f.axes if ax.get_visible() and ax.get_label() != "<colorbar>"] for k, f in figs.items()}
     assert [ax.get_title() for ax in visible["1"]] == (["sample level", "class level", "superclass level"] if superclass
                                                        else ["sample level", "class level"])
@@ -190,14 +193,14 @@ def test_every_figure_draws(tmp_path, superclass, linear):
     stars = [ln for ln in ax4.get_lines() if ln.get_marker() == "*"]
     assert len(stars) == 3 and list(stars[0].get_xdata()) == [0.0]
     (chance,) = [ln for ln in ax4.get_lines() if ln.get_linestyle() == ":"]
-    assert chance.get_ydata()[0] == pytest.approx(d.probe("permuted_1.0", F.score_metric(d), layer).value.mean())
+    assert chance.get_ydata()[0] == pytest.approx(d.probe("permuted_1.0", P.score_metric(d), layer).value.mean())
     # figure 9: class over the most random target; NCC ratio > 1 here, CDNV ratio = 1 (same CDNV for both)
     ncc9 = visible["9"][0].get_lines()[0].get_ydata()
     assert (np.asarray(ncc9) > 1).all() and "random_1.0" in visible["9"][0].get_title()
     # figure 8: the heatmap's cells are the trials' final class accuracy, each at its best layer (named under
     # it); the diverged trial's cell says so instead of showing its last probe
     texts = sorted(t.get_text() for t in visible["8"][0].texts)
-    m = F.score_metric(d)
+    m = P.score_metric(d)
     assert texts == sorted([f"{d.final('A', 'class', m, 'block2'):.3f}\nblock2",
                             f"{d.final('B', 'class', m, 'projector'):.3f}\nprojector", "diverged"])
     for k, f in figs.items():

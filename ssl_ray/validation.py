@@ -17,7 +17,7 @@ from pathlib import Path
 from ssl_ray.config import (AMP_MODES, BANK_SEED_BASE, MLFLOW_METRICS, MODES, PLACEMENT_STRATEGIES, SWITCHES, ExperimentConfig, SweepConfig, check_choice, check_sweep_name, check_int, check_names, check_number)
 from ssl_ray.config.io import PATH_KEYS
 from ssl_ray.errors import ConfigError
-from ssl_ray.sweep_checks import check_fits, check_ray_address, check_samplers, check_search, check_storage
+from ssl_ray.sweep.checks import check_fits, check_ray_address, check_samplers, check_search, check_storage
 
 MAX_TRIALS = 10000
 MAX_EPOCHS = 10000

@@ -1,5 +1,5 @@
 """How a sweep proposes and schedules trials: Ray Tune's search algorithms and trial schedulers, built from
-the sweep's ``search_alg``, ``scheduler`` and ``scheduler_metric`` (checked in ``ssl_ray.sweep_checks``).
+the sweep's ``search_alg``, ``scheduler`` and ``scheduler_metric`` (checked in ``ssl_ray.sweep.checks``).
 
 =========  ===============================================================================================
 grid       Tune's variant generator: the cross product of the lists, ``num_samples`` times
@@ -27,7 +27,7 @@ from ray import tune
 
 from ssl_ray.config import SweepConfig
 from ssl_ray.sweep.space import OptunaSpace, config_space, pbt_mutations
-from ssl_ray.sweep_checks import pbt_keys
+from ssl_ray.sweep.checks import pbt_keys
 
 
 def search_algorithm(cfg: SweepConfig, max_concurrent: Optional[int] = None) -> Optional[Any]:

@@ -225,3 +225,14 @@ def test_no_module_re_exports_another_modules_names():
                         and f"{home}.{node.attr}" not in MODULES:
                     bad.append(f"{m}: {home}.{node.attr}")
     assert not set(bad) - set(PENDING), bad
+
+
+def test_a_packages_concept_lives_in_the_package():
+    """No module at the package root is named for one of its subpackages (``sweep_checks.py`` held the sweep's
+    own checks outside ``sweep/``, a cut the line cap made): what a subpackage owns lives in it."""
+    packages = {m.split(".")[1] for m in MODULES if MODULES[m].name == "__init__.py" and m.count(".") == 1}
+    roots = {m.split(".")[1] for m in MODULES if m.count(".") == 1 and MODULES[m].name != "__init__.py"}
+    assert packages >= {"sweep", "probes", "reports", "data"}, packages
+    assert not {r for r in roots if r.split("_")[0] in packages}, roots
+    for name in ("check_search", "check_fits", "check_storage", "check_samplers", "pbt_keys"):
+        assert defined_in(name) == {"ssl_ray.sweep.checks"}, (name, defined_in(name))

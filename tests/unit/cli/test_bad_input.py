@@ -46,7 +46,7 @@ CASES = [
     (["--set", "probe.sample_images=1"], "probe.sample_images must be >= 2, got 1"),
     (["--set", "probe.num_gpus=-1"], "probe.num_gpus must be >= 0.0, got -1"),
     (["--set", "probe.layers=[block1,layer4]"], "probe.layers: 'layer4' is not a layer of this model (its layers: block1,"),
-    # search algorithms, schedulers and the metric they read (ssl_ray.sweep_checks.check_search)
+    # search algorithms, schedulers and the metric they read (ssl_ray.sweep.checks.check_search)
     (["--scheduler", "asha", "--scheduler-metric", "train_loss"],
      "ASHA scheduler on train_loss while objective.lam is searched: losses of different objectives or coefficients"),
     (["--scheduler", "pbt", "--scheduler-metric", "train_loss"], "PBT scheduler on train_loss while objective.lam is searched"),

@@ -1,6 +1,7 @@
-"""The checks of a sweep as a whole, before Ray starts: the Ray cluster it names answers, its storage is a
-writable folder, a sampled key has the right type, and every trial and probe task fits the local machine
-(a request that can never be met would leave the sweep waiting forever)."""
+"""Whether a sweep can run, as the sweep's owner answers it to validation (``ssl_ray.validation``), before Ray
+starts: the Ray cluster it names answers, its storage is a writable folder, a sampled key has the right type,
+its search algorithm, scheduler and their metric work together (``search.py`` builds them), and every trial
+and probe task fits the local machine (a request that can never be met would leave the sweep waiting forever)."""
 
 from __future__ import annotations
 

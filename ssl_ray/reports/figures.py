@@ -8,6 +8,11 @@ one standard deviation, and its legend entry says N; with one seed there is no b
 says so. "One layer" figures use the report layer (figure 8 reads each configuration at its own best
 layer, as ``trials.md`` does) and "the best trial" is the best configuration's best seed, all chosen on
 validation data (``ssl_ray.reports.selection``). Accuracy axes mark chance, 1/K (``chance.py``).
+
+Here: the figures over training and over the targets' randomness (1-4, 9). The others live by what they read:
+``layer_figures.py`` every layer (5-7), ``hyperparameter_figure.py`` the hyperparameters (8),
+``baseline_figures.py`` a layer against its baselines (10-11), ``label_free.py`` RankMe (12); what they share,
+``plotting.py``.
 """
 from __future__ import annotations
 

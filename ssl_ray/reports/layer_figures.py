@@ -1,6 +1,5 @@
 """The study's per-layer figures (5-7): accuracy at every layer, geometry over training, and embeddings
-(figure 8, the hyperparameter view, is ``hyperparameter_figure.py``). Shared pieces live in ``plotting.py``;
-``figures.py`` is the one place to import."""
+(figure 8, the hyperparameter view, is ``hyperparameter_figure.py``). Shared pieces live in ``plotting.py``."""
 
 from __future__ import annotations
 

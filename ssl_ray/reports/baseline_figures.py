@@ -22,8 +22,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ssl_ray.reports.plotting import (empty_panel, finish_figure, figure_grid, legend_rows, aggregate, band, checkpoints, score_metric,
-                                      seeds_note)
+from ssl_ray.reports.plotting import (aggregate, band, checkpoints, empty_panel, figure_grid, finish_figure, legend_rows,
+                                      score_metric, seeds_note)
 from ssl_ray.reports.source import SweepData, target_order
 
 import matplotlib.pyplot as plt  # noqa: E402  (after plotting, which selects the Agg backend)

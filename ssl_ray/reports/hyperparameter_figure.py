@@ -13,8 +13,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ssl_ray.reports.chance import chance_levels, chance_line
-from ssl_ray.reports.plotting import empty_panel, finish_figure, figure_grid, score_metric, seeds_note, span_norm
 from ssl_ray.probes.choice import selection_metric
+from ssl_ray.reports.plotting import empty_panel, figure_grid, finish_figure, score_metric, seeds_note, span_norm
 from ssl_ray.reports.selection import config_layers
 from ssl_ray.reports.source import UNUSABLE, SweepData, fmt_param, short_name
 from ssl_ray.reports.tables import mean_std

@@ -159,7 +159,7 @@ def label_free_figure(data: SweepData, sel: Selection):
     from matplotlib.lines import Line2D
 
     from ssl_ray.reports.chance import chance_levels, chance_line
-    from ssl_ray.reports.plotting import empty_panel, finish_figure, figure_grid, legend_rows, config_colors, note_figure
+    from ssl_ray.reports.plotting import config_colors, empty_panel, figure_grid, finish_figure, legend_rows, note_figure
 
     layer = representation_layer(data)
     title = "Label-free selection: RankMe and eigenspectrum decay α against class validation accuracy"

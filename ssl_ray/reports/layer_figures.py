@@ -14,9 +14,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from ssl_ray.reports.source import SweepData  # noqa: E402
-from ssl_ray.reports.plotting import (GEOMETRY, LEVELS, empty_panel, finish_figure, figure_grid, plot_configs, legend_rows,  # noqa: E402
-                                      trial_legend, checkpoint_colors, checkpoints, config_colors, log_axis, score_metric,
-                                      seeds_note)
+from ssl_ray.reports.plotting import (GEOMETRY, LEVELS, checkpoint_colors, checkpoints, config_colors,  # noqa: E402
+                                      empty_panel, figure_grid, finish_figure, legend_rows, log_axis, plot_configs,
+                                      score_metric, seeds_note, trial_legend)
 from ssl_ray.reports.chance import chance_levels, chance_line  # noqa: E402
 
 

@@ -53,7 +53,8 @@ def test_the_best_layer_rule_has_one_home():
     ``linear_val`` and ``ncc_val``. It stays torch-free: ``results.load`` never imports torch."""
     for name in ("best_layer", "selection_metric", "reported_metric", "layer_order"):
         assert defined_in(name) == {"ssl_ray.probes.choice"}, (name, defined_in(name))
-    assert set(calls_of("best_layer")) == {"ssl_ray.probes.summary", "ssl_ray.reports.selection"}, calls_of("best_layer")
+    callers = set(calls_of("best_layer"))
+    assert callers == {"ssl_ray.probes.summary", "ssl_ray.reports.selection"}, callers
     assert "ssl_ray.reports.selection" in ours(GRAPH["ssl_ray.results"])
     for m in MODULES:
         if m != "ssl_ray.probes.choice":
@@ -77,7 +78,8 @@ def code_strings(module: str) -> Set[str]:
     """The string constants in ``module``'s code (docstrings left out), f-strings' literal parts included."""
     tree = TREES[module]
     skip = docstrings(tree)
-    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in skip}
+    return {n.value for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in skip}
 
 
 def test_the_chance_target_has_one_home():
@@ -91,7 +93,7 @@ def test_the_chance_target_has_one_home():
     for name in ("parse_target", "default_targets", "most_random"):
         assert defined_in(name) == {"ssl_ray.probes.target_names"}, (name, defined_in(name))
     for m in reaches("ssl_ray.probes.target_names"):
-        assert not third_party(GRAPH[m]) & {"torch", "ray", "mlflow", "numpy"}, f"ssl_ray.probes.target_names reaches {m}"
+        assert not third_party(GRAPH[m]) & {"torch", "ray", "mlflow", "numpy"}, f"target_names reaches {m}"
 
 
 def test_the_path_keys_have_one_home():
@@ -183,7 +185,7 @@ def test_no_module_uses_another_modules_private_names():
 
 
 # Names a module imports only to offer them, on purpose: a contract of DESIGN.md names them there.
-OFFERED = {("ssl_ray.probes.metrics", "linear_probe_accuracy"): "DESIGN.md: the probe metrics of ssl_ray.probes.metrics"}
+OFFERED = {("ssl_ray.probes.metrics", "linear_probe_accuracy"): "DESIGN.md: ssl_ray.probes.metrics's contract"}
 # Reads through another module that wait on a file being refactored (issue 34, item 2): take each out when it goes.
 PENDING = {"ssl_ray.sweep.trial: ssl_ray.sweep.lineage.Queue": "ray.util.queue.Queue, read through lineage"}
 

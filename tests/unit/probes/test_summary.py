@@ -48,7 +48,9 @@ def test_a_trials_summary_and_the_sweep_choose_the_same_layer():
         rows += [(2, layer, "class", "linear_test", 0.5) for layer, _ in vals]
         own, layer = trial_summary(table(rows))
         probes = table(rows).assign(trial_id="t", run_id="r")
-        data = SweepData("sqlite:///x.db", "exp", "parent", {}, [Trial("t", "r", "finished", {}, None, "t", "t")], probes,
+        trial = Trial("t", "r", "finished", {}, None, "t", "t")
+        data = SweepData("sqlite:///x.db", "exp", "parent", {}, [trial], probes,
                          pd.DataFrame(columns=["trial_id", "epoch", "metric", "value"]))
         assert layer == trial_layers(data, "linear_val")["t"] == select(data).layer, name
-        assert layer == best_layer({la: [v] for la, v in vals}) == {"tie": "block2", "nan": "block2", "input": "block3"}[name]
+        expected = {"tie": "block2", "nan": "block2", "input": "block3"}[name]
+        assert layer == best_layer({la: [v] for la, v in vals}) == expected

@@ -31,7 +31,8 @@ import ray
 from ssl_ray.config import BANK_SEED_BASE, ExperimentConfig, SweepConfig
 from ssl_ray.errors import ConfigError
 from ssl_ray.probes.bank import build_target_bank
-from ssl_ray.probes.targets import TargetBank, needs_bank
+from ssl_ray.probes.target_bank import TargetBank
+from ssl_ray.probes.targets import needs_bank
 from ssl_ray.sweep.trainer import make_trainer, probed_checkpoints
 from ssl_ray.metric_log import MetricWriter
 from ssl_ray.sweep import environment

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 from ray import tune
+from ray.util.queue import Queue
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from ssl_ray.checkpoints import TRAIN_DIR, trial_dir
@@ -70,7 +71,7 @@ def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
     start = lineage.start_point(trial_id, tune.get_checkpoint()) if ctx.lineage else lineage.StartPoint(trial_id)
     if start.donor is not None:
         record_exploit(c, run_id, start.donor, ctx)
-    queue = lineage.Queue(maxsize=1, actor_options={"num_cpus": 0}) if ctx.lineage else None
+    queue = Queue(maxsize=1, actor_options={"num_cpus": 0}) if ctx.lineage else None
     trainer = make_trainer(exp, name=start.train_run, storage_path=str(Path(ctx.sweep_dir) / TRAIN_DIR),
                            mlflow_uri=ctx.mlflow_uri, mlflow_run_id=run_id,
                            callbacks=[lineage.ForwardToTune(queue) if queue is not None else TuneReportCallback()],

@@ -2,7 +2,7 @@
 
 ``run_sweep(cfg)`` expects a validated :class:`SweepConfig` (the CLI validates before calling). It saves
 the config as ``<sweep dir>/ssl_ray_sweep.yaml`` (``sweep.claim``: one sweep per directory); ``run_sweep(cfg, resume_dir=...)`` continues a sweep
-with Ray Tune's restore, the config read back from that file (``ssl_ray.cli``).
+with Ray Tune's restore, the config read back from that file (``ssl_ray.sweep.commands``).
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def _run_sweep(cfg: SweepConfig, sweep_dir: Path, uri: str, parent: str, progres
     fanout.drain(stream=progress_stream or sys.stderr, tick=check)
     incomplete = [tp.trial_id for tp in fanout.trials.values() if tp.missing]
     c.set_tag(parent, TAG_PROBE_STATUS, "complete" if not incomplete else f"incomplete: {', '.join(incomplete)}")
-    # an errored trial or probes given up: the sweep failed, and its run says so (the exit code too: ssl_ray.cli)
+    # an errored trial or probes given up: the sweep failed, and its run says so (the exit code too: ssl_ray.sweep.commands)
     c.set_terminated(parent, status="FAILED" if results.errors or incomplete else "FINISHED")
     return {"sweep_dir": str(sweep_dir), "parent_run_id": parent, "experiment": cfg.name, "results": results,
             "probe_failures": fanout.failures, "incomplete": incomplete, "mlflow_uri": uri, "phases": (started, trained)}

@@ -186,8 +186,6 @@ def test_no_module_uses_another_modules_private_names():
 
 # Names a module imports only to offer them, on purpose: a contract of DESIGN.md names them there.
 OFFERED = {("ssl_ray.probes.metrics", "linear_probe_accuracy"): "DESIGN.md: ssl_ray.probes.metrics's contract"}
-# Reads through another module that wait on a file being refactored (issue 34, item 2): take each out when it goes.
-PENDING = {"ssl_ray.sweep.trial: ssl_ray.sweep.lineage.Queue": "ray.util.queue.Queue, read through lineage"}
 
 
 def own_names(module: str) -> Set[str]:
@@ -226,7 +224,7 @@ def test_no_module_re_exports_another_modules_names():
                 if MODULES[home].name != "__init__.py" and node.attr not in own_names(home) \
                         and f"{home}.{node.attr}" not in MODULES:
                     bad.append(f"{m}: {home}.{node.attr}")
-    assert not set(bad) - set(PENDING), bad
+    assert not bad, bad
 
 
 def test_a_packages_concept_lives_in_the_package():

@@ -42,8 +42,23 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 # -- 1. the training loop ------------------------------------------------------------------------------
 
-GPU_ARGS = ["--backbone", "resnet50", "--image-size", "224", "--batch-size", "128", "--projector-dims", "2048", "2048",
-            "--loader", "ffcv", "--epochs", "5", "--rounds", "1"]
+GPU_ARGS = [
+    "--backbone",
+    "resnet50",
+    "--image-size",
+    "224",
+    "--batch-size",
+    "128",
+    "--projector-dims",
+    "2048",
+    "2048",
+    "--loader",
+    "ffcv",
+    "--epochs",
+    "5",
+    "--rounds",
+    "1",
+]
 
 
 def train_step(dry: bool, tmp: Path) -> dict:
@@ -57,10 +72,17 @@ def train_step(dry: bool, tmp: Path) -> dict:
     out = tmp / "train.json"
     train_throughput.main([*GPU_ARGS, "--out", str(out)])
     r = json.loads(out.read_text())
-    return {"config": r["config"], "images_per_s_ours": r["ours"]["images_per_s"], "images_per_s_bare": r["bare"]["images_per_s"],
-            "ratio_ours_vs_bare": r["ratio_ours_vs_bare"], "mfu_ours": r["mfu_ours"], "mfu_bare": r["mfu_bare"],
-            "peak_tflops_measured": r["peak_tflops_measured"], "model_gflops_per_image": r["model_gflops_per_image"],
-            "command": "benchmarks/train_throughput.py " + " ".join(GPU_ARGS)}
+    return {
+        "config": r["config"],
+        "images_per_s_ours": r["ours"]["images_per_s"],
+        "images_per_s_bare": r["bare"]["images_per_s"],
+        "ratio_ours_vs_bare": r["ratio_ours_vs_bare"],
+        "mfu_ours": r["mfu_ours"],
+        "mfu_bare": r["mfu_bare"],
+        "peak_tflops_measured": r["peak_tflops_measured"],
+        "model_gflops_per_image": r["model_gflops_per_image"],
+        "command": "benchmarks/train_throughput.py " + " ".join(GPU_ARGS),
+    }
 
 
 def dry_train_step(tmp: Path) -> dict:
@@ -71,14 +93,21 @@ def dry_train_step(tmp: Path) -> dict:
 
     cpu = torch.device("cpu")
     beton = str(write_beton(load_dataset("digits", "test", image_size=32), tmp / "digits.beton", num_workers=1))
-    full = train_throughput.experiment(_ns(backbone="resnet50", image_size=224, batch_size=128, projector_dims=[2048, 2048],
-                                           epochs=5, cpus=1), True, beton)
+    full = train_throughput.experiment(
+        _ns(backbone="resnet50", image_size=224, batch_size=128, projector_dims=[2048, 2048], epochs=5, cpus=1),
+        True,
+        beton,
+    )
     gflops = train_throughput.flops_per_image(full) / 1e9
-    toy = train_throughput.experiment(_ns(backbone="res", image_size=16, batch_size=64, projector_dims=[32, 32], epochs=2,
-                                          cpus=1), False, beton)
+    toy = train_throughput.experiment(
+        _ns(backbone="res", image_size=16, batch_size=64, projector_dims=[32, 32], epochs=2, cpus=1), False, beton
+    )
     rates = train_throughput.bare_loop(toy, cpu, 1)
-    return {"config": {"backbone": "resnet50", "image_size": 224, "loader": "ffcv", "views": 2},
-            "model_gflops_per_image": round(gflops, 2), "toy_bare_images_per_s": [round(r, 1) for r in rates]}
+    return {
+        "config": {"backbone": "resnet50", "image_size": 224, "loader": "ffcv", "views": 2},
+        "model_gflops_per_image": round(gflops, 2),
+        "toy_bare_images_per_s": [round(r, 1) for r in rates],
+    }
 
 
 def _ns(**kw) -> argparse.Namespace:
@@ -87,10 +116,11 @@ def _ns(**kw) -> argparse.Namespace:
 
 # -- 2. linear probes on the GPU against the CPU -----------------------------------------------------
 
+
 def gaussian_classes(n: int, d: int, k: int, seed: int = 0):
     """Features of ``k`` Gaussian classes whose means lie 2.5 sigma apart per direction (a known, learnable task)."""
     g = torch.Generator().manual_seed(seed)
-    means = torch.randn(k, d, generator=g) * 2.5 / d ** 0.5 * 4
+    means = torch.randn(k, d, generator=g) * 2.5 / d**0.5 * 4
     y = torch.randint(0, k, (n,), generator=g)
     x = means[y] + torch.randn(n, d, generator=g)
     return x, y
@@ -105,7 +135,7 @@ def probes_step(dry: bool, device: torch.device) -> dict:
     args = (x[:n], [y[:n], y2[:n]], x[n:], [y[n:], y2[n:]], [k, k])
     timings, accs = {}, {}
     for name, dev in (("cpu", torch.device("cpu")), (device.type, device)):
-        small = (x[:256], [y[:256], y2[:256]], x[n:n + 256], [y[n:n + 256], y2[n:n + 256]], [k, k])
+        small = (x[:256], [y[:256], y2[:256]], x[n : n + 256], [y[n : n + 256], y2[n : n + 256]], [k, k])
         softmax_probe_accuracies(*small, max_iter=5, device=dev)  # warm-up: kernels, allocator
         if dev.type == "cuda":
             torch.cuda.synchronize()
@@ -115,13 +145,22 @@ def probes_step(dry: bool, device: torch.device) -> dict:
             torch.cuda.synchronize()
         timings[name] = time.perf_counter() - t0
     diff = max(abs(a - b) for a, b in zip(accs["cpu"], accs[device.type]))
-    return {"n_train": n, "dim": d, "classes": k, "label_sets": 2, "accuracy_cpu": accs["cpu"],
-            f"accuracy_{device.type}": accs[device.type], "max_accuracy_diff": round(diff, 4),
-            "seconds_cpu": round(timings["cpu"], 3), f"seconds_{device.type}": round(timings[device.type], 3),
-            "speedup": round(timings["cpu"] / timings[device.type], 2)}
+    return {
+        "n_train": n,
+        "dim": d,
+        "classes": k,
+        "label_sets": 2,
+        "accuracy_cpu": accs["cpu"],
+        f"accuracy_{device.type}": accs[device.type],
+        "max_accuracy_diff": round(diff, 4),
+        "seconds_cpu": round(timings["cpu"], 3),
+        f"seconds_{device.type}": round(timings[device.type], 3),
+        "speedup": round(timings["cpu"] / timings[device.type], 2),
+    }
 
 
 # -- 3. resume after SIGKILL, CUDA RNG included ------------------------------------------------------
+
 
 def resume_child(mode: str, ckpt: Path, steps: int, kill_at: int, device: str) -> None:
     """A small training run whose every step draws from the device's RNG (input noise, dropout). Prints
@@ -134,8 +173,14 @@ def resume_child(mode: str, ckpt: Path, steps: int, kill_at: int, device: str) -
     torch.use_deterministic_algorithms(True)
     dev = torch.device(device)
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.BatchNorm2d(16), torch.nn.ReLU(),
-                                torch.nn.Dropout(0.3), torch.nn.Flatten(), torch.nn.Linear(16 * 16 * 16, 10)).to(dev)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, padding=1),
+        torch.nn.BatchNorm2d(16),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.3),
+        torch.nn.Flatten(),
+        torch.nn.Linear(16 * 16 * 16, 10),
+    ).to(dev)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -157,8 +202,9 @@ def resume_child(mode: str, ckpt: Path, steps: int, kill_at: int, device: str) -
         print(f"loss {step} {loss.item().hex()}", flush=True)
         if mode == "kill" and step + 1 == kill_at:
             ckpt.mkdir(parents=True, exist_ok=True)
-            write_state(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(), "rng": rng_state(),
-                               "step": kill_at})
+            write_state(
+                ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(), "rng": rng_state(), "step": kill_at}
+            )
             print("saved", flush=True)
             time.sleep(600)
 
@@ -167,8 +213,20 @@ def resume_step(device: torch.device, tmp: Path, steps: int = 12, kill_at: int =
     env = dict(os.environ, CUBLAS_WORKSPACE_CONFIG=":4096:8")
 
     def child(mode: str) -> list:
-        return [sys.executable, __file__, "--resume-child", mode, "--ckpt", str(tmp / "ckpt"), "--steps", str(steps),
-                "--kill-at", str(kill_at), "--device", device.type]
+        return [
+            sys.executable,
+            __file__,
+            "--resume-child",
+            mode,
+            "--ckpt",
+            str(tmp / "ckpt"),
+            "--steps",
+            str(steps),
+            "--kill-at",
+            str(kill_at),
+            "--device",
+            device.type,
+        ]
 
     def losses(text: str) -> list:
         return [ln.split()[2] for ln in text.splitlines() if ln.startswith("loss ")]
@@ -188,17 +246,26 @@ def resume_step(device: torch.device, tmp: Path, steps: int = 12, kill_at: int =
     if full.returncode != 0:
         raise subprocess.CalledProcessError(full.returncode, full.args, ref, err)
     resumed = losses("".join(before)) + losses(after)
-    return {"steps": steps, "killed_after": kill_at, "killed_by": "SIGKILL", "returncode_killed": killed.returncode,
-            "same_loss_sequence": resumed == losses(ref), "losses_reference": [float.fromhex(h) for h in losses(ref)],
-            "losses_resumed": [float.fromhex(h) for h in resumed]}
+    return {
+        "steps": steps,
+        "killed_after": kill_at,
+        "killed_by": "SIGKILL",
+        "returncode_killed": killed.returncode,
+        "same_loss_sequence": resumed == losses(ref),
+        "losses_reference": [float.fromhex(h) for h in losses(ref)],
+        "losses_resumed": [float.fromhex(h) for h in resumed],
+    }
 
 
 # -- the command -------------------------------------------------------------------------------------
 
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dry-run", action="store_true", help="without a GPU: every step at toy size on the CPU, exit 0")
-    p.add_argument("--out", default=None, help="default: results/benchmarks/gpu.json (a dry run writes only when given)")
+    p.add_argument(
+        "--out", default=None, help="default: results/benchmarks/gpu.json (a dry run writes only when given)"
+    )
     p.add_argument("--resume-child", choices=("full", "kill", "resume"), help=argparse.SUPPRESS)
     p.add_argument("--ckpt", help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, default=12, help=argparse.SUPPRESS)
@@ -210,15 +277,24 @@ def main(argv=None) -> int:
         return 0
     cuda = torch.cuda.is_available()
     if not cuda:
-        print(f"gpu_check: no CUDA GPU on this machine (torch {torch.__version__}, cuda available: no)"
-              + ("; dry run of every step at toy size on the CPU" if args.dry_run else "; nothing measured"), flush=True)
+        print(
+            f"gpu_check: no CUDA GPU on this machine (torch {torch.__version__}, cuda available: no)"
+            + ("; dry run of every step at toy size on the CPU" if args.dry_run else "; nothing measured"),
+            flush=True,
+        )
         if not args.dry_run:
             return 1
     dry = args.dry_run or not cuda
     device = torch.device("cuda" if cuda and not args.dry_run else "cpu")
     t0 = time.time()
-    report = {"benchmark": "gpu_check", "dry_run": dry, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-              "torch": torch.__version__, "cuda": torch.version.cuda}
+    report = {
+        "benchmark": "gpu_check",
+        "dry_run": dry,
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+    }
+
     def timed(step) -> dict:
         s0 = time.time()
         out = step()
@@ -230,8 +306,11 @@ def main(argv=None) -> int:
         # a dry run measures nothing: its resume processes run beside the other steps (on a GPU they would
         # share the device with the throughput run, so there they run last)
         resume = side.submit(timed, lambda: resume_step(device, tmp)) if dry else None
-        for name, step in (("train", lambda: train_step(dry, tmp)), ("probes", lambda: probes_step(dry, device)),
-                           ("resume", lambda: resume_step(device, tmp))):
+        for name, step in (
+            ("train", lambda: train_step(dry, tmp)),
+            ("probes", lambda: probes_step(dry, device)),
+            ("resume", lambda: resume_step(device, tmp)),
+        ):
             report[name] = resume.result() if name == "resume" and resume else timed(step)
             print(f"gpu_check {name}: {summary(name, report[name], device)}", flush=True)
     report["seconds"] = round(time.time() - t0, 1)
@@ -250,12 +329,16 @@ def summary(name: str, r: dict, device: torch.device) -> str:
     if name == "train" and "images_per_s_ours" not in r:
         return f"ResNet-50 at 224 px, 2 views: {r['model_gflops_per_image']:.1f} GFLOPs per image; toy bare loop ran"
     if name == "train":
-        return (f"ours {r['images_per_s_ours']:.0f} img/s, bare {r['images_per_s_bare']:.0f} img/s, ours/bare "
-                f"{r['ratio_ours_vs_bare']:.3f}, MFU {r['mfu_ours']:.1%} of {r['peak_tflops_measured']:.1f} TFLOP/s "
-                f"({r['config']['precision']})")
+        return (
+            f"ours {r['images_per_s_ours']:.0f} img/s, bare {r['images_per_s_bare']:.0f} img/s, ours/bare "
+            f"{r['ratio_ours_vs_bare']:.3f}, MFU {r['mfu_ours']:.1%} of {r['peak_tflops_measured']:.1f} TFLOP/s "
+            f"({r['config']['precision']})"
+        )
     if name == "probes":
-        return (f"linear probes {device.type} {r[f'seconds_{device.type}']:.2f} s vs cpu {r['seconds_cpu']:.2f} s: "
-                f"speed-up {r['speedup']:.1f}x, max accuracy difference {r['max_accuracy_diff']:.4f}")
+        return (
+            f"linear probes {device.type} {r[f'seconds_{device.type}']:.2f} s vs cpu {r['seconds_cpu']:.2f} s: "
+            f"speed-up {r['speedup']:.1f}x, max accuracy difference {r['max_accuracy_diff']:.4f}"
+        )
     return f"killed after step {r['killed_after']} and resumed: same loss sequence: {r['same_loss_sequence']}"
 
 

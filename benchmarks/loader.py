@@ -48,7 +48,9 @@ VIEWS = 2
 def dataset(size: int, n: int) -> ArrayDataset:
     base = load_dataset("digits", "train", image_size=size)
     reps = -(-n // len(base))
-    return ArrayDataset(base.images.repeat(reps, 1, 1, 1)[:n].contiguous(), base.labels.repeat(reps)[:n], num_classes=10)
+    return ArrayDataset(
+        base.images.repeat(reps, 1, 1, 1)[:n].contiguous(), base.labels.repeat(reps)[:n], num_classes=10
+    )
 
 
 def images_per_second(loader, epochs: int) -> dict:
@@ -75,8 +77,12 @@ def bench_size(size: int, n: int, batch: int, workers: int, epochs: dict, tmp: P
     specs = view_specs("simclr", VIEWS, size)
     beton = write_beton(ds, tmp / f"bench_{size}.beton", write_mode="raw", num_workers=workers)
     out = {"size": size, "n": n, "batch_size": batch}
-    out["ffcv"] = images_per_second(FFCVViews(str(beton), specs, size, batch, seed=0, num_workers=workers), epochs["ffcv"])
-    tv = TorchvisionViews(ds, specs, size, batch, order_fn=lambda e: epoch_order(n, 0, e, 0, 1), seed=0, num_workers=workers)
+    out["ffcv"] = images_per_second(
+        FFCVViews(str(beton), specs, size, batch, seed=0, num_workers=workers), epochs["ffcv"]
+    )
+    tv = TorchvisionViews(
+        ds, specs, size, batch, order_fn=lambda e: epoch_order(n, 0, e, 0, 1), seed=0, num_workers=workers
+    )
     out["torchvision"] = images_per_second(tv, epochs["torchvision"])
     torch.set_num_threads(workers)
     mem = TensorViews(ds, build_augment("simclr", size, size), VIEWS, batch)
@@ -91,7 +97,9 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
     p.add_argument("--n", type=int, default=None, help="images per epoch (default 8192, --quick 2048)")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="FFCV threads = DataLoader worker processes")
+    p.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="FFCV threads = DataLoader worker processes"
+    )
     p.add_argument("--quick", action="store_true", help="CI mode: fewer images and epochs")
     p.add_argument("--out", default=str(ROOT / "results" / "benchmarks" / "loader.json"))
     args = p.parse_args(argv)
@@ -102,16 +110,26 @@ def main(argv=None) -> int:
         for size in args.sizes:
             r = bench_size(size, n, args.batch_size, args.workers, epochs, Path(tmp))
             results.append(r)
-            print(f"{size:>3} px: ffcv {r['ffcv']['images_per_s']:>9.0f} img/s | torchvision {r['torchvision']['images_per_s']:>8.0f} img/s"
-                  f" | memory {r['memory']['images_per_s']:>8.0f} img/s | ffcv/torchvision = {r['ratio_ffcv_vs_torchvision']:.1f}x",
-                  flush=True)
+            print(
+                f"{size:>3} px: ffcv {r['ffcv']['images_per_s']:>9.0f} img/s | torchvision {r['torchvision']['images_per_s']:>8.0f} img/s"
+                f" | memory {r['memory']['images_per_s']:>8.0f} img/s | ffcv/torchvision = {r['ratio_ffcv_vs_torchvision']:.1f}x",
+                flush=True,
+            )
     import ffcv
 
     report = {
-        "benchmark": "loader", "views": VIEWS, "protocol": "simclr", "quick": args.quick, "workers": args.workers,
-        "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
-        "torch": torch.__version__, "ffcv": getattr(ffcv, "__version__", "?"),
-        "command": " ".join([Path(sys.executable).name, "benchmarks/loader.py", *(argv if argv is not None else sys.argv[1:])]),
+        "benchmark": "loader",
+        "views": VIEWS,
+        "protocol": "simclr",
+        "quick": args.quick,
+        "workers": args.workers,
+        "cpu_count": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "ffcv": getattr(ffcv, "__version__", "?"),
+        "command": " ".join(
+            [Path(sys.executable).name, "benchmarks/loader.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
         "results": results,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -59,7 +59,12 @@ def through_ray(ckpts, cores: int) -> tuple[float, int]:
         ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
         try:
             # start one worker per core and import the engine there, as a running sweep's workers have
-            ray.get([ray.remote(lambda: __import__("ssl_ray.probes.engine")).options(num_cpus=1).remote() for _ in range(cores)])
+            ray.get(
+                [
+                    ray.remote(lambda: __import__("ssl_ray.probes.engine")).options(num_cpus=1).remote()
+                    for _ in range(cores)
+                ]
+            )
             t0 = time.perf_counter()
             fan = ProbeFanout.from_config(uri, cfg.probe, write_tables=False)
             fan.submit("bench", run_id, ckpts, model.taps)
@@ -83,18 +88,27 @@ def main() -> int:
     t_ray, keys = through_ray(ckpts, args.cores)
     t_serial, values = serial(ckpts)
     report = {
-        "benchmark": "probe_fanout", "checkpoints": [e for e, _ in ckpts], "layers": load_model(ckpts[-1][1])[0].taps,
-        "metric_keys": keys, "values": values, "cores": args.cores,
-        "serial_s": round(t_serial, 2), "ray_s": round(t_ray, 2), "speedup": round(t_serial / t_ray, 2),
+        "benchmark": "probe_fanout",
+        "checkpoints": [e for e, _ in ckpts],
+        "layers": load_model(ckpts[-1][1])[0].taps,
+        "metric_keys": keys,
+        "values": values,
+        "cores": args.cores,
+        "serial_s": round(t_serial, 2),
+        "ray_s": round(t_ray, 2),
+        "speedup": round(t_serial / t_ray, 2),
         "parallel_efficiency": round(t_serial / (t_ray * args.cores), 3),
         "split": "features task per checkpoint, score task per (checkpoint, layer), 1 CPU each",
-        "machine": platform.machine(), "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"a trial's probes ({len(ckpts)} checkpoints x {len(report['layers'])} layers, every metric): serial {t_serial:.1f}s, "
-          f"Ray on {args.cores} cores {t_ray:.1f}s -> speed-up {report['speedup']:.2f}x, "
-          f"parallel efficiency {report['parallel_efficiency']:.0%}")
+    print(
+        f"a trial's probes ({len(ckpts)} checkpoints x {len(report['layers'])} layers, every metric): serial {t_serial:.1f}s, "
+        f"Ray on {args.cores} cores {t_ray:.1f}s -> speed-up {report['speedup']:.2f}x, "
+        f"parallel efficiency {report['parallel_efficiency']:.0%}"
+    )
     return 0
 
 

@@ -67,11 +67,13 @@ METHODS = {"random_fifo": ("random", "fifo"), "optuna_asha": ("optuna", "asha"),
 
 
 def base_config(width: int = 16) -> Dict[str, Any]:
-    return {"data": {"dataset": "digits", "image_size": 16, "augment": "digits", "views": 2},
-            "model": {"backbone": "res", "depth": 4, "width": width, "projector_dims": [128, 128]},
-            "objective": {"name": "vicreg"},
-            "optim": {"optimizer": "adamw", "lr": 0.002, "batch_size": 256, "warmup_epochs": 1},
-            "train": {"epochs": EPOCHS, "cpus_per_worker": 1.0}}
+    return {
+        "data": {"dataset": "digits", "image_size": 16, "augment": "digits", "views": 2},
+        "model": {"backbone": "res", "depth": 4, "width": width, "projector_dims": [128, 128]},
+        "objective": {"name": "vicreg"},
+        "optim": {"optimizer": "adamw", "lr": 0.002, "batch_size": 256, "warmup_epochs": 1},
+        "train": {"epochs": EPOCHS, "cpus_per_worker": 1.0},
+    }
 
 
 def configurations() -> List[Dict[str, Any]]:
@@ -127,8 +129,12 @@ def train_curve(point: Dict[str, Any]) -> Dict[str, Any]:
         curve.append(reader(run.model, device)[KNN])
         if stop is not None:
             break
-    return {"point": point, "curve": curve, "stop": stop[1] if stop else None,
-            "seconds": round(time.perf_counter() - t0, 1)}
+    return {
+        "point": point,
+        "curve": curve,
+        "stop": stop[1] if stop else None,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def build_table(path: Path, processes: int) -> Dict[str, Any]:
@@ -140,10 +146,18 @@ def build_table(path: Path, processes: int) -> Dict[str, Any]:
         rows = []
         for i, row in enumerate(pool.imap_unordered(train_curve, points), 1):
             rows.append(row)
-            print(f"[table] {i}/{len(points)} {key(row['point'])}: best {max(row['curve']):.3f}"
-                  f"{' (' + row['stop'][:40] + ')' if row['stop'] else ''}", flush=True)
-    table = {"epochs": EPOCHS, "metric": METRIC, "build_s": round(time.perf_counter() - t0, 1), "processes": processes,
-             "rows": sorted(rows, key=lambda r: key(r["point"]))}
+            print(
+                f"[table] {i}/{len(points)} {key(row['point'])}: best {max(row['curve']):.3f}"
+                f"{' (' + row['stop'][:40] + ')' if row['stop'] else ''}",
+                flush=True,
+            )
+    table = {
+        "epochs": EPOCHS,
+        "metric": METRIC,
+        "build_s": round(time.perf_counter() - t0, 1),
+        "processes": processes,
+        "rows": sorted(rows, key=lambda r: key(r["point"])),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(table, indent=1) + "\n")
     return table
@@ -183,9 +197,18 @@ def run_search(method: str, seed: int, trials: int, curves, storage: Path, targe
     from ssl_ray.sweep.space import param_space
 
     alg, sched = METHODS[method]
-    cfg = SweepConfig(name=f"{method}_{seed}", base=ExperimentConfig.from_dict(base_config()), search_space=search_space(),
-                      num_samples=trials, search_alg=alg, scheduler=sched, scheduler_metric=METRIC, search_seed=seed,
-                      asha_grace_period=2, asha_reduction_factor=2.0)
+    cfg = SweepConfig(
+        name=f"{method}_{seed}",
+        base=ExperimentConfig.from_dict(base_config()),
+        search_space=search_space(),
+        num_samples=trials,
+        search_alg=alg,
+        scheduler=sched,
+        scheduler_metric=METRIC,
+        search_seed=seed,
+        asha_grace_period=2,
+        asha_reduction_factor=2.0,
+    )
     events: List[tuple] = []
 
     class Record(tune.Callback):
@@ -200,12 +223,20 @@ def run_search(method: str, seed: int, trials: int, curves, storage: Path, targe
             return any(v >= target for _, _, v in events)
 
     trainable = tune.with_parameters(replay, curves=curves, dims=cfg.dims(), base=cfg.base.to_dict())
-    tuner = tune.Tuner(tune.with_resources(trainable, {"cpu": 1}), param_space=param_space(cfg),
-                       tune_config=tune.TuneConfig(num_samples=trials, search_alg=search_algorithm(cfg),
-                                                   scheduler=trial_scheduler(cfg), max_concurrent_trials=1,
-                                                   reuse_actors=True),
-                       run_config=tune.RunConfig(name=cfg.name, storage_path=str(storage), callbacks=[Record()],
-                                                 stop=UntilTarget(), verbose=0))
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": 1}),
+        param_space=param_space(cfg),
+        tune_config=tune.TuneConfig(
+            num_samples=trials,
+            search_alg=search_algorithm(cfg),
+            scheduler=trial_scheduler(cfg),
+            max_concurrent_trials=1,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=cfg.name, storage_path=str(storage), callbacks=[Record()], stop=UntilTarget(), verbose=0
+        ),
+    )
     tuner.fit()
     return events
 
@@ -235,14 +266,23 @@ def draw(results: Dict[str, Any], out: Path) -> None:
         n = len(runs["trial_epochs"])
         xs = [1] + spent
         ys = [0.0] + [(i + 1) / n for i in range(len(spent))]
-        ax.step(xs, ys, where="post", color=colors[method], lw=1.8,
-                label=f"{method}: median {runs['median_trial_epochs']:g} trial-epochs ({runs['speedup']:.2f}x random)")
+        ax.step(
+            xs,
+            ys,
+            where="post",
+            color=colors[method],
+            lw=1.8,
+            label=f"{method}: median {runs['median_trial_epochs']:g} trial-epochs ({runs['speedup']:.2f}x random)",
+        )
         ax.axvline(runs["median_trial_epochs"], color=colors[method], ls=":", lw=1.0)
     ax.set_xscale("log")
     ax.set_xlabel("trial-epochs spent (all trials, in the order Tune received them)")
     ax.set_ylabel("share of seeds within 1 point of the best")
-    ax.set_title(f"Search on the digits grid (57 configurations, {len(next(iter(results.values()))['trial_epochs'])} seeds "
-                 f"per method)", fontsize=10)
+    ax.set_title(
+        f"Search on the digits grid (57 configurations, {len(next(iter(results.values()))['trial_epochs'])} seeds "
+        f"per method)",
+        fontsize=10,
+    )
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="upper left")
@@ -258,13 +298,18 @@ def main(argv=None) -> int:
     p.add_argument("--rebuild", action="store_true", help="train the table again even if it exists")
     p.add_argument("--processes", type=int, default=2, help="processes that train the table")
     p.add_argument("--seeds", type=int, default=10, help="repeats of each method (search seeds 0..N-1)")
-    p.add_argument("--trials", type=int, default=200, help="at most this many trials per search (each stops at the target)")
+    p.add_argument(
+        "--trials", type=int, default=200, help="at most this many trials per search (each stops at the target)"
+    )
     p.add_argument("--out", default=str(ROOT / "results" / "benchmarks" / "search.json"))
     p.add_argument("--figure", default=str(ROOT / "docs" / "search_benchmark.png"))
     args = p.parse_args(argv)
     table_path = Path(args.table)
-    table = json.loads(table_path.read_text()) if table_path.exists() and not args.rebuild else \
-        build_table(table_path, args.processes)
+    table = (
+        json.loads(table_path.read_text())
+        if table_path.exists() and not args.rebuild
+        else build_table(table_path, args.processes)
+    )
     curves = {key(r["point"]): r["curve"] for r in table["rows"]}
     reference = max(max(c) for c in curves.values())
     target = reference - TOLERANCE
@@ -287,8 +332,11 @@ def main(argv=None) -> int:
                     runs["best"].append(round(best, 4))
                     runs["trials"].append(len({t for t, _, _ in events}))
                     runs["events"].append(events)
-                    print(f"[search] {method} seed {seed}: {spent} trial-epochs to within {TOLERANCE:g} of {reference:.4f}"
-                          f"{'' if reached else ' (never reached: all it spent)'}; best {best:.4f}", flush=True)
+                    print(
+                        f"[search] {method} seed {seed}: {spent} trial-epochs to within {TOLERANCE:g} of {reference:.4f}"
+                        f"{'' if reached else ' (never reached: all it spent)'}; best {best:.4f}",
+                        flush=True,
+                    )
                 results[method] = runs
     finally:
         ray.shutdown()
@@ -299,12 +347,27 @@ def main(argv=None) -> int:
         results[method]["speedup"] = speedup[method] = round(base / median, 3)
     draw(results, Path(args.figure))
     report = {
-        "benchmark": "search", "device": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-        "space": {"configurations": len(curves), "epochs": EPOCHS, "widths": list(WIDTHS), "coefficients": COEFFICIENTS},
-        "metric": METRIC, "reference_best": round(reference, 4), "tolerance": TOLERANCE, "target": round(target, 4),
-        "table": {"path": str(table_path.relative_to(ROOT)) if table_path.is_relative_to(ROOT) else str(table_path),
-                  "build_s": table["build_s"], "collapsed_or_diverged": sum(1 for r in table["rows"] if r["stop"])},
-        "trials_per_search": args.trials, "seeds": args.seeds, "search_s": round(time.perf_counter() - t0, 1),
+        "benchmark": "search",
+        "device": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "space": {
+            "configurations": len(curves),
+            "epochs": EPOCHS,
+            "widths": list(WIDTHS),
+            "coefficients": COEFFICIENTS,
+        },
+        "metric": METRIC,
+        "reference_best": round(reference, 4),
+        "tolerance": TOLERANCE,
+        "target": round(target, 4),
+        "table": {
+            "path": str(table_path.relative_to(ROOT)) if table_path.is_relative_to(ROOT) else str(table_path),
+            "build_s": table["build_s"],
+            "collapsed_or_diverged": sum(1 for r in table["rows"] if r["stop"]),
+        },
+        "trials_per_search": args.trials,
+        "seeds": args.seeds,
+        "search_s": round(time.perf_counter() - t0, 1),
         "methods": {m: {k: v for k, v in r.items() if k != "events"} for m, r in results.items()},
         "speedup_vs_random": {m: s for m, s in speedup.items() if m != "random_fifo"},
         "command": " ".join(["python", "benchmarks/search.py", *(argv if argv is not None else sys.argv[1:])]),
@@ -312,8 +375,10 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"speedup vs random (median trial-epochs to target over {args.seeds} seeds, random's / the method's): "
-          + ", ".join(f"{m} {s:.2f}x" for m, s in report["speedup_vs_random"].items()))
+    print(
+        f"speedup vs random (median trial-epochs to target over {args.seeds} seeds, random's / the method's): "
+        + ", ".join(f"{m} {s:.2f}x" for m, s in report["speedup_vs_random"].items())
+    )
     print(f"wrote {out} and {args.figure}")
     return 0
 

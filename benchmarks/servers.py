@@ -84,20 +84,30 @@ def postgres(fsync: bool = True, timeout: float = 60.0) -> Iterator[Postgres]:
             pw = pwd.getpwnam("postgres")
         except KeyError:
             shutil.rmtree(data)
-            raise RuntimeError(f"running as root and there is no postgres user to run PostgreSQL as: {INSTALL}") from None
+            raise RuntimeError(
+                f"running as root and there is no postgres user to run PostgreSQL as: {INSTALL}"
+            ) from None
         os.chown(data, pw.pw_uid, pw.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     port = free_port()  # names the socket file (.s.PGSQL.<port>); nothing listens on TCP
     log = data.parent / f"{data.name}.log"
     try:
-        subprocess.run([*as_user, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            [*as_user, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         opts = f"-k {data} -p {port} -c listen_addresses='' -c max_connections=300" + ("" if fsync else " -c fsync=off")
         if as_user:
             log.touch()
             os.chown(log, os.stat(data).st_uid, os.stat(data).st_gid)
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-l", str(log), "-o", opts, "-w", "-t", str(int(timeout)),
-                        "start"], check=True, capture_output=True, text=True)
+        subprocess.run(
+            [*as_user, pg_ctl, "-D", str(data), "-l", str(log), "-o", opts, "-w", "-t", str(int(timeout)), "start"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     except subprocess.CalledProcessError as e:
         tail = (e.stderr or "")[-2000:] + (log.read_text()[-2000:] if log.exists() else "")
         shutil.rmtree(data, ignore_errors=True)
@@ -111,7 +121,9 @@ def postgres(fsync: bool = True, timeout: float = 60.0) -> Iterator[Postgres]:
 
 
 @contextlib.contextmanager
-def mlflow_server(folder: Path, backend: Optional[str] = None, workers: int = 1, timeout: float = 90.0) -> Iterator[str]:
+def mlflow_server(
+    folder: Path, backend: Optional[str] = None, workers: int = 1, timeout: float = 90.0
+) -> Iterator[str]:
     """A real ``mlflow server`` on 127.0.0.1 (its store ``backend``, by default SQLite in ``folder``; artifacts
     under ``folder``), answering /health; yields its base URL and stops it (its whole process group) at the end."""
     folder = Path(folder)
@@ -121,10 +133,26 @@ def mlflow_server(folder: Path, backend: Optional[str] = None, workers: int = 1,
     # importing mlflow: about 25 s of CPU competing with the sweep on 2 cores, for jobs ssl_ray never submits.
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     log = folder / "server.log"
-    proc = subprocess.Popen([MLFLOW, "server", "--backend-store-uri", backend or f"sqlite:///{folder / 'mlflow.db'}",
-                             "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port",
-                             str(port), "--workers", str(workers)], stdout=open(log, "w"),
-                            stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    proc = subprocess.Popen(
+        [
+            MLFLOW,
+            "server",
+            "--backend-store-uri",
+            backend or f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + timeout

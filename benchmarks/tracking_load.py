@@ -49,8 +49,11 @@ METRICS = ["ncc_train", "ncc_test", "linear_val", "linear_test", "cdnv", "geomet
 
 def key_names(writer: int, n: int) -> list:
     layer = f"block{writer % 4 + 1}"
-    return [f"probe/{TARGETS[i % len(TARGETS)]}/{METRICS[i // len(TARGETS) % len(METRICS)]}_{i // (len(TARGETS) * len(METRICS))}"
-            f"/{layer}" for i in range(n)]
+    return [
+        f"probe/{TARGETS[i % len(TARGETS)]}/{METRICS[i // len(TARGETS) % len(METRICS)]}_{i // (len(TARGETS) * len(METRICS))}"
+        f"/{layer}"
+        for i in range(n)
+    ]
 
 
 def value(writer: int, key: int, step: int) -> float:
@@ -91,8 +94,18 @@ def writer(base: str, run_id: str, index: int, keys: int, batches: int, barrier,
         except Exception as e:  # noqa: BLE001 - a failed batch is counted (its values then count as lost)
             failed += 1
             errors.append(f"{type(e).__name__}: {str(e)[:200]}")
-    out.put(dict(index=index, t0=t0, t1=time.time(), written=written, failed=failed, retried_http=count.http,
-                 retried_busy=count.busy, errors=errors[:3]))
+    out.put(
+        dict(
+            index=index,
+            t0=t0,
+            t1=time.time(),
+            written=written,
+            failed=failed,
+            retried_http=count.http,
+            retried_busy=count.busy,
+            errors=errors[:3],
+        )
+    )
 
 
 def read_back(store: str, runs: list, keys: int, batches: int) -> dict:
@@ -137,31 +150,52 @@ def phase(ctx, base: str, store: str, backend: str, n: int, keys: int, batches: 
     for p in procs:
         p.join(timeout=60)
     values = sum(d["written"] for d in done)
-    r = dict(backend=backend, writers=n, values=values, requests=n * batches, seconds=round(seconds, 2),
-             writes_per_s=round(values / seconds, 1), requests_per_s=round(n * batches / seconds, 1),
-             failed=sum(d["failed"] for d in done), retried_http=sum(d["retried_http"] for d in done),
-             retried_busy=sum(d["retried_busy"] for d in done), errors=[e for d in done for e in d["errors"]][:5])
+    r = dict(
+        backend=backend,
+        writers=n,
+        values=values,
+        requests=n * batches,
+        seconds=round(seconds, 2),
+        writes_per_s=round(values / seconds, 1),
+        requests_per_s=round(n * batches / seconds, 1),
+        failed=sum(d["failed"] for d in done),
+        retried_http=sum(d["retried_http"] for d in done),
+        retried_busy=sum(d["retried_busy"] for d in done),
+        errors=[e for d in done for e in d["errors"]][:5],
+    )
     r["retried"] = r["retried_http"] + r["retried_busy"]
     r.update(read_back(store, runs, keys, batches))
-    print(f"{backend:>10} N={n:<3} {values} values in {seconds:6.1f} s: {r['writes_per_s']:8.1f} values/s, "
-          f"{r['requests_per_s']:6.1f} batches/s; retried {r['retried_http']} (HTTP) + {r['retried_busy']} (store busy), "
-          f"failed {r['failed']}; read back: "
-          f"lost {r['lost']}, duplicated {r['duplicated']}, wrong {r['wrong']} ({r['read_s']} s)", flush=True)
+    print(
+        f"{backend:>10} N={n:<3} {values} values in {seconds:6.1f} s: {r['writes_per_s']:8.1f} values/s, "
+        f"{r['requests_per_s']:6.1f} batches/s; retried {r['retried_http']} (HTTP) + {r['retried_busy']} (store busy), "
+        f"failed {r['failed']}; read back: "
+        f"lost {r['lost']}, duplicated {r['duplicated']}, wrong {r['wrong']} ({r['read_s']} s)",
+        flush=True,
+    )
     return r
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(ROOT / "results" / "benchmarks" / "tracking_load.json"))
-    ap.add_argument("--quick", action="store_true", help="N = 16 only, 5 batches of 40 keys, servers of 1 worker: "
-                    "the default suite's run")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="N = 16 only, 5 batches of 40 keys, servers of 1 worker: the default suite's run",
+    )
     ap.add_argument("--writers", type=int, nargs="+", help="the N to measure (default 16 64; quick: 16)")
     ap.add_argument("--keys", type=int, help="keys per batch (default 100: a layer's probe values; quick: 40)")
     ap.add_argument("--batches", type=int, help="batches per writer, one per step (default 10; quick: 5)")
-    ap.add_argument("--server-workers", type=int, help="each mlflow server's workers (default 4, MLflow's and "
-                    "cluster.yaml's; quick: 1)")
-    ap.add_argument("--postgres", metavar="URI", help="an existing PostgreSQL database (postgresql+psycopg://...) "
-                    "instead of a throwaway cluster")
+    ap.add_argument(
+        "--server-workers",
+        type=int,
+        help="each mlflow server's workers (default 4, MLflow's and cluster.yaml's; quick: 1)",
+    )
+    ap.add_argument(
+        "--postgres",
+        metavar="URI",
+        help="an existing PostgreSQL database (postgresql+psycopg://...) instead of a throwaway cluster",
+    )
     args = ap.parse_args()
     ns = args.writers or ([16] if args.quick else [16, 64])
     keys = args.keys or (40 if args.quick else 100)
@@ -177,8 +211,12 @@ def main() -> int:
         pg_uri = args.postgres or stack.enter_context(postgres()).database("mlflow_load")
         stores = {"sqlite": f"sqlite:///{Path(tmp) / 'mlflow.db'}", "postgresql": pg_uri}
         with ThreadPoolExecutor(max_workers=2) as pool:  # both servers start side by side
-            futures = {b: pool.submit(stack.enter_context, mlflow_server(Path(tmp) / b, backend=u, workers=workers, timeout=300))
-                       for b, u in stores.items()}
+            futures = {
+                b: pool.submit(
+                    stack.enter_context, mlflow_server(Path(tmp) / b, backend=u, workers=workers, timeout=300)
+                )
+                for b, u in stores.items()
+            }
             bases = {b: f.result() for b, f in futures.items()}
         print(f"servers up ({workers} workers each) in {time.time() - t_start:.0f} s", flush=True)
         results = [phase(ctx, bases[b], stores[b], b, n, keys, batches) for n in ns for b in stores]
@@ -186,16 +224,28 @@ def main() -> int:
     ratios = {str(n): round(by["postgresql", n]["writes_per_s"] / by["sqlite", n]["writes_per_s"], 2) for n in ns}
     totals = {k: sum(r[k] for r in results) for k in ("lost", "duplicated", "wrong", "failed", "retried")}
     report = {
-        "benchmark": "tracking_load", "quick": args.quick, "writers": ns, "keys_per_batch": keys, "batches_per_writer": batches,
-        "server_workers": workers, "postgres": "given" if args.postgres else "throwaway cluster (benchmarks/servers.py)",
-        "results": results, "ratio_postgresql_vs_sqlite": ratios, **totals,
-        "seconds": round(time.time() - t_start, 1), "machine": platform.machine(), "cpus": os.cpu_count(),
+        "benchmark": "tracking_load",
+        "quick": args.quick,
+        "writers": ns,
+        "keys_per_batch": keys,
+        "batches_per_writer": batches,
+        "server_workers": workers,
+        "postgres": "given" if args.postgres else "throwaway cluster (benchmarks/servers.py)",
+        "results": results,
+        "ratio_postgresql_vs_sqlite": ratios,
+        **totals,
+        "seconds": round(time.time() - t_start, 1),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print("postgresql/sqlite writes per second: " + ", ".join(f"N={n}: {ratios[str(n)]:.2f}x" for n in ns)
-          + f"; lost {totals['lost']}, duplicated {totals['duplicated']}, wrong {totals['wrong']}, failed {totals['failed']},"
-          f" retried {totals['retried']} ({report['seconds']:.0f} s)")
+    print(
+        "postgresql/sqlite writes per second: "
+        + ", ".join(f"N={n}: {ratios[str(n)]:.2f}x" for n in ns)
+        + f"; lost {totals['lost']}, duplicated {totals['duplicated']}, wrong {totals['wrong']}, failed {totals['failed']},"
+        f" retried {totals['retried']} ({report['seconds']:.0f} s)"
+    )
     return 0 if totals["lost"] == totals["duplicated"] == totals["wrong"] == 0 else 1
 
 

@@ -55,24 +55,38 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ssl_ray.config import ExperimentConfig  # noqa: E402
-from ssl_ray.validation import validate_experiment  # noqa: E402
 from ssl_ray.data.loaders import build_train_views  # noqa: E402
-from ssl_ray.objectives import objective_from_config  # noqa: E402
 from ssl_ray.models.build import model_from_config  # noqa: E402
+from ssl_ray.objectives import objective_from_config  # noqa: E402
 from ssl_ray.train.optim import build_optimizer  # noqa: E402
 from ssl_ray.train.precision import autocast, prepare_input, prepare_module, resolve  # noqa: E402
+from ssl_ray.validation import validate_experiment  # noqa: E402
 
 
 def experiment(args, cuda: bool, beton: str | None) -> dict:
     """The benchmark's trial config: the default sweep's model on CPU; ResNet-18 at 64 px on CUDA."""
     cfg = {
         "data": {"dataset": "digits", "image_size": args.image_size, "augment": "digits", "views": 2},
-        "model": {"backbone": args.backbone, "depth": 4, "width": 64 if args.backbone.startswith("resnet") else 32,
-                  "projector_dims": args.projector_dims},
+        "model": {
+            "backbone": args.backbone,
+            "depth": 4,
+            "width": 64 if args.backbone.startswith("resnet") else 32,
+            "projector_dims": args.projector_dims,
+        },
         "objective": {"name": "vicreg"},
-        "optim": {"optimizer": "lars" if cuda else "adamw", "lr": 2e-3, "batch_size": args.batch_size, "warmup_epochs": 0},
-        "train": {"epochs": args.epochs, "workers": 1, "cpus_per_worker": float(args.cpus), "use_gpu": cuda,
-                  "max_failures": 0},
+        "optim": {
+            "optimizer": "lars" if cuda else "adamw",
+            "lr": 2e-3,
+            "batch_size": args.batch_size,
+            "warmup_epochs": 0,
+        },
+        "train": {
+            "epochs": args.epochs,
+            "workers": 1,
+            "cpus_per_worker": float(args.cpus),
+            "use_gpu": cuda,
+            "max_failures": 0,
+        },
     }
     if beton:
         cfg["data"].update(beton=beton, loader="ffcv", augment="simclr")
@@ -93,7 +107,7 @@ def device_peak_flops(device: torch.device, repeats: int = 5) -> float:
             a @ b
         if device.type == "cuda":
             torch.cuda.synchronize()
-        best = max(best, 4 * 2 * n ** 3 / (time.perf_counter() - t0))
+        best = max(best, 4 * 2 * n**3 / (time.perf_counter() - t0))
     return best
 
 
@@ -149,9 +163,9 @@ def ours(cfg: dict, tmp: Path, name: str, local: bool = False) -> tuple[List[flo
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    from ssl_ray.sweep.trainer import scaling_config
-    from ssl_ray.tracking import client, get_or_create_parent_run, get_or_create_trial_run
     from ssl_ray.sweep import environment
+    from ssl_ray.sweep.trainer import scaling_config
+    from ssl_ray.tracking import get_or_create_parent_run, get_or_create_trial_run
     from ssl_ray.train.loop import train_loop_per_worker
 
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
@@ -159,11 +173,14 @@ def ours(cfg: dict, tmp: Path, name: str, local: bool = False) -> tuple[List[flo
     run_id = get_or_create_trial_run(uri, parent, name, name, {})
     exp = validate_experiment(ExperimentConfig.from_dict(cfg))
     environment.apply()  # as a sweep trial does
-    trainer = TorchTrainer(train_loop_per_worker,
-                           train_loop_config={"experiment": exp, "mlflow_uri": uri, "mlflow_run_id": run_id},
-                           scaling_config=ray.train.ScalingConfig(num_workers=0) if local else scaling_config(exp.train),
-                           run_config=ray.train.RunConfig(name=name, storage_path=str(tmp / "storage"),
-                                                          checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None)))
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"experiment": exp, "mlflow_uri": uri, "mlflow_run_id": run_id},
+        scaling_config=ray.train.ScalingConfig(num_workers=0) if local else scaling_config(exp.train),
+        run_config=ray.train.RunConfig(
+            name=name, storage_path=str(tmp / "storage"), checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None)
+        ),
+    )
     t0 = time.perf_counter()
     trainer.fit()
     wall = time.perf_counter() - t0
@@ -195,7 +212,7 @@ def training_rates(name: str, rates: List[float]) -> List[float]:
 def online_share(warmup: int) -> float:
     """The online readings' share of an epoch: the median of their seconds over the median epoch's wall time
     (which includes them: each window runs from one epoch's last step to the next's), counted epochs only."""
-    online = [x for name in ONLINE_S for x in ONLINE_S[name][warmup + 1:]]
+    online = [x for name in ONLINE_S for x in ONLINE_S[name][warmup + 1 :]]
     epoch = [x for name in EPOCH_S for x in EPOCH_S[name][warmup:]]
     return round(statistics.median(online) / statistics.median(epoch), 4)
 
@@ -206,7 +223,7 @@ def quick_runs(cfg: dict, tmp: Path, device: torch.device, cpus: int):
     bare_runs = [bare_loop(cfg, device, cpus)]
     phases["bare_0"] = time.perf_counter() - t0
     before, tempfile.tempdir = tempfile.tempdir, str(tmp)  # local mode uploads nothing, so nothing deletes
-    try:                                                     # the checkpoints' folders: they go under tmp
+    try:  # the checkpoints' folders: they go under tmp
         rates, wall = ours(cfg, tmp, "bench-0", local=True)
     finally:
         tempfile.tempdir = before
@@ -218,8 +235,13 @@ def cluster_runs(cfg: dict, tmp: Path, device: torch.device, args, cuda: bool):
     import ray
 
     phases, t0 = {}, time.perf_counter()
-    ray.init(num_cpus=args.cpus, num_gpus=1 if cuda else 0, include_dashboard=False, log_to_driver=False,
-             logging_level="WARNING")
+    ray.init(
+        num_cpus=args.cpus,
+        num_gpus=1 if cuda else 0,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="WARNING",
+    )
     phases["ray_init"] = time.perf_counter() - t0
     try:
         bare = ray.remote(bare_loop).options(num_cpus=args.cpus, num_gpus=1 if cuda else 0)
@@ -250,25 +272,49 @@ def summary(rates: List[float], warmup: int = WARMUP) -> Dict[str, float]:
 
 def pooled(runs: List[List[float]], warmup: int = WARMUP) -> Dict:
     """Every run's epochs, and the median over the counted epochs of all of them."""
-    return {"images_per_s": round(statistics.median([r for run in runs for r in run[warmup:]]), 1),
-            "runs": [summary(run, warmup) for run in runs]}
+    return {
+        "images_per_s": round(statistics.median([r for run in runs for r in run[warmup:]]), 1),
+        "runs": [summary(run, warmup) for run in runs],
+    }
 
 
 def main(argv=None) -> int:
     cuda = torch.cuda.is_available()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="CI mode: 3 epochs, 1 not counted, one bare run and one of ours, both "
-                   "in this process (ours in Ray Train's local mode); about 30 s on 2 cores")
-    p.add_argument("--epochs", type=int, default=None, help=f"epochs per loop, the first {WARMUP} not counted (default 12, --quick 3)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="CI mode: 3 epochs, 1 not counted, one bare run and one of ours, both "
+        "in this process (ours in Ray Train's local mode); about 30 s on 2 cores",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help=f"epochs per loop, the first {WARMUP} not counted (default 12, --quick 3)",
+    )
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--backbone", default="resnet18" if cuda else "res")
     p.add_argument("--image-size", type=int, default=64 if cuda else 16)
-    p.add_argument("--projector-dims", type=int, nargs="+", default=[2048, 2048] if cuda else [128, 128],
-                   help="VICReg's ImageNet projector is 8192 8192 8192")
-    p.add_argument("--loader", choices=("memory", "ffcv"), default="ffcv" if cuda else "memory",
-                   help="ffcv: the digits written to a .beton and read with FFCV (to the GPU with ToDevice)")
-    p.add_argument("--rounds", type=int, default=None, help="runs of our loop, each followed by a bare run (one bare run first; "
-                                                          "default 2, --quick 1)")
+    p.add_argument(
+        "--projector-dims",
+        type=int,
+        nargs="+",
+        default=[2048, 2048] if cuda else [128, 128],
+        help="VICReg's ImageNet projector is 8192 8192 8192",
+    )
+    p.add_argument(
+        "--loader",
+        choices=("memory", "ffcv"),
+        default="ffcv" if cuda else "memory",
+        help="ffcv: the digits written to a .beton and read with FFCV (to the GPU with ToDevice)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="runs of our loop, each followed by a bare run (one bare run first; default 2, --quick 1)",
+    )
     p.add_argument("--cpus", type=int, default=os.cpu_count() or 1, help="threads for both loops (the worker's CPUs)")
     p.add_argument("--out", default=None, help="default: results/benchmarks/train_throughput.json (gpu.json on CUDA)")
     args = p.parse_args(argv)
@@ -302,24 +348,47 @@ def main(argv=None) -> int:
     peak = device_peak_flops(device)
     per_image = flops_per_image(cfg)
     report = {
-        "benchmark": "train_throughput", "device": torch.cuda.get_device_name() if cuda else (platform.processor() or platform.machine()),
-        "cpu_count": os.cpu_count(), "threads": args.cpus, "quick": args.quick, "torch": torch.__version__,
+        "benchmark": "train_throughput",
+        "device": torch.cuda.get_device_name() if cuda else (platform.processor() or platform.machine()),
+        "cpu_count": os.cpu_count(),
+        "threads": args.cpus,
+        "quick": args.quick,
+        "torch": torch.__version__,
         "ours_mode": "ray_train_local_mode" if args.quick else "ray_train_workers",
-        "config": {"backbone": args.backbone, "projector_dims": args.projector_dims, "image_size": args.image_size, "batch_size": args.batch_size, "views": 2,
-                   "loader": args.loader, "precision": resolve("auto", "auto", "auto", device, 1).describe(),
-                   "epochs": args.epochs, "counted_epochs": args.epochs - warmup},
-        "ours": mine, "bare": bare, "ratio_ours_vs_bare": ratio, "online_share_of_epoch": online_share(warmup),
-        "ours_without_online": training, "ratio_training_vs_bare": ratio_training,
-        "online_every": 1, "phase_s": {k: round(v, 1) for k, v in phases.items()},
-        "model_gflops_per_image": round(per_image / 1e9, 4), "peak_tflops_measured": round(peak / 1e12, 3),
+        "config": {
+            "backbone": args.backbone,
+            "projector_dims": args.projector_dims,
+            "image_size": args.image_size,
+            "batch_size": args.batch_size,
+            "views": 2,
+            "loader": args.loader,
+            "precision": resolve("auto", "auto", "auto", device, 1).describe(),
+            "epochs": args.epochs,
+            "counted_epochs": args.epochs - warmup,
+        },
+        "ours": mine,
+        "bare": bare,
+        "ratio_ours_vs_bare": ratio,
+        "online_share_of_epoch": online_share(warmup),
+        "ours_without_online": training,
+        "ratio_training_vs_bare": ratio_training,
+        "online_every": 1,
+        "phase_s": {k: round(v, 1) for k, v in phases.items()},
+        "model_gflops_per_image": round(per_image / 1e9, 4),
+        "peak_tflops_measured": round(peak / 1e12, 3),
         "mfu_ours": round(mine["images_per_s"] * per_image / peak, 4),
         "mfu_bare": round(bare["images_per_s"] * per_image / peak, 4),
-        "command": " ".join([Path(sys.executable).name, "benchmarks/train_throughput.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(
+            [Path(sys.executable).name, "benchmarks/train_throughput.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
     }
-    print(f"ours {mine['images_per_s']:.0f} img/s | bare {bare['images_per_s']:.0f} img/s | ours/bare = {ratio:.3f} | "
-          f"without the online readings {ratio_training:.3f} | online readings {report['online_share_of_epoch']:.1%} of an epoch | "
-          f"MFU ours {report['mfu_ours']:.1%} (bare {report['mfu_bare']:.1%}) of a measured "
-          f"{report['peak_tflops_measured']:.2f} TFLOP/s peak", flush=True)
+    print(
+        f"ours {mine['images_per_s']:.0f} img/s | bare {bare['images_per_s']:.0f} img/s | ours/bare = {ratio:.3f} | "
+        f"without the online readings {ratio_training:.3f} | online readings {report['online_share_of_epoch']:.1%} of an epoch | "
+        f"MFU ours {report['mfu_ours']:.1%} (bare {report['mfu_bare']:.1%}) of a measured "
+        f"{report['peak_tflops_measured']:.2f} TFLOP/s peak",
+        flush=True,
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")

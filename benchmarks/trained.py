@@ -36,19 +36,23 @@ def trained_checkpoints(epochs: int, cache: Path = ROOT / "results" / "benchmark
     from ray.train.torch import TorchTrainer
 
     from ssl_ray.config import ExperimentConfig
-    from ssl_ray.validation import validate_experiment
     from ssl_ray.sweep import environment
     from ssl_ray.train.loop import train_loop_per_worker
+    from ssl_ray.validation import validate_experiment
 
     cfg = validate_experiment(ExperimentConfig.from_dict(cfg))
     environment.apply()
     started = not ray.is_initialized()
     if started:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-    trainer = TorchTrainer(train_loop_per_worker, train_loop_config={"experiment": cfg},
-                           scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 2}),
-                           run_config=ray.train.RunConfig(name="trial", storage_path=str(out),
-                                                          checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None)))
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"experiment": cfg},
+        scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 2}),
+        run_config=ray.train.RunConfig(
+            name="trial", storage_path=str(out), checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None)
+        ),
+    )
     trainer.fit()
     if started:
         ray.shutdown()

@@ -22,14 +22,19 @@ from ssl_ray.errors import ConfigError
 def export_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """``ssl-ray export --run-id ID [--epoch N] --out DIR``: a trial's whole network (backbone and projector) as
     safetensors + JSON (``ssl_ray.models.export``)."""
-    p = OneLineParser(prog=prog, description="Write a trained trial's whole network, backbone and projector (safetensors "
-                                             "and a JSON of what it is); load it with ssl_ray.models.load_backbone(DIR).")
+    p = OneLineParser(
+        prog=prog,
+        description="Write a trained trial's whole network, backbone and projector (safetensors "
+        "and a JSON of what it is); load it with ssl_ray.models.load_backbone(DIR).",
+    )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--run-id", help="the trial's MLflow run id (the sweep summary lists them)")
     who.add_argument("--checkpoint", help="a checkpoint directory (or its state.pt) instead")
     p.add_argument("--epoch", type=int, help="the checkpoint's epoch (the trial's last when unset)")
     p.add_argument("--out", required=True, help="the folder to write")
-    p.add_argument("--mlflow-uri", help="MLflow tracking URI ($MLFLOW_TRACKING_URI or sqlite under results/ when unset)")
+    p.add_argument(
+        "--mlflow-uri", help="MLflow tracking URI ($MLFLOW_TRACKING_URI or sqlite under results/ when unset)"
+    )
     try:
         args = p.parse_args(list(argv or []))
         from ssl_ray.checkpoints import checkpoint_dir, scan_checkpoints
@@ -60,13 +65,17 @@ def export_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None
                 raise ConfigError(f"run {run_id}: no checkpoints in {tags[TAG_TRIAL_DIR]}")
             epoch = max(found) if args.epoch is None else args.epoch
             if epoch not in found:
-                raise ConfigError(f"run {run_id}: no checkpoint of epoch {epoch} (epochs: {', '.join(map(str, sorted(found)))})")
+                raise ConfigError(
+                    f"run {run_id}: no checkpoint of epoch {epoch} (epochs: {', '.join(map(str, sorted(found)))})"
+                )
             ckpt = found[epoch]
         out, torchvision = export_backbone(ckpt, args.out, run_id)
     except ConfigError as e:
         return bad_input(e)
-    print(f"network of {ckpt} (backbone and projector) written to {out}; load it with "
-          f"ssl_ray.models.load_backbone({str(out)!r})\n{torchvision}")
+    print(
+        f"network of {ckpt} (backbone and projector) written to {out}; load it with "
+        f"ssl_ray.models.load_backbone({str(out)!r})\n{torchvision}"
+    )
     return EXIT_OK
 
 
@@ -114,8 +123,12 @@ def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: ssl-ray <command> [options]   (ssl-ray <command> --help for its options)", "", "commands:"]
     lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
-    lines += ["", "  --version  print the version", "", "Sweep recipes: configs/*.yaml (e.g. ssl-ray sweep --config "
-              "configs/vicreg_digits.yaml --print-config)."]
+    lines += [
+        "",
+        "  --version  print the version",
+        "",
+        "Sweep recipes: configs/*.yaml (e.g. ssl-ray sweep --config configs/vicreg_digits.yaml --print-config).",
+    ]
     return "\n".join(lines)
 
 

@@ -35,8 +35,9 @@ class OneLineParser(argparse.ArgumentParser):
             if token == "--":
                 break
             action = self._option_string_actions.get(token.split("=", 1)[0]) if token.startswith("-") else None
-            if action is None or isinstance(action, (argparse._AppendAction, argparse._HelpAction,
-                                                     argparse._CountAction, argparse._VersionAction)):
+            if action is None or isinstance(
+                action, (argparse._AppendAction, argparse._HelpAction, argparse._CountAction, argparse._VersionAction)
+            ):
                 continue
             if action.dest in seen:
                 raise ConfigError(f"{self.prog}: {token.split('=', 1)[0]} is given twice; give it once")
@@ -51,8 +52,12 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.default not in (None, False, argparse.SUPPRESS, []) and "%(default)" not in text \
-                and "default:" not in text and action.option_strings:
+        if (
+            action.default not in (None, False, argparse.SUPPRESS, [])
+            and "%(default)" not in text
+            and "default:" not in text
+            and action.option_strings
+        ):
             text += " (default: %(default)s)"
         return text
 
@@ -85,10 +90,12 @@ def one_line(text: str, limit: int = VALUE_LIMIT) -> str:
             continue
         span = text[i:end]
         over = "over " if cut is not None and i < cut < end else ""
-        out.append(span if len(span) <= limit else f"{span[:limit]}...{_PAIRS.get(span[0], '')} ({over}{len(span)} characters)")
+        out.append(
+            span if len(span) <= limit else f"{span[:limit]}...{_PAIRS.get(span[0], '')} ({over}{len(span)} characters)"
+        )
         i = end
     line = "".join(out)
-    return line if len(line) <= LINE_LIMIT else f"{line[:LINE_LIMIT - 200]} ... {line[-190:]}"
+    return line if len(line) <= LINE_LIMIT else f"{line[: LINE_LIMIT - 200]} ... {line[-190:]}"
 
 
 def _span_ends(text: str) -> dict:

@@ -51,7 +51,9 @@ class MetricWriter:
         fetch = [k for k in todo if exist or k in self._present]
         self._hist.update({k: [] for k in todo})
         if fetch:
-            self._hist.update((k, list(v)) for k, v in metric_histories(self.client, self.run_id, fetch, threads=8).items())
+            self._hist.update(
+                (k, list(v)) for k, v in metric_histories(self.client, self.run_id, fetch, threads=8).items()
+            )
 
     def has(self, key: str, step: int) -> bool:
         return any(m.step == int(step) for m in self._history(key))

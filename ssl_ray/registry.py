@@ -38,7 +38,9 @@ class Registry:
 
     def get(self, name: str) -> Callable[..., Any]:
         if not isinstance(name, str):
-            raise ConfigError(f"{self.kind} name must be a string, got {name!r} (known: {', '.join(sorted(self._entries))})")
+            raise ConfigError(
+                f"{self.kind} name must be a string, got {name!r} (known: {', '.join(sorted(self._entries))})"
+            )
         try:
             return self._entries[name]
         except KeyError:

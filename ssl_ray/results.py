@@ -52,7 +52,9 @@ class Results:
         t = self.data.trial(trial)
         found = dict(scan_checkpoints(t.trial_dir)) if t.trial_dir else {}
         if epoch not in found:
-            raise ConfigError(f"trial {trial}: no checkpoint of epoch {epoch} (epochs: {', '.join(map(str, sorted(found)))})")
+            raise ConfigError(
+                f"trial {trial}: no checkpoint of epoch {epoch} (epochs: {', '.join(map(str, sorted(found)))})"
+            )
         return found[epoch]
 
 
@@ -72,8 +74,9 @@ def target_table(data: SweepData) -> pd.DataFrame:
     from ssl_ray.probes.target_bank import TargetBank
     from ssl_ray.tracking import TAG_BANK_PATH
 
-    path = data.parent_tags.get(TAG_BANK_PATH) or next((t.params.get("probe.target_bank") for t in data.trials
-                                                        if t.params.get("probe.target_bank")), None)
+    path = data.parent_tags.get(TAG_BANK_PATH) or next(
+        (t.params.get("probe.target_bank") for t in data.trials if t.params.get("probe.target_bank")), None
+    )
     bank = None
     if path and Path(path).is_file() and any(t.startswith("random_") for t in data.targets):
         try:
@@ -84,11 +87,21 @@ def target_table(data: SweepData) -> pd.DataFrame:
     for name in data.targets:
         kind, _, level = name.partition("_")
         r = float(level) if level else math.nan
-        row = {"target": name, "kind": kind, "level": r, "randomness": r if kind == "permuted" else
-               (0.0 if kind in ("class", "sample", "superclass") else math.nan), "bank_epoch": None, "bank_accuracy": math.nan}
+        row = {
+            "target": name,
+            "kind": kind,
+            "level": r,
+            "randomness": r if kind == "permuted" else (0.0 if kind in ("class", "sample", "superclass") else math.nan),
+            "bank_epoch": None,
+            "bank_accuracy": math.nan,
+        }
         if kind == "random" and bank is not None:
             i = bank.nearest(r)
-            row.update(randomness=float(bank.randomness[i]), bank_epoch=int(bank.epochs[i]), bank_accuracy=float(bank.accuracy[i]))
+            row.update(
+                randomness=float(bank.randomness[i]),
+                bank_epoch=int(bank.epochs[i]),
+                bank_accuracy=float(bank.accuracy[i]),
+            )
         rows.append(row)
     return pd.DataFrame(rows, columns=["target", "kind", "level", "randomness", "bank_epoch", "bank_accuracy"])
 
@@ -102,9 +115,18 @@ def load(sweep_dir_or_experiment: str, tracking_uri: Optional[str] = None) -> Re
     layers = trial_layers(data, selection_metric(data.probes.metric))
     rows = []
     for t in data.trials:
-        rows.append({"trial": t.trial_id, "run_id": t.run_id, "status": t.status, "configuration": t.config,
-                     "best_layer": layers.get(t.trial_id), **{k: typed(v) for k, v in sorted(t.params.items())},
-                     **{k: v for k, v in sorted(t.metrics.items()) if k.startswith(SUMMARY)}, "trial_dir": t.trial_dir})
+        rows.append(
+            {
+                "trial": t.trial_id,
+                "run_id": t.run_id,
+                "status": t.status,
+                "configuration": t.config,
+                "best_layer": layers.get(t.trial_id),
+                **{k: typed(v) for k, v in sorted(t.params.items())},
+                **{k: v for k, v in sorted(t.metrics.items()) if k.startswith(SUMMARY)},
+                "trial_dir": t.trial_dir,
+            }
+        )
     targets = target_table(data)
     probes = data.probes.rename(columns={"trial_id": "trial"}).drop(columns=["run_id"])
     probes = probes.sort_values(["trial", "epoch", "layer", "target", "metric"], kind="stable").reset_index(drop=True)

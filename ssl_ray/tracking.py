@@ -10,9 +10,8 @@ The URI defaults to a SQLite file under ``results/`` (``ssl_ray.config.default_m
 from __future__ import annotations
 
 import os
-
-from pathlib import Path
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Optional, Set
 
 from ssl_ray.errors import ConfigError
@@ -101,7 +100,7 @@ def client(uri: str) -> "MlflowClient":
         return MlflowClient(tracking_uri=store_uri(uri))
     import fcntl
 
-    db = Path(uri[len("sqlite:///"):])
+    db = Path(uri[len("sqlite:///") :])
     db.parent.mkdir(parents=True, exist_ok=True)
     with open(db.with_name(db.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -117,9 +116,11 @@ def client(uri: str) -> "MlflowClient":
 def existing_store(uri: str, what: str = "") -> str:
     """``uri``, for a command that only reads a store: a SQLite URI whose file does not exist is one ConfigError
     naming where it looked (opening it would create an empty store there as a side effect)."""
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
-        raise ConfigError(f"{what + ': ' if what else ''}no MLflow store at {uri[len('sqlite:///'):]} (nothing has run there); "
-                          f"give the sweep's store with --mlflow-uri, as the sweep's summary prints it")
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+        raise ConfigError(
+            f"{what + ': ' if what else ''}no MLflow store at {uri[len('sqlite:///') :]} (nothing has run there); "
+            f"give the sweep's store with --mlflow-uri, as the sweep's summary prints it"
+        )
     return uri
 
 
@@ -127,7 +128,7 @@ def artifact_root_for(uri: str) -> Optional[str]:
     """For a SQLite store, keep artifacts beside the database; for another database MLflow opens itself (no
     server between), under the results folder: never MLflow's default, ``./mlruns`` in the working directory."""
     if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):])
+        db = Path(uri[len("sqlite:///") :])
         return (db.parent / "mlartifacts").resolve().as_uri()
     if is_database(uri):
         from ssl_ray.config import default_results_dir
@@ -136,7 +137,10 @@ def artifact_root_for(uri: str) -> Optional[str]:
     return None
 
 
-EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # MLflow's UI opens such an experiment on its runs
+EXPERIMENT_KIND = (
+    "mlflow.experimentKind",
+    "custom_model_development",
+)  # MLflow's UI opens such an experiment on its runs
 
 
 def ensure_experiment(c: MlflowClient, name: str, uri: str) -> str:
@@ -174,8 +178,11 @@ def search_by_tag(c: MlflowClient, experiment_id: str, tag: str, value: str, flt
     if clause is not None:
         return c.search_runs([experiment_id], filter_string=" and ".join(x for x in (flt, clause) if x), **kw)
     kw.pop("max_results", None)  # no filter can say it: read the runs and compare here
-    return [r for r in c.search_runs([experiment_id], filter_string=flt, max_results=50000, **kw)
-            if r.data.tags.get(tag) == value]
+    return [
+        r
+        for r in c.search_runs([experiment_id], filter_string=flt, max_results=50000, **kw)
+        if r.data.tags.get(tag) == value
+    ]
 
 
 def _find_run(c: MlflowClient, experiment_id: str, tag: str, value: str) -> Optional[str]:
@@ -183,18 +190,23 @@ def _find_run(c: MlflowClient, experiment_id: str, tag: str, value: str) -> Opti
     return runs[0].info.run_id if runs else None
 
 
-def get_or_create_parent_run(uri: str, experiment: str, sweep_dir: str, params: Mapping[str, object],
-                             create: bool = False) -> str:
+def get_or_create_parent_run(
+    uri: str, experiment: str, sweep_dir: str, params: Mapping[str, object], create: bool = False
+) -> str:
     """The sweep's run, found by its directory; with ``create`` (a new sweep), an existing one is an error:
     a new sweep never joins an older sweep's run (one whose directory was deleted and made again)."""
     c = client(uri)
     exp_id = ensure_experiment(c, experiment, uri)
     run_id = _find_run(c, exp_id, TAG_SWEEP_DIR, sweep_dir)
     if run_id is not None and create:
-        raise ConfigError(f"{mask_uri(uri)} already has a sweep run ({run_id}) for {sweep_dir}, from an earlier sweep whose "
-                          f"directory was removed; start this one with another --name")
+        raise ConfigError(
+            f"{mask_uri(uri)} already has a sweep run ({run_id}) for {sweep_dir}, from an earlier sweep whose "
+            f"directory was removed; start this one with another --name"
+        )
     if run_id is None:
-        run = c.create_run(exp_id, run_name=f"sweep-{Path(sweep_dir).name}", tags={TAG_SWEEP_DIR: sweep_dir, TAG_KIND: "sweep"})
+        run = c.create_run(
+            exp_id, run_name=f"sweep-{Path(sweep_dir).name}", tags={TAG_SWEEP_DIR: sweep_dir, TAG_KIND: "sweep"}
+        )
         run_id = run.info.run_id
         log_params(c, run_id, params)
     else:
@@ -203,7 +215,9 @@ def get_or_create_parent_run(uri: str, experiment: str, sweep_dir: str, params: 
     return run_id
 
 
-def get_or_create_trial_run(uri: str, parent_run_id: str, trial_id: str, trial_name: str, params: Mapping[str, object]) -> str:
+def get_or_create_trial_run(
+    uri: str, parent_run_id: str, trial_id: str, trial_name: str, params: Mapping[str, object]
+) -> str:
     c = client(uri)
     exp_id = c.get_run(parent_run_id).info.experiment_id
     run_id = _find_run(c, exp_id, TAG_TRIAL_ID, trial_id)
@@ -262,5 +276,8 @@ def log_missing_params(c: MlflowClient, run_id: str, params: Mapping[str, object
 def child_runs(c: MlflowClient, parent_run_id: str, kind: str = "trial"):
     """The sweep's child runs of one kind: its trials, or its target ``bank``."""
     exp_id = c.get_run(parent_run_id).info.experiment_id
-    return c.search_runs([exp_id], filter_string=f"tags.`{TAG_PARENT}` = '{parent_run_id}' and tags.`{TAG_KIND}` = '{kind}'",
-                         max_results=10000)
+    return c.search_runs(
+        [exp_id],
+        filter_string=f"tags.`{TAG_PARENT}` = '{parent_run_id}' and tags.`{TAG_KIND}` = '{kind}'",
+        max_results=10000,
+    )

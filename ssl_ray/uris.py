@@ -9,7 +9,6 @@ from pathlib import Path
 
 from ssl_ray.errors import ConfigError
 
-
 # a scheme is short: bounding it keeps the search linear on a long line (an unbounded one backtracks over every
 # run of letters, minutes on an error line quoting a value of 100,000 characters)
 SECRET_IN_URI = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,31}://[^/\s:@'\"]*:)[^/\s@'\"]+@")
@@ -26,8 +25,16 @@ def has_secret(uri: str) -> bool:
 
 
 # the Python package that provides each database driver module SQLAlchemy imports (what to pip install)
-DRIVER_PACKAGES = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary", "pg8000": "pg8000", "MySQLdb": "mysqlclient",
-                   "pymysql": "PyMySQL", "mysql": "mysql-connector-python", "pyodbc": "pyodbc", "pymssql": "pymssql"}
+DRIVER_PACKAGES = {
+    "psycopg": "'psycopg[binary]'",
+    "psycopg2": "psycopg2-binary",
+    "pg8000": "pg8000",
+    "MySQLdb": "mysqlclient",
+    "pymysql": "PyMySQL",
+    "mysql": "mysql-connector-python",
+    "pyodbc": "pyodbc",
+    "pymssql": "pymssql",
+}
 DATABASES = ("postgresql", "mysql", "mssql")
 
 
@@ -35,7 +42,7 @@ def store_uri(uri: str) -> str:
     """The URI as MLflow opens it. A plain ``postgresql://`` means psycopg 3, the driver ssl_ray installs
     (``postgresql+psycopg://``): SQLAlchemy 2.0 would pick psycopg2 for it, 2.1 picks psycopg."""
     if isinstance(uri, str) and uri.startswith("postgresql://"):
-        return "postgresql+psycopg://" + uri[len("postgresql://"):]
+        return "postgresql+psycopg://" + uri[len("postgresql://") :]
     return uri
 
 
@@ -63,10 +70,15 @@ def check_database(uri: str, timeout: float = 5.0) -> None:
     except ImportError as e:
         module = (getattr(e, "name", None) or str(e)).split(".")[0]
         pkg = DRIVER_PACKAGES.get(module, module)
-        also = (" (or use postgresql://, which ssl_ray's psycopg serves)"
-                if url.get_backend_name() == "postgresql" and module != "psycopg" else "")
-        raise ConfigError(f"MLflow URI {mask_uri(uri)!r}: its driver {url.drivername} needs the Python package {pkg}, "
-                          f"which is not installed: .venv/bin/pip install {pkg}{also}") from None
+        also = (
+            " (or use postgresql://, which ssl_ray's psycopg serves)"
+            if url.get_backend_name() == "postgresql" and module != "psycopg"
+            else ""
+        )
+        raise ConfigError(
+            f"MLflow URI {mask_uri(uri)!r}: its driver {url.drivername} needs the Python package {pkg}, "
+            f"which is not installed: .venv/bin/pip install {pkg}{also}"
+        ) from None
     if url.get_backend_name() != "postgresql" or url.get_driver_name() not in ("psycopg", "psycopg2"):
         return  # other drivers name their connect timeout differently: MLflow reports a failure when it opens the store
     engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": max(1, int(timeout))})
@@ -75,8 +87,10 @@ def check_database(uri: str, timeout: float = 5.0) -> None:
             pass
     except SQLAlchemyError as e:
         why = str(getattr(e, "orig", None) or e).strip().splitlines()
-        raise ConfigError(f"MLflow URI {mask_uri(uri)!r}: PostgreSQL refused or did not answer "
-                          f"({mask_uri(why[0] if why else type(e).__name__)})") from None
+        raise ConfigError(
+            f"MLflow URI {mask_uri(uri)!r}: PostgreSQL refused or did not answer "
+            f"({mask_uri(why[0] if why else type(e).__name__)})"
+        ) from None
     finally:
         engine.dispose()
 
@@ -116,21 +130,29 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
             return  # it answers: a server is there (some proxies do not serve /health)
         except (urllib.error.URLError, OSError) as e:
             why = getattr(e, "reason", e)
-            raise ConfigError(f"MLflow tracking server {mask_uri(uri)} is unreachable ({why}); start it "
-                              f"(mlflow server --host 127.0.0.1 --port <port>) or fix --mlflow-uri") from None
+            raise ConfigError(
+                f"MLflow tracking server {mask_uri(uri)} is unreachable ({why}); start it "
+                f"(mlflow server --host 127.0.0.1 --port <port>) or fix --mlflow-uri"
+            ) from None
     elif u.scheme == "sqlite":
-        path = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""
+        path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else ""
         if not path:
             raise ConfigError(f"MLflow URI {uri!r}: expected sqlite:///<path to a .db file>")
         if path == ":memory:":
-            raise ConfigError(f"MLflow URI {uri!r}: an in-memory store keeps nothing; give a .db file, e.g. "
-                              f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+            raise ConfigError(
+                f"MLflow URI {uri!r}: an in-memory store keeps nothing; give a .db file, e.g. "
+                f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+            )
         if not path.startswith("/"):
-            raise ConfigError(f"MLflow URI {uri!r}: a relative path, which MLflow reads from whatever folder each "
-                              f"process runs in; give it absolute: sqlite:///{Path(path).expanduser().absolute()}")
+            raise ConfigError(
+                f"MLflow URI {uri!r}: a relative path, which MLflow reads from whatever folder each "
+                f"process runs in; give it absolute: sqlite:///{Path(path).expanduser().absolute()}"
+            )
         db = Path(path).resolve()
         if db.is_dir():
-            raise ConfigError(f"MLflow URI {uri!r}: {db} is a directory; name a .db file (e.g. sqlite:///{db}/mlflow.db)")
+            raise ConfigError(
+                f"MLflow URI {uri!r}: {db} is a directory; name a .db file (e.g. sqlite:///{db}/mlflow.db)"
+            )
         if db.is_file() and db.stat().st_size > 0:
             with db.open("rb") as f:
                 if f.read(16) != b"SQLite format 3\x00":
@@ -145,5 +167,7 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
     elif u.scheme == "databricks":
         return
     else:
-        raise ConfigError(f"MLflow URI {mask_uri(uri)!r}: MLflow 3 stores runs in a database or on a server; use sqlite:///<file.db> "
-                          f"or http://<host>:<port>")
+        raise ConfigError(
+            f"MLflow URI {mask_uri(uri)!r}: MLflow 3 stores runs in a database or on a server; use sqlite:///<file.db> "
+            f"or http://<host>:<port>"
+        )

@@ -14,7 +14,21 @@ import dataclasses
 import os
 from pathlib import Path
 
-from ssl_ray.config import (AMP_MODES, BANK_SEED_BASE, MLFLOW_METRICS, MODES, PLACEMENT_STRATEGIES, SWITCHES, ExperimentConfig, SweepConfig, check_choice, check_sweep_name, check_int, check_names, check_number)
+from ssl_ray.config import (
+    AMP_MODES,
+    BANK_SEED_BASE,
+    MLFLOW_METRICS,
+    MODES,
+    PLACEMENT_STRATEGIES,
+    SWITCHES,
+    ExperimentConfig,
+    SweepConfig,
+    check_choice,
+    check_int,
+    check_names,
+    check_number,
+    check_sweep_name,
+)
 from ssl_ray.config.io import PATH_KEYS
 from ssl_ray.errors import ConfigError
 from ssl_ray.sweep.checks import check_fits, check_ray_address, check_samplers, check_search, check_storage
@@ -79,9 +93,11 @@ def _check_bank_is_shared(sweep: SweepConfig) -> None:
         return
     for key in ("data.dataset", "data.data_root"):
         if key in sweep.search_space:
-            raise ConfigError(f"{key} is searched, but a sweep builds one target bank (for the random_<r> targets) "
-                              f"on the base dataset; run one sweep per dataset, give probe.target_bank, or drop "
-                              f"the random_<r> targets (probe.targets)")
+            raise ConfigError(
+                f"{key} is searched, but a sweep builds one target bank (for the random_<r> targets) "
+                f"on the base dataset; run one sweep per dataset, give probe.target_bank, or drop "
+                f"the random_<r> targets (probe.targets)"
+            )
 
 
 def normalized(cfg: ExperimentConfig) -> ExperimentConfig:
@@ -130,21 +146,27 @@ def _check_data(cfg: ExperimentConfig) -> None:
 
         num_train = inspect_beton(d.beton).num_samples
     elif d.loader == "ffcv":
-        raise ConfigError("data.loader 'ffcv' needs data.beton (--beton): a .beton written by `ssl-ray data write-beton`")
+        raise ConfigError(
+            "data.loader 'ffcv' needs data.beton (--beton): a .beton written by `ssl-ray data write-beton`"
+        )
     source = DATASETS.get(d.dataset)
     source.check(d.dataset, d.data_root, d.superclass_map)  # probes read the dataset even when training reads a .beton
     if d.loader == "memory" and not source.in_memory:
-        raise ConfigError(f"data.loader 'memory' needs an in-memory dataset; {d.dataset!r} is read from image files "
-                          f"(use 'torchvision' or a .beton)")
+        raise ConfigError(
+            f"data.loader 'memory' needs an in-memory dataset; {d.dataset!r} is read from image files "
+            f"(use 'torchvision' or a .beton)"
+        )
     if d.beton is None:
         from ssl_ray.data.datasets import dataset_meta
 
         num_train = dataset_meta(d.dataset, d.data_root, d.superclass_map)["num_train"]
     per_worker = num_train // cfg.train.workers
     if isinstance(cfg.optim.batch_size, int) and per_worker < cfg.optim.batch_size:
-        raise ConfigError(f"optim.batch_size {cfg.optim.batch_size} is larger than a worker's share of the training set "
-                          f"({num_train} images / {cfg.train.workers} worker(s) = {per_worker}): an epoch would have no "
-                          f"step; lower --batch-size or --workers")
+        raise ConfigError(
+            f"optim.batch_size {cfg.optim.batch_size} is larger than a worker's share of the training set "
+            f"({num_train} images / {cfg.train.workers} worker(s) = {per_worker}): an epoch would have no "
+            f"step; lower --batch-size or --workers"
+        )
 
 
 def _check_model(cfg: ExperimentConfig) -> None:
@@ -169,8 +191,9 @@ def _check_objective(cfg: ExperimentConfig) -> None:
 
     cls = OBJECTIVES.get(cfg.objective.name)
     if cls.Hparams is not type(cfg.objective.params):
-        raise ConfigError(f"objective {cfg.objective.name!r} takes {cls.Hparams.__name__}, "
-                          f"got {type(cfg.objective.params).__name__}")
+        raise ConfigError(
+            f"objective {cfg.objective.name!r} takes {cls.Hparams.__name__}, got {type(cfg.objective.params).__name__}"
+        )
 
 
 def _check_optim(cfg: ExperimentConfig) -> None:
@@ -202,8 +225,10 @@ def _check_train(cfg: ExperimentConfig) -> None:
     check_choice("train.sync_batchnorm", t.sync_batchnorm, SWITCHES)
     check_choice("train.placement_strategy", t.placement_strategy, PLACEMENT_STRATEGIES)
     if t.sync_batchnorm == "on" and t.gpus() == 0:
-        raise ConfigError("train.sync_batchnorm=on needs CUDA workers (train.use_gpu or train.gpus_per_worker): "
-                          "torch's SyncBatchNorm runs only on GPUs")
+        raise ConfigError(
+            "train.sync_batchnorm=on needs CUDA workers (train.use_gpu or train.gpus_per_worker): "
+            "torch's SyncBatchNorm runs only on GPUs"
+        )
     if t.checkpoint_epochs is not None:
         if not isinstance(t.checkpoint_epochs, list):
             raise ConfigError(f"train.checkpoint_epochs must be a list of epochs, got {t.checkpoint_epochs!r}")
@@ -219,19 +244,26 @@ def _check_init_checkpoint(cfg: ExperimentConfig) -> None:
 
     ckpt_dir = checkpoint_dir(cfg.train.init_checkpoint)
     if not (ckpt_dir / CHECKPOINT_FILE).is_file():
-        raise ConfigError(f"train.init_checkpoint {cfg.train.init_checkpoint!r}: no such checkpoint "
-                          f"(a {CHECKPOINT_FILE} or its directory)")
+        raise ConfigError(
+            f"train.init_checkpoint {cfg.train.init_checkpoint!r}: no such checkpoint "
+            f"(a {CHECKPOINT_FILE} or its directory)"
+        )
     try:
         saved = load_state(ckpt_dir)
     except CorruptCheckpoint as e:
         raise ConfigError(f"train.init_checkpoint: {e}") from None
     theirs = (saved.get("config") or {}).get("model") or {}
     mine = dataclasses.asdict(cfg.model)
-    diff = [k for k in ("backbone", "depth", "width", "projector_dims") if theirs.get(k) != mine[k]
-            and not (k == "depth" and mine["backbone"] != "res")]
+    diff = [
+        k
+        for k in ("backbone", "depth", "width", "projector_dims")
+        if theirs.get(k) != mine[k] and not (k == "depth" and mine["backbone"] != "res")
+    ]
     if diff:
-        raise ConfigError(f"train.init_checkpoint {str(ckpt_dir)!r} holds a different model: "
-                          + ", ".join(f"model.{k} {theirs.get(k)!r} there, {mine[k]!r} here" for k in diff))
+        raise ConfigError(
+            f"train.init_checkpoint {str(ckpt_dir)!r} holds a different model: "
+            + ", ".join(f"model.{k} {theirs.get(k)!r} there, {mine[k]!r} here" for k in diff)
+        )
 
 
 def _check_layers(cfg: ExperimentConfig) -> None:
@@ -248,8 +280,8 @@ def _check_probe(cfg: ExperimentConfig) -> None:
     from ssl_ray.data.augment import AUGMENTATIONS
     from ssl_ray.data.datasets import DATASETS, dataset_meta, split_sizes
     from ssl_ray.probes.scoring import PROBES
-    from ssl_ray.probes.target_names import default_targets, parse_targets
     from ssl_ray.probes.target_bank import TargetBank
+    from ssl_ray.probes.target_names import default_targets, parse_targets
     from ssl_ray.probes.targets import needs_bank
 
     d, p = cfg.data, cfg.probe
@@ -261,22 +293,39 @@ def _check_probe(cfg: ExperimentConfig) -> None:
         PROBES.get(name)
     kinds = [kind for kind, _ in parse_targets(p.targets or [])]
     if "superclass" in kinds and not dataset_meta(d.dataset, d.data_root, d.superclass_map)["num_superclasses"]:
-        raise ConfigError(f"probe target 'superclass': dataset {d.dataset!r} has no superclass labels"
-                          + (" (give data.superclass_map)" if DATASETS.get(d.dataset).takes_superclass_map else ""))
+        raise ConfigError(
+            f"probe target 'superclass': dataset {d.dataset!r} has no superclass labels"
+            + (" (give data.superclass_map)" if DATASETS.get(d.dataset).takes_superclass_map else "")
+        )
     for key in ("sample_images", "sample_train_views", "sample_test_views"):
         if getattr(p, key) is not None:
-            check_int(f"probe.{key}", getattr(p, key), lo=2 if key == "sample_images" else 1, hi=100000 if key == "sample_images" else 64)
+            check_int(
+                f"probe.{key}",
+                getattr(p, key),
+                lo=2 if key == "sample_images" else 1,
+                hi=100000 if key == "sample_images" else 64,
+            )
     if p.sample_augment is not None:
         AUGMENTATIONS.get(p.sample_augment)
     if p.target_bank is not None and needs_bank(p.targets or default_targets(False)):
-        TargetBank.load(p.target_bank).check_dataset(*split_sizes(d.dataset, d.data_root, d.superclass_map), f"target bank {p.target_bank}")
+        TargetBank.load(p.target_bank).check_dataset(
+            *split_sizes(d.dataset, d.data_root, d.superclass_map), f"target bank {p.target_bank}"
+        )
     check_int("probe.bank_epochs", p.bank_epochs, lo=5, hi=MAX_EPOCHS)
     check_number("probe.val_fraction", p.val_fraction, lo=0.0, strict=True)
     if p.val_fraction >= 0.5:
         raise ConfigError(f"probe.val_fraction must be < 0.5 (the probes fit on the rest), got {p.val_fraction!r}")
-    for key, lo, hi in (("max_train_images", 10, 10**7), ("max_test_images", 10, 10**7), ("linear_max_iter", 1, 10**5),
-                        ("mine_seeds", 1, 100), ("mine_steps", 1, 10**6), ("mine_hidden", 1, 8192),
-                        ("mine_batch_size", 2, 65536), ("max_retries", 0, 100), ("seed", 0, MAX_SEED)):
+    for key, lo, hi in (
+        ("max_train_images", 10, 10**7),
+        ("max_test_images", 10, 10**7),
+        ("linear_max_iter", 1, 10**5),
+        ("mine_seeds", 1, 100),
+        ("mine_steps", 1, 10**6),
+        ("mine_hidden", 1, 8192),
+        ("mine_batch_size", 2, 65536),
+        ("max_retries", 0, 100),
+        ("seed", 0, MAX_SEED),
+    ):
         check_int(f"probe.{key}", getattr(p, key), lo=lo, hi=hi)
     check_number("probe.linear_c", p.linear_c, lo=0.0, strict=True)
     check_number("probe.mine_noise", p.mine_noise, lo=0.0, hi=1000.0, strict=True)
@@ -286,8 +335,10 @@ def _check_probe(cfg: ExperimentConfig) -> None:
         for e in p.mine_epochs:
             check_int("probe.mine_epochs", e, lo=0, hi=MAX_EPOCHS)
         if not set(p.mine_epochs) & set(cfg.train.checkpoint_schedule()):
-            raise ConfigError(f"probe.mine_epochs {p.mine_epochs}: no probed checkpoint has these epochs "
-                              f"(train.checkpoint_epochs keeps {cfg.train.checkpoint_schedule()})")
+            raise ConfigError(
+                f"probe.mine_epochs {p.mine_epochs}: no probed checkpoint has these epochs "
+                f"(train.checkpoint_epochs keeps {cfg.train.checkpoint_schedule()})"
+            )
     check_choice("probe.mlflow_metrics", p.mlflow_metrics, MLFLOW_METRICS)
     check_number("probe.num_cpus", p.num_cpus, lo=0.0, hi=MAX_CPUS)
     check_number("probe.num_gpus", p.num_gpus, lo=0.0, hi=64)

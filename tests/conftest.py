@@ -18,8 +18,10 @@ def run_many(cmds, timeout: int = 120, envs=None, **kw) -> list:
     ``envs``: one environment per command (else ``env`` in ``kw``, or this one's, for all)."""
     envs = envs or [kw.pop("env", None)] * len(cmds)
     kw.pop("env", None)
-    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e, **kw)
-             for c, e in zip(cmds, envs)]
+    procs = [
+        subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e, **kw)
+        for c, e in zip(cmds, envs)
+    ]
     done = []
     for cmd, p in zip(cmds, procs):
         out, err = p.communicate(timeout=timeout)
@@ -48,8 +50,9 @@ def pytest_configure(config):
 
 def _untracked() -> set[str] | None:
     """The checkout's untracked, not ignored files (None outside a git checkout)."""
-    proc = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True, text=True
+    )
     if proc.returncode != 0:
         return None
     return {ln[3:] for ln in proc.stdout.splitlines() if ln.startswith("?? ")}
@@ -88,6 +91,7 @@ def clean_environ(folder: Path) -> dict:
 def clean_env(tmp_path):
     return clean_environ(tmp_path)
 
+
 # Sweeps that test training, not the probe suite, probe lightly: NCC/CDNV on class and random labels.
 LIGHT_PROBES = ["--set", "probe.metrics=[ncc,cdnv]", "--set", "probe.targets=[class,permuted_1.0]"]
 
@@ -107,15 +111,27 @@ class SweepRun:
         self.trials = child_runs(self.client, self.parent.info.run_id) if self.parent else []
 
 
-def run_sweep_script(script: str, name: str, tmp: Path, *args: str, env=None, timeout: int = 900, cwd=None,
-                     expect_rc: int = 0, uri=None) -> SweepRun:
+def run_sweep_script(
+    script: str, name: str, tmp: Path, *args: str, env=None, timeout: int = 900, cwd=None, expect_rc: int = 0, uri=None
+) -> SweepRun:
     """``python experiments/<script> --name <name> <args>`` with its sweeps and MLflow store under ``tmp``
     (``--num-cpus 2``); asserts its exit code and returns the sweep read back from MLflow."""
     import subprocess
 
     uri = uri or f"sqlite:///{tmp / 'mlflow.db'}"
-    cmd = [PY, str(ROOT / "experiments" / script), "--name", name, *args, "--storage-path", str(tmp / "sweeps"),
-           "--mlflow-uri", uri, "--num-cpus", "2"]
+    cmd = [
+        PY,
+        str(ROOT / "experiments" / script),
+        "--name",
+        name,
+        *args,
+        "--storage-path",
+        str(tmp / "sweeps"),
+        "--mlflow-uri",
+        uri,
+        "--num-cpus",
+        "2",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd or ROOT, env=env)
     assert proc.returncode == expect_rc, proc.stdout[-3000:] + proc.stderr[-3000:]
     return SweepRun(proc, uri, name, tmp / "sweeps" / name)
@@ -144,23 +160,53 @@ def tiny_http(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tiny_http")
     with mlflow_server(tmp) as base:
         faults = tmp / "faults.json"
-        faults.write_text(json.dumps([
-            {"site": "probe.score", "match": {"epoch": 1, "layer": "block1"}, "times": 1},
-            {"site": "probe.features", "match": {"epoch": 2}, "times": 2 * (PROBE_RETRIES + 1)},
-        ]))
+        faults.write_text(
+            json.dumps(
+                [
+                    {"site": "probe.score", "match": {"epoch": 1, "layer": "block1"}, "times": 1},
+                    {"site": "probe.features", "match": {"epoch": 2}, "times": 2 * (PROBE_RETRIES + 1)},
+                ]
+            )
+        )
         env = dict(os.environ, SSL_RAY_RESULTS=str(tmp / "results"), PYTHONUNBUFFERED="1", SSL_RAY_FAULTS=str(faults))
         env.pop("MLFLOW_TRACKING_URI", None)
         run = run_sweep_script(
-            "sweep_vicreg.py", "tiny", tmp, "--epochs", "2", "--set", "model.depth=2", "--search", "model.width=[8]",
-            "--search", "objective.lam=[10,25]", "--search", "objective.mu=[25]", "--search", "objective.nu=[1]",
-            "--set", f"probe.max_retries={PROBE_RETRIES}", "--set", "probe.sample_images=10",
-            "--set", "probe.sample_train_views=10", "--set", "probe.sample_test_views=4",
+            "sweep_vicreg.py",
+            "tiny",
+            tmp,
+            "--epochs",
+            "2",
+            "--set",
+            "model.depth=2",
+            "--search",
+            "model.width=[8]",
+            "--search",
+            "objective.lam=[10,25]",
+            "--search",
+            "objective.mu=[25]",
+            "--search",
+            "objective.nu=[1]",
+            "--set",
+            f"probe.max_retries={PROBE_RETRIES}",
+            "--set",
+            "probe.sample_images=10",
+            "--set",
+            "probe.sample_train_views=10",
+            "--set",
+            "probe.sample_test_views=4",
             # every probe family, MINE at 2 seeds x 50 steps (its accuracy is tested in tests/unit/probes)
-            "--set", "probe.mine_seeds=2", "--set", "probe.mine_steps=50",
+            "--set",
+            "probe.mine_seeds=2",
+            "--set",
+            "probe.mine_steps=50",
             # a bank classifier of 16 epochs, not 20: 17 targets, largest randomness gap 0.24 with the bank's own seed
             # stream (the limit is 0.25; 14 epochs reached 0.25, 12 were refused at 0.27), about 8 s less
-            "--set", "probe.bank_epochs=16", env=env, uri=base,
-            expect_rc=1)  # the truth: epoch 2's probes gave up in both trials (until `ssl-ray probe` fills them)
+            "--set",
+            "probe.bank_epochs=16",
+            env=env,
+            uri=base,
+            expect_rc=1,
+        )  # the truth: epoch 2's probes gave up in both trials (until `ssl-ray probe` fills them)
         assert fired(faults) == 1 + 2 * (PROBE_RETRIES + 1)
         yield tmp, base, run.proc, {k: v for k, v in env.items() if k != "SSL_RAY_FAULTS"}
 
@@ -242,8 +288,11 @@ def _refuse_ray(item, before: tuple, phase: str) -> None:
     if here:
         sys.modules["ray"].shutdown()  # leave no Ray to the tests that follow
     how = "in this process" if here else f"in a process it started ({', '.join(sorted(sessions))})"
-    pytest.fail(f"{item.nodeid}: a unit test started Ray {how} during its {phase}; a test that starts Ray, a sweep "
-                f"or a server belongs in tests/e2e/ (or is marked slow)", pytrace=False)
+    pytest.fail(
+        f"{item.nodeid}: a unit test started Ray {how} during its {phase}; a test that starts Ray, a sweep "
+        f"or a server belongs in tests/e2e/ (or is marked slow)",
+        pytrace=False,
+    )
 
 
 def _unit_phase(phase: str):
@@ -254,8 +303,11 @@ def _unit_phase(phase: str):
         if phase == "setup":
             servers = sorted(SERVER_FIXTURES & set(item.fixturenames))
             if servers:
-                pytest.fail(f"{item.nodeid}: a unit test uses {', '.join(servers)}, which starts a server; it belongs "
-                            f"in tests/e2e/ (or is marked slow)", pytrace=False)
+                pytest.fail(
+                    f"{item.nodeid}: a unit test uses {', '.join(servers)}, which starts a server; it belongs "
+                    f"in tests/e2e/ (or is marked slow)",
+                    pytrace=False,
+                )
             if not _RAY_TMP:
                 import tempfile
 
@@ -274,6 +326,7 @@ def _unit_phase(phase: str):
                     os.environ.pop("RAY_TMPDIR", None)
                 else:
                     os.environ["RAY_TMPDIR"] = old
+
     return hook
 
 

@@ -17,14 +17,20 @@ def smooth_images(rng, n: int, h: int, w: int) -> np.ndarray:
     import torch.nn.functional as F
 
     low = torch.from_numpy(rng.uniform(0, 255, (n, 3, 4, 4)).astype(np.float32))
-    x = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=True) + torch.from_numpy(rng.normal(0, 4, (n, 3, h, w)).astype(np.float32))
+    x = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=True) + torch.from_numpy(
+        rng.normal(0, 4, (n, 3, h, w)).astype(np.float32)
+    )
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def _cifar_dict(rng, n, label_key, n_classes, coarse=False):
     data = smooth_images(rng, n, 32, 32).transpose(0, 3, 1, 2).reshape(n, 3072)  # CIFAR rows: R plane, G plane, B plane
-    d = {b"batch_label": b"testing batch 1 of 1", b"data": np.ascontiguousarray(data),
-         label_key: [int(v) for v in rng.integers(0, n_classes, n)], b"filenames": [f"img_{i}.png".encode() for i in range(n)]}
+    d = {
+        b"batch_label": b"testing batch 1 of 1",
+        b"data": np.ascontiguousarray(data),
+        label_key: [int(v) for v in rng.integers(0, n_classes, n)],
+        b"filenames": [f"img_{i}.png".encode() for i in range(n)],
+    }
     if coarse:
         d[b"coarse_labels"] = [int(v) // 5 for v in d[label_key]]  # 100 fine -> 20 coarse, as CIFAR-100's grouping size
     return d
@@ -38,7 +44,9 @@ def write_cifar10(root: Path, n_per_batch: int = 8, seed: int = 0) -> Path:
         with open(base / name, "wb") as f:
             pickle.dump(_cifar_dict(rng, n_per_batch, b"labels", 10), f, protocol=2)
     with open(base / "batches.meta", "wb") as f:
-        pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)], b"num_cases_per_batch": n_per_batch}, f, protocol=2)
+        pickle.dump(
+            {b"label_names": [f"c{i}".encode() for i in range(10)], b"num_cases_per_batch": n_per_batch}, f, protocol=2
+        )
     return Path(root)
 
 
@@ -50,16 +58,23 @@ def write_cifar100(root: Path, n_train: int = 40, n_test: int = 20, seed: int = 
         with open(base / name, "wb") as f:
             pickle.dump(_cifar_dict(rng, n, b"fine_labels", 100, coarse=True), f, protocol=2)
     with open(base / "meta", "wb") as f:
-        pickle.dump({b"fine_label_names": [f"f{i}".encode() for i in range(100)],
-                     b"coarse_label_names": [f"s{i}".encode() for i in range(20)]}, f, protocol=2)
+        pickle.dump(
+            {
+                b"fine_label_names": [f"f{i}".encode() for i in range(100)],
+                b"coarse_label_names": [f"s{i}".encode() for i in range(20)],
+            },
+            f,
+            protocol=2,
+        )
     return Path(root)
 
 
 CLASSES = {"cat": "animal", "dog": "animal", "car": "vehicle"}
 
 
-def write_imagefolder(root: Path, per_class=(3, 2), size=(24, 24), fmt="PNG", val_name="test", seed: int = 0,
-                      varied_sizes: bool = False) -> Path:
+def write_imagefolder(
+    root: Path, per_class=(3, 2), size=(24, 24), fmt="PNG", val_name="test", seed: int = 0, varied_sizes: bool = False
+) -> Path:
     """``root/{train,<val_name>}/<class>/<i>.<fmt>`` with photo-like random images, plus ``superclasses.json``."""
     from PIL import Image
 
@@ -71,6 +86,8 @@ def write_imagefolder(root: Path, per_class=(3, 2), size=(24, 24), fmt="PNG", va
             for i in range(n):
                 h, w = (size[0] + 4 * i, size[1] + 2 * i) if varied_sizes else size
                 img = smooth_images(rng, 1, h, w)[0]
-                Image.fromarray(img).save(d / f"{i}.{fmt.lower()}", format=fmt, **({"quality": 100} if fmt == "JPEG" else {}))
+                Image.fromarray(img).save(
+                    d / f"{i}.{fmt.lower()}", format=fmt, **({"quality": 100} if fmt == "JPEG" else {})
+                )
     (Path(root) / "superclasses.json").write_text(json.dumps(CLASSES))
     return Path(root)

@@ -23,7 +23,9 @@ def check_int(key: str, v: Any, lo: Optional[int] = None, hi: Optional[int] = No
         raise ConfigError(f"{key} must be <= {hi}, got {v!r}")
 
 
-def check_number(key: str, v: Any, lo: Optional[float] = None, strict: bool = False, hi: Optional[float] = None) -> None:
+def check_number(
+    key: str, v: Any, lo: Optional[float] = None, strict: bool = False, hi: Optional[float] = None
+) -> None:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         raise ConfigError(f"{key} must be a finite number, got {v!r}")
     if lo is not None and (v <= lo if strict else v < lo):
@@ -48,5 +50,6 @@ def check_sweep_name(v: Any) -> None:
     """A sweep's name names its directory, its MLflow experiment and its report folder: one plain path
     component (never ``.``, ``..``, a path or an absolute name)."""
     if not isinstance(v, str) or not SWEEP_NAME.fullmatch(v):
-        raise ConfigError(f"sweep name must be 1-100 letters, digits, '-', '_' or '.', starting with a letter or digit, "
-                          f"got {v!r}")
+        raise ConfigError(
+            f"sweep name must be 1-100 letters, digits, '-', '_' or '.', starting with a letter or digit, got {v!r}"
+        )

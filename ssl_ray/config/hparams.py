@@ -24,8 +24,13 @@ from ssl_ray.errors import ConfigError
 HPARAMS: Dict[str, Type["Hparams"]] = {}  # objective name -> its hyperparameters' dataclass
 
 
-def hp(default: float, ge: Optional[float] = None, gt: Optional[float] = None, lt: Optional[float] = None,
-       symbol: Optional[str] = None) -> Any:
+def hp(
+    default: float,
+    ge: Optional[float] = None,
+    gt: Optional[float] = None,
+    lt: Optional[float] = None,
+    symbol: Optional[str] = None,
+) -> Any:
     """A hyperparameter field: its default, its range (``ge`` <=, ``gt`` <, ``lt`` >) and its paper's symbol."""
     return dataclasses.field(default=default, metadata={"ge": ge, "gt": gt, "lt": lt, "symbol": symbol})
 
@@ -59,7 +64,12 @@ def check_ranges(params: "Hparams") -> None:
         v, m = getattr(params, f.name), f.metadata
         key = f"objective.{f.name}"
         integer = f.type in (int, "int")
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (integer and not isinstance(v, int)):
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, (int, float))
+            or not math.isfinite(v)
+            or (integer and not isinstance(v, int))
+        ):
             raise ConfigError(f"{key} must be a finite {'integer' if integer else 'number'} for {who}, got {v!r}")
         if m.get("ge") is not None and v < m["ge"]:
             raise ConfigError(f"{key} must be >= {m['ge']:g} for {who}, got {v!r}")

@@ -16,7 +16,6 @@ import yaml
 from ssl_ray.config.schema import SECTIONS
 from ssl_ray.errors import ConfigError
 
-
 MAX_DEPTH = 16  # a recipe nests 5 deep at most (search_space: key: {loguniform: [...], when: {key: [...]}})
 
 # The dotted keys whose values name files or folders: a recipe's relative ones are read from its folder
@@ -36,8 +35,10 @@ class StrictLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise StrictYAMLError(problem="anchors and aliases (&name, *name) are not allowed in a config; write the "
-                                          "value out", problem_mark=event.start_mark)
+            raise StrictYAMLError(
+                problem="anchors and aliases (&name, *name) are not allowed in a config; write the value out",
+                problem_mark=event.start_mark,
+            )
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
@@ -50,13 +51,19 @@ class StrictLoader(yaml.SafeLoader):
         seen = set()
         for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
             scalar = isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge"
-            key = self.construct_object(key_node, deep=True) if scalar else key_node.value if key_node.id == "scalar" \
+            key = (
+                self.construct_object(key_node, deep=True)
+                if scalar
+                else key_node.value
+                if key_node.id == "scalar"
                 else f"a {key_node.id}"
+            )
             if not scalar or not isinstance(key, str):
                 raise StrictYAMLError(problem=f"a key must be a name, got {key!r}", problem_mark=key_node.start_mark)
             if key in seen:
-                raise StrictYAMLError(problem=f"key {key!r} is given twice in one mapping; give it once",
-                                      problem_mark=key_node.start_mark)
+                raise StrictYAMLError(
+                    problem=f"key {key!r} is given twice in one mapping; give it once", problem_mark=key_node.start_mark
+                )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -93,7 +100,6 @@ def flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
         else:
             out[key] = v
     return out
-
 
 
 def read_text(path: str | os.PathLike, what: str, limit: int = 16 << 20) -> str:
@@ -154,8 +160,14 @@ def _floats(v: Any) -> Any:
 def dump_yaml(d: Dict[str, Any], flow: bool = False) -> str:
     """YAML in the order given (sections as the schema lists them); ``flow``: lists and mappings inline. Never
     an alias (a value shared by two keys is written out twice): what we write, :func:`strict_load` reads back."""
-    return yaml.dump(d, Dumper=_PlainDumper, sort_keys=False, default_flow_style=None if flow else False, width=120,
-                     allow_unicode=True)
+    return yaml.dump(
+        d,
+        Dumper=_PlainDumper,
+        sort_keys=False,
+        default_flow_style=None if flow else False,
+        width=120,
+        allow_unicode=True,
+    )
 
 
 class _PlainDumper(yaml.SafeDumper):

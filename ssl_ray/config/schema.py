@@ -52,8 +52,9 @@ class ObjectiveConfig:
 
     def __post_init__(self) -> None:
         if type(self.params) is not hparams_class(self.name):
-            raise ConfigError(f"objective {self.name!r} takes {hparams_class(self.name).__name__}, "
-                              f"got {type(self.params).__name__}")
+            raise ConfigError(
+                f"objective {self.name!r} takes {hparams_class(self.name).__name__}, got {type(self.params).__name__}"
+            )
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "ObjectiveConfig":
@@ -287,5 +288,3 @@ AMP_MODES = ("auto", "bf16", "off")
 SWITCHES = ("auto", "on", "off")
 MLFLOW_METRICS = ("curated", "all")  # probe.mlflow_metrics
 PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_SPREAD", "STRICT_PACK")
-
-

@@ -39,19 +39,27 @@ class SearchDim:
             spec = dict(spec)
             cond = spec.pop("when")
             if not isinstance(cond, dict) or not cond or not all(isinstance(k, str) for k in cond):
-                raise ConfigError(f"search_space.{key}.when: expected {{<searched key>: value or [values]}}, got {cond!r}")
+                raise ConfigError(
+                    f"search_space.{key}.when: expected {{<searched key>: value or [values]}}, got {cond!r}"
+                )
             when = {k: list(v) if isinstance(v, list) else [v] for k, v in cond.items()}
         if isinstance(spec, list):
             kind, values = "grid", spec
         elif isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in SAMPLERS:
             kind, values = next(iter(spec.items()))
         else:
-            raise ConfigError(f"search_space.{key}: expected a list or one of {{{', '.join(SAMPLERS)}: [...]}} "
-                              f"(and optionally when: {{...}}), got {spec!r}")
+            raise ConfigError(
+                f"search_space.{key}: expected a list or one of {{{', '.join(SAMPLERS)}: [...]}} "
+                f"(and optionally when: {{...}}), got {spec!r}"
+            )
         if not isinstance(values, list) or not values:
             raise ConfigError(f"search_space.{key}: expected a non-empty list of values, got {values!r}")
         if SAMPLERS[kind] != "values":
-            if len(values) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) or values[0] >= values[1]:
+            if (
+                len(values) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+                or values[0] >= values[1]
+            ):
                 raise ConfigError(f"search_space.{key}: {kind} takes [low, high] with low < high, got {values!r}")
             if kind == "loguniform" and values[0] <= 0:
                 raise ConfigError(f"search_space.{key}: loguniform needs low > 0, got {values!r}")

@@ -5,9 +5,17 @@ The names below load on first use (PEP 562), so that ``ssl-ray data --help`` ans
 
 import importlib
 
-_HOMES = {"AUGMENTATIONS": "augment", "build_augment": "augment", "DATASETS": "datasets", "ArrayDataset": "datasets",
-          "FileDataset": "datasets", "load_dataset": "datasets", "PROTOCOLS": "protocols", "ViewSpec": "protocols",
-          "view_specs": "protocols"}
+_HOMES = {
+    "AUGMENTATIONS": "augment",
+    "build_augment": "augment",
+    "DATASETS": "datasets",
+    "ArrayDataset": "datasets",
+    "FileDataset": "datasets",
+    "load_dataset": "datasets",
+    "PROTOCOLS": "protocols",
+    "ViewSpec": "protocols",
+    "view_specs": "protocols",
+}
 
 __all__ = list(_HOMES)
 

@@ -57,22 +57,34 @@ def shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     s = cr / torch.where(eqc, torch.ones_like(maxc), maxc)
     crd = torch.where(eqc, torch.ones_like(cr), cr)
     rc, gc, bc = (maxc - r) / crd, (maxc - g) / crd, (maxc - b) / crd
-    h = (maxc == r) * (bc - gc) + ((maxc == g) & (maxc != r)) * (2.0 + rc - bc) + ((maxc != g) & (maxc != r)) * (4.0 + gc - rc)
+    h = (
+        (maxc == r) * (bc - gc)
+        + ((maxc == g) & (maxc != r)) * (2.0 + rc - bc)
+        + ((maxc != g) & (maxc != r)) * (4.0 + gc - rc)
+    )
     h = torch.remainder(h / 6.0 + 1.0 + shift.view(-1, 1, 1), 1.0)
     v = maxc
     i = torch.floor(h * 6.0)
     f = h * 6.0 - i
     i = i.to(torch.int64) % 6
     p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    table = torch.stack([torch.stack(c, 1) for c in ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))], 0)
+    table = torch.stack(
+        [torch.stack(c, 1) for c in ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))], 0
+    )
     return table.gather(0, i[None, :, None].expand(1, -1, 3, -1, -1))[0]
 
 
 JITTER_OPS = ("brightness", "contrast", "saturation", "hue")  # the op indices of color_jitter's ``order``
 
 
-def color_jitter(x: torch.Tensor, b: torch.Tensor, c: torch.Tensor, sat: Optional[torch.Tensor], hue: Optional[torch.Tensor],
-                 order: torch.Tensor) -> torch.Tensor:
+def color_jitter(
+    x: torch.Tensor,
+    b: torch.Tensor,
+    c: torch.Tensor,
+    sat: Optional[torch.Tensor],
+    hue: Optional[torch.Tensor],
+    order: torch.Tensor,
+) -> torch.Tensor:
     """Brightness, contrast, saturation and hue adjustments of images in [0, 1], each clamped to [0, 1], in a
     per-sample order (as torchvision's ``ColorJitter``, which shuffles them per image).
 
@@ -97,8 +109,12 @@ def color_jitter(x: torch.Tensor, b: torch.Tensor, c: torch.Tensor, sat: Optiona
     def hue_shift(y):
         return shift_hue(y, hue)
 
-    ops = (brightness, contrast, saturation if rgb and sat is not None else None,
-           hue_shift if rgb and hue is not None else None)
+    ops = (
+        brightness,
+        contrast,
+        saturation if rgb and sat is not None else None,
+        hue_shift if rgb and hue is not None else None,
+    )
     y = x
     for pos in range(len(ops)):
         at = order[:, pos].view(n, 1, 1, 1)

@@ -61,8 +61,13 @@ MAX_RESOLUTION = 65535  # the largest side JPEG (and FFCV's image field) can hol
 MAX_WRITERS = 256
 
 
-def check_write_options(write_mode: str, jpeg_quality: int, max_resolution: Optional[int], image_size: Optional[int] = None,
-                        num_workers: int = -1) -> None:
+def check_write_options(
+    write_mode: str,
+    jpeg_quality: int,
+    max_resolution: Optional[int],
+    image_size: Optional[int] = None,
+    num_workers: int = -1,
+) -> None:
     """The writer's settings, each bounded, before anything is read or written."""
     from ssl_ray.data.containers import IMAGE_SIZES
 
@@ -73,13 +78,22 @@ def check_write_options(write_mode: str, jpeg_quality: int, max_resolution: Opti
     if max_resolution is not None and not 1 <= max_resolution <= MAX_RESOLUTION:
         raise ConfigError(f"max resolution must be in 1..{MAX_RESOLUTION}, got {max_resolution}")
     if image_size is not None and not IMAGE_SIZES[0] <= image_size <= IMAGE_SIZES[1]:
-        raise ConfigError(f"image size must be in {IMAGE_SIZES[0]}..{IMAGE_SIZES[1]} (as data.image_size), got {image_size}")
+        raise ConfigError(
+            f"image size must be in {IMAGE_SIZES[0]}..{IMAGE_SIZES[1]} (as data.image_size), got {image_size}"
+        )
     if num_workers != -1 and not 1 <= num_workers <= MAX_WRITERS:
         raise ConfigError(f"writer processes must be -1 (all cores) or 1..{MAX_WRITERS}, got {num_workers}")
 
 
-def write_beton(ds, out: str | os.PathLike, max_resolution: Optional[int] = None, jpeg_quality: int = 90,
-                write_mode: str = "smart", num_workers: int = -1, chunksize: int = 100) -> Path:
+def write_beton(
+    ds,
+    out: str | os.PathLike,
+    max_resolution: Optional[int] = None,
+    jpeg_quality: int = 90,
+    write_mode: str = "smart",
+    num_workers: int = -1,
+    chunksize: int = 100,
+) -> Path:
     """Write ``ds`` to ``out`` (FFCV shows a progress bar). Raw mode stores exact pixels; ``jpg``
     at quality 100 stores near-exact ones; ``smart`` compresses only images larger than raw would
     be worth (FFCV's rule)."""
@@ -91,8 +105,12 @@ def write_beton(ds, out: str | os.PathLike, max_resolution: Optional[int] = None
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
     fields = {
-        "image": RGBImageField(write_mode=write_mode, max_resolution=max_resolution, jpeg_quality=int(jpeg_quality),
-                               smart_threshold=None if write_mode != "smart" else 3 * 64 * 64 * 3),
+        "image": RGBImageField(
+            write_mode=write_mode,
+            max_resolution=max_resolution,
+            jpeg_quality=int(jpeg_quality),
+            smart_threshold=None if write_mode != "smart" else 3 * 64 * 64 * 3,
+        ),
         "label": IntField(),
         "superclass": IntField(),
         "index": IntField(),
@@ -128,7 +146,9 @@ class BetonInfo:
 
     @property
     def num_superclasses(self) -> int:
-        return int(self.superclasses.max()) + 1 if self.superclasses is not None else 0  # None unless every sample has one
+        return (
+            int(self.superclasses.max()) + 1 if self.superclasses is not None else 0
+        )  # None unless every sample has one
 
 
 def inspect_beton(path: str | os.PathLike, required: Sequence[str] = REQUIRED_FIELDS) -> BetonInfo:
@@ -144,7 +164,9 @@ def inspect_beton(path: str | os.PathLike, required: Sequence[str] = REQUIRED_FI
         raise BetonError(f"{p}: truncated ({size} bytes, smaller than the {HeaderType.itemsize}-byte FFCV header)")
     header = np.fromfile(p, dtype=HeaderType, count=1)[0]
     if int(header["version"]) != CURRENT_VERSION:
-        raise BetonError(f"{p}: not an FFCV .beton (format version {int(header['version'])}, expected {CURRENT_VERSION})")
+        raise BetonError(
+            f"{p}: not an FFCV .beton (format version {int(header['version'])}, expected {CURRENT_VERSION})"
+        )
     n, n_fields = int(header["num_samples"]), int(header["num_fields"])
     fields_end = HeaderType.itemsize + n_fields * FieldDescType.itemsize
     if n_fields == 0 or n_fields > 64 or fields_end > size:
@@ -157,16 +179,20 @@ def inspect_beton(path: str | os.PathLike, required: Sequence[str] = REQUIRED_FI
     names = [decode_null_terminated_string(d) for d in desc["name"]]
     missing = [f for f in required if f not in names]
     if missing:
-        raise BetonError(f"{p}: has fields {names} but no {missing[0]!r} field (expected {list(BETON_FIELDS)}; "
-                         f"write it with `ssl-ray data write-beton`)")
+        raise BetonError(
+            f"{p}: has fields {names} but no {missing[0]!r} field (expected {list(BETON_FIELDS)}; "
+            f"write it with `ssl-ray data write-beton`)"
+        )
     if any(h is None for h in handlers):
         raise BetonError(f"{p}: a field of unknown type (custom fields are not supported)")
     meta_type = get_metadata_type(list(handlers))
     meta_end = fields_end + n * meta_type.itemsize
     alloc_ptr = int(header["alloc_table_ptr"])
     if n == 0 or meta_end > size or not meta_end <= alloc_ptr <= size:
-        raise BetonError(f"{p}: truncated or corrupt ({n} samples need {meta_end} bytes of metadata; "
-                         f"allocation table at {alloc_ptr}; file is {size} bytes)")
+        raise BetonError(
+            f"{p}: truncated or corrupt ({n} samples need {meta_end} bytes of metadata; "
+            f"allocation table at {alloc_ptr}; file is {size} bytes)"
+        )
     meta = np.fromfile(p, dtype=meta_type, count=n, offset=fields_end)
     alloc = np.fromfile(p, dtype=ALLOC_TABLE_TYPE, offset=alloc_ptr)
     if (size - alloc_ptr) % ALLOC_TABLE_TYPE.itemsize:
@@ -179,8 +205,17 @@ def inspect_beton(path: str | os.PathLike, required: Sequence[str] = REQUIRED_FI
         ptrs = img["data_ptr"]
         known = np.isin(ptrs, alloc["ptr"])
         if not known.all():
-            raise BetonError(f"{p}: corrupt (image of sample {int(np.argmin(known))} points outside the allocation table)")
+            raise BetonError(
+                f"{p}: corrupt (image of sample {int(np.argmin(known))} points outside the allocation table)"
+            )
     labels = np.asarray(meta[f"f{fi['label']}"], dtype=np.int64)
     sup = np.asarray(meta[f"f{fi['superclass']}"], dtype=np.int64) if "superclass" in fi else None
-    return BetonInfo(str(p), n, names, labels, sup if sup is not None and (sup >= 0).all() else None,
-                     int(img["height"].max()) if img is not None else 0, int(img["width"].max()) if img is not None else 0)
+    return BetonInfo(
+        str(p),
+        n,
+        names,
+        labels,
+        sup if sup is not None and (sup >= 0).all() else None,
+        int(img["height"].max()) if img is not None else 0,
+        int(img["width"].max()) if img is not None else 0,
+    )

@@ -10,8 +10,8 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ssl_ray.errors import ConfigError
 from ssl_ray.data.containers import DATASETS, ArrayDataset, DatasetSource
+from ssl_ray.errors import ConfigError
 
 # ------------------------------------------------------------------------------------------------
 # CIFAR-10 / CIFAR-100 (python-version pickles)
@@ -21,9 +21,15 @@ class _ArrayUnpickler(pickle.Unpickler):
     """CIFAR's files are pickles; a pickle can name any callable. Only what the CIFAR files need
     (numpy arrays and dtypes) may be constructed, so a tampered file is an error, not code."""
 
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-                ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),
+    }
 
     def find_class(self, module, name):
         if (module, name) in self._ALLOWED:
@@ -58,7 +64,8 @@ def _cifar_check(name: str) -> Callable:
                 if not (base / fname).is_file():
                     raise ConfigError(
                         f"data root {data_root}: missing {folder}/{fname} ({name} python-version pickles; "
-                        f"`ssl-ray data download --dataset {name} --data-root {data_root}` fetches them)")
+                        f"`ssl-ray data download --dataset {name} --data-root {data_root}` fetches them)"
+                    )
 
     return check
 
@@ -74,10 +81,18 @@ def _cifar_load(name: str) -> Callable:
                 raise ConfigError(f"{Path(data_root) / folder / f}: no {fine_key.decode()} entry matching its images")
         data = np.concatenate([np.asarray(p[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32) for p in parts])
         labels = np.concatenate([np.asarray(p[fine_key], dtype=np.int64) for p in parts])
-        coarse = np.concatenate([np.asarray(p[b"coarse_labels"], dtype=np.int64) for p in parts]) if name == "cifar100" else None
-        ds = ArrayDataset(torch.from_numpy(data).contiguous(), torch.from_numpy(labels),
-                          torch.from_numpy(coarse) if coarse is not None else None,
-                          num_classes=100 if name == "cifar100" else 10, num_superclasses=20 if name == "cifar100" else 0)
+        coarse = (
+            np.concatenate([np.asarray(p[b"coarse_labels"], dtype=np.int64) for p in parts])
+            if name == "cifar100"
+            else None
+        )
+        ds = ArrayDataset(
+            torch.from_numpy(data).contiguous(),
+            torch.from_numpy(labels),
+            torch.from_numpy(coarse) if coarse is not None else None,
+            num_classes=100 if name == "cifar100" else 10,
+            num_superclasses=20 if name == "cifar100" else 0,
+        )
         return ds.to_array(image_size)
 
     return load

@@ -1,8 +1,8 @@
 """``ssl-ray data``: write ``.beton`` files, inspect them, fetch CIFAR.
 
-    ssl-ray data write-beton --dataset cifar100 --data-root D --split train --out train.beton [--write-mode raw]
-    ssl-ray data inspect train.beton
-    ssl-ray data download --dataset cifar10 --data-root D
+ssl-ray data write-beton --dataset cifar100 --data-root D --split train --out train.beton [--write-mode raw]
+ssl-ray data inspect train.beton
+ssl-ray data download --dataset cifar10 --data-root D
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ def _parser(prog: Optional[str]):
     w.add_argument("--write-mode", default="smart", choices=WRITE_MODES, help="raw pixels, jpg, or FFCV's 'smart' mix")
     w.add_argument("--jpeg-quality", type=int, default=90)
     w.add_argument("--num-workers", type=int, default=-1, help="writer processes (default: all cores)")
-    w.add_argument("--download", action="store_true", help="CIFAR: fetch the files with torchvision first (needs internet)")
+    w.add_argument(
+        "--download", action="store_true", help="CIFAR: fetch the files with torchvision first (needs internet)"
+    )
     i = sub.add_parser("inspect", help="check a .beton file and print what it holds")
     i.add_argument("path")
     d = sub.add_parser("download", help="fetch CIFAR-10/100 with torchvision (needs internet)")
@@ -49,26 +51,43 @@ def data_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) 
 
         if args.cmd == "inspect":
             info = inspect_beton(args.path)
-            print(f"{info.path}: {info.num_samples} samples, fields {info.fields}, max {info.max_height}x{info.max_width} px, "
-                  f"{info.num_classes} classes, {info.num_superclasses} superclasses")
+            print(
+                f"{info.path}: {info.num_samples} samples, fields {info.fields}, max {info.max_height}x{info.max_width} px, "
+                f"{info.num_classes} classes, {info.num_superclasses} superclasses"
+            )
             return 0
         if args.cmd == "write-beton":  # every setting and the output before a dataset is read
             from ssl_ray.paths import check_new_file
 
-            check_write_options(args.write_mode, args.jpeg_quality, args.max_resolution, args.image_size, args.num_workers)
+            check_write_options(
+                args.write_mode, args.jpeg_quality, args.max_resolution, args.image_size, args.num_workers
+            )
             check_new_file(args.out, "--out")
         if args.cmd == "download" or args.download:
             DATASETS.get(args.dataset)
             download_cifar(args.dataset, args.data_root or ".")
             if args.cmd == "download":
                 return 0
-        ds = load_dataset(args.dataset, args.split, image_size=args.image_size, data_root=args.data_root,
-                          superclass_map=args.superclass_map)
+        ds = load_dataset(
+            args.dataset,
+            args.split,
+            image_size=args.image_size,
+            data_root=args.data_root,
+            superclass_map=args.superclass_map,
+        )
         if hasattr(ds, "check_images"):  # image files: one that is no image is found before the writer starts
             ds.check_images()
-        print(f"writing {len(ds)} {args.dataset}/{args.split} images to {args.out} ({args.write_mode})", file=sys.stderr)
-        out = write_beton(ds, args.out, max_resolution=args.max_resolution, jpeg_quality=args.jpeg_quality,
-                          write_mode=args.write_mode, num_workers=args.num_workers)
+        print(
+            f"writing {len(ds)} {args.dataset}/{args.split} images to {args.out} ({args.write_mode})", file=sys.stderr
+        )
+        out = write_beton(
+            ds,
+            args.out,
+            max_resolution=args.max_resolution,
+            jpeg_quality=args.jpeg_quality,
+            write_mode=args.write_mode,
+            num_workers=args.num_workers,
+        )
         info = inspect_beton(out)
         print(f"{out}: {info.num_samples} samples, {info.num_classes} classes, {info.num_superclasses} superclasses")
         return 0

@@ -46,8 +46,13 @@ class ArrayDataset:
     def to_array(self, image_size: Optional[int] = None) -> "ArrayDataset":
         if image_size is None or image_size == self.images.shape[-1]:
             return self
-        return ArrayDataset(resize_uint8(self.images, image_size), self.labels, self.superclasses,
-                            self.num_classes, self.num_superclasses)
+        return ArrayDataset(
+            resize_uint8(self.images, image_size),
+            self.labels,
+            self.superclasses,
+            self.num_classes,
+            self.num_superclasses,
+        )
 
 
 @dataclass
@@ -90,7 +95,7 @@ class FileDataset:
 
         with ThreadPoolExecutor(16) as pool:
             for start in range(0, len(self.paths), chunk):
-                bad = next((p for p in pool.map(problem, self.paths[start:start + chunk]) if p), None)
+                bad = next((p for p in pool.map(problem, self.paths[start : start + chunk]) if p), None)
                 if bad:
                     raise ConfigError(bad)
 
@@ -135,7 +140,9 @@ class DatasetSource:
     def check(self, name: str, data_root: Optional[str], superclass_map: Optional[str] = None) -> None:
         if self.needs_root:
             if data_root is None:
-                raise ConfigError(f"dataset {name!r} needs data.data_root (--data-root): the folder that holds its files")
+                raise ConfigError(
+                    f"dataset {name!r} needs data.data_root (--data-root): the folder that holds its files"
+                )
             if not Path(data_root).expanduser().is_dir():
                 raise ConfigError(f"data root {data_root}: no such directory (dataset {name!r})")
         if self.check_fn is not None:

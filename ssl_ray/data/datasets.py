@@ -30,7 +30,6 @@ On-disk formats:
 from __future__ import annotations
 
 import functools
-
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
@@ -43,8 +42,13 @@ from ssl_ray.data.containers import DATASETS, SPLITS, ArrayDataset, DatasetSourc
 from ssl_ray.data.folders import superclass_labels  # (and registers imagefolder, imagenet)
 
 
-def load_dataset(name: str, split: str, image_size: Optional[int] = None, data_root: Optional[str] = None,
-                 superclass_map: Optional[str] = None):
+def load_dataset(
+    name: str,
+    split: str,
+    image_size: Optional[int] = None,
+    data_root: Optional[str] = None,
+    superclass_map: Optional[str] = None,
+):
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     src: DatasetSource = DATASETS.get(name)
@@ -62,7 +66,9 @@ def dataset_meta(name: str, data_root: Optional[str] = None, superclass_map: Opt
 
 
 @functools.lru_cache(maxsize=16)
-def split_sizes(name: str, data_root: Optional[str] = None, superclass_map: Optional[str] = None) -> Tuple[int, int, int]:
+def split_sizes(
+    name: str, data_root: Optional[str] = None, superclass_map: Optional[str] = None
+) -> Tuple[int, int, int]:
     """``(train images, test images, classes)``: what a target bank made for this dataset holds."""
     meta = dataset_meta(name, data_root, superclass_map)
     test = load_dataset(name, "test", data_root=data_root, superclass_map=superclass_map)
@@ -88,8 +94,12 @@ def _digits(split: str, image_size: Optional[int] = 16, data_root=None, supercla
         imgs = F.interpolate(imgs, size=(image_size, image_size), mode="bilinear", align_corners=False)
     imgs = (imgs.clamp(0, 1) * 255).round().to(torch.uint8).repeat(1, 3, 1, 1)
     labels = torch.from_numpy(y[idx])
-    supers, n_super = superclass_labels(superclass_map, DIGIT_CLASSES, labels) if superclass_map is not None else (None, 0)
-    return ArrayDataset(images=imgs.contiguous(), labels=labels, superclasses=supers, num_classes=10, num_superclasses=n_super)
+    supers, n_super = (
+        superclass_labels(superclass_map, DIGIT_CLASSES, labels) if superclass_map is not None else (None, 0)
+    )
+    return ArrayDataset(
+        images=imgs.contiguous(), labels=labels, superclasses=supers, num_classes=10, num_superclasses=n_super
+    )
 
 
 DIGIT_CLASSES = [str(d) for d in range(10)]  # the class names a superclass map uses
@@ -100,5 +110,8 @@ def _digits_check(data_root: Optional[str], superclass_map: Optional[str] = None
         superclass_labels(superclass_map, DIGIT_CLASSES, [])
 
 
-DATASETS.register("digits")(DatasetSource(_digits, _digits_check, sample_probe=(20, 100, 20), sample_augment="digits",
-                                                 takes_superclass_map=True))
+DATASETS.register("digits")(
+    DatasetSource(
+        _digits, _digits_check, sample_probe=(20, 100, 20), sample_augment="digits", takes_superclass_map=True
+    )
+)

@@ -8,7 +8,7 @@ from typing import Tuple
 import numpy as np
 from numba import njit, prange
 
-from ssl_ray.data.ffcv_seeding import BatchOp, batch_arrays, native, draw_coins, draw_orders, draw_uniform
+from ssl_ray.data.ffcv_seeding import BatchOp, batch_arrays, draw_coins, draw_orders, draw_uniform, native
 
 
 @njit(cache=True, parallel=True, fastmath=True)

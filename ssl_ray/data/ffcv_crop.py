@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Callable, Tuple
 
 import numpy as np
-from numba import njit
-
 from ffcv.fields.rgb_image import IMAGE_MODES, ResizedCropRGBImageDecoder
 from ffcv.libffcv import imdecode, resize_crop
 from ffcv.pipeline.compiler import Compiler
+from numba import njit
+
 from ssl_ray.data.ffcv_seeding import EpochCell, draw_crop_uniforms, seed_batch, seed_key  # noqa: F401
 
 # ------------------------------------------------------------------------------------------------

@@ -43,7 +43,9 @@ def view_pipeline(spec: ViewSpec, out_size: int, cell, salt: int, info, device: 
         if spec.hflip_p > 0:
             random_ops.append(RandomHorizontalFlip(spec.hflip_p))
         if spec.jitter_p > 0:
-            random_ops.append(RandomColorJitter(spec.jitter_p, spec.brightness, spec.contrast, spec.saturation, spec.hue))
+            random_ops.append(
+                RandomColorJitter(spec.jitter_p, spec.brightness, spec.contrast, spec.saturation, spec.hue)
+            )
         if spec.grayscale_p > 0:
             random_ops.append(RandomGrayscale(spec.grayscale_p))
         if spec.blur_p > 0:
@@ -74,9 +76,20 @@ class FFCVViews:
     """Epochs of multi-view batches from a ``.beton`` for one rank: ``set_epoch(e)`` then iterate ->
     ``(views (B, V, 3, S, S) float normalized, labels, superclasses, indices)``."""
 
-    def __init__(self, path: str, specs: Sequence[ViewSpec], out_size: int, batch_size: int, seed: int = 0,
-                 rank: int = 0, world: int = 1, num_workers: int = 1, shuffle: bool = True, drop_last: bool = True,
-                 device: Optional[torch.device] = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        specs: Sequence[ViewSpec],
+        out_size: int,
+        batch_size: int,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        num_workers: int = 1,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        device: Optional[torch.device] = None,
+    ) -> None:
         from ffcv.loader import Loader, OrderOption
         from ffcv.pipeline import PipelineSpec
 
@@ -97,9 +110,18 @@ class FFCVViews:
         n = self.info.num_samples
         distributed = world > 1
         indices = np.arange(n - n % world) if distributed else None
-        self.loader = Loader(path, batch_size=batch_size, num_workers=max(1, int(num_workers)),
-                             order=OrderOption.RANDOM if shuffle else OrderOption.SEQUENTIAL, distributed=distributed,
-                             seed=seed, indices=indices, pipelines=pipelines, drop_last=drop_last, os_cache=True)
+        self.loader = Loader(
+            path,
+            batch_size=batch_size,
+            num_workers=max(1, int(num_workers)),
+            order=OrderOption.RANDOM if shuffle else OrderOption.SEQUENTIAL,
+            distributed=distributed,
+            seed=seed,
+            indices=indices,
+            pipelines=pipelines,
+            drop_last=drop_last,
+            os_cache=True,
+        )
         self.fields = list(self.loader.pipeline_specs)  # the order the loader yields its outputs in
         self.epoch = 0
 

@@ -23,11 +23,10 @@ what they share (``EpochCell``, ``BatchOp``, the seeded draws) in ``ffcv_seeding
 
 from __future__ import annotations
 
-
 import numpy as np
 from numba import njit, prange
 
-from ssl_ray.data.ffcv_seeding import BatchOp, batch_arrays, native, draw_coins, draw_normal, draw_uniform
+from ssl_ray.data.ffcv_seeding import BatchOp, batch_arrays, draw_coins, draw_normal, draw_uniform, native
 
 
 @njit(cache=True, parallel=True)

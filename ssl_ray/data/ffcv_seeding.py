@@ -8,13 +8,13 @@ from typing import Callable, Optional, Tuple
 
 import numba
 import numpy as np
+from ffcv.pipeline.allocation_query import AllocationQuery
+from ffcv.pipeline.operation import Operation
+from ffcv.pipeline.state import State
 from numba import cfunc, njit, types
 from numba.core import cgutils
 from numba.core.extending import intrinsic
 
-from ffcv.pipeline.allocation_query import AllocationQuery
-from ffcv.pipeline.operation import Operation
-from ffcv.pipeline.state import State
 # ------------------------------------------------------------------------------------------------
 # The epoch cell and per-batch seeding
 
@@ -86,8 +86,11 @@ NATIVE_SIG = types.void(types.voidptr, types.voidptr, types.int64, types.int64, 
 def batch_arrays(src, dst, n, h, w, q, nq):
     """The (n, h, w, 3) uint8 source and destination batches and the ``nq`` float64 parameters a native
     kernel receives as pointers."""
-    return (numba.carray(src, (n, h, w, 3), np.uint8), numba.carray(dst, (n, h, w, 3), np.uint8),
-            numba.carray(q, (nq,), np.float64))
+    return (
+        numba.carray(src, (n, h, w, 3), np.uint8),
+        numba.carray(dst, (n, h, w, 3), np.uint8),
+        numba.carray(q, (nq,), np.float64),
+    )
 
 
 @njit(cache=True)
@@ -172,6 +175,7 @@ class BatchOp(Operation):
         q = np.array(self.params(), dtype=np.float64)
 
         if self.in_place:
+
             def op(images, dst, batch_indices):
                 check_batch(images)
                 seed_batch(key[0], key[1], batch_indices)
@@ -179,12 +183,19 @@ class BatchOp(Operation):
                 kernel(src, src, images.shape[0], images.shape[1], images.shape[2], _voidptr(q.ctypes.data))
                 return images
         else:
+
             def op(images, dst, batch_indices):
                 check_batch(images)
                 check_batch(dst)
                 seed_batch(key[0], key[1], batch_indices)
-                kernel(_voidptr(images.ctypes.data), _voidptr(dst.ctypes.data), images.shape[0], images.shape[1],
-                       images.shape[2], _voidptr(q.ctypes.data))
+                kernel(
+                    _voidptr(images.ctypes.data),
+                    _voidptr(dst.ctypes.data),
+                    images.shape[0],
+                    images.shape[1],
+                    images.shape[2],
+                    _voidptr(q.ctypes.data),
+                )
                 return dst
 
         op.with_indices = True
@@ -192,7 +203,9 @@ class BatchOp(Operation):
 
     def declare_state_and_memory(self, previous_state: State) -> Tuple[State, Optional[AllocationQuery]]:
         if np.dtype(previous_state.dtype) != np.uint8 or tuple(previous_state.shape)[-1:] != (3,):
-            raise ValueError(f"{type(self).__name__} needs (height, width, 3) uint8 images, got "
-                             f"{tuple(previous_state.shape)} {previous_state.dtype}: put it before ToTensor")
+            raise ValueError(
+                f"{type(self).__name__} needs (height, width, 3) uint8 images, got "
+                f"{tuple(previous_state.shape)} {previous_state.dtype}: put it before ToTensor"
+            )
         alloc = None if self.in_place else AllocationQuery(previous_state.shape, previous_state.dtype)
         return replace(previous_state, jit_mode=True), alloc

@@ -9,8 +9,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import torch
 
 from ssl_ray.config.io import read_text
-from ssl_ray.errors import ConfigError
 from ssl_ray.data.containers import DATASETS, IMAGE_EXTENSIONS, SPLITS, DatasetSource, FileDataset
+from ssl_ray.errors import ConfigError
 
 # ------------------------------------------------------------------------------------------------
 # ImageFolder / ImageNet
@@ -91,12 +91,17 @@ def _folder_load(val_name: str) -> Callable:
                     labels.append(index[c])
         if not paths:
             raise ConfigError(f"{split_dir}: no images ({', '.join(IMAGE_EXTENSIONS)})")
-        supers, n_super = superclass_labels(superclass_map, classes, labels) if superclass_map is not None else (None, 0)
+        supers, n_super = (
+            superclass_labels(superclass_map, classes, labels) if superclass_map is not None else (None, 0)
+        )
         return FileDataset(paths, torch.tensor(labels, dtype=torch.int64), supers, len(classes), n_super, classes)
 
     return load
 
 
 for _name, _val in (("imagefolder", "test"), ("imagenet", "val")):
-    DATASETS.register(_name)(DatasetSource(_folder_load(_val), _folder_check(_val), needs_root=True, in_memory=False,
-                                           takes_superclass_map=True))
+    DATASETS.register(_name)(
+        DatasetSource(
+            _folder_load(_val), _folder_check(_val), needs_root=True, in_memory=False, takes_superclass_map=True
+        )
+    )

@@ -48,8 +48,9 @@ def resolve_loader(loader: str, beton: Optional[str], in_memory: bool) -> str:
 class TensorViews:
     """In-memory multi-view batches (see the module docstring)."""
 
-    def __init__(self, ds, augment: BatchAugment, views: int, batch_size: int, seed: int = 0, rank: int = 0,
-                 world: int = 1) -> None:
+    def __init__(
+        self, ds, augment: BatchAugment, views: int, batch_size: int, seed: int = 0, rank: int = 0, world: int = 1
+    ) -> None:
         self.images, self.labels, self.superclasses = ds.float_images(), ds.labels, ds.superclasses
         self.augment, self.views, self.batch_size = augment, views, batch_size
         self.seed, self.rank, self.world, self.epoch = seed, rank, world, 0
@@ -69,7 +70,9 @@ class TensorViews:
             yield self.augment(self.images[idx], self.views, g), self.labels[idx], sup, idx
 
 
-def build_train_views(cfg, rank: int = 0, world: int = 1, device: Optional[torch.device] = None, views: Optional[int] = None):
+def build_train_views(
+    cfg, rank: int = 0, world: int = 1, device: Optional[torch.device] = None, views: Optional[int] = None
+):
     """The training loader of one rank for an :class:`ssl_ray.config.ExperimentConfig`."""
     d, t = cfg.data, cfg.train
     views = views or d.views
@@ -79,14 +82,26 @@ def build_train_views(cfg, rank: int = 0, world: int = 1, device: Optional[torch
         from ssl_ray.data.ffcv_loader import FFCVViews
 
         specs = view_specs(d.augment, views, d.image_size)
-        return FFCVViews(d.beton, specs, d.image_size, batch, seed=t.seed, rank=rank, world=world, num_workers=threads,
-                         device=device)
-    ds = load_dataset(d.dataset, "train", image_size=d.image_size, data_root=d.data_root, superclass_map=d.superclass_map)
+        return FFCVViews(
+            d.beton, specs, d.image_size, batch, seed=t.seed, rank=rank, world=world, num_workers=threads, device=device
+        )
+    ds = load_dataset(
+        d.dataset, "train", image_size=d.image_size, data_root=d.data_root, superclass_map=d.superclass_map
+    )
     kind = resolve_loader(d.loader, None, ds.in_memory)
     if kind == "memory":
-        return TensorViews(ds, build_augment(d.augment, d.image_size, d.image_size), views, batch, seed=t.seed, rank=rank, world=world)
+        return TensorViews(
+            ds, build_augment(d.augment, d.image_size, d.image_size), views, batch, seed=t.seed, rank=rank, world=world
+        )
     from ssl_ray.data.torchvision_loader import TorchvisionViews
 
-    return TorchvisionViews(ds, view_specs(d.augment, views, d.image_size), d.image_size, batch,
-                            order_fn=lambda e: epoch_order(len(ds), t.seed, e, rank, world), seed=t.seed,
-                            num_workers=d.num_workers, device=device)
+    return TorchvisionViews(
+        ds,
+        view_specs(d.augment, views, d.image_size),
+        d.image_size,
+        batch,
+        order_fn=lambda e: epoch_order(len(ds), t.seed, e, rank, world),
+        seed=t.seed,
+        num_workers=d.num_workers,
+        device=device,
+    )

@@ -91,9 +91,18 @@ def simclr_view(strength: float, blur_p: float) -> ViewSpec:
     """SimCLR's view: crop (0.08, 1) (torchvision's default, SimCLR App. A), flip 0.5, colour jitter of
     ``strength`` s -- brightness/contrast/saturation 0.8 s, hue 0.2 s -- with p=0.8, grayscale p=0.2
     (App. A), Gaussian blur with p ``blur_p``, sigma [0.1, 2.0] (App. A)."""
-    return ViewSpec(crop_scale=(0.08, 1.0), hflip_p=0.5, jitter_p=0.8, brightness=0.8 * strength,
-                    contrast=0.8 * strength, saturation=0.8 * strength, hue=0.2 * strength, grayscale_p=0.2,
-                    blur_p=blur_p, blur_sigma=(0.1, 2.0))
+    return ViewSpec(
+        crop_scale=(0.08, 1.0),
+        hflip_p=0.5,
+        jitter_p=0.8,
+        brightness=0.8 * strength,
+        contrast=0.8 * strength,
+        saturation=0.8 * strength,
+        hue=0.2 * strength,
+        grayscale_p=0.2,
+        blur_p=blur_p,
+        blur_sigma=(0.1, 2.0),
+    )
 
 
 @PROTOCOLS.register("simclr")
@@ -106,8 +115,19 @@ def simclr(image_size: int) -> List[ViewSpec]:
 def _byol_pair() -> List[ViewSpec]:
     """BYOL Table 6: crop (0.08, 1), flip 0.5, jitter 0.4/0.4/0.2/0.1 with p=0.8, grayscale 0.2;
     blur 1.0 / 0.1, solarization 0.0 / 0.2 for the two views."""
-    v1 = ViewSpec(crop_scale=(0.08, 1.0), hflip_p=0.5, jitter_p=0.8, brightness=0.4, contrast=0.4, saturation=0.2,
-                  hue=0.1, grayscale_p=0.2, blur_p=1.0, blur_sigma=(0.1, 2.0), solarize_p=0.0)
+    v1 = ViewSpec(
+        crop_scale=(0.08, 1.0),
+        hflip_p=0.5,
+        jitter_p=0.8,
+        brightness=0.4,
+        contrast=0.4,
+        saturation=0.2,
+        hue=0.1,
+        grayscale_p=0.2,
+        blur_p=1.0,
+        blur_sigma=(0.1, 2.0),
+        solarize_p=0.0,
+    )
     return [v1, replace(v1, blur_p=0.1, solarize_p=0.2)]
 
 
@@ -127,8 +147,20 @@ def mmcr(image_size: int) -> List[ViewSpec]:
 
 @PROTOCOLS.register("digits")
 def digits(image_size: int) -> List[ViewSpec]:
-    return [ViewSpec(crop_scale=(0.5, 1.0), rotation_deg=15.0, hflip_p=0.0, jitter_p=0.8, brightness=0.4, contrast=0.4,
-                     saturation=0.0, hue=0.0, grayscale_p=0.0, noise_std=0.05)]
+    return [
+        ViewSpec(
+            crop_scale=(0.5, 1.0),
+            rotation_deg=15.0,
+            hflip_p=0.0,
+            jitter_p=0.8,
+            brightness=0.4,
+            contrast=0.4,
+            saturation=0.0,
+            hue=0.0,
+            grayscale_p=0.0,
+            noise_std=0.05,
+        )
+    ]
 
 
 @PROTOCOLS.register("none")

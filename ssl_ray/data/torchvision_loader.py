@@ -108,8 +108,18 @@ class TorchvisionViews:
     """Epochs of multi-view batches for one rank: ``set_epoch(e)`` then iterate ->
     ``(views (B, V, 3, S, S), labels, superclasses, indices)``; the order is ``order_fn(epoch)``."""
 
-    def __init__(self, ds, specs: Sequence[ViewSpec], out_size: int, batch_size: int, order_fn, seed: int = 0,
-                 num_workers: int = 0, drop_last: bool = True, device: Optional[torch.device] = None) -> None:
+    def __init__(
+        self,
+        ds,
+        specs: Sequence[ViewSpec],
+        out_size: int,
+        batch_size: int,
+        order_fn,
+        seed: int = 0,
+        num_workers: int = 0,
+        drop_last: bool = True,
+        device: Optional[torch.device] = None,
+    ) -> None:
         self.data = MultiViewDataset(ds, specs, out_size, seed)
         self.batch_size, self.order_fn, self.num_workers = batch_size, order_fn, num_workers
         self.drop_last, self.device = drop_last, device
@@ -125,8 +135,14 @@ class TorchvisionViews:
     def __iter__(self):
         order = self.order_fn(self.epoch).tolist()
         pin = self.device is not None and self.device.type == "cuda"
-        loader = DataLoader(self.data, batch_size=self.batch_size, sampler=order, num_workers=self.num_workers,
-                            drop_last=self.drop_last, pin_memory=pin)
+        loader = DataLoader(
+            self.data,
+            batch_size=self.batch_size,
+            sampler=order,
+            num_workers=self.num_workers,
+            drop_last=self.drop_last,
+            pin_memory=pin,
+        )
         for views, y, sup, idx in loader:
             if self.device is not None:
                 views, y = views.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)

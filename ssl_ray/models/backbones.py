@@ -80,7 +80,9 @@ class TappedSequential(nn.Module):
 
 
 @BACKBONES.register("res")
-def res(depth: int = 4, width: int = 32, in_channels: int = 3, downsample_at: Iterable[int] | None = None) -> TappedSequential:
+def res(
+    depth: int = 4, width: int = 32, in_channels: int = 3, downsample_at: Iterable[int] | None = None
+) -> TappedSequential:
     """RES-L-H: a 3x3 conv stem of width H, then L = ``depth`` residual blocks of width H.
 
     Taps: ``block1`` ... ``blockL``. Blocks listed in ``downsample_at`` (1-based) halve the spatial
@@ -91,7 +93,9 @@ def res(depth: int = 4, width: int = 32, in_channels: int = 3, downsample_at: It
     if downsample_at is None:
         downsample_at = (depth // 2 + 1,) if depth >= 2 else ()
     stride_blocks = set(downsample_at)
-    stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+    stem = nn.Sequential(
+        nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+    )
     stages: Dict[str, nn.Module] = {}
     for i in range(1, depth + 1):
         block = BasicBlock(width, width, stride=2 if i in stride_blocks else 1)
@@ -109,10 +113,16 @@ def _resnet(block, layers, width: int, stem: str, in_channels: int) -> TappedSeq
     if width < 1:
         raise ValueError(f"resnet width must be >= 1, got {width}")
     if stem == "imagenet":
-        stem_mod = nn.Sequential(nn.Conv2d(in_channels, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width),
-                                 nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+        stem_mod = nn.Sequential(
+            nn.Conv2d(in_channels, width, 7, 2, 3, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2, 1),
+        )
     elif stem == "cifar":
-        stem_mod = nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        stem_mod = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+        )
     else:
         raise ValueError(f"unknown stem {stem!r} (expected 'imagenet' or 'cifar')")
     stages: Dict[str, nn.Module] = {}
@@ -124,8 +134,10 @@ def _resnet(block, layers, width: int, stem: str, in_channels: int) -> TappedSeq
         for j in range(n_blocks):
             down = None
             if j == 0 and (stride != 1 or c_in != planes * block.expansion):
-                down = nn.Sequential(nn.Conv2d(c_in, planes * block.expansion, 1, stride, bias=False),
-                                     nn.BatchNorm2d(planes * block.expansion))
+                down = nn.Sequential(
+                    nn.Conv2d(c_in, planes * block.expansion, 1, stride, bias=False),
+                    nn.BatchNorm2d(planes * block.expansion),
+                )
             blocks.append(block(c_in, planes, stride if j == 0 else 1, down))
             c_in = planes * block.expansion
         stage = nn.Sequential(*blocks)

@@ -61,12 +61,16 @@ def torchvision_names(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]
 def torchvision_equivalent(architecture: str, kwargs: Dict[str, Any]) -> Tuple[bool, str]:
     """``(has one, one line saying which or why not)``."""
     if architecture == "res":
-        return False, (f"no torchvision equivalent: RES-L-H (depth {kwargs.get('depth')}, width {kwargs.get('width')}) "
-                       "is ssl_ray's own; load it with ssl_ray.models.load_backbone")
+        return False, (
+            f"no torchvision equivalent: RES-L-H (depth {kwargs.get('depth')}, width {kwargs.get('width')}) "
+            "is ssl_ray's own; load it with ssl_ray.models.load_backbone"
+        )
     if architecture in ("resnet18", "resnet50") and kwargs.get("stem") == "imagenet" and kwargs.get("width") == 64:
         return True, f"torchvision.models.{architecture}() loads {TORCHVISION} with only fc missing"
-    return False, (f"no torchvision equivalent: this {architecture} has base width {kwargs.get('width')} and the "
-                   f"{kwargs.get('stem')} stem (torchvision's has 64 and the ImageNet stem)")
+    return False, (
+        f"no torchvision equivalent: this {architecture} has base width {kwargs.get('width')} and the "
+        f"{kwargs.get('stem')} stem (torchvision's has 64 and the ImageNet stem)"
+    )
 
 
 def input_normalization() -> Dict[str, Any]:
@@ -80,19 +84,25 @@ def input_normalization() -> Dict[str, Any]:
     mean = -zero * std
     mean_l, std_l = ([round(float(v), 6) for v in t] for t in (mean, std))
     lo, hi = float(zero.min()), float(one.max())
-    return {"input": f"RGB float images in [0, 1] (uint8 / 255), then ssl_ray.data.augment.normalize: (x - mean) / std "
-                     f"per channel with mean {mean_l} and std {std_l}, i.e. [0, 1] -> [{lo:g}, {hi:g}] (fixed "
-                     "constants, not the dataset's statistics)",
-            "mean": mean_l, "std": std_l}
+    return {
+        "input": f"RGB float images in [0, 1] (uint8 / 255), then ssl_ray.data.augment.normalize: (x - mean) / std "
+        f"per channel with mean {mean_l} and std {std_l}, i.e. [0, 1] -> [{lo:g}, {hi:g}] (fixed "
+        "constants, not the dataset's statistics)",
+        "mean": mean_l,
+        "std": std_l,
+    }
 
 
 def projector_spec(model: SSLModel) -> Dict[str, Any]:
     """The projector's arguments to :func:`build_model`, read off the built module (a supervised run's last
     layer has one output per class, whatever ``projector_dims`` says)."""
     linears = [m for m in model.projector.modules() if isinstance(m, nn.Linear)]
-    return {"dims": [linears[0].in_features] + [m.out_features for m in linears],
-            "batch_norm": any(isinstance(m, nn.BatchNorm1d) for m in model.projector.modules()),
-            "last_bias": linears[-1].bias is not None, "taps": list(model.projector.taps)}
+    return {
+        "dims": [linears[0].in_features] + [m.out_features for m in linears],
+        "batch_norm": any(isinstance(m, nn.BatchNorm1d) for m in model.projector.modules()),
+        "last_bias": linears[-1].bias is not None,
+        "taps": list(model.projector.taps),
+    }
 
 
 def check_export_dir(out: str | Path) -> Path:
@@ -117,8 +127,14 @@ def check_checkpoint_arg(ckpt_dir: str | Path) -> None:
     if not d.is_dir():
         raise ConfigError(f"--checkpoint {d}: not a checkpoint (no such directory)")
     found = scan_checkpoints(d)
-    hint = (f"; it is a trial directory (epochs {', '.join(str(e) for e, _ in found)}): give one of its checkpoints, "
-            f"e.g. --checkpoint {found[-1][1]}") if found else ""
+    hint = (
+        (
+            f"; it is a trial directory (epochs {', '.join(str(e) for e, _ in found)}): give one of its checkpoints, "
+            f"e.g. --checkpoint {found[-1][1]}"
+        )
+        if found
+        else ""
+    )
     raise ConfigError(f"{d}: not a checkpoint (no {CHECKPOINT_FILE} in it){hint}")
 
 
@@ -147,20 +163,31 @@ def export_backbone(ckpt_dir: str | Path, out: str | Path, run_id: Optional[str]
     stale = [OLD_WEIGHTS] + ([] if has_tv else [TORCHVISION])  # an earlier export's files in the same folder
     if has_tv:
         prefix = "backbone."
-        save_file(torchvision_names({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}),
-                  str(out / TORCHVISION))
+        save_file(
+            torchvision_names({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}),
+            str(out / TORCHVISION),
+        )
     for name in stale:
         (out / name).unlink(missing_ok=True)
     description = {
-        "format": FORMAT, "architecture": cfg.model.backbone, "kwargs": kwargs, "out_dim": model.backbone.out_dim,
-        "projector": projector_spec(model), "taps": list(model.taps),
+        "format": FORMAT,
+        "architecture": cfg.model.backbone,
+        "kwargs": kwargs,
+        "out_dim": model.backbone.out_dim,
+        "projector": projector_spec(model),
+        "taps": list(model.taps),
         "features": "forward_features(x, taps) -> {tap: (B, C) float}: a backbone tap is its stage's map averaged "
-                    "over height and width, a projector tap that layer's output on the pooled last stage (as the probes read them)",
-        "image_size": cfg.data.image_size, **input_normalization(), "dataset": cfg.data.dataset,
-        "objective": cfg.objective.to_dict(), "mode": cfg.train.mode, "epoch": int(state["epoch"]),
+        "over height and width, a projector tap that layer's output on the pooled last stage (as the probes read them)",
+        "image_size": cfg.data.image_size,
+        **input_normalization(),
+        "dataset": cfg.data.dataset,
+        "objective": cfg.objective.to_dict(),
+        "mode": cfg.train.mode,
+        "epoch": int(state["epoch"]),
         "mlflow_run_id": run_id or state.get("mlflow_run_id") or None,
         "checkpoint": str(Path(ckpt_dir).resolve()),
-        "torchvision": tv_line, "torchvision_file": TORCHVISION if has_tv else None,
+        "torchvision": tv_line,
+        "torchvision_file": TORCHVISION if has_tv else None,
     }
     (out / DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n")
     return out, tv_line
@@ -176,14 +203,22 @@ def load_backbone(path: str | Path) -> SSLModel:
         raise ConfigError(f"{path}: not an exported network (no {DESCRIPTION})")
     d = json.loads((path / DESCRIPTION).read_text())
     if d.get("format") == 1:
-        raise ConfigError(f"{path}: a backbone-only export (format 1, from an older ssl_ray); "
-                          "export the checkpoint again with ssl-ray export for the whole network")
+        raise ConfigError(
+            f"{path}: a backbone-only export (format 1, from an older ssl_ray); "
+            "export the checkpoint again with ssl-ray export for the whole network"
+        )
     if d.get("format") != FORMAT or not (path / WEIGHTS).is_file():
-        raise ConfigError(f"{path}: not an ssl_ray export of format {FORMAT} (format {d.get('format')}, "
-                          f"{WEIGHTS} {'present' if (path / WEIGHTS).is_file() else 'missing'})")
+        raise ConfigError(
+            f"{path}: not an ssl_ray export of format {FORMAT} (format {d.get('format')}, "
+            f"{WEIGHTS} {'present' if (path / WEIGHTS).is_file() else 'missing'})"
+        )
     p = d["projector"]
-    model = build_model(d["architecture"], p["dims"][1:], projector_bn=p["batch_norm"],
-                        projector_last_bias=p["last_bias"], **d["kwargs"])
+    model = build_model(
+        d["architecture"],
+        p["dims"][1:],
+        projector_bn=p["batch_norm"],
+        projector_last_bias=p["last_bias"],
+        **d["kwargs"],
+    )
     model.load_state_dict(load_file(str(path / WEIGHTS)))  # strict: every weight of the network
     return model.eval()
-

@@ -55,8 +55,15 @@ class SSLModel(nn.Module):
         return {name: out[name] for name in layers}
 
 
-def build_model(backbone: str, projector_dims: Sequence[int], projector_bn: bool = True,
-                projector_last_bias: bool = False, **backbone_kw) -> SSLModel:
+def build_model(
+    backbone: str,
+    projector_dims: Sequence[int],
+    projector_bn: bool = True,
+    projector_last_bias: bool = False,
+    **backbone_kw,
+) -> SSLModel:
     """Build ``backbone`` from the registry and a projector ``(backbone.out_dim, *projector_dims)``."""
     bb = build_backbone(backbone, **backbone_kw)
-    return SSLModel(bb, Projector([bb.out_dim, *projector_dims], batch_norm=projector_bn, last_bias=projector_last_bias))
+    return SSLModel(
+        bb, Projector([bb.out_dim, *projector_dims], batch_norm=projector_bn, last_bias=projector_last_bias)
+    )

@@ -16,9 +16,10 @@ from typing import Any
 import torch
 
 from ssl_ray.config import ObjectiveConfig
-from ssl_ray.objectives.base import OBJECTIVES, Objective, ObjectiveOutput, check_views
+
 # Importing each module registers its objective.
 from ssl_ray.objectives import arb, barlow, mmcr, simclr, vicreg  # noqa: F401,E402
+from ssl_ray.objectives.base import OBJECTIVES, Objective, ObjectiveOutput, check_views
 
 
 def build_objective(name: str, **hparams: Any) -> torch.nn.Module:

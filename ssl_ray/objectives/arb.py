@@ -73,7 +73,11 @@ class ARB(Objective):
         pair_losses = []
         for i in range(v):
             for j in range(i + 1, v):
-                pair_losses.append(sum(arb_pair_loss(zs[i][:, g * size:(g + 1) * size], zs[j][:, g * size:(g + 1) * size])
-                                       for g in range(self.groups)))
+                pair_losses.append(
+                    sum(
+                        arb_pair_loss(zs[i][:, g * size : (g + 1) * size], zs[j][:, g * size : (g + 1) * size])
+                        for g in range(self.groups)
+                    )
+                )
         loss = torch.stack(pair_losses).mean()
         return ObjectiveOutput(loss=loss, terms={"alignment": loss.detach()})

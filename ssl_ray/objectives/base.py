@@ -48,8 +48,10 @@ class Objective(nn.Module):
         if params is None:
             params = self.Hparams.parse(hparams)
         elif hparams or type(params) is not self.Hparams:
-            raise TypeError(f"{type(self).__name__} takes one {self.Hparams.__name__} or keywords, "
-                            f"got {type(params).__name__} and {sorted(hparams)}")
+            raise TypeError(
+                f"{type(self).__name__} takes one {self.Hparams.__name__} or keywords, "
+                f"got {type(params).__name__} and {sorted(hparams)}"
+            )
         self.params = params
         for key, value in params.as_dict().items():  # self.lam, self.mu, ...: the formulas read them so
             setattr(self, key, value)

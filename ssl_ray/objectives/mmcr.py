@@ -43,7 +43,9 @@ class MMCR(Objective):
         centroid_nuc = torch.linalg.svdvals(centroids).sum()
         view_nuc = torch.linalg.svdvals(z).sum(dim=-1).mean()  # batched over images
         loss = -centroid_nuc + self.lam * view_nuc
-        return ObjectiveOutput(loss=loss, terms={"centroid_nuclear": centroid_nuc.detach(), "view_nuclear": view_nuc.detach()})
+        return ObjectiveOutput(
+            loss=loss, terms={"centroid_nuclear": centroid_nuc.detach(), "view_nuclear": view_nuc.detach()}
+        )
 
     @property
     def target_momentum(self) -> float:  # > 0: the loop keeps an EMA target encoder

@@ -34,7 +34,6 @@ from ssl_ray.config.hparams import SimCLRHparams
 from ssl_ray.objectives.base import OBJECTIVES, Objective, ObjectiveOutput, check_views
 from ssl_ray.objectives.distributed import gather_batch
 
-
 OFFICIAL_FACTOR = 2.0  # google-research/simclr's TF2 loss = OFFICIAL_FACTOR * this one, at V = 2
 
 

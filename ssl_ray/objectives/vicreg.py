@@ -72,4 +72,3 @@ class VICReg(Objective):
         loss = self.lam * inv + self.mu * var + self.nu * cov
         terms = {"invariance": inv.detach(), "variance": var.detach(), "covariance": cov.detach()}
         return ObjectiveOutput(loss=loss, terms=terms)
-

@@ -14,17 +14,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from ssl_ray.checkpoints import read_checkpoints, trial_dir as trial_dir_of
+from ssl_ray.checkpoints import read_checkpoints
+from ssl_ray.checkpoints import trial_dir as trial_dir_of
 from ssl_ray.config import ExperimentConfig
 from ssl_ray.data.datasets import dataset_meta
 from ssl_ray.errors import ConfigError
+from ssl_ray.metric_log import MetricWriter
 from ssl_ray.probes.engine import probe_layers
 from ssl_ray.probes.plan import layers_at
 from ssl_ray.probes.probe_data import resolve_targets
 from ssl_ray.probes.scoring import expected_keys, probe_names
-from ssl_ray.tracking import (TAG_PARENT, TAG_PROBE_SKIPPED, TAG_SWEEP_DIR, TAG_TRIAL_DIR, TAG_TRIAL_ID, client,
-                              existing_store)
-from ssl_ray.metric_log import MetricWriter
+from ssl_ray.tracking import (
+    TAG_PARENT,
+    TAG_PROBE_SKIPPED,
+    TAG_SWEEP_DIR,
+    TAG_TRIAL_DIR,
+    TAG_TRIAL_ID,
+    client,
+    existing_store,
+)
 
 
 @dataclass
@@ -80,8 +88,9 @@ def plan_layers(cfg: ExperimentConfig) -> Tuple[List[str], List[str], List[str]]
     return layers, resolve_targets(cfg, has_super), probe_names(cfg.probe)
 
 
-def missing_work(uri: str, trial: TrialCheckpoints, every: bool = False, writer: Optional[MetricWriter] = None
-                 ) -> List[Tuple[int, str, List[str]]]:
+def missing_work(
+    uri: str, trial: TrialCheckpoints, every: bool = False, writer: Optional[MetricWriter] = None
+) -> List[Tuple[int, str, List[str]]]:
     """``[(epoch, checkpoint dir, layers to probe)]``: the layers with any probe value missing at that epoch.
     What the run holds is its probe table (``probes.csv`` and any newer MLflow value: ``table.current_table``),
     never the MLflow metric keys alone, which are a curated few (``ssl_ray.probes.curated``). ``writer`` (the
@@ -96,21 +105,36 @@ def missing_work(uri: str, trial: TrialCheckpoints, every: bool = False, writer:
     have = set() if every else table_keys(current_table(w))
     work = []
     for epoch, path in trial.checkpoints:
-        todo = [layer for layer in layers_at(taps, schedule, epoch)
-                if every or not all((k, epoch) in have for k in expected_keys(targets, [layer], probes, p, schedule, epoch))]
+        todo = [
+            layer
+            for layer in layers_at(taps, schedule, epoch)
+            if every or not all((k, epoch) in have for k in expected_keys(targets, [layer], probes, p, schedule, epoch))
+        ]
         if todo:
             work.append((epoch, path, todo))
     return work
 
 
-def backfill(uri: str, run_id: Optional[str] = None, trial_dir: Optional[str] = None, every: bool = False,
-             num_cpus: Optional[float] = None, address: Optional[str] = None, progress: bool = True) -> dict:
+def backfill(
+    uri: str,
+    run_id: Optional[str] = None,
+    trial_dir: Optional[str] = None,
+    every: bool = False,
+    num_cpus: Optional[float] = None,
+    address: Optional[str] = None,
+    progress: bool = True,
+) -> dict:
     """Probe what is missing (or everything) for one trial; returns a summary with the fan-out's failures."""
     trial = resolve_trial(uri, run_id, trial_dir)
     w = MetricWriter(uri, trial.run_id)
     work = missing_work(uri, trial, every, w)
-    out = {"run_id": trial.run_id, "trial_dir": str(trial.trial_dir), "checkpoints": len(trial.checkpoints),
-           "tasks": sum(len(layers) for _, _, layers in work), "failures": []}
+    out = {
+        "run_id": trial.run_id,
+        "trial_dir": str(trial.trial_dir),
+        "checkpoints": len(trial.checkpoints),
+        "tasks": sum(len(layers) for _, _, layers in work),
+        "failures": [],
+    }
     if not work:
         return out
     import ray

@@ -64,12 +64,16 @@ def build_target_bank(checkpoints: List[Tuple[int, str]]) -> TargetBank:
     for epoch, path in sorted(checkpoints):
         model, cfg, _ = load_model(path)
         if cfg.train.mode != "supervised":
-            raise ConfigError(f"{path}: not a supervised trial (train.mode={cfg.train.mode!r}); "
-                              "a target bank needs a classifier's predictions")
+            raise ConfigError(
+                f"{path}: not a supervised trial (train.mode={cfg.train.mode!r}); "
+                "a target bank needs a classifier's predictions"
+            )
         if data is None:
             d = cfg.data
-            data = [load_dataset(d.dataset, s, d.image_size, d.data_root, d.superclass_map).to_array(d.image_size)
-                    for s in ("train", "test")]
+            data = [
+                load_dataset(d.dataset, s, d.image_size, d.data_root, d.superclass_map).to_array(d.image_size)
+                for s in ("train", "test")
+            ]
             truth = np.concatenate([data[0].labels.numpy(), data[1].labels.numpy()])
         n_train = len(data[0].labels)
         labels = network_labels(torch.cat([logits(model, data[0].images), logits(model, data[1].images)]))

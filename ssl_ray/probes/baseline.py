@@ -36,19 +36,28 @@ def pixel_linear_scores(data: ProbeData, targets: List[LabelTarget], p: ProbeCon
     train_x, test_x = clean_inputs(data)
     fit, val = (torch.from_numpy(r) for r in data.clean_split)
     evals = {"val": (train_x[val], [t.val for t in targets]), "test": (test_x, [t.test for t in targets])}
-    scores = softmax_probe_scores(train_x[fit], [t.train for t in targets], [t.num_classes for t in targets], evals,
-                                  C=p.linear_c, max_iter=p.linear_max_iter)
+    scores = softmax_probe_scores(
+        train_x[fit],
+        [t.train for t in targets],
+        [t.num_classes for t in targets],
+        evals,
+        C=p.linear_c,
+        max_iter=p.linear_max_iter,
+    )
     return {t.name: s for t, s in zip(targets, scores)}
 
 
 def bank_targets(data: ProbeData, bank: TargetBank) -> List[LabelTarget]:
     """One label target per bank epoch (named ``bank_e<epoch>``) on the probe's clean rows."""
-    return [label_target(f"bank_e{int(epoch)}", *bank.split_labels(i, data.train_index, data.test_index),
-                         *data.clean_split) for i, epoch in enumerate(bank.epochs)]
+    return [
+        label_target(f"bank_e{int(epoch)}", *bank.split_labels(i, data.train_index, data.test_index), *data.clean_split)
+        for i, epoch in enumerate(bank.epochs)
+    ]
 
 
-def bank_pixel_baselines(data: ProbeData, bank: TargetBank, p: ProbeConfig
-                         ) -> Tuple[Dict[str, np.ndarray], Dict[str, Dict[str, float]]]:
+def bank_pixel_baselines(
+    data: ProbeData, bank: TargetBank, p: ProbeConfig
+) -> Tuple[Dict[str, np.ndarray], Dict[str, Dict[str, float]]]:
     """``(per bank epoch, per other target)``: ``{"val", "test": accuracy per bank epoch}`` of the pixel baseline,
     and ``{target: {"train", "val", "test": accuracy}}`` for the other clean targets of ``data`` (class,
     permuted_1.0, ...), all fitted in one problem."""

@@ -59,8 +59,9 @@ def gaussianize(a: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
     return torch.special.ndtri(u).T.to(a.dtype)
 
 
-def canonical_pairs(x: torch.Tensor, z: torch.Tensor, train: torch.Tensor, val: torch.Tensor,
-                    pairs: int = PAIRS) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def canonical_pairs(
+    x: torch.Tensor, z: torch.Tensor, train: torch.Tensor, val: torch.Tensor, pairs: int = PAIRS
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Every row's first ``pairs`` canonical variates ``(u, v)``, each ``(n, pairs)`` (zero-padded), fitted
     on the ``train`` rows and Gaussianized there (:func:`gaussianize`), with the pairs not significant on the
     ``val`` rows zeroed; and the kept pairs' validation correlations ``(pairs,)`` (0 where dropped)."""

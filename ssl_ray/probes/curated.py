@@ -25,7 +25,7 @@ CLASS_READINGS = ("cdnv", "mi_exact", "mine", "rankme")
 
 def _ends(targets: Iterable[str], prefix: str, both: bool) -> Set[str]:
     """The least and most (``both``) or only the most randomized of the ``<prefix><r>`` targets."""
-    graded = sorted((t for t in targets if t.startswith(prefix)), key=lambda t: _level(t[len(prefix):]))
+    graded = sorted((t for t in targets if t.startswith(prefix)), key=lambda t: _level(t[len(prefix) :]))
     if not graded:
         return set()
     return {graded[0], graded[-1]} if both else {graded[-1]}

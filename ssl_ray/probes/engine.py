@@ -68,8 +68,13 @@ class CheckpointFeatures:
 
 
 @torch.no_grad()
-def extract_features(model: SSLModel, data: ProbeData, layers: Iterable[str], batch_size: int = 512,
-                     device: Optional[torch.device] = None) -> Tuple[Dict[str, Dict[str, torch.Tensor]], Dict[str, torch.Tensor]]:
+def extract_features(
+    model: SSLModel,
+    data: ProbeData,
+    layers: Iterable[str],
+    batch_size: int = 512,
+    device: Optional[torch.device] = None,
+) -> Tuple[Dict[str, Dict[str, torch.Tensor]], Dict[str, torch.Tensor]]:
     """Every layer's ``(N, C)`` features of every probe image from one forward pass per image, and the
     pooled inputs MINE pairs them with (also the features of the ``input`` layer, when asked for).
     Features come back as float32 on the CPU."""
@@ -103,8 +108,9 @@ def extract_features(model: SSLModel, data: ProbeData, layers: Iterable[str], ba
         rows = [torch.cat(split_parts[k]) for k in (f"{group}_train", f"{group}_test") if k in split_parts]
         pooled[group] = torch.cat(rows) if rows else empty
     if want_input:
-        feats[INPUT_LAYER] = {part: torch.cat(chunks) if chunks else empty
-                              for group in inputs.values() for part, chunks in group.items()}
+        feats[INPUT_LAYER] = {
+            part: torch.cat(chunks) if chunks else empty for group in inputs.values() for part, chunks in group.items()
+        }
         for part in ("sample_train", "sample_test"):
             feats[INPUT_LAYER].setdefault(part, empty)
     return feats, pooled
@@ -124,8 +130,9 @@ def cached_probe_data(cfg: ExperimentConfig) -> ProbeData:
 _PROBE_DATA: list = []  # [((data section, probe section), ProbeData)]: the last trial's
 
 
-def checkpoint_features(ckpt_dir: str | Path, layers: Optional[Iterable[str]] = None,
-                        data: Optional[ProbeData] = None) -> CheckpointFeatures:
+def checkpoint_features(
+    ckpt_dir: str | Path, layers: Optional[Iterable[str]] = None, data: Optional[ProbeData] = None
+) -> CheckpointFeatures:
     """Load a checkpoint and run its one forward pass over the trial's probe data (``layers``: those the plan
     gives this checkpoint, by default)."""
     model, cfg, epoch = load_model(ckpt_dir)
@@ -134,12 +141,14 @@ def checkpoint_features(ckpt_dir: str | Path, layers: Optional[Iterable[str]] = 
     data = data or cached_probe_data(cfg)
     feats, inputs = extract_features(model, data, layers)
     splits = {"clean": data.clean_split, **({"sample": data.sample_split} if data.has_sample else {})}
-    return CheckpointFeatures(epoch, cfg.probe, feats, inputs, data.clean, [data.sample_target()] if data.has_sample else [],
-                              splits, schedule)
+    return CheckpointFeatures(
+        epoch, cfg.probe, feats, inputs, data.clean, [data.sample_target()] if data.has_sample else [], splits, schedule
+    )
 
 
-def probe_checkpoint(ckpt_dir: str | Path, layers: Optional[Iterable[str]] = None,
-                     probe_cfg: Optional[ProbeConfig] = None) -> tuple[int, Dict[str, float]]:
+def probe_checkpoint(
+    ckpt_dir: str | Path, layers: Optional[Iterable[str]] = None, probe_cfg: Optional[ProbeConfig] = None
+) -> tuple[int, Dict[str, float]]:
     """Every probe of one checkpoint, serially: ``(epoch, {probe/<target>/<metric>/<layer>: value})``
     (targets that cannot be scored are left out; :func:`score_layer` says why)."""
     cf = checkpoint_features(ckpt_dir, layers)

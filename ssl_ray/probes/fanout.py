@@ -32,13 +32,18 @@ from typing import Deque, Dict, List, Optional, Sequence, Tuple
 import ray
 
 from ssl_ray.config import ProbeConfig
-from ssl_ray.probes.probe_tasks import (CheckpointJob, ProbeFailure, TrialProbes, failure_message,  # noqa: F401
-                                      features_task, score_task)
 from ssl_ray.metric_log import MetricWriter
 from ssl_ray.probes.curated import curated
+from ssl_ray.probes.probe_tasks import (
+    CheckpointJob,
+    ProbeFailure,
+    TrialProbes,
+    failure_message,  # noqa: F401
+    features_task,
+    score_task,
+)
 from ssl_ray.probes.table import current_table, merge_rows, score_rows, write_probe_table
 from ssl_ray.tracking import TAG_PROBE_FAILURE, TAG_PROBE_NODES, TAG_PROBE_SKIPPED, TAG_PROBE_STATUS
-
 
 
 @dataclass
@@ -54,7 +59,9 @@ class ProbeFanout:
     # that probes take only the CPUs no training trial can use (ssl_ray.sweep.callbacks).
     slots: Optional[int] = None
     queue: Deque[CheckpointJob] = field(default_factory=deque)
-    waiting: Deque[tuple] = field(default_factory=deque)  # (job, layer, head ref, features ref): score tasks not yet sent
+    waiting: Deque[tuple] = field(
+        default_factory=deque
+    )  # (job, layer, head ref, features ref): score tasks not yet sent
     features_pending: Dict[ray.ObjectRef, CheckpointJob] = field(default_factory=dict)  # forward passes running
     active: List[CheckpointJob] = field(default_factory=list)
     in_flight: Dict[ray.ObjectRef, Tuple[CheckpointJob, str]] = field(default_factory=dict)
@@ -66,8 +73,15 @@ class ProbeFanout:
 
     @classmethod
     def from_config(cls, uri: str, p: ProbeConfig, **kw) -> "ProbeFanout":
-        return cls(uri, num_cpus=p.num_cpus, num_gpus=p.num_gpus, max_concurrent=p.max_concurrent, max_retries=p.max_retries,
-                   mlflow_metrics=p.mlflow_metrics, **kw)
+        return cls(
+            uri,
+            num_cpus=p.num_cpus,
+            num_gpus=p.num_gpus,
+            max_concurrent=p.max_concurrent,
+            max_retries=p.max_retries,
+            mlflow_metrics=p.mlflow_metrics,
+            **kw,
+        )
 
     # -- submission --------------------------------------------------------------------------
     def submit(self, trial_id: str, run_id: str, checkpoints: Sequence[Tuple[int, str]], layers: Sequence[str]) -> int:
@@ -116,12 +130,16 @@ class ProbeFanout:
             self._start(job, job.layers)
 
     def _options(self) -> dict:
-        return dict(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=self.max_retries, retry_exceptions=False)
+        return dict(
+            num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=self.max_retries, retry_exceptions=False
+        )
 
     def _start(self, job: CheckpointJob, layers: Sequence[str]) -> None:
         """Send the checkpoint's forward pass; its layers' score tasks wait for slots (``_pump``)."""
         threads = max(1, int(self.num_cpus))
-        refs = features_task.options(num_returns=1 + len(layers), **self._options()).remote(job.ckpt_dir, list(layers), threads)
+        refs = features_task.options(num_returns=1 + len(layers), **self._options()).remote(
+            job.ckpt_dir, list(layers), threads
+        )
         job.refs = refs
         self.features_pending[refs[0]] = job
         for layer, feats in zip(layers, refs[1:]):
@@ -168,7 +186,9 @@ class ProbeFanout:
                 w.set_tags({f"{TAG_PROBE_SKIPPED}.{t}": why for t, why in new.items()})
             self.done_layers += 1
             if job.attempts[layer] > 1:
-                w.set_tags({tag: f"failed {job.attempts[layer] - 1} time(s), then succeeded on attempt {job.attempts[layer]}"})
+                w.set_tags(
+                    {tag: f"failed {job.attempts[layer] - 1} time(s), then succeeded on attempt {job.attempts[layer]}"}
+                )
         if job.outstanding == 0:
             self._settle(job)
 
@@ -197,8 +217,12 @@ class ProbeFanout:
 
     def _finish_trial(self, run_id: str, tp: TrialProbes) -> None:
         w = self.writer(run_id)
-        w.set_tags({TAG_PROBE_STATUS: "complete" if not tp.missing else f"incomplete: {', '.join(tp.missing)[:4000]}",
-                    TAG_PROBE_NODES: ",".join(sorted(tp.nodes))[:4000]})
+        w.set_tags(
+            {
+                TAG_PROBE_STATUS: "complete" if not tp.missing else f"incomplete: {', '.join(tp.missing)[:4000]}",
+                TAG_PROBE_NODES: ",".join(sorted(tp.nodes))[:4000],
+            }
+        )
         if self.write_tables:
             from ssl_ray.probes.summary import log_trial_summary
 
@@ -249,8 +273,10 @@ class ProbeFanout:
                 return
             last[:] = [now, self.done_layers]
             gave_up = sum(not f.retried for f in self.failures)
-            line = (f"[probes] {self.done_layers}/{self.total_layers} checkpoint x layer tasks done, "
-                    f"{len(self.failures)} failed attempts, {gave_up} given up, {now - t0:.0f}s")
+            line = (
+                f"[probes] {self.done_layers}/{self.total_layers} checkpoint x layer tasks done, "
+                f"{len(self.failures)} failed attempts, {gave_up} given up, {now - t0:.0f}s"
+            )
             stream.write(("\r" + line + ("\n" if final else "")) if tty else line + "\n")
             stream.flush()
 

@@ -86,7 +86,9 @@ def gaussian_channel_mi(z: Array, sigma: float) -> float:
     return float(0.5 * torch.log1p(lam / (sigma * sigma)).sum())
 
 
-def noisy_channel_mi(z: Array, sigma: float, draws: int = DRAWS, seed: int = 0, chunk: int = 1024) -> Tuple[float, float]:
+def noisy_channel_mi(
+    z: Array, sigma: float, draws: int = DRAWS, seed: int = 0, chunk: int = 1024
+) -> Tuple[float, float]:
     """``(I(X; Z + sigma eps), its Monte-Carlo standard error)`` in nats for ``X`` uniform over the rows of
     ``z`` (see the module docstring). The mean over rows is exact; the error is that of the ``draws``
     noise draws (their spread over sqrt(draws)). ``O(draws N^2 D)``, in chunks of ``chunk`` rows."""

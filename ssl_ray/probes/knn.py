@@ -20,8 +20,15 @@ K = 20
 TEMPERATURE = 0.07
 
 
-def knn_votes(memory_x: torch.Tensor, memory_y: torch.Tensor, query_x: torch.Tensor, num_classes: int, k: int = K,
-              temperature: float = TEMPERATURE, chunk: int = 1024) -> torch.Tensor:
+def knn_votes(
+    memory_x: torch.Tensor,
+    memory_y: torch.Tensor,
+    query_x: torch.Tensor,
+    num_classes: int,
+    k: int = K,
+    temperature: float = TEMPERATURE,
+    chunk: int = 1024,
+) -> torch.Tensor:
     """``(Q, num_classes)`` vote totals ``score_c(q)`` (module docstring), queries in chunks of ``chunk``."""
     if memory_x.shape[0] == 0:
         raise ValueError("kNN: the memory is empty")
@@ -38,8 +45,14 @@ def knn_votes(memory_x: torch.Tensor, memory_y: torch.Tensor, query_x: torch.Ten
     return torch.cat(out) if out else torch.zeros(0, num_classes)
 
 
-def knn_accuracy(memory_x: torch.Tensor, memory_y: torch.Tensor, query_x: torch.Tensor, query_y: torch.Tensor,
-                 k: int = K, temperature: float = TEMPERATURE) -> float:
+def knn_accuracy(
+    memory_x: torch.Tensor,
+    memory_y: torch.Tensor,
+    query_x: torch.Tensor,
+    query_y: torch.Tensor,
+    k: int = K,
+    temperature: float = TEMPERATURE,
+) -> float:
     """The share of queries whose weighted k-NN vote (module docstring) is their label."""
     num_classes = int(max(memory_y.max(), query_y.max())) + 1
     pred = knn_votes(memory_x, memory_y, query_x, num_classes, k, temperature).argmax(1)

@@ -33,8 +33,14 @@ def standardize(train: torch.Tensor, *others: torch.Tensor) -> List[torch.Tensor
     return [(t - mean) / std for t in (train, *others)]
 
 
-def fit_softmax_probes(x: torch.Tensor, labels: Sequence[torch.Tensor], num_classes: Sequence[int], C: float = 1.0,
-                       max_iter: int = 100, tol: float = 1e-5) -> Tuple[torch.Tensor, torch.Tensor]:
+def fit_softmax_probes(
+    x: torch.Tensor,
+    labels: Sequence[torch.Tensor],
+    num_classes: Sequence[int],
+    C: float = 1.0,
+    max_iter: int = 100,
+    tol: float = 1e-5,
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Fit one multinomial logistic regression per label set in ``labels`` on features ``x`` (N, D),
     jointly. Returns ``W`` (D, sum K) and ``b`` (sum K,); target t owns columns
     ``sum(num_classes[:t]) : sum(num_classes[:t+1])``."""
@@ -45,8 +51,15 @@ def fit_softmax_probes(x: torch.Tensor, labels: Sequence[torch.Tensor], num_clas
     bounds = np.cumsum([0, *num_classes]).tolist()
     ys = [y.to(x.device) for y in labels]
     reg = 1.0 / (2.0 * C * n)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=10, tolerance_grad=tol,
-                            tolerance_change=1e-9, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [w, b],
+        lr=1.0,
+        max_iter=max_iter,
+        history_size=10,
+        tolerance_grad=tol,
+        tolerance_change=1e-9,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         opt.zero_grad(set_to_none=True)
@@ -60,9 +73,15 @@ def fit_softmax_probes(x: torch.Tensor, labels: Sequence[torch.Tensor], num_clas
     return w.detach(), b.detach()
 
 
-def softmax_probe_scores(train_x: torch.Tensor, train_ys: Sequence[torch.Tensor], num_classes: Sequence[int],
-                         evals: Dict[str, Tuple[torch.Tensor, Sequence[torch.Tensor]]], C: float = 1.0,
-                         max_iter: int = 100, device: Optional[torch.device] = None) -> List[Dict[str, float]]:
+def softmax_probe_scores(
+    train_x: torch.Tensor,
+    train_ys: Sequence[torch.Tensor],
+    num_classes: Sequence[int],
+    evals: Dict[str, Tuple[torch.Tensor, Sequence[torch.Tensor]]],
+    C: float = 1.0,
+    max_iter: int = 100,
+    device: Optional[torch.device] = None,
+) -> List[Dict[str, float]]:
     """Per label set, ``{"train": acc, <name>: acc, ...}``: a linear probe fitted on ``train_x`` (all label
     sets at once) and scored on the train rows and on each ``evals[name] = (x, labels per set)``."""
     dev = device or default_device()
@@ -75,25 +94,45 @@ def softmax_probe_scores(train_x: torch.Tensor, train_ys: Sequence[torch.Tensor]
     labels = {"train": train_ys, **{k: evals[k][1] for k in names}}
     out = []
     for t, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
-        out.append({k: float((p[:, lo:hi].argmax(1) == labels[k][t].to(dev)).double().mean().item()) if len(p) else math.nan
-                    for k, p in preds.items()})
+        out.append(
+            {
+                k: float((p[:, lo:hi].argmax(1) == labels[k][t].to(dev)).double().mean().item()) if len(p) else math.nan
+                for k, p in preds.items()
+            }
+        )
     return out
 
 
-def softmax_probe_accuracies(train_x: torch.Tensor, train_ys: Sequence[torch.Tensor], test_x: torch.Tensor,
-                             test_ys: Sequence[torch.Tensor], num_classes: Sequence[int], C: float = 1.0,
-                             max_iter: int = 100, device: Optional[torch.device] = None) -> List[Tuple[float, float]]:
+def softmax_probe_accuracies(
+    train_x: torch.Tensor,
+    train_ys: Sequence[torch.Tensor],
+    test_x: torch.Tensor,
+    test_ys: Sequence[torch.Tensor],
+    num_classes: Sequence[int],
+    C: float = 1.0,
+    max_iter: int = 100,
+    device: Optional[torch.device] = None,
+) -> List[Tuple[float, float]]:
     """``[(train accuracy, test accuracy)]`` of a linear probe per label set, all fitted at once."""
-    scores = softmax_probe_scores(train_x, train_ys, num_classes, {"test": (test_x, test_ys)}, C=C, max_iter=max_iter,
-                                  device=device)
+    scores = softmax_probe_scores(
+        train_x, train_ys, num_classes, {"test": (test_x, test_ys)}, C=C, max_iter=max_iter, device=device
+    )
     return [(s["train"], s["test"]) for s in scores]
 
 
-def linear_probe_accuracy(train_x: Array, train_y: Array, test_x: Array, test_y: Array, C: float = 1.0,
-                          max_iter: int = 100, device: Optional[torch.device] = None) -> float:
+def linear_probe_accuracy(
+    train_x: Array,
+    train_y: Array,
+    test_x: Array,
+    test_y: Array,
+    C: float = 1.0,
+    max_iter: int = 100,
+    device: Optional[torch.device] = None,
+) -> float:
     """Test accuracy of a multinomial logistic-regression probe trained on ``(train_x, train_y)``."""
     ytr = torch.as_tensor(train_y).long()
     yte = torch.as_tensor(test_y).long()
     k = int(max(ytr.max().item(), yte.max().item())) + 1
-    return softmax_probe_accuracies(torch.as_tensor(train_x), [ytr], torch.as_tensor(test_x), [yte], [k], C=C,
-                                    max_iter=max_iter, device=device)[0][1]
+    return softmax_probe_accuracies(
+        torch.as_tensor(train_x), [ytr], torch.as_tensor(test_x), [yte], [k], C=C, max_iter=max_iter, device=device
+    )[0][1]

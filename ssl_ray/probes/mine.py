@@ -170,7 +170,7 @@ def _splits(n: int, gens: Sequence[torch.Generator], holdout: float, val: float,
     if n - n_eval - n_val < 2:
         raise ValueError(f"MINE needs more pairs than its {n_eval} held-out and {n_val} validation ones (got {n})")
     perms = torch.stack([torch.randperm(n, generator=g) for g in gens])
-    return Splits(perms[:, n_eval + n_val:], perms[:, n_eval : n_eval + n_val], perms[:, :n_eval])
+    return Splits(perms[:, n_eval + n_val :], perms[:, n_eval : n_eval + n_val], perms[:, :n_eval])
 
 
 def _prepare(x: Array, z: Array, seeds: Sequence[int], holdout: float, val: float, max_eval: int):
@@ -183,17 +183,31 @@ def _prepare(x: Array, z: Array, seeds: Sequence[int], holdout: float, val: floa
     return xt, zt, gens, _splits(n, gens, holdout, val, max_eval)
 
 
-def mine_estimates(x: Array, z: Array, seeds: Sequence[int] = DEFAULT_SEEDS, steps: int = 100, batch_size: int = 256,
-                   hidden: int = 64, out: int = 16, lr: float = 2e-3, ema: float = 0.95, eval_every: int = 25,
-                   holdout: float = HOLDOUT, val: float = 0.1, max_eval: int = MAX_EVAL,
-                   pairs: int = PAIRS) -> np.ndarray:
+def mine_estimates(
+    x: Array,
+    z: Array,
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+    steps: int = 100,
+    batch_size: int = 256,
+    hidden: int = 64,
+    out: int = 16,
+    lr: float = 2e-3,
+    ema: float = 0.95,
+    eval_every: int = 25,
+    holdout: float = HOLDOUT,
+    val: float = 0.1,
+    max_eval: int = MAX_EVAL,
+    pairs: int = PAIRS,
+) -> np.ndarray:
     """One estimate of ``I(x; z)`` in nats per seed, from paired samples ``x`` (N, Dx) and ``z`` (N, Dz)
     (see the module docstring). Each seed has its own splits, canonical pairs, initialization and
     batches. :func:`mine` adds the saturation and reliability checks."""
     seeds = list(seeds)
     xt, zt, gens, sp = _prepare(x, z, seeds, holdout, val, max_eval)
-    u, v, rho = (torch.stack(t) for t in zip(*(canonical_pairs(xt, zt, sp.train[s], sp.val[s], pairs)
-                                                for s in range(len(seeds)))))
+    u, v, rho = (
+        torch.stack(t)
+        for t in zip(*(canonical_pairs(xt, zt, sp.train[s], sp.val[s], pairs) for s in range(len(seeds))))
+    )
     net = CanonicalCritic(gens, pairs, hidden, out, rho)
     avg = CanonicalCritic(gens, pairs, hidden, out, rho)
     best = CanonicalCritic(gens, pairs, hidden, out, rho)
@@ -204,8 +218,11 @@ def mine_estimates(x: Array, z: Array, seeds: Sequence[int] = DEFAULT_SEEDS, ste
     n_tr = sp.train.shape[1]
     bs = min(batch_size, n_tr)
     # every step's rows drawn up front: (steps, S, bs) rows of each seed's training part
-    picks = (torch.stack([torch.stack([torch.randperm(n_tr, generator=g)[:bs] for _ in range(steps)]) for g in gens], 1)
-             if steps else torch.empty(0, len(seeds), bs, dtype=torch.long))
+    picks = (
+        torch.stack([torch.stack([torch.randperm(n_tr, generator=g)[:bs] for _ in range(steps)]) for g in gens], 1)
+        if steps
+        else torch.empty(0, len(seeds), bs, dtype=torch.long)
+    )
     picks = torch.gather(sp.train.unsqueeze(0).expand(steps, -1, -1), 2, picks) if steps else picks
     seed_ix = torch.arange(len(seeds))[:, None]
     best_val = torch.full((len(seeds),), -math.inf)
@@ -266,5 +283,12 @@ def mine(x: Array, z: Array, seeds: Sequence[int] = DEFAULT_SEEDS, **kw) -> Mine
     reference = float(np.mean([gaussian_reference(xt[rows], zt[rows]) for rows in sp.train]))
     missed = reference - mean > max(REFERENCE_MARGIN * reference, FLOOR)
     unstable = spread > max(TOLERANCE * abs(mean), FLOOR)
-    return MineResult(max(mean, ceiling) if saturated else mean, spread, ceiling, saturated,
-                      tuple(float(v) for v in vals), reference, bool(not saturated and (missed or unstable)))
+    return MineResult(
+        max(mean, ceiling) if saturated else mean,
+        spread,
+        ceiling,
+        saturated,
+        tuple(float(v) for v in vals),
+        reference,
+        bool(not saturated and (missed or unstable)),
+    )

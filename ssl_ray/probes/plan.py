@@ -39,8 +39,9 @@ def layers_at(taps: Sequence[str], schedule: Optional[Sequence[int]], epoch: int
     return list(taps) + ([INPUT_LAYER] if first else [])
 
 
-def families_at(p: ProbeConfig, families: Sequence[str], schedule: Optional[Sequence[int]], epoch: int,
-                layer: str) -> List[str]:
+def families_at(
+    p: ProbeConfig, families: Sequence[str], schedule: Optional[Sequence[int]], epoch: int, layer: str
+) -> List[str]:
     """The probe families run on ``layer`` at ``epoch`` (out of ``families``, the trial's)."""
     mine_at = mine_epochs(p, schedule)
     out = []

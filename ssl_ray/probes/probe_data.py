@@ -74,7 +74,9 @@ class ProbeData:
 
     def sample_target(self) -> LabelTarget:
         ids = np.arange(self.sample_images.shape[0])
-        return label_target("sample", np.repeat(ids, self.train_views), np.repeat(ids, self.test_views), *self.sample_split)
+        return label_target(
+            "sample", np.repeat(ids, self.train_views), np.repeat(ids, self.test_views), *self.sample_split
+        )
 
     def clean_batches(self, split: str, batch_size: int) -> Iterator[torch.Tensor]:
         images = (self.train if split == "train" else self.test).images
@@ -103,7 +105,9 @@ def _take(ds, idx: np.ndarray):
     sup = ds.superclasses[t] if ds.superclasses is not None else None
     if ds.in_memory:
         return ArrayDataset(ds.images[t], ds.labels[t], sup, ds.num_classes, ds.num_superclasses)
-    return FileDataset([ds.paths[i] for i in idx], ds.labels[t], sup, ds.num_classes, ds.num_superclasses, ds.class_names)
+    return FileDataset(
+        [ds.paths[i] for i in idx], ds.labels[t], sup, ds.num_classes, ds.num_superclasses, ds.class_names
+    )
 
 
 def subset_index(n: int, limit: int, seed: int) -> Optional[np.ndarray]:
@@ -151,10 +155,13 @@ def build_probe_data(cfg: ExperimentConfig) -> ProbeData:
     bank = None
     if needs_bank(targets):
         if p.target_bank is None:
-            raise ConfigError("random_<r> probe targets need a target bank: probe.target_bank (a sweep builds one "
-                              "before its trials; `ssl-ray probe bank` writes one from a supervised trial)")
-        bank = TargetBank.load(p.target_bank).check_dataset(len(full_train), len(full_test), full_train.num_classes,
-                                                            f"target bank {p.target_bank}")
+            raise ConfigError(
+                "random_<r> probe targets need a target bank: probe.target_bank (a sweep builds one "
+                "before its trials; `ssl-ray probe bank` writes one from a supervised trial)"
+            )
+        bank = TargetBank.load(p.target_bank).check_dataset(
+            len(full_train), len(full_test), full_train.num_classes, f"target bank {p.target_bank}"
+        )
     clean = clean_targets(targets, train, test, p.seed, *split, bank=bank, train_index=tr_idx, test_index=te_idx)
     n_s, a_tr, a_te, aug = sample_settings(cfg)
     if "sample" in targets:
@@ -163,11 +170,25 @@ def build_probe_data(cfg: ExperimentConfig) -> ProbeData:
         sample_images = _take(full_train, pick).to_array(d.image_size).images
     else:
         sample_images = torch.empty(0, 3, d.image_size, d.image_size, dtype=torch.uint8)
-    return ProbeData(train, test, sample_images, a_tr, a_te, build_augment(aug, d.image_size), targets, clean, p.seed,
-                     tuple(split), p.val_fraction, tr_idx, te_idx)
+    return ProbeData(
+        train,
+        test,
+        sample_images,
+        a_tr,
+        a_te,
+        build_augment(aug, d.image_size),
+        targets,
+        clean,
+        p.seed,
+        tuple(split),
+        p.val_fraction,
+        tr_idx,
+        te_idx,
+    )
 
 
 def clean_inputs(data: ProbeData, batch_size: int = 512) -> Tuple[torch.Tensor, torch.Tensor]:
     """The pooled inputs (:func:`pooled_inputs`) of the clean train and test rows."""
-    return tuple(torch.cat([pooled_inputs(x) for x in data.clean_batches(split, batch_size)])
-                 for split in ("train", "test"))
+    return tuple(
+        torch.cat([pooled_inputs(x) for x in data.clean_batches(split, batch_size)]) for split in ("train", "test")
+    )

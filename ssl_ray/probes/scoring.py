@@ -42,10 +42,9 @@ import torch
 
 from ssl_ray.config import ProbeConfig
 from ssl_ray.probes.geometry import manifold_geometry, participation_ratio, powerlaw_alpha, rankme
+from ssl_ray.probes.information import DRAWS_SALT, NOISE_SALT, add_channel_noise, gaussian_channel_mi, noisy_channel_mi
 from ssl_ray.probes.linear import softmax_probe_scores
 from ssl_ray.probes.metrics import cdnv_from_spread, class_spread, ncc_accuracy
-from ssl_ray.probes.information import (DRAWS_SALT, NOISE_SALT, add_channel_noise, gaussian_channel_mi,
-                                        noisy_channel_mi)
 from ssl_ray.probes.mine import disagrees, mine
 from ssl_ray.probes.plan import families_at
 from ssl_ray.probes.targets import LabelTarget, unscorable
@@ -93,8 +92,14 @@ def ncc_probe(fs: FeatureSet, p: ProbeConfig) -> Scores:
 @_probe("linear", "linear_train", "linear_val", "linear_test")
 def linear_probe(fs: FeatureSet, p: ProbeConfig) -> Scores:
     evals = {"val": (fs.val, [t.val for t in fs.targets]), "test": (fs.test, [t.test for t in fs.targets])}
-    scores = softmax_probe_scores(fs.train, [t.train for t in fs.targets], [t.num_classes for t in fs.targets], evals,
-                                  C=p.linear_c, max_iter=p.linear_max_iter)
+    scores = softmax_probe_scores(
+        fs.train,
+        [t.train for t in fs.targets],
+        [t.num_classes for t in fs.targets],
+        evals,
+        C=p.linear_c,
+        max_iter=p.linear_max_iter,
+    )
     return {(t.name, f"linear_{k}"): v for t, s in zip(fs.targets, scores) for k, v in s.items()}
 
 
@@ -112,7 +117,9 @@ def cdnv_probe(fs: FeatureSet, p: ProbeConfig) -> Scores:
 @_probe("geometry", "participation_ratio", "rankme", "alpha", "manifold_radius", "manifold_dim")
 def geometry_probe(fs: FeatureSet, p: ProbeConfig) -> Scores:
     x = fs.train
-    out = _per_target(fs, {"participation_ratio": participation_ratio(x), "rankme": rankme(x), "alpha": powerlaw_alpha(x)})
+    out = _per_target(
+        fs, {"participation_ratio": participation_ratio(x), "rankme": rankme(x), "alpha": powerlaw_alpha(x)}
+    )
     for t in fs.targets:
         out[(t.name, "manifold_radius")], out[(t.name, "manifold_dim")] = manifold_geometry(x, t.train)
     return out
@@ -145,11 +152,19 @@ def mine_probe(fs: FeatureSet, p: ProbeConfig) -> Scores:
     if fs.name not in MINE_FEATURE_SETS:
         return {}
     noisy, exact, _ = _layer_information(fs, p)
-    r = mine(fs.inputs, noisy, seeds=range(p.seed, p.seed + p.mine_seeds), steps=p.mine_steps, hidden=p.mine_hidden,
-             batch_size=p.mine_batch_size)
+    r = mine(
+        fs.inputs,
+        noisy,
+        seeds=range(p.seed, p.seed + p.mine_seeds),
+        steps=p.mine_steps,
+        hidden=p.mine_hidden,
+        batch_size=p.mine_batch_size,
+    )
     unreliable = r.unreliable or (not r.saturated and disagrees(r.mean, exact))
-    return _per_target(fs, {"mine": r.mean, "mine_std": r.std, "mine_saturated": float(r.saturated),
-                            "mine_unreliable": float(unreliable)})
+    return _per_target(
+        fs,
+        {"mine": r.mean, "mine_std": r.std, "mine_saturated": float(r.saturated), "mine_unreliable": float(unreliable)},
+    )
 
 
 def probe_names(p: ProbeConfig) -> List[str]:
@@ -164,8 +179,14 @@ def metric_names(probes: Iterable[str], feature_set: str = "clean") -> List[str]
     return names + (["ncc_linear_ratio"] if {"ncc", "linear"} <= set(probes) else [])
 
 
-def expected_keys(targets: Iterable[str], layers: Iterable[str], probes: Iterable[str], p: Optional[ProbeConfig] = None,
-                  schedule: Optional[Sequence[int]] = None, epoch: int = 0) -> List[str]:
+def expected_keys(
+    targets: Iterable[str],
+    layers: Iterable[str],
+    probes: Iterable[str],
+    p: Optional[ProbeConfig] = None,
+    schedule: Optional[Sequence[int]] = None,
+    epoch: int = 0,
+) -> List[str]:
     """The metric keys a complete probe of one checkpoint (at ``epoch``, of a trial whose probed epochs are
     ``schedule`` and probe settings ``p``) logs at ``layers``; without ``p``, every family at every layer."""
     probes = list(probes)
@@ -173,7 +194,11 @@ def expected_keys(targets: Iterable[str], layers: Iterable[str], probes: Iterabl
     out = []
     for layer in layers:
         fams = probes if p is None else families_at(p, probes, schedule, epoch, layer)
-        out += [f"probe/{t}/{m}/{layer}" for t in targets for m in metric_names(fams, "sample" if t == "sample" else "clean")]
+        out += [
+            f"probe/{t}/{m}/{layer}"
+            for t in targets
+            for m in metric_names(fams, "sample" if t == "sample" else "clean")
+        ]
     return out
 
 
@@ -185,8 +210,9 @@ class LayerScores:
     skipped: Dict[str, str]
 
 
-def score_layer(layer: str, feature_sets: Iterable[FeatureSet], p: ProbeConfig,
-                probes: Optional[List[str]] = None) -> LayerScores:
+def score_layer(
+    layer: str, feature_sets: Iterable[FeatureSet], p: ProbeConfig, probes: Optional[List[str]] = None
+) -> LayerScores:
     """Every probe family on every scorable target of every feature set of one layer."""
     probes = probe_names(p) if probes is None else probes
     scores: Scores = {}

@@ -37,8 +37,12 @@ def trial_summary(probes: pd.DataFrame, final_loss: Optional[float] = None) -> T
         return out, None
     at = last[last.layer == layer].set_index(["target", "metric"]).value
     random = most_random(set(at.index.get_level_values(0)))
-    wanted = [(SELECTION_TARGET, val_metric), (SELECTION_TARGET, reported_metric(val_metric)), ("class", "ncc_test"),
-              (CHANCE_CONTROL, f"{family}_test")]
+    wanted = [
+        (SELECTION_TARGET, val_metric),
+        (SELECTION_TARGET, reported_metric(val_metric)),
+        ("class", "ncc_test"),
+        (CHANCE_CONTROL, f"{family}_test"),
+    ]
     if random:
         wanted.append((random, f"{family}_test"))
     for target, metric in wanted:

@@ -36,8 +36,12 @@ def split_key(key: str) -> Optional[tuple]:
 
 def probe_rows(trial_id: str, run_id: str, histories: Mapping[str, list]) -> List[tuple]:
     """``COLUMNS`` rows of the ``probe/<target>/<metric>/<layer>`` histories among ``histories``."""
-    return [(trial_id, run_id, m.step, *split_key(key), m.value) for key in sorted(histories) if split_key(key)
-            for m in histories[key]]
+    return [
+        (trial_id, run_id, m.step, *split_key(key), m.value)
+        for key in sorted(histories)
+        if split_key(key)
+        for m in histories[key]
+    ]
 
 
 def probe_table(client: MlflowClient, run_id: str, writer: Optional[MetricWriter] = None) -> pd.DataFrame:
@@ -80,7 +84,10 @@ def table_keys(table: Optional[pd.DataFrame]) -> set:
     """``{(probe/<target>/<metric>/<layer>, epoch)}`` of the table's rows."""
     if table is None or not len(table):
         return set()
-    return {(f"probe/{t}/{m}/{layer}", int(e)) for t, m, layer, e in table[["target", "metric", "layer", "epoch"]].itertuples(index=False)}
+    return {
+        (f"probe/{t}/{m}/{layer}", int(e))
+        for t, m, layer, e in table[["target", "metric", "layer", "epoch"]].itertuples(index=False)
+    }
 
 
 def current_table(writer: MetricWriter) -> pd.DataFrame:

@@ -26,7 +26,9 @@ def bank_randomness(accuracy: Sequence[float]) -> np.ndarray:
     acc = np.asarray(accuracy, dtype=np.float64)
     span = acc[-1] - acc[0]
     if len(acc) < 2 or span <= 0:
-        raise ConfigError(f"a target bank needs a classifier that improves over training; accuracies {acc.round(3).tolist()}")
+        raise ConfigError(
+            f"a target bank needs a classifier that improves over training; accuracies {acc.round(3).tolist()}"
+        )
     return np.clip((acc[-1] - acc) / span, 0.0, 1.0)
 
 
@@ -57,8 +59,9 @@ class TargetBank:
     def labels(self, i: int) -> np.ndarray:
         return np.concatenate([self.train[i], self.test[i]])
 
-    def split_labels(self, i: int, train_index: Optional[np.ndarray] = None,
-                     test_index: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+    def split_labels(
+        self, i: int, train_index: Optional[np.ndarray] = None, test_index: Optional[np.ndarray] = None
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """Epoch ``i``'s labels of the train and test rows given (every row where an index is None)."""
         ytr, yte = self.train[i], self.test[i]
         return (ytr if train_index is None else ytr[train_index]), (yte if test_index is None else yte[test_index])
@@ -74,34 +77,48 @@ class TargetBank:
         ConfigError line naming the first bad epoch."""
         for e, h, used in zip(self.epochs, self.entropies(), self.classes_used()):
             if used < MIN_CLASS_FRACTION * self.num_classes or h < MIN_LABEL_ENTROPY:
-                raise ConfigError(f"{where}: the labels of epoch {int(e)} are degenerate (normalized entropy {h:.2f}, "
-                                  f"{used}/{self.num_classes} classes; need >= {MIN_LABEL_ENTROPY} and >= "
-                                  f"{MIN_CLASS_FRACTION:.0%} of the classes)")
+                raise ConfigError(
+                    f"{where}: the labels of epoch {int(e)} are degenerate (normalized entropy {h:.2f}, "
+                    f"{used}/{self.num_classes} classes; need >= {MIN_LABEL_ENTROPY} and >= "
+                    f"{MIN_CLASS_FRACTION:.0%} of the classes)"
+                )
         r = np.sort(self.randomness)
         gaps = np.diff(np.concatenate([[0.0], r, [1.0]]))
         if len(self.epochs) < MIN_BANK_SIZE or gaps.max() > MAX_RANDOMNESS_GAP + 1e-9:
-            raise ConfigError(f"{where}: its randomness levels {np.round(self.randomness, 2).tolist()} (epochs "
-                              f"{self.epochs.tolist()}) need >= {MIN_BANK_SIZE} points covering [0, 1] with no gap over "
-                              f"{MAX_RANDOMNESS_GAP} (largest gap {gaps.max():.2f}); train the classifier more slowly "
-                              f"or keep more of its checkpoints")
+            raise ConfigError(
+                f"{where}: its randomness levels {np.round(self.randomness, 2).tolist()} (epochs "
+                f"{self.epochs.tolist()}) need >= {MIN_BANK_SIZE} points covering [0, 1] with no gap over "
+                f"{MAX_RANDOMNESS_GAP} (largest gap {gaps.max():.2f}); train the classifier more slowly "
+                f"or keep more of its checkpoints"
+            )
         return self
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".partial.npz")
-        np.savez(tmp, epochs=self.epochs, train=self.train, test=self.test, accuracy=self.accuracy,
-                 num_classes=np.int64(self.num_classes))
+        np.savez(
+            tmp,
+            epochs=self.epochs,
+            train=self.train,
+            test=self.test,
+            accuracy=self.accuracy,
+            num_classes=np.int64(self.num_classes),
+        )
         tmp.replace(path)
         return path
 
-    def check_dataset(self, num_train: int, num_test: int, num_classes: int, where: str = "target bank") -> "TargetBank":
+    def check_dataset(
+        self, num_train: int, num_test: int, num_classes: int, where: str = "target bank"
+    ) -> "TargetBank":
         """Refuse a bank made for another dataset: its rows are the dataset's train and test images, in order,
         and its labels its classes."""
         if (self.train.shape[1], self.test.shape[1], self.num_classes) != (num_train, num_test, num_classes):
-            raise ConfigError(f"{where}: made for {self.train.shape[1]}/{self.test.shape[1]} train/test images of "
-                              f"{self.num_classes} classes, but the dataset has {num_train}/{num_test} of {num_classes}; "
-                              f"build one for it with `ssl-ray probe bank`")
+            raise ConfigError(
+                f"{where}: made for {self.train.shape[1]}/{self.test.shape[1]} train/test images of "
+                f"{self.num_classes} classes, but the dataset has {num_train}/{num_test} of {num_classes}; "
+                f"build one for it with `ssl-ray probe bank`"
+            )
         return self
 
     @classmethod
@@ -132,7 +149,9 @@ def read_npz(p: Path, names: Sequence[str], where: str) -> dict:
         head = f.read(8)
     kind = next((k for m, k in _MAGIC.items() if head.startswith(m)), "of another format") if head else "empty"
     if kind is not None:
-        raise ConfigError(f"{where}: not a target bank (an .npz archive written by `ssl-ray probe bank`); the file is {kind}")
+        raise ConfigError(
+            f"{where}: not a target bank (an .npz archive written by `ssl-ray probe bank`); the file is {kind}"
+        )
     out = {}
     try:
         with zipfile.ZipFile(p) as zf:
@@ -142,11 +161,17 @@ def read_npz(p: Path, names: Sequence[str], where: str) -> dict:
             for n in names:
                 with zf.open(f"{n}.npy") as f:
                     version = np.lib.format.read_magic(f)
-                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
                     shape, _, dtype = read(f)
                 if dtype.hasobject:
-                    raise ConfigError(f"{where}: its {n!r} array holds Python objects (pickled data), which ssl_ray "
-                                      f"never loads; a target bank holds numbers only")
+                    raise ConfigError(
+                        f"{where}: its {n!r} array holds Python objects (pickled data), which ssl_ray "
+                        f"never loads; a target bank holds numbers only"
+                    )
                 if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize > MAX_ARRAY_BYTES:
                     raise ConfigError(f"{where}: its {n!r} array of shape {shape} is over {MAX_ARRAY_BYTES >> 30} GiB")
                 with zf.open(f"{n}.npy") as f:
@@ -160,6 +185,7 @@ def read_npz(p: Path, names: Sequence[str], where: str) -> dict:
 
 def check_bank_arrays(a: dict, where: str) -> None:
     """Shapes, integer labels in ``[0, num_classes)``, accuracies in [0, 1], increasing epochs."""
+
     def fail(what: str):
         raise ConfigError(f"{where}: {what}")
 

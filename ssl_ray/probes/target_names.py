@@ -26,13 +26,15 @@ def parse_target(name: str) -> Tuple[str, float]:
     for kind in GRADED:
         if isinstance(name, str) and name.startswith(kind + "_"):
             try:
-                r = float(name[len(kind) + 1:])
+                r = float(name[len(kind) + 1 :])
             except ValueError:
                 r = -1.0
             if 0.0 <= r <= 1.0:
                 return kind, r
-    raise ConfigError(f"unknown probe target {name!r} (expected sample, class, superclass, random_<r> or "
-                      f"permuted_<r> with r in [0, 1])")
+    raise ConfigError(
+        f"unknown probe target {name!r} (expected sample, class, superclass, random_<r> or "
+        f"permuted_<r> with r in [0, 1])"
+    )
 
 
 def parse_targets(names: Sequence[str]) -> List[Tuple[str, float]]:
@@ -50,8 +52,12 @@ def parse_targets(names: Sequence[str]) -> List[Tuple[str, float]]:
 def default_targets(has_superclasses: bool) -> List[str]:
     """sample, class, superclass (where the dataset has it), the study's random_<r> for r in 0, 0.25,
     0.5, 0.75, 1, and the chance control permuted_1.0."""
-    return (["sample", "class"] + (["superclass"] if has_superclasses else [])
-            + [f"random_{r}" for r in DEFAULT_RANDOMNESS] + [CHANCE_CONTROL])
+    return (
+        ["sample", "class"]
+        + (["superclass"] if has_superclasses else [])
+        + [f"random_{r}" for r in DEFAULT_RANDOMNESS]
+        + [CHANCE_CONTROL]
+    )
 
 
 def most_random(targets: Iterable[str]) -> Optional[str]:

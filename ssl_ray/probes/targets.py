@@ -78,7 +78,7 @@ def _compact(ytr: np.ndarray, yte: np.ndarray) -> Tuple[torch.Tensor, torch.Tens
     """Relabel to 0..K-1 over the labels that occur (some classes may be missing from a subsample)."""
     _, inv = np.unique(np.concatenate([ytr, yte]), return_inverse=True)
     inv = inv.astype(np.int64)
-    return torch.from_numpy(inv[: len(ytr)]), torch.from_numpy(inv[len(ytr):]), int(inv.max()) + 1
+    return torch.from_numpy(inv[: len(ytr)]), torch.from_numpy(inv[len(ytr) :]), int(inv.max()) + 1
 
 
 def label_target(name: str, ytr: np.ndarray, yte: np.ndarray, fit: np.ndarray, val: np.ndarray) -> LabelTarget:
@@ -87,9 +87,17 @@ def label_target(name: str, ytr: np.ndarray, yte: np.ndarray, fit: np.ndarray, v
     return LabelTarget(name, tr[torch.from_numpy(fit)], tr[torch.from_numpy(val)], te, k)
 
 
-def clean_targets(names: Sequence[str], train, test, seed: int, fit: np.ndarray, val: np.ndarray,
-                  bank: Optional[TargetBank] = None, train_index: Optional[np.ndarray] = None,
-                  test_index: Optional[np.ndarray] = None) -> List[LabelTarget]:
+def clean_targets(
+    names: Sequence[str],
+    train,
+    test,
+    seed: int,
+    fit: np.ndarray,
+    val: np.ndarray,
+    bank: Optional[TargetBank] = None,
+    train_index: Optional[np.ndarray] = None,
+    test_index: Optional[np.ndarray] = None,
+) -> List[LabelTarget]:
     """The label targets on the clean probe images (every kind but ``sample``). ``train``/``test`` are
     datasets with ``labels`` and ``superclasses``; ``fit``/``val`` split the train rows; ``*_index``
     locate the rows in the full splits (for a bank)."""
@@ -107,7 +115,7 @@ def clean_targets(names: Sequence[str], train, test, seed: int, fit: np.ndarray,
             ytr, yte = train.superclasses.numpy(), test.superclasses.numpy()
         elif kind == "permuted":
             pooled = random_labels(np.concatenate([ytr_all, yte_all]), r, seed)
-            ytr, yte = pooled[: len(ytr_all)], pooled[len(ytr_all):]
+            ytr, yte = pooled[: len(ytr_all)], pooled[len(ytr_all) :]
         else:
             if bank is None:
                 raise ConfigError(f"probe target {name!r} needs a target bank (probe.target_bank; a sweep builds one)")

@@ -18,15 +18,23 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
+import matplotlib.pyplot as plt  # noqa: E402  (after plotting, which selects the Agg backend)
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ssl_ray.reports.plotting import (aggregate, band, checkpoints, empty_panel, figure_grid, finish_figure, legend_rows,
-                                      score_metric, seeds_note)
+from ssl_ray.reports.plotting import (
+    aggregate,
+    band,
+    checkpoints,
+    empty_panel,
+    figure_grid,
+    finish_figure,
+    legend_rows,
+    score_metric,
+    seeds_note,
+)
 from ssl_ray.reports.source import SweepData, target_order
-
-import matplotlib.pyplot as plt  # noqa: E402  (after plotting, which selects the Agg backend)
 
 
 def randomness_of(target: str) -> Optional[float]:
@@ -53,8 +61,9 @@ def curve(data: SweepData, trial_ids: List[str], layer: str, epoch: int, metric:
 
 def pixel_curve(data: SweepData, metric: str, trial_ids: Optional[List[str]] = None) -> pd.Series:
     """The pixel baseline of every random target, per r."""
-    return pd.Series({randomness_of(t): data.pixel_baseline(t, metric, trial_ids) for t in random_targets(data)},
-                     dtype=float).sort_index()
+    return pd.Series(
+        {randomness_of(t): data.pixel_baseline(t, metric, trial_ids) for t in random_targets(data)}, dtype=float
+    ).sort_index()
 
 
 def above_pixels(data: SweepData) -> Figure:
@@ -87,12 +96,17 @@ def above_pixels(data: SweepData) -> Figure:
         for ax in drawn:
             ax.set_ylim(lo, hi)
     handles = [Line2D([], [], color=colors[name], lw=2, label=name) for name in layers]
-    handles += [Line2D([], [], color="k", ls=":", label="first checkpoint"), Line2D([], [], color="k", ls="-",
-                                                                                    label="last checkpoint"),
-                Line2D([], [], color="k", lw=1.0, label="0: the pixels")]
+    handles += [
+        Line2D([], [], color="k", ls=":", label="first checkpoint"),
+        Line2D([], [], color="k", ls="-", label="last checkpoint"),
+        Line2D([], [], color="k", lw=1.0, label="0: the pixels"),
+    ]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False)
-    return finish_figure(fig, f"What each layer adds over the pooled input pixels, against target randomness "
-                        f"({seeds_note(data)})", legend_rows(len(handles)))
+    return finish_figure(
+        fig,
+        f"What each layer adds over the pooled input pixels, against target randomness ({seeds_note(data)})",
+        legend_rows(len(handles)),
+    )
 
 
 def _trial_values(data: SweepData, trial_ids: List[str], layer: str, metric: str) -> pd.DataFrame:
@@ -131,8 +145,10 @@ def information_over_training(data: SweepData) -> Figure:
         unreliable = total = 0
         for layer in layers:
             for metric, style in (("mi_exact", "-"), ("mi_gaussian", "--")):
-                series = [(v.index.get_level_values("epoch").to_numpy(), v.to_numpy())
-                          for _, v in _trial_values(data, ids, layer, metric).groupby(level="trial_id")]
+                series = [
+                    (v.index.get_level_values("epoch").to_numpy(), v.to_numpy())
+                    for _, v in _trial_values(data, ids, layer, metric).groupby(level="trial_id")
+                ]
                 if series:
                     any_exact = True
                     band(ax, *aggregate(series), colors[layer], style=style, marker="")
@@ -146,16 +162,24 @@ def information_over_training(data: SweepData) -> Figure:
         noise = {t.params.get("probe.mine_noise") for t in trials} - {None}
         if len(noise) == 1:
             ax.axhline(1 / (2 * float(noise.pop()) ** 2), color="grey", ls=":", lw=1.0)
-        ax.set_title(f"{c}: MINE unreliable at {unreliable} of {total} readings (not drawn)" if total else c, fontsize=9)
+        ax.set_title(
+            f"{c}: MINE unreliable at {unreliable} of {total} readings (not drawn)" if total else c, fontsize=9
+        )
         ax.set_xlabel("epoch")
         ax.set_ylabel("nats")
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     handles = [Line2D([], [], color=colors[name], lw=2, label=name) for name in layers]
-    handles += [Line2D([], [], color="k", lw=2, label="exact I(X; Z + σε)"),
-                Line2D([], [], color="k", lw=1.5, ls="--", label="Gaussian features, same covariance"),
-                Line2D([], [], color="grey", lw=1.0, ls=":", label="cap 1/(2 noise²)"),
-                Line2D([], [], color="k", marker="o", ls="", label="MINE, mean ± spread (reliable only)")]
+    handles += [
+        Line2D([], [], color="k", lw=2, label="exact I(X; Z + σε)"),
+        Line2D([], [], color="k", lw=1.5, ls="--", label="Gaussian features, same covariance"),
+        Line2D([], [], color="grey", lw=1.0, ls=":", label="cap 1/(2 noise²)"),
+        Line2D([], [], color="k", marker="o", ls="", label="MINE, mean ± spread (reliable only)"),
+    ]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False)
-    return finish_figure(fig, f"Information about the input that survives noise at each layer, exact and by MINE "
-                        f"({seeds_note(data)})", legend_rows(len(handles)), checkpoints(data))
+    return finish_figure(
+        fig,
+        f"Information about the input that survives noise at each layer, exact and by MINE ({seeds_note(data)})",
+        legend_rows(len(handles)),
+        checkpoints(data),
+    )

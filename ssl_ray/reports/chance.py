@@ -44,8 +44,10 @@ def label_counts(dataset: str, data_root: Optional[str], superclass_map: Optiona
 
 def chance_levels(data: SweepData) -> Dict[str, int]:
     """K of every target that has one (``{}`` where the trials name no single readable dataset)."""
-    names = {tuple(_param(t.params.get(f"data.{k}")) for k in ("dataset", "data_root", "superclass_map"))
-             for t in data.trials}
+    names = {
+        tuple(_param(t.params.get(f"data.{k}")) for k in ("dataset", "data_root", "superclass_map"))
+        for t in data.trials
+    }
     if len(names) != 1 or next(iter(names))[0] is None:
         return {}
     try:
@@ -72,7 +74,12 @@ def chance_line(ax, k: Optional[int]) -> None:
     text = dict(transform=ax.get_yaxis_transform(), ha="right", fontsize=7, color=CHANCE_COLOR)
     if level < lo and hi - lo < FAR * (hi - level):
         ax.set_ylim(lo - STRIP * (hi - lo), hi)  # a strip below the data, where the note covers no line
-        ax.text(0.99, 0.015, f"chance 1/{k} = {level:.2f}, below this axis", **{**text, "transform": ax.transAxes},
-                va="bottom")
+        ax.text(
+            0.99,
+            0.015,
+            f"chance 1/{k} = {level:.2f}, below this axis",
+            **{**text, "transform": ax.transAxes},
+            va="bottom",
+        )
     else:
         ax.text(0.99, level, f"chance 1/{k}", va="bottom", **text)

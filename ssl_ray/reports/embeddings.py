@@ -26,11 +26,14 @@ def tsne_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
 
     x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
     perplexity = float(min(30.0, max(2.0, (len(x) - 1) / 3)))
-    return TSNE(n_components=2, init="pca", learning_rate="auto", perplexity=perplexity, random_state=seed).fit_transform(x)
+    return TSNE(
+        n_components=2, init="pca", learning_rate="auto", perplexity=perplexity, random_state=seed
+    ).fit_transform(x)
 
 
-def embedding_points(checkpoints: List[Tuple[str, str]], layer: str, max_points: int = 600,
-                     sample_images: int = 12, seed: int = 0) -> Tuple[Points, Dict[str, List[str]]]:
+def embedding_points(
+    checkpoints: List[Tuple[str, str]], layer: str, max_points: int = 600, sample_images: int = 12, seed: int = 0
+) -> Tuple[Points, Dict[str, List[str]]]:
     """``points[(row, level)]`` for each ``(row name, checkpoint dir)`` and level in sample/class/superclass,
     and the class/superclass names for legends."""
     from ssl_ray.data.folders import read_superclass_map
@@ -43,13 +46,19 @@ def embedding_points(checkpoints: List[Tuple[str, str]], layer: str, max_points:
         model, cfg, _ = load_model(ckpt)
         if data is None:  # every checkpoint of a trial shares its probe data
             p = cfg.probe
-            small = dataclasses.replace(p, targets=["sample", "class"], max_train_images=min(p.max_train_images, 64),
-                                        max_test_images=min(p.max_test_images, max_points),
-                                        sample_images=min(p.sample_images or sample_images, sample_images),
-                                        sample_train_views=1)
+            small = dataclasses.replace(
+                p,
+                targets=["sample", "class"],
+                max_train_images=min(p.max_train_images, 64),
+                max_test_images=min(p.max_test_images, max_points),
+                sample_images=min(p.sample_images or sample_images, sample_images),
+                sample_train_views=1,
+            )
             cfg = dataclasses.replace(cfg, probe=small)
             data = build_probe_data(cfg)
-            names["class"] = list(getattr(data.test, "class_names", None) or [str(i) for i in range(data.test.num_classes)])
+            names["class"] = list(
+                getattr(data.test, "class_names", None) or [str(i) for i in range(data.test.num_classes)]
+            )
             if cfg.data.superclass_map and data.test.superclasses is not None:
                 names["superclass"] = sorted(set(read_superclass_map(cfg.data.superclass_map).values()))
         feats, _ = extract_features(model, data, [layer])

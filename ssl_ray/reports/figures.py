@@ -14,6 +14,7 @@ Here: the figures over training and over the targets' randomness (1-4, 9). The o
 ``baseline_figures.py`` a layer against its baselines (10-11), ``label_free.py`` RankMe (12); what they share,
 ``plotting.py``.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
@@ -26,17 +27,32 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from ssl_ray.reports.source import short_name, SweepData  # noqa: E402
-from ssl_ray.reports.plotting import (LEVELS, aggregate, band, checkpoint_colors, checkpoints, config_colors,  # noqa: E402
-                                      empty_panel, figure_grid, finish_figure, legend_rows, log_axis, plot_configs,
-                                      score_metric, seeds_note, trial_legend, trial_series)
 from ssl_ray.probes.target_names import CHANCE_CONTROL  # noqa: E402
-from ssl_ray.reports.chance import CHANCE_COLOR, chance_levels, chance_line  # noqa: E402
 from ssl_ray.reports.baseline_figures import pixel_curve, random_targets, randomness_of  # noqa: E402
+from ssl_ray.reports.chance import CHANCE_COLOR, chance_levels, chance_line  # noqa: E402
 from ssl_ray.reports.layer_figures import pick_epochs  # noqa: E402
-
+from ssl_ray.reports.plotting import (
+    LEVELS,
+    aggregate,
+    band,
+    checkpoint_colors,
+    checkpoints,
+    config_colors,  # noqa: E402
+    empty_panel,
+    figure_grid,
+    finish_figure,
+    legend_rows,
+    log_axis,
+    plot_configs,
+    score_metric,
+    seeds_note,
+    trial_legend,
+    trial_series,
+)
+from ssl_ray.reports.source import SweepData, short_name  # noqa: E402
 
 # 1 ------------------------------------------------------------------------------------------------
+
 
 def ncc_over_training(data: SweepData, layer: str) -> Figure:
     """NCC train (solid) and test (dashed) accuracy over training, at the sample, class and superclass levels."""
@@ -54,11 +70,16 @@ def ncc_over_training(data: SweepData, layer: str) -> Figure:
         chance_line(ax, chance.get(level))
     styles = [Line2D([], [], color="k", ls="-", label="train"), Line2D([], [], color="k", ls="--", label="test")]
     trial_legend(fig, data, colors, styles)
-    return finish_figure(fig, f"Nearest-class-center accuracy over training at {layer} ({seeds_note(data)})",
-                   legend_rows(len(data.configs()) + 2), checkpoints(data))
+    return finish_figure(
+        fig,
+        f"Nearest-class-center accuracy over training at {layer} ({seeds_note(data)})",
+        legend_rows(len(data.configs()) + 2),
+        checkpoints(data),
+    )
 
 
 # 2 ------------------------------------------------------------------------------------------------
+
 
 def _normalized(x: np.ndarray, y: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return (x, y / y[0]) if len(y) and y[0] != 0 else (x, y)
@@ -74,14 +95,24 @@ def ncc_linear_ratio(data: SweepData, layer: str, best: str) -> Figure:
             empty_panel(ax, "no NCC/linear ratio: this sweep ran without both the ncc and linear probes")
         return finish_figure(fig, "NCC / linear accuracy ratio")
     for c, trials in data.configs().items():
-        band(a, *aggregate([_normalized(*trial_series(data, t.trial_id, "class", "ncc_linear_ratio", layer)) for t in trials]),
-             colors[c])
+        band(
+            a,
+            *aggregate(
+                [_normalized(*trial_series(data, t.trial_id, "class", "ncc_linear_ratio", layer)) for t in trials]
+            ),
+            colors[c],
+        )
     a.set_title(f"every configuration, at {layer}")
     cmap = plt.get_cmap("viridis")
     layers = data.layers
     for i, name in enumerate(layers):
-        b.plot(*_normalized(*trial_series(data, best, "class", "ncc_linear_ratio", name)), marker="o", ms=3,
-               color=cmap(i / max(1, len(layers) - 1)), label=name)
+        b.plot(
+            *_normalized(*trial_series(data, best, "class", "ncc_linear_ratio", name)),
+            marker="o",
+            ms=3,
+            color=cmap(i / max(1, len(layers) - 1)),
+            label=name,
+        )
     b.set_title(f"every layer, best trial ({data.trial(best).label})")
     b.legend(fontsize=7, title="layer", title_fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # off the lines
     for ax in (a, b):
@@ -90,11 +121,16 @@ def ncc_linear_ratio(data: SweepData, layer: str, best: str) -> Figure:
         ax.set_ylabel("NCC / linear accuracy, ÷ value at init")
         ax.grid(alpha=0.3)
     trial_legend(fig, data, colors)
-    return finish_figure(fig, f"Class NCC/linear accuracy ratio over training, normalized at initialization ({seeds_note(data)})",
-                   legend_rows(len(data.configs())), checkpoints(data))
+    return finish_figure(
+        fig,
+        f"Class NCC/linear accuracy ratio over training, normalized at initialization ({seeds_note(data)})",
+        legend_rows(len(data.configs())),
+        checkpoints(data),
+    )
 
 
 # 3 ------------------------------------------------------------------------------------------------
+
 
 def loss_parts(data: SweepData, trial_id: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     """A trial's loss in parts over epochs, as its objective groups and weights its terms (VICReg:
@@ -107,10 +143,14 @@ def loss_parts(data: SweepData, trial_id: str) -> Dict[str, Tuple[np.ndarray, np
     name = params.get("objective.name", "")
     cls = OBJECTIVES.get(name) if name in OBJECTIVES else None
     if cls is not None and cls.term_weights and set(cls.term_weights) <= set(tr.columns):
-        weight = {t: float(params.get(f"objective.{h}", cls.Hparams.defaults()[h])) for t, h in cls.term_weights.items()}
+        weight = {
+            t: float(params.get(f"objective.{h}", cls.Hparams.defaults()[h])) for t, h in cls.term_weights.items()
+        }
         out = {}
         for group, terms in (cls.term_groups or {t: (t,) for t in cls.term_weights}).items():
-            label = "+".join(f"{short_name('objective.' + cls.term_weights[t], cls.term_weights[t])}·{t[:3]}" for t in terms)
+            label = "+".join(
+                f"{short_name('objective.' + cls.term_weights[t], cls.term_weights[t])}·{t[:3]}" for t in terms
+            )
             out[f"{group} {label}"] = (tr.index.to_numpy(), sum(weight[t] * tr[t].to_numpy() for t in terms))
         return out
     skip = {"loss", "lr", "embedding_std", "images_per_s"}
@@ -129,8 +169,13 @@ def loss_and_accuracy(data: SweepData, layer: str) -> Figure:
         for name in dict.fromkeys(k for p in parts for k in p):
             if name not in names:
                 names.append(name)
-            band(a, *aggregate([p[name] for p in parts if name in p]), colors[c], styles[names.index(name) % len(styles)],
-                 marker="")
+            band(
+                a,
+                *aggregate([p[name] for p in parts if name in p]),
+                colors[c],
+                styles[names.index(name) % len(styles)],
+                marker="",
+            )
     a.set_title("training loss, by part")
     a.set_xlabel("epoch")
     a.set_ylabel("loss part (weighted)")
@@ -147,11 +192,16 @@ def loss_and_accuracy(data: SweepData, layer: str) -> Figure:
     chance_line(b, chance_levels(data).get("class"))
     extra = [Line2D([], [], color="k", ls=styles[i % len(styles)], label=n) for i, n in enumerate(names)]
     trial_legend(fig, data, colors, extra)
-    return finish_figure(fig, f"Invariance vs regularization over training, and what the embedding learns ({seeds_note(data)})",
-                   legend_rows(len(data.configs()) + len(extra)), checkpoints(data))
+    return finish_figure(
+        fig,
+        f"Invariance vs regularization over training, and what the embedding learns ({seeds_note(data)})",
+        legend_rows(len(data.configs()) + len(extra)),
+        checkpoints(data),
+    )
 
 
 # 4 ------------------------------------------------------------------------------------------------
+
 
 def accuracy_vs_randomness(data: SweepData, layer: str) -> Figure:
     """The study's Fig. 4 question: linear accuracy (test solid, train dashed) against the randomness r
@@ -176,8 +226,16 @@ def accuracy_vs_randomness(data: SweepData, layer: str) -> Figure:
         ids = [t.trial_id for t in trials]
         mine = at_layer[at_layer.trial_id.isin(ids)]
         if not targets:
-            ax.text(0.5, 0.5, "no random_<r> targets in this sweep:\nthe true classes and the chance control only",
-                    ha="center", va="center", transform=ax.transAxes, fontsize=9, color="grey")
+            ax.text(
+                0.5,
+                0.5,
+                "no random_<r> targets in this sweep:\nthe true classes and the chance control only",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                fontsize=9,
+                color="grey",
+            )
         for e in epochs:
             at = mine[mine.epoch == e]
             for m, style, alpha in ((metric, "-", 1.0), (train_metric, "--", 0.6)):
@@ -186,8 +244,17 @@ def accuracy_vs_randomness(data: SweepData, layer: str) -> Figure:
                 if not len(g.mean()):
                     continue
                 if len(trials) > 1:  # error bars only where seeds give a spread
-                    ax.errorbar(g.mean().index, g.mean(), yerr=g.std(ddof=1).fillna(0.0), fmt=style, marker="o", ms=4,
-                                color=colors[e], alpha=alpha, capsize=2)
+                    ax.errorbar(
+                        g.mean().index,
+                        g.mean(),
+                        yerr=g.std(ddof=1).fillna(0.0),
+                        fmt=style,
+                        marker="o",
+                        ms=4,
+                        color=colors[e],
+                        alpha=alpha,
+                        capsize=2,
+                    )
                 else:
                     ax.plot(g.mean().index, g.mean(), style, marker="o", ms=4, color=colors[e], alpha=alpha)
             cls = at[(at.metric == metric) & (at.target == "class")].value
@@ -207,18 +274,25 @@ def accuracy_vs_randomness(data: SweepData, layer: str) -> Figure:
         ax.grid(alpha=0.3)
         chance_line(ax, chance)
     handles = [Line2D([], [], color=colors[e], marker="o", ms=4, lw=2, label=f"epoch {e}") for e in epochs]
-    handles += [Line2D([], [], color="k", ls="-", label="test"), Line2D([], [], color="k", ls="--", label="train"),
-                Line2D([], [], color="grey", marker="*", mec="k", ls="", ms=11, label="true classes (r = 0)"),
-                Line2D([], [], color="k", ls="-.", marker="x", label="pixel baseline"),
-                Line2D([], [], color="k", ls="", marker="*", mfc="none", ms=11, label="true classes from the pixels"),
-                Line2D([], [], color="tab:red", ls=":", lw=1.2, label=f"chance control ({CHANCE_CONTROL})"),
-                Line2D([], [], color=CHANCE_COLOR, ls=(0, (5, 3)), label="chance, 1/K")]
+    handles += [
+        Line2D([], [], color="k", ls="-", label="test"),
+        Line2D([], [], color="k", ls="--", label="train"),
+        Line2D([], [], color="grey", marker="*", mec="k", ls="", ms=11, label="true classes (r = 0)"),
+        Line2D([], [], color="k", ls="-.", marker="x", label="pixel baseline"),
+        Line2D([], [], color="k", ls="", marker="*", mfc="none", ms=11, label="true classes from the pixels"),
+        Line2D([], [], color="tab:red", ls=":", lw=1.2, label=f"chance control ({CHANCE_CONTROL})"),
+        Line2D([], [], color=CHANCE_COLOR, ls=(0, (5, 3)), label="chance, 1/K"),
+    ]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
-    return finish_figure(fig, f"Accuracy against target randomness at {layer}, one line per checkpoint ({seeds_note(data)})",
-                   legend_rows(len(handles)))
+    return finish_figure(
+        fig,
+        f"Accuracy against target randomness at {layer}, one line per checkpoint ({seeds_note(data)})",
+        legend_rows(len(handles)),
+    )
 
 
 # 9 ------------------------------------------------------------------------------------------------
+
 
 def semantic_over_random(data: SweepData, layer: str, random_target: Optional[str] = None) -> Figure:
     """The study's ratio figure: class NCC test accuracy divided by that of the most random ``random_<r>``
@@ -228,7 +302,9 @@ def semantic_over_random(data: SweepData, layer: str, random_target: Optional[st
     colors = config_colors(data)
     randoms = random_targets(data)
     # without random_<r> targets (no bank), the chance control stands in as the random target
-    random_target = random_target or (randoms[-1] if randoms else CHANCE_CONTROL if CHANCE_CONTROL in data.targets else None)
+    random_target = random_target or (
+        randoms[-1] if randoms else CHANCE_CONTROL if CHANCE_CONTROL in data.targets else None
+    )
     fig, (a, b) = figure_grid(2, width=5.4)
     if random_target is None:
         for ax in (a, b):
@@ -252,5 +328,9 @@ def semantic_over_random(data: SweepData, layer: str, random_target: Optional[st
         ax.grid(alpha=0.3)
     log_axis(b)
     trial_legend(fig, data, colors)
-    return finish_figure(fig, f"Semantic over random targets at {layer} ({seeds_note(data)})", legend_rows(len(data.configs())),
-                   checkpoints(data))
+    return finish_figure(
+        fig,
+        f"Semantic over random targets at {layer} ({seeds_note(data)})",
+        legend_rows(len(data.configs())),
+        checkpoints(data),
+    )

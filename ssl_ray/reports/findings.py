@@ -44,24 +44,41 @@ def randomness_findings(data: SweepData, sel: Selection) -> List[str]:
     if pixels.empty or not epochs:
         return []
     first, last = (curve(data, ids, sel.layer, e, metric) for e in (epochs[0], epochs[-1]))
-    lines = ["## Random targets against the pixel baseline", "",
-             f"`{metric}` of the best configuration (`{sel.best_config}`) at its layer `{sel.layer}`, and the pixel "
-             "baseline: the same linear probe on the pooled input pixels, same rows and splits "
-             "(`fig4_randomness.png`, `fig10_above_pixels.png`).", "",
-             f"| r | epoch {epochs[0]} | epoch {epochs[-1]} | pixels | epoch {epochs[-1]} − pixels |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "## Random targets against the pixel baseline",
+        "",
+        f"`{metric}` of the best configuration (`{sel.best_config}`) at its layer `{sel.layer}`, and the pixel "
+        "baseline: the same linear probe on the pooled input pixels, same rows and splits "
+        "(`fig4_randomness.png`, `fig10_above_pixels.png`).",
+        "",
+        f"| r | epoch {epochs[0]} | epoch {epochs[-1]} | pixels | epoch {epochs[-1]} − pixels |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for r in sorted(set(last.index) | set(pixels.index)):
-        cells = [first.get(r, math.nan), last.get(r, math.nan), pixels.get(r, math.nan),
-                 last.get(r, math.nan) - pixels.get(r, math.nan)]
+        cells = [
+            first.get(r, math.nan),
+            last.get(r, math.nan),
+            pixels.get(r, math.nan),
+            last.get(r, math.nan) - pixels.get(r, math.nan),
+        ]
         lines.append(f"| {r:g} | " + " | ".join("–" if math.isnan(c) else f"{c:.3f}" for c in cells) + " |")
     above = (last - pixels).dropna()
-    lines += ["", _say(f"Raw accuracy at epoch {epochs[-1]}", last), _say("The pixel baseline itself", pixels),
-              _say(f"Accuracy above the pixel baseline at epoch {epochs[-1]}", above)]
+    lines += [
+        "",
+        _say(f"Raw accuracy at epoch {epochs[-1]}", last),
+        _say("The pixel baseline itself", pixels),
+        _say(f"Accuracy above the pixel baseline at epoch {epochs[-1]}", above),
+    ]
     if len(above):
-        lines.append(f"- Above the pixels, the layer gains {above.iloc[0]:+.3f} at r = {above.index[0]:g} and "
-                     f"{above.iloc[-1]:+.3f} at r = {above.index[-1]:g}" + (
-                         "; with one seed per configuration, differences of a few points may be noise."
-                         if data.seeds_per_config() < 2 else "."))
+        lines.append(
+            f"- Above the pixels, the layer gains {above.iloc[0]:+.3f} at r = {above.index[0]:g} and "
+            f"{above.iloc[-1]:+.3f} at r = {above.index[-1]:g}"
+            + (
+                "; with one seed per configuration, differences of a few points may be noise."
+                if data.seeds_per_config() < 2
+                else "."
+            )
+        )
     return lines + [""]
 
 
@@ -74,14 +91,19 @@ def information_findings(data: SweepData, sel: Selection) -> List[str]:
     mine_rows = best[best.metric == "mine"]
     epoch = int(mine_rows.epoch.max()) if len(mine_rows) else int(exact.epoch.max())
     at = best[best.epoch == epoch].pivot_table(index="layer", columns="metric", values="value")
-    lines = ["## Information about the input", "",
-             f"At epoch {epoch} of the best trial (`{sel.best_trial}`): the exact I(X; Z + σε) (X uniform over the "
-             "probe images, σ = `probe.mine_noise` × the features' RMS distance from their mean) and MINE's estimate "
-             "of it, mean ± spread over its seeds. MINE is shown only where it is reliable: within max(25%, 0.05 nats) "
-             "of the exact value, no more than 20% below its own Gaussian check, and stable over its seeds "
-             "(`fig11_information.png`). Gaussian bound: the same for Gaussian features of the layer's covariance, "
-             "set by its spectrum alone (at most 1 / (2 noise²)); the gap below it is what clustering takes away.", "",
-             "| layer | exact | Gaussian bound | gap | MINE |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "## Information about the input",
+        "",
+        f"At epoch {epoch} of the best trial (`{sel.best_trial}`): the exact I(X; Z + σε) (X uniform over the "
+        "probe images, σ = `probe.mine_noise` × the features' RMS distance from their mean) and MINE's estimate "
+        "of it, mean ± spread over its seeds. MINE is shown only where it is reliable: within max(25%, 0.05 nats) "
+        "of the exact value, no more than 20% below its own Gaussian check, and stable over its seeds "
+        "(`fig11_information.png`). Gaussian bound: the same for Gaussian features of the layer's covariance, "
+        "set by its spectrum alone (at most 1 / (2 noise²)); the gap below it is what clustering takes away.",
+        "",
+        "| layer | exact | Gaussian bound | gap | MINE |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     shown = 0
     for layer in data.layers:
         if layer not in at.index:
@@ -97,17 +119,28 @@ def information_findings(data: SweepData, sel: Selection) -> List[str]:
         lines.append(f"| {layer} | {exact:.2f} | {bound:.2f} | {bound - exact:.2f} | {mine} |")
     flags = p[(p.metric == "mine_unreliable") & (p.target == "class")]
     if len(flags):
-        lines += ["", f"- MINE was reliable at {int((flags.value == 0).sum())} of {len(flags)} readings of this sweep "
-                      "(every trial, layer and MINE checkpoint); the others are logged but not shown as readings."]
+        lines += [
+            "",
+            f"- MINE was reliable at {int((flags.value == 0).sum())} of {len(flags)} readings of this sweep "
+            "(every trial, layer and MINE checkpoint); the others are logged but not shown as readings.",
+        ]
     ex = at["mi_exact"].dropna() if "mi_exact" in at else pd.Series(dtype=float)
     ex = ex[[name for name in data.layers if name in ex.index]]
     if len(ex) > 1:
         top = ex.idxmax()
-        lines.append(f"- The exact reading is highest at `{top}` ({ex.max():.2f} nats) and ends at `{ex.index[-1]}` "
-                     f"({ex.iloc[-1]:.2f}). It compares layers at one signal-to-noise ratio; it is not the deterministic "
-                     "I(X; Z), which is log N at every layer.")
-    gap = (at["mi_gaussian"] - at["mi_exact"]).dropna() if {"mi_gaussian", "mi_exact"} <= set(at) else pd.Series(dtype=float)
+        lines.append(
+            f"- The exact reading is highest at `{top}` ({ex.max():.2f} nats) and ends at `{ex.index[-1]}` "
+            f"({ex.iloc[-1]:.2f}). It compares layers at one signal-to-noise ratio; it is not the deterministic "
+            "I(X; Z), which is log N at every layer."
+        )
+    gap = (
+        (at["mi_gaussian"] - at["mi_exact"]).dropna()
+        if {"mi_gaussian", "mi_exact"} <= set(at)
+        else pd.Series(dtype=float)
+    )
     if len(gap):
-        lines.append(f"- Below the Gaussian bound by {gap.min():.2f} to {gap.max():.2f} nats: how much of a layer's reading "
-                     "is its spectrum (the bound) and how much its clusters take away (the gap).")
+        lines.append(
+            f"- Below the Gaussian bound by {gap.min():.2f} to {gap.max():.2f} nats: how much of a layer's reading "
+            "is its spectrum (the bound) and how much its clusters take away (the gap)."
+        )
     return lines + [""]

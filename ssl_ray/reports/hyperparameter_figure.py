@@ -8,18 +8,17 @@ import math
 from typing import Dict, Optional, Sequence, Tuple
 
 import matplotlib
+import matplotlib.pyplot as plt  # noqa: E402  (after plotting, which selects the Agg backend)
 import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
-from ssl_ray.reports.chance import chance_levels, chance_line
 from ssl_ray.probes.choice import selection_metric
+from ssl_ray.reports.chance import chance_levels, chance_line
 from ssl_ray.reports.plotting import empty_panel, figure_grid, finish_figure, score_metric, seeds_note, span_norm
 from ssl_ray.reports.selection import config_layers
 from ssl_ray.reports.source import UNUSABLE, SweepData, fmt_param, short_name
 from ssl_ray.reports.tables import mean_std
-
-import matplotlib.pyplot as plt  # noqa: E402  (after plotting, which selects the Agg backend)
 
 COLORBAR = dict(ticks=matplotlib.ticker.MaxNLocator(5), format="%.3f")  # a few readable ticks on a narrow span
 
@@ -31,8 +30,10 @@ def trial_values(data: SweepData, layer: Optional[str] = None) -> Tuple[Dict[str
     metric = score_metric(data)
     best = config_layers(data, selection_metric(data.probes.metric))
     layers = {t.trial_id: layer or best[t.group][0] for t in data.trials}
-    vals = {t.trial_id: math.nan if t.status in UNUSABLE else
-            data.final(t.trial_id, "class", metric, layers[t.trial_id]) for t in data.trials}
+    vals = {
+        t.trial_id: math.nan if t.status in UNUSABLE else data.final(t.trial_id, "class", metric, layers[t.trial_id])
+        for t in data.trials
+    }
     return vals, layers
 
 
@@ -55,8 +56,9 @@ def hyperparameter_view(data: SweepData, layer: Optional[str], axes_keys: Sequen
     present = [k for k in list(varied) + list(axes_keys) if any(k in t.params for t in data.trials)]
     keys = [k for k in dict.fromkeys(present) if len({t.params.get(k) for t in data.trials}) > 1] or varied
     _parallel(b, data, keys, vals, label)
-    return finish_figure(fig, f"Class probe accuracy across configurations against the hyperparameters, {where} "
-                        f"({seeds_note(data)})", 0)
+    return finish_figure(
+        fig, f"Class probe accuracy across configurations against the hyperparameters, {where} ({seeds_note(data)})", 0
+    )
 
 
 def _heatmap(ax, data: SweepData, kx: str, ky: str, vals: Dict[str, float], layers: Dict[str, str], label: str) -> None:
@@ -100,11 +102,22 @@ def _points(ax, data: SweepData, k: str, vals: Dict[str, float], label: str) -> 
         elif n:
             ax.plot([x], [mean], "o", ms=6, color="tab:blue")
         if n:
-            ax.annotate(f"{mean:.3f}" + (f" ± {sd:.3f}\nN={n}" if n > 1 else ""), (x, mean),
-                        textcoords="offset points", xytext=(8, -4), fontsize=7)
+            ax.annotate(
+                f"{mean:.3f}" + (f" ± {sd:.3f}\nN={n}" if n > 1 else ""),
+                (x, mean),
+                textcoords="offset points",
+                xytext=(8, -4),
+                fontsize=7,
+            )
         else:
-            ax.annotate("/".join(sorted({t.status for t in trials})), (x, 0.5), xycoords=("data", "axes fraction"),
-                        ha="center", color="red", fontsize=8)
+            ax.annotate(
+                "/".join(sorted({t.status for t in trials})),
+                (x, 0.5),
+                xycoords=("data", "axes fraction"),
+                ha="center",
+                color="red",
+                fontsize=8,
+            )
     ax.set_xticks(xs, [fmt_param(trials[0].params.get(k, "")) for trials in groups], fontsize=8)
     ax.set_xlim(-0.5, len(groups) - 0.3)
     ax.set_ylabel(label)

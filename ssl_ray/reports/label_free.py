@@ -95,6 +95,7 @@ def rho_text(rho: float, n: int) -> str:
 
 # ---- from a sweep's tables ----
 
+
 def representation_layer(data: SweepData) -> Optional[str]:
     """The backbone's last tap that has a RankMe reading, in the model's tap order (``layer_order``): chosen
     from the architecture alone, no labels. None where no backbone layer has one."""
@@ -106,8 +107,10 @@ def representation_layer(data: SweepData) -> Optional[str]:
 def readings(data: SweepData, layer: str) -> List[Reading]:
     """Every trial's RankMe, alpha and class validation accuracy at ``layer`` at its last probed checkpoint."""
     metric = selection_metric(data.probes.metric)
-    return [Reading(t.trial_id, t.status, *(data.final(t.trial_id, TARGET, m, layer) for m in ("rankme", "alpha", metric)))
-            for t in data.trials]
+    return [
+        Reading(t.trial_id, t.status, *(data.final(t.trial_id, TARGET, m, layer) for m in ("rankme", "alpha", metric)))
+        for t in data.trials
+    ]
 
 
 def _name(data: SweepData, trial_id: str) -> str:
@@ -120,34 +123,49 @@ def label_free_line(data: SweepData, sel: Selection) -> str:
     layer = representation_layer(data)
     lf = label_free_choice(readings(data, layer)) if layer else None
     if lf is None or lf.trial_id is None:
-        return ("label-free choice: none (no usable trial has a RankMe reading at a backbone layer; the geometry "
-                f"probe computes it); labeled choice: {_name(data, sel.best_trial)}")
+        return (
+            "label-free choice: none (no usable trial has a RankMe reading at a backbone layer; the geometry "
+            f"probe computes it); labeled choice: {_name(data, sel.best_trial)}"
+        )
     what = f"rho(RankMe, class {sel.metric.replace('_', ' ')})"
-    rho = (f"Spearman {what} = {lf.rho_rankme:.2f} over {lf.n_rankme} trials" if not math.isnan(lf.rho_rankme) else
-           rho_text(lf.rho_rankme, lf.n_rankme).replace("Spearman rho", f"Spearman {what}"))
-    return (f"label-free choice (highest RankMe at {layer}): {_name(data, lf.trial_id)} (RankMe {lf.rankme:.1f}); "
-            f"labeled choice: {_name(data, sel.best_trial)}; {rho}")
+    rho = (
+        f"Spearman {what} = {lf.rho_rankme:.2f} over {lf.n_rankme} trials"
+        if not math.isnan(lf.rho_rankme)
+        else rho_text(lf.rho_rankme, lf.n_rankme).replace("Spearman rho", f"Spearman {what}")
+    )
+    return (
+        f"label-free choice (highest RankMe at {layer}): {_name(data, lf.trial_id)} (RankMe {lf.rankme:.1f}); "
+        f"labeled choice: {_name(data, sel.best_trial)}; {rho}"
+    )
 
 
 def label_free_findings(data: SweepData, sel: Selection) -> List[str]:
     """The report's section: the line above, alpha-ReQ's rho, and what the label-free choice costs at the layer."""
     layer = representation_layer(data)
-    lines = ["## Label-free selection", "",
-             f"RankMe (Garrido et al. 2023; higher is claimed better) and alpha-ReQ's eigenspectrum decay α (Agrawal et "
-             f"al. 2022; claimed best near α = 1, so read as −|α − 1|), against class `{sel.metric}`, at each usable "
-             f"trial's last probed checkpoint (`{STEM}.png`). The layer is chosen without labels: the backbone's last "
-             "probed tap (the representation, not the projector). Spearman's ρ is shown as computed.", "",
-             f"- {label_free_line(data, sel)}"]
+    lines = [
+        "## Label-free selection",
+        "",
+        f"RankMe (Garrido et al. 2023; higher is claimed better) and alpha-ReQ's eigenspectrum decay α (Agrawal et "
+        f"al. 2022; claimed best near α = 1, so read as −|α − 1|), against class `{sel.metric}`, at each usable "
+        f"trial's last probed checkpoint (`{STEM}.png`). The layer is chosen without labels: the backbone's last "
+        "probed tap (the representation, not the projector). Spearman's ρ is shown as computed.",
+        "",
+        f"- {label_free_line(data, sel)}",
+    ]
     if layer is None:
         return lines + [""]
     rs = readings(data, layer)
     lf = label_free_choice(rs)
-    lines.append(f"- alpha-ReQ at `{layer}`: {rho_text(lf.rho_alpha, lf.n_alpha).replace('Spearman rho', 'Spearman ρ(−|α − 1|, accuracy)')}.")
+    lines.append(
+        f"- alpha-ReQ at `{layer}`: {rho_text(lf.rho_alpha, lf.n_alpha).replace('Spearman rho', 'Spearman ρ(−|α − 1|, accuracy)')}."
+    )
     acc = {r.trial_id: r.accuracy for r in rs}
     if lf.trial_id is not None and lf.trial_id != sel.best_trial:
         own = "" if sel.layer == layer else f" (chosen at its configuration's best layer `{sel.layer}`)"
-        lines.append(f"- At `{layer}`, class `{sel.metric}` of the label-free choice is {acc[lf.trial_id]:.3f}, of the "
-                     f"labeled choice {acc.get(sel.best_trial, math.nan):.3f}{own}.")
+        lines.append(
+            f"- At `{layer}`, class `{sel.metric}` of the label-free choice is {acc[lf.trial_id]:.3f}, of the "
+            f"labeled choice {acc.get(sel.best_trial, math.nan):.3f}{own}."
+        )
     elif lf.trial_id is not None:
         lines.append("- The label-free choice is the labeled one.")
     return lines + [""]
@@ -159,7 +177,14 @@ def label_free_figure(data: SweepData, sel: Selection):
     from matplotlib.lines import Line2D
 
     from ssl_ray.reports.chance import chance_levels, chance_line
-    from ssl_ray.reports.plotting import config_colors, empty_panel, figure_grid, finish_figure, legend_rows, note_figure
+    from ssl_ray.reports.plotting import (
+        config_colors,
+        empty_panel,
+        figure_grid,
+        finish_figure,
+        legend_rows,
+        note_figure,
+    )
 
     layer = representation_layer(data)
     title = "Label-free selection: RankMe and eigenspectrum decay α against class validation accuracy"
@@ -171,22 +196,51 @@ def label_free_figure(data: SweepData, sel: Selection):
     colors = config_colors(data)
     metric = sel.metric
     fig, (a1, a2) = figure_grid(2, width=5.4, height=4.4)
-    panels = ((a1, "rankme", lambda r: r.rankme, f"RankMe at {layer}", lf.rho_rankme, lf.n_rankme,
-               f"RankMe vs class {metric} (claimed: higher is better)"),
-              (a2, "alpha", lambda r: r.alpha, f"eigenspectrum decay α at {layer} (ρ reads −|α − 1|)", lf.rho_alpha,
-               lf.n_alpha, f"α vs class {metric}; rho of −|α − 1| (alpha-ReQ: best near α = 1)"))
+    panels = (
+        (
+            a1,
+            "rankme",
+            lambda r: r.rankme,
+            f"RankMe at {layer}",
+            lf.rho_rankme,
+            lf.n_rankme,
+            f"RankMe vs class {metric} (claimed: higher is better)",
+        ),
+        (
+            a2,
+            "alpha",
+            lambda r: r.alpha,
+            f"eigenspectrum decay α at {layer} (ρ reads −|α − 1|)",
+            lf.rho_alpha,
+            lf.n_alpha,
+            f"α vs class {metric}; rho of −|α − 1| (alpha-ReQ: best near α = 1)",
+        ),
+    )
     for ax, key, x_of, xlabel, rho, n, what in panels:
         pts = [(x_of(r), r.accuracy, r) for r in usable if math.isfinite(x_of(r)) and math.isfinite(r.accuracy)]
         if not pts:
             empty_panel(ax, f"no usable trial has both {key} and class {metric} at {layer}")
             continue
-        ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=36, zorder=3,
-                   c=[colors[data.trial(p[2].trial_id).group] for p in pts])
+        ax.scatter(
+            [p[0] for p in pts],
+            [p[1] for p in pts],
+            s=36,
+            zorder=3,
+            c=[colors[data.trial(p[2].trial_id).group] for p in pts],
+        )
         for tid, marker, edge, size in ((sel.best_trial, "o", "black", 240), (lf.trial_id, "s", "tab:red", 180)):
             hit = [p for p in pts if p[2].trial_id == tid]
             if hit:
-                ax.scatter([hit[0][0]], [hit[0][1]], s=size, marker=marker, facecolors="none", edgecolors=edge,
-                           linewidths=1.6, zorder=4)
+                ax.scatter(
+                    [hit[0][0]],
+                    [hit[0][1]],
+                    s=size,
+                    marker=marker,
+                    facecolors="none",
+                    edgecolors=edge,
+                    linewidths=1.6,
+                    zorder=4,
+                )
         if key == "alpha":
             ax.axvline(1.0, color="grey", ls="--", lw=1)
         ax.set_title(f"{what}\n{rho_text(rho, n)}", fontsize=9)
@@ -198,16 +252,46 @@ def label_free_figure(data: SweepData, sel: Selection):
     shown = {data.trial(r.trial_id).group for r in usable}
     # a search's many configurations would make a legend wider than the figure: then only the two choices
     # are named (their labels in the legend entries)
-    handles = [Line2D([], [], ls="", marker="o", color=colors[c], label=c) for c in colors if c in shown] \
-        if len(shown) <= MAX_LEGEND else []
+    handles = (
+        [Line2D([], [], ls="", marker="o", color=colors[c], label=c) for c in colors if c in shown]
+        if len(shown) <= MAX_LEGEND
+        else []
+    )
     named = {tid: f" {_name(data, tid)}" if not handles and tid else "" for tid in (sel.best_trial, lf.trial_id)}
-    handles += [Line2D([], [], ls="", marker="o", ms=12, mfc="none", mec="black",
-                       label=f"labeled choice (best on val){named[sel.best_trial]}"),
-                Line2D([], [], ls="", marker="s", ms=11, mfc="none", mec="tab:red",
-                       label=f"label-free choice (highest RankMe){named[lf.trial_id]}")]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6 if len(handles) > 2 else 1), fontsize=8,
-               frameon=False, bbox_to_anchor=(0.5, 0.0))
+    handles += [
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker="o",
+            ms=12,
+            mfc="none",
+            mec="black",
+            label=f"labeled choice (best on val){named[sel.best_trial]}",
+        ),
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker="s",
+            ms=11,
+            mfc="none",
+            mec="tab:red",
+            label=f"label-free choice (highest RankMe){named[lf.trial_id]}",
+        ),
+    ]
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=min(len(handles), 6 if len(handles) > 2 else 1),
+        fontsize=8,
+        frameon=False,
+        bbox_to_anchor=(0.5, 0.0),
+    )
     left_out = len(rs) - len(usable)
-    return finish_figure(fig, f"{title} at {layer} (the backbone's last tap), one point per usable trial at its last probed "
-                        f"checkpoint" + (f"; {left_out} unusable trial(s) left out" if left_out else ""),
-                   legend_rows(len(handles)))
+    return finish_figure(
+        fig,
+        f"{title} at {layer} (the backbone's last tap), one point per usable trial at its last probed "
+        f"checkpoint" + (f"; {left_out} unusable trial(s) left out" if left_out else ""),
+        legend_rows(len(handles)),
+    )

@@ -13,14 +13,27 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from ssl_ray.reports.source import SweepData  # noqa: E402
-from ssl_ray.reports.plotting import (GEOMETRY, LEVELS, checkpoint_colors, checkpoints, config_colors,  # noqa: E402
-                                      empty_panel, figure_grid, finish_figure, legend_rows, log_axis, plot_configs,
-                                      score_metric, seeds_note, trial_legend)
 from ssl_ray.reports.chance import chance_levels, chance_line  # noqa: E402
-
+from ssl_ray.reports.plotting import (
+    GEOMETRY,
+    LEVELS,
+    checkpoint_colors,
+    checkpoints,
+    config_colors,  # noqa: E402
+    empty_panel,
+    figure_grid,
+    finish_figure,
+    legend_rows,
+    log_axis,
+    plot_configs,
+    score_metric,
+    seeds_note,
+    trial_legend,
+)
+from ssl_ray.reports.source import SweepData  # noqa: E402
 
 # 5 ------------------------------------------------------------------------------------------------
+
 
 def pick_epochs(epochs: Sequence[int], n: int = 5) -> List[int]:
     epochs = sorted(set(int(e) for e in epochs))
@@ -67,13 +80,23 @@ def accuracy_per_layer(data: SweepData, best: str) -> Figure:
         ax.set_xlabel("layer")
         ax.grid(alpha=0.3)
     handles = [h for h in axes[0].get_lines() if h.get_label().startswith("epoch")]  # one legend, below the panels
-    fig.legend(handles, [h.get_label() for h in handles], loc="lower center", ncol=min(len(handles), 6), fontsize=8,
-               frameon=False)
-    return finish_figure(fig, f"Accuracy per layer over training, best trial ({data.trial(best).label}; "
-                        f"{seeds_note(data, one_trial=True)})", legend_rows(len(handles)))
+    fig.legend(
+        handles,
+        [h.get_label() for h in handles],
+        loc="lower center",
+        ncol=min(len(handles), 6),
+        fontsize=8,
+        frameon=False,
+    )
+    return finish_figure(
+        fig,
+        f"Accuracy per layer over training, best trial ({data.trial(best).label}; {seeds_note(data, one_trial=True)})",
+        legend_rows(len(handles)),
+    )
 
 
 # 6 ------------------------------------------------------------------------------------------------
+
 
 def geometry_over_training(data: SweepData, layer: str) -> Figure:
     """CDNV (class-distance normalized variance) and the label-free geometry metrics over training."""
@@ -91,14 +114,22 @@ def geometry_over_training(data: SweepData, layer: str) -> Figure:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     trial_legend(fig, data, colors)
-    return finish_figure(fig, f"Clustering geometry over training at {layer} ({seeds_note(data)})",
-                   legend_rows(len(data.configs())), checkpoints(data))
+    return finish_figure(
+        fig,
+        f"Clustering geometry over training at {layer} ({seeds_note(data)})",
+        legend_rows(len(data.configs())),
+        checkpoints(data),
+    )
 
 
 # 7 ------------------------------------------------------------------------------------------------
 
-def embeddings(points: Dict[Tuple[str, str], Tuple[np.ndarray, np.ndarray]], title: str,
-               class_names: Optional[Dict[str, List[str]]] = None) -> Figure:
+
+def embeddings(
+    points: Dict[Tuple[str, str], Tuple[np.ndarray, np.ndarray]],
+    title: str,
+    class_names: Optional[Dict[str, List[str]]] = None,
+) -> Figure:
     """2-D maps (t-SNE) of embeddings: rows are checkpoints (e.g. "before", "after"), columns the coloring
     level (sample, class, superclass). ``points[(row, level)] = (xy (N, 2), labels (N,))``."""
     rows = list(dict.fromkeys(r for r, _ in points))
@@ -116,9 +147,15 @@ def embeddings(points: Dict[Tuple[str, str], Tuple[np.ndarray, np.ndarray]], tit
             ax.scatter(xy[:, 0], xy[:, 1], c=[cmap(int(v) % cmap.N) for v in labels], s=6, linewidths=0)
             names = (class_names or {}).get(level)
             if names and k <= 20 and i == len(rows) - 1:  # once per column, where the clusters leave room
-                handles = [Line2D([], [], ls="", marker="o", ms=4, color=cmap(v % cmap.N), label=names[v]) for v in range(k)]
-                ax.legend(handles=handles, fontsize=6, ncol=2 if k > 5 else 1, loc="best", markerscale=1, framealpha=0.6)
-            ax.set_title(f"{r}: colored by {level}" + (f" ({k} images' views)" if level == "sample" else ""), fontsize=9)
+                handles = [
+                    Line2D([], [], ls="", marker="o", ms=4, color=cmap(v % cmap.N), label=names[v]) for v in range(k)
+                ]
+                ax.legend(
+                    handles=handles, fontsize=6, ncol=2 if k > 5 else 1, loc="best", markerscale=1, framealpha=0.6
+                )
+            ax.set_title(
+                f"{r}: colored by {level}" + (f" ({k} images' views)" if level == "sample" else ""), fontsize=9
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_xlabel("t-SNE 1")

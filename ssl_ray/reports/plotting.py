@@ -17,10 +17,17 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from ssl_ray.probes.choice import reported_metric, selection_metric  # noqa: E402
 from ssl_ray.reports.source import SweepData, Trial  # noqa: E402
+
 LEVELS = ("sample", "class", "superclass")
-GEOMETRY = [("cdnv", "class CDNV (log)"), ("within_var", "class within-class variance"), ("rankme", "RankMe"),
-            ("participation_ratio", "participation ratio"), ("alpha", "eigenspectrum decay α"),
-            ("manifold_radius", "class manifold radius"), ("manifold_dim", "class manifold dimension")]
+GEOMETRY = [
+    ("cdnv", "class CDNV (log)"),
+    ("within_var", "class within-class variance"),
+    ("rankme", "RankMe"),
+    ("participation_ratio", "participation ratio"),
+    ("alpha", "eigenspectrum decay α"),
+    ("manifold_radius", "class manifold radius"),
+    ("manifold_dim", "class manifold dimension"),
+]
 MAX_EPOCH_TICKS = 12  # more checkpoints than this: integer ticks instead of one per checkpoint
 
 
@@ -39,8 +46,9 @@ def seeds_note(data: SweepData, one_trial: bool = False) -> str:
     """How many seeds stand behind each line; ``one_trial``: the figure draws one trial (the best seed)."""
     n = data.seeds_per_config()
     if n > 1:
-        return (f"the best of N={n} seeds, no error bars" if one_trial
-                else f"mean ± std over N={n} seeds per configuration")
+        return (
+            f"the best of N={n} seeds, no error bars" if one_trial else f"mean ± std over N={n} seeds per configuration"
+        )
     return "one seed per configuration" + ("" if one_trial else ", no error bars") + "; run with --seeds N"
 
 
@@ -74,10 +82,18 @@ def empty_panel(ax, text: str) -> None:
 
 def trial_legend(fig: Figure, data: SweepData, colors: Dict[str, tuple], extra: Sequence[Line2D] = ()) -> None:
     groups = data.configs()
-    handles = [Line2D([], [], color=colors[c], lw=2, label=f"{c} (N={len(ts)})" if len(ts) > 1 else c)
-               for c, ts in groups.items()] + list(extra)
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False,
-               bbox_to_anchor=(0.5, 0.0))
+    handles = [
+        Line2D([], [], color=colors[c], lw=2, label=f"{c} (N={len(ts)})" if len(ts) > 1 else c)
+        for c, ts in groups.items()
+    ] + list(extra)
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=min(len(handles), 6),
+        fontsize=8,
+        frameon=False,
+        bbox_to_anchor=(0.5, 0.0),
+    )
 
 
 def finish_figure(fig: Figure, title: str, legend_rows: int = 1, epochs: Sequence[int] = ()) -> Figure:
@@ -134,7 +150,9 @@ def trial_series(data: SweepData, trial_id: str, target: str, metric: str, layer
     return rows.epoch.to_numpy(), rows.value.to_numpy()
 
 
-def aggregate(per_trial: Sequence[Tuple[np.ndarray, np.ndarray]]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def aggregate(
+    per_trial: Sequence[Tuple[np.ndarray, np.ndarray]],
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(x, mean, std, n)`` over trials' ``(x, y)`` series, at every x any trial has (std 0 where n = 1)."""
     frame = pd.DataFrame([(x, y) for xs, ys in per_trial for x, y in zip(xs, ys)], columns=["x", "y"])
     if frame.empty:

@@ -78,5 +78,7 @@ def select(data: SweepData) -> Selection:
     best_config = max(usable, key=lambda c: per_config[c][1])
     layer = per_config[best_config][0]
     seeds = [t for t in groups[best_config] if t.status not in UNUSABLE] or groups[best_config]
-    best_trial = max(seeds, key=lambda t: -math.inf if math.isnan(v := _val(data, t.trial_id, metric, layer)) else v).trial_id
+    best_trial = max(
+        seeds, key=lambda t: -math.inf if math.isnan(v := _val(data, t.trial_id, metric, layer)) else v
+    ).trial_id
     return Selection(metric, layer, best_config, best_trial, trial_layers(data, metric))

@@ -27,8 +27,13 @@ from ssl_ray.probes.plan import INPUT_LAYER
 from ssl_ray.tracking import TrialStatus
 
 # Short names of the hyperparameters a reader compares (the study's RES-L-H and VICReg's λ/µ/ν).
-SHORT_NAMES = {"model.width": "H", "model.depth": "L", "objective.name": "objective", "model.backbone": "backbone",
-               "optim.lr": "lr"}
+SHORT_NAMES = {
+    "model.width": "H",
+    "model.depth": "L",
+    "objective.name": "objective",
+    "model.backbone": "backbone",
+    "optim.lr": "lr",
+}
 
 
 def short_name(key: str, default: Optional[str] = None) -> str:
@@ -39,7 +44,7 @@ def short_name(key: str, default: Optional[str] = None) -> str:
     if key.startswith("objective."):
         from ssl_ray.config.hparams import symbol_of
 
-        symbol = symbol_of(key[len("objective."):])
+        symbol = symbol_of(key[len("objective.") :])
         if symbol is not None:
             return symbol
     return key if default is None else default
@@ -170,8 +175,10 @@ def resolve_sweep(target: str, uri: Optional[str]) -> Tuple[str, str, Optional[s
     if path.is_dir():
         settings = path / SWEEP_FILE
         if not settings.is_file():
-            raise ConfigError(f"{target}: not a sweep directory (no {SWEEP_FILE}); give a sweep directory "
-                              f"(results/sweeps/<name>) or an MLflow experiment name")
+            raise ConfigError(
+                f"{target}: not a sweep directory (no {SWEEP_FILE}); give a sweep directory "
+                f"(results/sweeps/<name>) or an MLflow experiment name"
+            )
         cfg = SweepConfig.from_yaml(settings)
         check_sweep_name(cfg.name)  # it names the report's folder: never a path
         uri = uri or cfg.resolved_mlflow_uri()
@@ -191,10 +198,19 @@ def load_sweep(target: str, uri: Optional[str] = None) -> SweepData:
     """Read the sweep named by ``target`` (a sweep directory or an experiment name) from MLflow. A
     trial's probes come from its ``probes.csv`` artifact (one request: every probe value), else (a trial whose
     probes have not finished a checkpoint yet) from its MLflow metric histories (the curated few)."""
-    from ssl_ray.probes.table import COLUMNS, probe_rows, read_probe_table
-    from ssl_ray.tracking import (TAG_KIND, TAG_STATUS, TAG_SWEEP_DIR, TAG_TRIAL_DIR, TAG_TRIAL_ID, child_runs, client,
-                                  existing_store, search_by_tag)
     from ssl_ray.metric_log import metric_histories
+    from ssl_ray.probes.table import COLUMNS, probe_rows, read_probe_table
+    from ssl_ray.tracking import (
+        TAG_KIND,
+        TAG_STATUS,
+        TAG_SWEEP_DIR,
+        TAG_TRIAL_DIR,
+        TAG_TRIAL_ID,
+        child_runs,
+        client,
+        existing_store,
+        search_by_tag,
+    )
 
     uri, experiment, sweep_dir = resolve_sweep(target, uri)
     c = client(existing_store(uri, f"experiment {experiment!r}"))
@@ -203,36 +219,57 @@ def load_sweep(target: str, uri: Optional[str] = None) -> SweepData:
         raise ConfigError(f"experiment {experiment!r}: not found in {uri}")
     flt = f"tags.`{TAG_KIND}` = 'sweep'"
     order = dict(order_by=["attributes.start_time DESC"], max_results=1)
-    parents = (search_by_tag(c, exp.experiment_id, TAG_SWEEP_DIR, sweep_dir, flt, **order) if sweep_dir is not None
-               else c.search_runs([exp.experiment_id], filter_string=flt, **order))[:1]
+    parents = (
+        search_by_tag(c, exp.experiment_id, TAG_SWEEP_DIR, sweep_dir, flt, **order)
+        if sweep_dir is not None
+        else c.search_runs([exp.experiment_id], filter_string=flt, **order)
+    )[:1]
     if not parents:
-        raise ConfigError(f"experiment {experiment!r}: no sweep run in {uri}" + (f" for {sweep_dir}" if sweep_dir else ""))
+        raise ConfigError(
+            f"experiment {experiment!r}: no sweep run in {uri}" + (f" for {sweep_dir}" if sweep_dir else "")
+        )
     parent = parents[0]
     trials, prow, trow = [], [], []
     for run in child_runs(c, parent.info.run_id):
         tags = run.data.tags
         tid = tags.get(TAG_TRIAL_ID, run.info.run_id)
-        trials.append(Trial(tid, run.info.run_id, tags.get(TAG_STATUS, "-"), dict(run.data.params), tags.get(TAG_TRIAL_DIR),
-                            metrics=dict(run.data.metrics)))
+        trials.append(
+            Trial(
+                tid,
+                run.info.run_id,
+                tags.get(TAG_STATUS, "-"),
+                dict(run.data.params),
+                tags.get(TAG_TRIAL_DIR),
+                metrics=dict(run.data.metrics),
+            )
+        )
         table = read_probe_table(c, run.info.run_id)
         if table is not None:
             prow += [(tid, run.info.run_id, *r) for r in table[COLUMNS[2:]].itertuples(index=False, name=None)]
         keys = [k for k in run.data.metrics if k.startswith(("train/",) if table is not None else ("probe/", "train/"))]
         hist = metric_histories(c, run.info.run_id, keys, threads=8)
         prow += probe_rows(tid, run.info.run_id, hist)
-        trow += [(tid, m.step, k[len("train/"):], m.value) for k, h in hist.items() if k.startswith("train/") for m in h]
+        trow += [
+            (tid, m.step, k[len("train/") :], m.value) for k, h in hist.items() if k.startswith("train/") for m in h
+        ]
     if not trials:
         raise ConfigError(f"experiment {experiment!r}: its sweep run has no trial runs yet")
     if not prow:
-        raise ConfigError(f"experiment {experiment!r}: no probe metrics yet (probes run when a trial finishes; "
-                          f"`ssl-ray probe --run-id <run>` computes missing ones)")
+        raise ConfigError(
+            f"experiment {experiment!r}: no probe metrics yet (probes run when a trial finishes; "
+            f"`ssl-ray probe --run-id <run>` computes missing ones)"
+        )
     probes = pd.DataFrame(prow, columns=COLUMNS)
     probes = probes.drop_duplicates(["trial_id", "epoch", "layer", "target", "metric"], keep="last")
     train = pd.DataFrame(trow, columns=["trial_id", "epoch", "metric", "value"]).drop_duplicates(
-        ["trial_id", "epoch", "metric"], keep="last")
+        ["trial_id", "epoch", "metric"], keep="last"
+    )
     trials.sort(key=lambda t: t.trial_id)
-    varied = sorted(k for k in {k for t in trials for k in t.params}
-                    if k != "train.seed" and len({t.params.get(k) for t in trials}) > 1)
+    varied = sorted(
+        k
+        for k in {k for t in trials for k in t.params}
+        if k != "train.seed" and len({t.params.get(k) for t in trials}) > 1
+    )
     for t in trials:  # with nothing varied, every trial (every seed) is the one configuration
         t.label = t.config = trial_label(t.params, varied) if varied else "base configuration"
     counts: Dict[str, int] = {}

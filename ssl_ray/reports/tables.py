@@ -20,7 +20,7 @@ import pandas as pd
 
 from ssl_ray.probes.target_names import CHANCE_CONTROL, most_random
 from ssl_ray.reports.selection import Selection, config_layers
-from ssl_ray.reports.source import short_name, UNUSABLE, SweepData, fmt_param
+from ssl_ray.reports.source import UNUSABLE, SweepData, fmt_param, short_name
 
 REPORT_PARAMS = ["objective.name", "model.backbone", "model.depth", "model.width"]
 
@@ -64,7 +64,12 @@ def trial_table(data: SweepData, sel: Selection) -> pd.DataFrame:
     rows = []
     for t in data.trials:
         layer = sel.trial_layers[t.trial_id]
-        row = {"trial": t.trial_id, "configuration": t.group, "seed": t.params.get("train.seed", "-"), "status": t.status}
+        row = {
+            "trial": t.trial_id,
+            "configuration": t.group,
+            "seed": t.params.get("train.seed", "-"),
+            "status": t.status,
+        }
         row.update({k: fmt_param(t.params.get(k, "")) for k in keys})
         row.update(final_loss=_final_loss(data, t.trial_id), epoch=data.last_epoch(t.trial_id), best_layer=layer)
         row.update({c: data.final(t.trial_id, target, m, layer) for c, target, m in _columns(data, sel)})
@@ -92,8 +97,11 @@ def config_table(data: SweepData, sel: Selection) -> pd.DataFrame:
         statuses: Dict[str, int] = {}
         for t in trials:
             statuses[t.status] = statuses.get(t.status, 0) + 1
-        row = {"configuration": name, "N": len(trials),
-               "status": ", ".join(f"{n} {s}" if n > 1 else s for s, n in sorted(statuses.items()))}
+        row = {
+            "configuration": name,
+            "N": len(trials),
+            "status": ", ".join(f"{n} {s}" if n > 1 else s for s, n in sorted(statuses.items())),
+        }
         row.update({k: fmt_param(trials[0].params.get(k, "")) for k in keys})
         m, sd, _ = mean_std([_final_loss(data, i) for i in ids])
         row.update(final_loss=m, final_loss_std=sd, best_layer=layer)
@@ -148,8 +156,13 @@ def headline(data: SweepData, sel: Selection) -> Optional[str]:
         sd = r.get(f"{c}_std", 0.0)
         return f"{r[c]:.3f}" + (f" ± {sd:.3f}" if isinstance(sd, float) and sd > 0 else "")
 
-    extra = [f"{c.rsplit('_', 2)[0]} {pm(c)}" for c in df.columns if c.startswith(("random_", "permuted_")) and
-             not c.endswith("_std")]
-    return (f"best configuration, chosen on class {sel.metric.replace('_', ' ')}: {sel.best_config} (N={int(r.N)}), "
-            f"at its best layer {r.best_layer}: class {sel.test_metric.replace('_', ' ')} {pm(col)}"
-            + (f", vs {', '.join(extra)}" if extra else ""))
+    extra = [
+        f"{c.rsplit('_', 2)[0]} {pm(c)}"
+        for c in df.columns
+        if c.startswith(("random_", "permuted_")) and not c.endswith("_std")
+    ]
+    return (
+        f"best configuration, chosen on class {sel.metric.replace('_', ' ')}: {sel.best_config} (N={int(r.N)}), "
+        f"at its best layer {r.best_layer}: class {sel.test_metric.replace('_', ' ')} {pm(col)}"
+        + (f", vs {', '.join(extra)}" if extra else "")
+    )

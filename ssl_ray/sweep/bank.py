@@ -30,17 +30,35 @@ import ray
 
 from ssl_ray.config import BANK_SEED_BASE, ExperimentConfig, SweepConfig
 from ssl_ray.errors import ConfigError
+from ssl_ray.metric_log import MetricWriter
 from ssl_ray.probes.bank import build_target_bank
 from ssl_ray.probes.target_bank import TargetBank
 from ssl_ray.probes.targets import needs_bank
-from ssl_ray.sweep.trainer import make_trainer, probed_checkpoints
-from ssl_ray.metric_log import MetricWriter
 from ssl_ray.sweep import environment
+from ssl_ray.sweep.bank_cache import (
+    BANK_FILE,
+    BANKS_EXPERIMENT,
+    TAG_BANK_KEY,
+    bank_key,
+    bank_lock,
+    bank_params,
+    cached_bank_dir,
+    estimate_seconds,
+)
 from ssl_ray.sweep.signals import interruptible
-from ssl_ray.sweep.bank_cache import (BANK_FILE, BANKS_EXPERIMENT, TAG_BANK_KEY, bank_key, bank_lock, bank_params,
-                                     cached_bank_dir, estimate_seconds)
-from ssl_ray.tracking import (TAG_BANK_PATH, TAG_BANK_RUN, TAG_BANK_SEED, TAG_STATUS, TAG_STOP_REASON, TrialStatus, client,
-                              find_bank_run, get_or_create_bank_run, log_missing_params)
+from ssl_ray.sweep.trainer import make_trainer, probed_checkpoints
+from ssl_ray.tracking import (
+    TAG_BANK_PATH,
+    TAG_BANK_RUN,
+    TAG_BANK_SEED,
+    TAG_STATUS,
+    TAG_STOP_REASON,
+    TrialStatus,
+    client,
+    find_bank_run,
+    get_or_create_bank_run,
+    log_missing_params,
+)
 
 BANK_DIR = "bank"  # a sweep's own bank, before banks were shared (bank_cache)
 BANK_LR_FACTOR = 0.0625  # the classifier learns at a sixteenth of the SSL learning rate, so its accuracy
@@ -56,13 +74,23 @@ def bank_config(base: ExperimentConfig, cpus: Optional[float] = None) -> Experim
     class labels, a checkpoint at every epoch. ``cpus``: the CPUs the bank may hold (it trains alone,
     before the trials); each worker takes its share, never less than a trial's worker."""
     epochs = base.probe.bank_epochs
-    train = dict(mode="supervised", online_every=0, epochs=epochs, checkpoint_epochs=list(range(epochs + 1)), resume_every=1,
-                 init_checkpoint=None, seed=bank_seed(base))
+    train = dict(
+        mode="supervised",
+        online_every=0,
+        epochs=epochs,
+        checkpoint_epochs=list(range(epochs + 1)),
+        resume_every=1,
+        init_checkpoint=None,
+        seed=bank_seed(base),
+    )
     if cpus is not None:
         train["cpus_per_worker"] = max(base.train.cpus_per_worker, float(cpus // base.train.workers))
     # derived from the validated base; only known-good values change
-    return base.replace(train=train, optim=dict(lr=base.optim.lr * BANK_LR_FACTOR, warmup_epochs=min(base.optim.warmup_epochs, 1)),
-                        probe=dict(targets=["class"]))
+    return base.replace(
+        train=train,
+        optim=dict(lr=base.optim.lr * BANK_LR_FACTOR, warmup_epochs=min(base.optim.warmup_epochs, 1)),
+        probe=dict(targets=["class"]),
+    )
 
 
 def bank_seed(base: ExperimentConfig) -> int:
@@ -70,8 +98,9 @@ def bank_seed(base: ExperimentConfig) -> int:
     return BANK_SEED_BASE + base.train.seed
 
 
-def log_pixel_baselines(w: MetricWriter, base: ExperimentConfig, bank: TargetBank, path: Path
-                        ) -> Tuple[Dict[str, np.ndarray], Dict[str, Dict[str, float]]]:
+def log_pixel_baselines(
+    w: MetricWriter, base: ExperimentConfig, bank: TargetBank, path: Path
+) -> Tuple[Dict[str, np.ndarray], Dict[str, Dict[str, float]]]:
     """Score the pooled input pixels against every bank epoch and the base trial's other clean targets, on the
     probes' own rows and splits, and log them to the bank's run (``ssl_ray.probes.baseline``)."""
     from ssl_ray.probes.baseline import bank_pixel_baselines
@@ -81,8 +110,10 @@ def log_pixel_baselines(w: MetricWriter, base: ExperimentConfig, bank: TargetBan
     per_epoch, others = bank_pixel_baselines(build_probe_data(cfg), bank, cfg.probe)
     for e, val, test in zip(bank.epochs, per_epoch["val"], per_epoch["test"]):
         w.log({"bank/pixel_linear_val": float(val), "bank/pixel_linear_test": float(test)}, step=int(e))
-    w.log({f"bank/{t}/pixel_linear_{split}": float(acc[split]) for t, acc in others.items() for split in ("val", "test")},
-          step=0)
+    w.log(
+        {f"bank/{t}/pixel_linear_{split}": float(acc[split]) for t, acc in others.items() for split in ("val", "test")},
+        step=0,
+    )
     return per_epoch, others
 
 
@@ -106,11 +137,15 @@ def ensure_target_bank(cfg: SweepConfig, sweep_dir: Path, uri: str, parent_run_i
     if not sweep_needs_bank(cfg):
         return cfg.base.probe.target_bank
     if bank_path(sweep_dir).is_file():  # a sweep from before the cache, resumed
-        return _reuse(bank_path(sweep_dir), None, uri, parent_run_id, stream) or _train(cfg, bank_path(sweep_dir), uri, parent_run_id, stream)
+        return _reuse(bank_path(sweep_dir), None, uri, parent_run_id, stream) or _train(
+            cfg, bank_path(sweep_dir), uri, parent_run_id, stream
+        )
     bcfg = bank_config(cfg.base)  # its key leaves resources out: _train gives it the CPUs it may hold
     bdir = cached_bank_dir(cfg.resolved_storage(), bcfg)
     with bank_lock(bdir):  # a second sweep needing this bank waits here, then reuses it
-        return _reuse(bdir / BANK_FILE, bcfg, uri, parent_run_id, stream) or _train(cfg, bdir / BANK_FILE, uri, parent_run_id, stream)
+        return _reuse(bdir / BANK_FILE, bcfg, uri, parent_run_id, stream) or _train(
+            cfg, bdir / BANK_FILE, uri, parent_run_id, stream
+        )
 
 
 def _reuse(path: Path, bcfg: Optional[ExperimentConfig], uri: str, parent_run_id: str, stream) -> Optional[str]:
@@ -144,10 +179,17 @@ def _train(cfg: SweepConfig, path: Path, uri: str, parent_run_id: str, stream) -
     w = MetricWriter(uri, run_id)
     estimate = estimate_seconds(w.client, bcfg)
     per_trial = max(cfg.base.with_values(searched).train.epochs for searched in cfg.searched_combinations())
-    how_long = (f"about {estimate:.0f} s, as an earlier bank of this data and network took" if estimate is not None else
-                f"about as long as {bcfg.train.epochs} epochs of a trial; this sweep's trials train {per_trial}")
-    print(f"[bank] training the supervised classifier of the random_<r> targets: {bcfg.train.epochs} epochs, {how_long}. "
-          f"It is cached for every later sweep on the same data and network: {path.parent}", file=stream, flush=True)
+    how_long = (
+        f"about {estimate:.0f} s, as an earlier bank of this data and network took"
+        if estimate is not None
+        else f"about as long as {bcfg.train.epochs} epochs of a trial; this sweep's trials train {per_trial}"
+    )
+    print(
+        f"[bank] training the supervised classifier of the random_<r> targets: {bcfg.train.epochs} epochs, {how_long}. "
+        f"It is cached for every later sweep on the same data and network: {path.parent}",
+        file=stream,
+        flush=True,
+    )
     log_missing_params(w.client, run_id, bank_params(bcfg))
     environment.apply()
     t0 = time.time()
@@ -155,7 +197,10 @@ def _train(cfg: SweepConfig, path: Path, uri: str, parent_run_id: str, stream) -
     result = interruptible(trainer.fit)  # a SIGTERM while the bank trains ends the sweep (sweep.signals)
     bank = build_target_bank(probed_checkpoints(result.best_checkpoints or []))
     for e, acc, r, h, used in zip(bank.epochs, bank.accuracy, bank.randomness, bank.entropies(), bank.classes_used()):
-        w.log({"bank/accuracy": acc, "bank/randomness": r, "bank/label_entropy": h, "bank/classes_used": used}, step=int(e))
+        w.log(
+            {"bank/accuracy": acc, "bank/randomness": r, "bank/label_entropy": h, "bank/classes_used": used},
+            step=int(e),
+        )
     try:
         bank.check("the sweep's target bank")
     except ConfigError as e:
@@ -164,15 +209,27 @@ def _train(cfg: SweepConfig, path: Path, uri: str, parent_run_id: str, stream) -
         raise
     bank.save(path)
     per_epoch, others = log_pixel_baselines(w, cfg.base, bank, path)
-    w.set_tags({TAG_STATUS: TrialStatus.FINISHED.value, TAG_BANK_PATH: str(path),
-                TAG_BANK_SEED: f"{bcfg.train.seed} (2**31 + train.seed {cfg.base.train.seed}; no trial seed reaches 2**31)"})
+    w.set_tags(
+        {
+            TAG_STATUS: TrialStatus.FINISHED.value,
+            TAG_BANK_PATH: str(path),
+            TAG_BANK_SEED: f"{bcfg.train.seed} (2**31 + train.seed {cfg.base.train.seed}; no trial seed reaches 2**31)",
+        }
+    )
     w.client.set_terminated(run_id, status="FINISHED")
     _tag_sweep(uri, parent_run_id, path, run_id)
     r = np.sort(bank.randomness)
     first, last = int(np.argmax(bank.randomness)), int(np.argmin(bank.randomness))
-    print(f"[bank] {len(bank.epochs)} targets in {time.time() - t0:.0f} s, randomness {r[0]:.2f} to {r[-1]:.2f} (largest gap "
-          f"{np.diff(r).max():.2f}), label entropy >= {bank.entropies().min():.2f}: {path}", file=stream, flush=True)
-    print(f"[bank] pixel baseline (linear probe on the pooled input, test): r=1 labels {per_epoch['test'][first]:.2f}, "
-          f"r=0 labels {per_epoch['test'][last]:.2f}" + "".join(f", {t} {acc['test']:.2f}" for t, acc in others.items()),
-          file=stream, flush=True)
+    print(
+        f"[bank] {len(bank.epochs)} targets in {time.time() - t0:.0f} s, randomness {r[0]:.2f} to {r[-1]:.2f} (largest gap "
+        f"{np.diff(r).max():.2f}), label entropy >= {bank.entropies().min():.2f}: {path}",
+        file=stream,
+        flush=True,
+    )
+    print(
+        f"[bank] pixel baseline (linear probe on the pooled input, test): r=1 labels {per_epoch['test'][first]:.2f}, "
+        f"r=0 labels {per_epoch['test'][last]:.2f}" + "".join(f", {t} {acc['test']:.2f}" for t, acc in others.items()),
+        file=stream,
+        flush=True,
+    )
     return str(path)

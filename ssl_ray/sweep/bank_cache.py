@@ -28,8 +28,19 @@ BANKS_DIR = "_banks"
 BANK_FILE = "target_bank.npz"
 TAG_BANK_KEY = "ssl_ray.bank.key"
 # what a bank's labels depend on: the classifier's data, network, optimizer, length and seed
-BANK_KEYS = ("data.", "model.", "optim.", "train.mode", "train.epochs", "train.seed", "train.workers", "train.amp",
-             "train.channels_last", "train.sync_batchnorm", "train.use_gpu")
+BANK_KEYS = (
+    "data.",
+    "model.",
+    "optim.",
+    "train.mode",
+    "train.epochs",
+    "train.seed",
+    "train.workers",
+    "train.amp",
+    "train.channels_last",
+    "train.sync_batchnorm",
+    "train.use_gpu",
+)
 
 
 def bank_params(bcfg: ExperimentConfig) -> Dict[str, object]:
@@ -68,8 +79,12 @@ def estimate_seconds(client, bcfg: ExperimentConfig) -> Optional[float]:
     if exp is None:
         return None
     want = {k: str(v) for k, v in bank_params(bcfg).items() if k.startswith(("data.", "model.")) and v is not None}
-    for run in client.search_runs([exp.experiment_id], filter_string="attributes.status = 'FINISHED'",
-                                  order_by=["attributes.start_time DESC"], max_results=50):
+    for run in client.search_runs(
+        [exp.experiment_id],
+        filter_string="attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=50,
+    ):
         p, info = run.data.params, run.info
         if all(p.get(k) == v for k, v in want.items()) and info.end_time and p.get("train.epochs"):
             per_epoch = (info.end_time - info.start_time) / 1000 / max(int(p["train.epochs"]), 1)

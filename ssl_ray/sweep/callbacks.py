@@ -19,15 +19,18 @@ from typing import Optional, Sequence
 
 from ray import tune
 
-from ssl_ray.checkpoints import scan_checkpoints, trial_dir as trial_dir_of
+from ssl_ray.checkpoints import scan_checkpoints
+from ssl_ray.checkpoints import trial_dir as trial_dir_of
 from ssl_ray.config import TRIAL_DRIVER_CPUS, SearchDim
 from ssl_ray.config.sweep import trial_experiment
 from ssl_ray.probes.backfill import TrialCheckpoints, missing_work
 from ssl_ray.probes.fanout import ProbeFanout
 from ssl_ray.tracking import TAG_STATUS, TAG_STOP_REASON, TrialStatus, client, find_trial_run
 
-def trial_checkpoints(uri: str, parent_run_id: str, sweep_dir: str, trial_id: str, result: dict,
-                      dims: Sequence[SearchDim]) -> Optional[TrialCheckpoints]:
+
+def trial_checkpoints(
+    uri: str, parent_run_id: str, sweep_dir: str, trial_id: str, result: dict, dims: Sequence[SearchDim]
+) -> Optional[TrialCheckpoints]:
     """What a completed trial's probes read, from its last Tune result; None if it never trained."""
     if "config" not in result:
         return None
@@ -39,7 +42,9 @@ def trial_checkpoints(uri: str, parent_run_id: str, sweep_dir: str, trial_id: st
     run_id = find_trial_run(uri, parent_run_id, trial_id)  # stopped by the scheduler before its trial function returned
     if run_id is None or not trial_dir.is_dir():
         return None
-    return TrialCheckpoints(run_id, trial_id, trial_dir, scan_checkpoints(trial_dir, cfg.train.checkpoint_schedule()), cfg)
+    return TrialCheckpoints(
+        run_id, trial_id, trial_dir, scan_checkpoints(trial_dir, cfg.train.checkpoint_schedule()), cfg
+    )
 
 
 def record_scheduler_stop(uri: str, run_id: str, result: dict, epochs: int) -> None:
@@ -82,8 +87,15 @@ def submit_missing(fanout: ProbeFanout, trial: TrialCheckpoints) -> int:
 PROGRESS_EVERY_S = 60.0  # a probe progress line while trials train
 
 
-def probe_slots(trials, dims: Sequence[SearchDim], concurrency: Optional[int], cpus: float, gpus: float,
-                probe_cpus: float, probe_gpus: float) -> Optional[int]:
+def probe_slots(
+    trials,
+    dims: Sequence[SearchDim],
+    concurrency: Optional[int],
+    cpus: float,
+    gpus: float,
+    probe_cpus: float,
+    probe_gpus: float,
+) -> Optional[int]:
     """Trials first, probes in the gaps: how many probe tasks may run while trials are unfinished -- what
     the CPUs (and GPUs) leave once the trials that run at once (``concurrency``, the first unfinished ones)
     have theirs. None (no limit) when every trial has ended."""
@@ -101,8 +113,14 @@ def probe_slots(trials, dims: Sequence[SearchDim], concurrency: Optional[int], c
 
 
 class ProbeOnCompleteCallback(tune.Callback):
-    def __init__(self, sweep_dir: str, parent_run_id: str, fanout: Optional[ProbeFanout], dims: Sequence[SearchDim],
-                 concurrency: Optional[int] = None):
+    def __init__(
+        self,
+        sweep_dir: str,
+        parent_run_id: str,
+        fanout: Optional[ProbeFanout],
+        dims: Sequence[SearchDim],
+        concurrency: Optional[int] = None,
+    ):
         self.sweep_dir, self.parent_run_id, self.fanout = sweep_dir, parent_run_id, fanout
         self.dims, self.concurrency = tuple(dims), concurrency
 
@@ -111,7 +129,9 @@ class ProbeOnCompleteCallback(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}
-        plan = trial_checkpoints(self.fanout.mlflow_uri, self.parent_run_id, self.sweep_dir, trial.trial_id, result, self.dims)
+        plan = trial_checkpoints(
+            self.fanout.mlflow_uri, self.parent_run_id, self.sweep_dir, trial.trial_id, result, self.dims
+        )
         if plan is None:
             return
         if "checkpoints" not in result:  # the scheduler stopped it
@@ -133,16 +153,26 @@ class ProbeOnCompleteCallback(tune.Callback):
         check()  # a SIGTERM or SIGINT the driver noted ends the sweep here, in plain Python (sweep.signals)
         self.signer().maybe()  # what Tune saved since, signed for resume (sweep.signed_state)
         res = ray.cluster_resources()
-        slots = probe_slots(trials, self.dims, self.concurrency, res.get("CPU", 0.0), res.get("GPU", 0.0), self.fanout.num_cpus,
-                            self.fanout.num_gpus)
+        slots = probe_slots(
+            trials,
+            self.dims,
+            self.concurrency,
+            res.get("CPU", 0.0),
+            res.get("GPU", 0.0),
+            self.fanout.num_cpus,
+            self.fanout.num_gpus,
+        )
         self.fanout.set_slots(slots)
         self.fanout.poll(timeout=0.0, budget_s=0.2)  # Tune warns when a callback takes over 0.5 s
         now = time.time()
         if self.fanout.total_layers and now - getattr(self, "_said", 0.0) >= PROGRESS_EVERY_S:
             self._said = now
             f = self.fanout
-            print(f"[probes] {f.done_layers}/{f.total_layers} checkpoint x layer tasks done while trials train "
-                  f"(trials first: {slots} probe task(s) may run now)", flush=True)
+            print(
+                f"[probes] {f.done_layers}/{f.total_layers} checkpoint x layer tasks done while trials train "
+                f"(trials first: {slots} probe task(s) may run now)",
+                flush=True,
+            )
 
 
 def attach_fanout(tuner, fanout: ProbeFanout) -> None:

@@ -50,8 +50,10 @@ def claim(cfg: SweepConfig) -> Path:
     try:
         fd = os.open(sweep_dir / SWEEP_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
-        raise SweepExists(f"a sweep named {cfg.name!r} already exists in {sweep_dir}; continue it with "
-                          f"`ssl-ray resume {sweep_dir}`, or start a new one with another --name") from None
+        raise SweepExists(
+            f"a sweep named {cfg.name!r} already exists in {sweep_dir}; continue it with "
+            f"`ssl-ray resume {sweep_dir}`, or start a new one with another --name"
+        ) from None
     with os.fdopen(fd, "wb") as f:
         f.write(text)
     (sweep_dir / SIGNATURE_FILE).write_text(signature(text) + "\n")
@@ -92,13 +94,17 @@ def check_trusted(sweep_dir: Path) -> None:
             continue
         st = p.stat()
         if st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise ConfigError(f"--resume {sweep_dir}: {p} is owned or writable by another user; resuming unpickles "
-                              f"Ray Tune's state there, which can run code, so ssl_ray resumes only your own sweeps")
+            raise ConfigError(
+                f"--resume {sweep_dir}: {p} is owned or writable by another user; resuming unpickles "
+                f"Ray Tune's state there, which can run code, so ssl_ray resumes only your own sweeps"
+            )
     ok = sig.is_file() and hmac.compare_digest(sig.read_text().strip(), signature(settings.read_bytes()))
     if not ok:
-        raise ConfigError(f"--resume {sweep_dir}: its settings are not signed with your ssl_ray key ({key_file()}); "
-                          f"resuming unpickles Ray Tune's state, which can run code. If you trust this sweep, "
-                          f"run `ssl-ray resume --trust {sweep_dir}`")
+        raise ConfigError(
+            f"--resume {sweep_dir}: its settings are not signed with your ssl_ray key ({key_file()}); "
+            f"resuming unpickles Ray Tune's state, which can run code. If you trust this sweep, "
+            f"run `ssl-ray resume --trust {sweep_dir}`"
+        )
     from ssl_ray.sweep.signed_state import restore_signed
 
     restore_signed(sweep_dir)  # Tune's state as this user's sweep signed it, or a one-line refusal

@@ -15,8 +15,16 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ssl_ray.cli_base import OneLineParser
-from ssl_ray.config import (SAMPLERS, SECTIONS, SweepConfig, dump_yaml, get_path, load_yaml_mapping, parse_value,
-                            set_path)
+from ssl_ray.config import (
+    SAMPLERS,
+    SECTIONS,
+    SweepConfig,
+    dump_yaml,
+    get_path,
+    load_yaml_mapping,
+    parse_value,
+    set_path,
+)
 from ssl_ray.config.io import PATH_KEYS
 from ssl_ray.errors import ConfigError
 
@@ -40,15 +48,34 @@ SWEEP_FLAGS: List[Tuple[str, str, type, str]] = [
     ("--name", "name", str, "sweep name: the MLflow experiment and the sweep directory"),
     ("--num-samples", "num_samples", int, "Tune num_samples (repeats of the grid)"),
     ("--max-concurrent-trials", "max_concurrent_trials", int, "at most this many trials at once"),
-    ("--search-alg", "search_alg", str, "how trials are proposed: grid, random, optuna (TPE) or bohb (with "
-                                        "HyperBandForBOHB); optuna/bohb: num_samples = trials"),
-    ("--scheduler", "scheduler", str, "Ray Tune trial scheduler: fifo (every trial runs to the end), asha (stops "
-                                      "worse trials early) or pbt (population based training)"),
-    ("--scheduler-metric", "scheduler_metric", str, "what schedulers and searchers read (default online/knn_val; "
-                                                    "train_loss within one objective setting)"),
+    (
+        "--search-alg",
+        "search_alg",
+        str,
+        "how trials are proposed: grid, random, optuna (TPE) or bohb (with "
+        "HyperBandForBOHB); optuna/bohb: num_samples = trials",
+    ),
+    (
+        "--scheduler",
+        "scheduler",
+        str,
+        "Ray Tune trial scheduler: fifo (every trial runs to the end), asha (stops "
+        "worse trials early) or pbt (population based training)",
+    ),
+    (
+        "--scheduler-metric",
+        "scheduler_metric",
+        str,
+        "what schedulers and searchers read (default online/knn_val; train_loss within one objective setting)",
+    ),
     ("--address", "address", str, "connect to an existing Ray cluster (e.g. 'auto' or ray://host:10001)"),
     ("--num-cpus", "num_cpus", int, "CPUs for a local Ray instance (all cores when unset)"),
-    ("--mlflow-uri", "mlflow_uri", str, "MLflow tracking URI ($MLFLOW_TRACKING_URI or sqlite under results/ when unset)"),
+    (
+        "--mlflow-uri",
+        "mlflow_uri",
+        str,
+        "MLflow tracking URI ($MLFLOW_TRACKING_URI or sqlite under results/ when unset)",
+    ),
     ("--storage-path", "storage_path", str, "where sweeps keep checkpoints and Tune state (results/sweeps when unset)"),
 ]
 
@@ -68,8 +95,10 @@ def recipe(config_file: Optional[str]) -> Dict[str, Any]:
             v = (base.get(section) or {}).get(name) if isinstance(base.get(section), dict) else None
             if isinstance(v, str) and v and not Path(v).expanduser().is_absolute() and "://" not in v:
                 if not (folder / v).resolve().is_relative_to(folder):
-                    raise ConfigError(f"{key} {v!r} in {config_file}: a relative path must stay inside the recipe's "
-                                      f"folder {folder}; give a file elsewhere by its absolute path")
+                    raise ConfigError(
+                        f"{key} {v!r} in {config_file}: a relative path must stay inside the recipe's "
+                        f"folder {folder}; give a file elsewhere by its absolute path"
+                    )
                 base[section][name] = str(folder / v)
     return raw
 
@@ -110,37 +139,71 @@ def describe(raw: Dict[str, Any]) -> str:
         n = len(SweepConfig.from_dict(raw).trial_list())
     except ConfigError:
         n = "?"
-    return ("Searches " + "; ".join(f"{k} over {v}" for k, v in space.items()) + f" ({n} trials).")
+    return "Searches " + "; ".join(f"{k} over {v}" for k, v in space.items()) + f" ({n} trials)."
 
 
 def build_parser(prog: Optional[str], config_file: Optional[str] = None) -> OneLineParser:
     raw = recipe(config_file)
     eff = _effective(raw)
-    title = eff.get("description") or \
-        "Run a Ray Tune sweep of SSL trials, probe every kept checkpoint, track everything in MLflow."
-    p = OneLineParser(prog=prog, description=f"{title}\n\n{describe(raw)}\n\nRecipe: {config_file or '(built-in defaults)'}. "
-                                             f"--print-config shows every key; --set KEY=VALUE changes any of them.")
-    p.add_argument("--config", default=None, help="a YAML sweep recipe (name, base, search_space, ...) applied over "
-                                                  + (config_file or "the defaults"))
-    p.add_argument("--print-config", action="store_true",
-                   help="print the resolved sweep (every key) and its trials as YAML, and exit without starting Ray")
+    title = (
+        eff.get("description")
+        or "Run a Ray Tune sweep of SSL trials, probe every kept checkpoint, track everything in MLflow."
+    )
+    p = OneLineParser(
+        prog=prog,
+        description=f"{title}\n\n{describe(raw)}\n\nRecipe: {config_file or '(built-in defaults)'}. "
+        f"--print-config shows every key; --set KEY=VALUE changes any of them.",
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        help="a YAML sweep recipe (name, base, search_space, ...) applied over " + (config_file or "the defaults"),
+    )
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved sweep (every key) and its trials as YAML, and exit without starting Ray",
+    )
     for flag, key, typ, text in SWEEP_FLAGS:
         p.add_argument(flag, type=typ, help=_with_default(text, eff.get(key)))
     for flag, key, typ, text in offered(raw):
         p.add_argument(flag, type=typ, help=_with_default(text, get_path(eff["base"], key)))
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a base value, e.g. --set optim.lr=1e-3 (repeatable; keys: --print-config)")
-    p.add_argument("--search", action="append", default=[], metavar="KEY=VALUES",
-                   help="search a key over a YAML list (grid) or {" + "|".join(s for s in SAMPLERS if s != "grid")
-                        + ": [...]}, e.g. --search model.width=[16,32] (repeatable; replaces that key's default)")
-    p.add_argument("--seeds", type=int, help="run every configuration with this many seeds (searches train.seed over "
-                                             "0..N-1); summaries and figures show mean ± std over them")
-    p.add_argument("--no-report", dest="report", action="store_false", default=None,
-                   help="skip the figures and trial table written at the end (ssl-ray report writes them later)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a base value, e.g. --set optim.lr=1e-3 (repeatable; keys: --print-config)",
+    )
+    p.add_argument(
+        "--search",
+        action="append",
+        default=[],
+        metavar="KEY=VALUES",
+        help="search a key over a YAML list (grid) or {"
+        + "|".join(s for s in SAMPLERS if s != "grid")
+        + ": [...]}, e.g. --search model.width=[16,32] (repeatable; replaces that key's default)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        help="run every configuration with this many seeds (searches train.seed over "
+        "0..N-1); summaries and figures show mean ± std over them",
+    )
+    p.add_argument(
+        "--no-report",
+        dest="report",
+        action="store_false",
+        default=None,
+        help="skip the figures and trial table written at the end (ssl-ray report writes them later)",
+    )
     p.add_argument("--verbose", action="store_true", help="stream worker logs to the console")
-    p.add_argument("--resume", metavar="SWEEP_DIR",
-                   help="continue a stopped or crashed sweep (e.g. results/sweeps/vicreg_digits) with its saved settings; "
-                        "only --address, --num-cpus and --verbose may be given with it")
+    p.add_argument(
+        "--resume",
+        metavar="SWEEP_DIR",
+        help="continue a stopped or crashed sweep (e.g. results/sweeps/vicreg_digits) with its saved settings; "
+        "only --address, --num-cpus and --verbose may be given with it",
+    )
     p.set_defaults(_recipe=raw)
     return p
 
@@ -178,8 +241,11 @@ def raw_from_args(args: argparse.Namespace) -> Dict[str, Any]:
     for text in args.set:
         k, v = _kv(text)
         if k in given:
-            raise ConfigError(f"--set {k} is given twice; give it once" if given[k].startswith("--set") else
-                              f"{k} is given twice ({given[k]} and --set {k}); give it once")
+            raise ConfigError(
+                f"--set {k} is given twice; give it once"
+                if given[k].startswith("--set")
+                else f"{k} is given twice ({given[k]} and --set {k}); give it once"
+            )
         set_path(raw["base"], k, v)
         given[k] = f"--set {k}"
     space = dict(raw.get("search_space") or {})
@@ -195,16 +261,20 @@ def raw_from_args(args: argparse.Namespace) -> Dict[str, Any]:
         from ssl_ray.validation import MAX_TRIALS
 
         if not 1 <= args.seeds <= MAX_TRIALS:
-            raise ConfigError(f"--seeds must be >= 1, got {args.seeds}" if args.seeds < 1 else
-                              f"--seeds must be <= {MAX_TRIALS} (the most trials in one sweep), got {args.seeds}")
+            raise ConfigError(
+                f"--seeds must be >= 1, got {args.seeds}"
+                if args.seeds < 1
+                else f"--seeds must be <= {MAX_TRIALS} (the most trials in one sweep), got {args.seeds}"
+            )
         if "train.seed" in searched:
             raise ConfigError("give either --seeds or --search train.seed=[...], not both")
         space["train.seed"] = list(range(args.seeds))  # replaces a recipe's own seeds
     raw["search_space"] = space
     for k, flag in given.items():
         if k in space:
-            raise ConfigError(f"{k} is searched over {space[k]!r}, so {flag} would be ignored; "
-                              f"use --search {k}=[...] to change it")
+            raise ConfigError(
+                f"{k} is searched over {space[k]!r}, so {flag} would be ignored; use --search {k}=[...] to change it"
+            )
     return raw
 
 
@@ -220,8 +290,10 @@ def check_resume_flags(args: argparse.Namespace, parser: argparse.ArgumentParser
     for action in parser._actions:
         if action.dest not in RESUME_FLAGS and action.dest != "help" and getattr(args, action.dest) != action.default:
             flag = action.option_strings[0] if action.option_strings else action.dest
-            raise ConfigError(f"--resume continues a sweep with the settings it started with; {flag} cannot change them "
-                              f"(start a new sweep with another --name instead)")
+            raise ConfigError(
+                f"--resume continues a sweep with the settings it started with; {flag} cannot change them "
+                f"(start a new sweep with another --name instead)"
+            )
 
 
 def sweep_from_args(args: argparse.Namespace) -> SweepConfig:
@@ -247,28 +319,36 @@ def print_config(cfg: SweepConfig, stream) -> None:
     searched = [v for d in cfg.dims() if d.key == "objective.name" for v in d.values]
     names = dict.fromkeys([cfg.base.objective.name, *searched])
     for name in (n for n in names if isinstance(n, str) and n in OBJECTIVES):
-        print(f"# objective {name}: defaults {OBJECTIVES.get(name).Hparams.defaults()} (a value above or searched wins)", file=stream)
+        print(
+            f"# objective {name}: defaults {OBJECTIVES.get(name).Hparams.defaults()} (a value above or searched wins)",
+            file=stream,
+        )
     trials = cfg.trial_list()
     if cfg.search_alg != "grid" and len(trials) > 1:  # every trial is a proposal from the same space
         print(f"# trials: {len(trials)}, each proposed by {cfg.search_alg} search from", file=stream)
         trials = trials[:1]
     else:
         print(f"# trials: {len(trials)}", file=stream)
-    print(dump_yaml({"trials": trials}, flow=True).rstrip() if cfg.search_space else "trials: [{}]  # the base alone",
-          file=stream)
+    print(
+        dump_yaml({"trials": trials}, flow=True).rstrip() if cfg.search_space else "trials: [{}]  # the base alone",
+        file=stream,
+    )
 
 
 def known_names() -> List[str]:
     """One line per registry: the names a config may use (the registries are the only lists of names)."""
-    from ssl_ray.data.containers import DATASETS
     from ssl_ray.data import datasets  # noqa: F401  (registers every dataset)
+    from ssl_ray.data.containers import DATASETS
     from ssl_ray.data.protocols import PROTOCOLS
     from ssl_ray.models.backbones import BACKBONES
     from ssl_ray.objectives import OBJECTIVES
     from ssl_ray.probes.scoring import PROBES
     from ssl_ray.train.optim import OPTIMIZERS
 
-    return [f"known {r.kind}s: {', '.join(r.names())}" for r in (DATASETS, PROTOCOLS, BACKBONES, OBJECTIVES, OPTIMIZERS, PROBES)]
+    return [
+        f"known {r.kind}s: {', '.join(r.names())}"
+        for r in (DATASETS, PROTOCOLS, BACKBONES, OBJECTIVES, OPTIMIZERS, PROBES)
+    ]
 
 
 def parse(argv: Sequence[str], prog: Optional[str], config_file: Optional[str]) -> argparse.Namespace:

@@ -15,7 +15,9 @@ from ssl_ray.cli_base import EXIT_FAILED, EXIT_OK, OneLineParser, bad_input
 from ssl_ray.errors import ConfigError
 
 
-def sweep_main(argv: Optional[Sequence[str]] = None, config_file: Optional[str] = None, prog: Optional[str] = None) -> int:
+def sweep_main(
+    argv: Optional[Sequence[str]] = None, config_file: Optional[str] = None, prog: Optional[str] = None
+) -> int:
     """Run a sweep: the recipe ``config_file`` (a ``configs/*.yaml``), changed by the flags in ``argv``."""
     from ssl_ray.sweep.cli import parse, print_config, sweep_from_args
 
@@ -51,8 +53,11 @@ def claim_sweep(cfg, explicit: bool):
         return cfg
     got = claim_free(cfg)
     if got.name != cfg.name:
-        print(f"note: {cfg.resolved_storage() / cfg.name} holds an earlier sweep (kept as it is); this one is "
-              f"{got.name!r}", file=sys.stderr)
+        print(
+            f"note: {cfg.resolved_storage() / cfg.name} holds an earlier sweep (kept as it is); this one is "
+            f"{got.name!r}",
+            file=sys.stderr,
+        )
     return got
 
 
@@ -60,15 +65,22 @@ def resume_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None
     """``ssl-ray resume <sweep dir> [--address ...] [--num-cpus N] [--verbose]``: the sweep's saved settings."""
     from pathlib import Path
 
-    p = OneLineParser(prog=prog, description="Continue a stopped or crashed sweep with the settings it started with: "
-                                             "finished trials are kept, the others continue from their latest "
-                                             "checkpoints, and missing probes are computed.")
+    p = OneLineParser(
+        prog=prog,
+        description="Continue a stopped or crashed sweep with the settings it started with: "
+        "finished trials are kept, the others continue from their latest "
+        "checkpoints, and missing probes are computed.",
+    )
     p.add_argument("sweep_dir", help="the sweep's directory (e.g. results/sweeps/vicreg_digits)")
     p.add_argument("--address", help="run on this Ray cluster instead (e.g. 'auto')")
     p.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance (all cores when unset)")
     p.add_argument("--verbose", action="store_true", help="stream worker logs to the console")
-    p.add_argument("--trust", action="store_true", help="resume a sweep you did not start (e.g. copied from someone): "
-                                                        "resuming unpickles its Ray Tune state, which can run code")
+    p.add_argument(
+        "--trust",
+        action="store_true",
+        help="resume a sweep you did not start (e.g. copied from someone): "
+        "resuming unpickles its Ray Tune state, which can run code",
+    )
     try:
         args = p.parse_args(list(argv or []))
         if args.trust:
@@ -92,8 +104,10 @@ def resume_config(d, address: Optional[str], num_cpus: Optional[int], trusted: b
     if not d.is_dir():
         raise ConfigError(f"--resume {d}: no such directory")
     if not (d / SWEEP_FILE).is_file() or not any(d.glob("experiment_state-*.json")):
-        raise ConfigError(f"--resume {d}: not a sweep directory (no {SWEEP_FILE} and Ray Tune experiment state in it; "
-                          f"sweeps live in results/sweeps/<name>)")
+        raise ConfigError(
+            f"--resume {d}: not a sweep directory (no {SWEEP_FILE} and Ray Tune experiment state in it; "
+            f"sweeps live in results/sweeps/<name>)"
+        )
     if trusted:
         from ssl_ray.sweep.claim import check_trusted
 
@@ -115,17 +129,18 @@ def _unmasked(stored):
     env = os.environ.get("MLFLOW_TRACKING_URI", "")
     if env and mask_uri(env) == stored:
         return env
-    raise ConfigError(f"the sweep's tracking URI {stored} has a password, which ssl_ray never stores; "
-                      f"set MLFLOW_TRACKING_URI to that URI with its password and resume again")
+    raise ConfigError(
+        f"the sweep's tracking URI {stored} has a password, which ssl_ray never stores; "
+        f"set MLFLOW_TRACKING_URI to that URI with its password and resume again"
+    )
 
 
 def _run(cfg, verbose: bool, resume_dir: Optional[str], command: str) -> int:
     import time
 
+    from ssl_ray.sweep.signals import SweepInterrupted
     from ssl_ray.sweep.summary import print_summary, report_phases, venv_command
     from ssl_ray.sweep.tuner import run_sweep
-
-    from ssl_ray.sweep.signals import SweepInterrupted
 
     started = time.time()
     try:
@@ -133,8 +148,11 @@ def _run(cfg, verbose: bool, resume_dir: Optional[str], command: str) -> int:
     except ConfigError as e:  # found before Ray starts (e.g. an older sweep's run in the store)
         return bad_input(e)
     except SweepInterrupted as e:  # SIGTERM or SIGINT: Ray is shut down, the sweep's run marked KILLED
-        print(f"stopped by {e}; continue the sweep with: {venv_command('ssl-ray')} resume {getattr(e, 'sweep_dir', '')}",
-              file=sys.stderr, flush=True)
+        print(
+            f"stopped by {e}; continue the sweep with: {venv_command('ssl-ray')} resume {getattr(e, 'sweep_dir', '')}",
+            file=sys.stderr,
+            flush=True,
+        )
         return e.exit_code
     out["started"] = started
     data = _sweep_data(out)
@@ -150,8 +168,12 @@ def sweep_exit_code(out: dict, stream=None) -> int:
     errored, incomplete = len(out["results"].errors), len(out.get("incomplete", []))
     if not errored and not incomplete:
         return EXIT_OK
-    what = [f"{errored} trial(s) errored"] * bool(errored) + [f"{incomplete} trial(s) with probes given up"] * bool(incomplete)
-    print(f"sweep failed: {', '.join(what)} (exit code {EXIT_FAILED}); see the summary above", file=stream or sys.stdout)
+    what = [f"{errored} trial(s) errored"] * bool(errored) + [f"{incomplete} trial(s) with probes given up"] * bool(
+        incomplete
+    )
+    print(
+        f"sweep failed: {', '.join(what)} (exit code {EXIT_FAILED}); see the summary above", file=stream or sys.stdout
+    )
     return EXIT_FAILED
 
 
@@ -169,7 +191,9 @@ def _sweep_data(out: dict):
 def _command_line(prog: Optional[str], argv: Sequence[str]) -> str:
     import shlex
 
-    script = prog if prog and prog.startswith("ssl-ray") else f"python {sys.argv[0]}" if sys.argv[0] else "ssl-ray sweep"
+    script = (
+        prog if prog and prog.startswith("ssl-ray") else f"python {sys.argv[0]}" if sys.argv[0] else "ssl-ray sweep"
+    )
     from ssl_ray.uris import mask_uri
 
     return mask_uri(" ".join([script, shlex.join(list(argv))]).strip())

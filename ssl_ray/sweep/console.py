@@ -45,15 +45,27 @@ class ConsoleCallback(tune.Callback):
 
         label = trial_label(trial.config, self.keys)
         since = self.started.get(trial.trial_id)
-        took = f" ({elapsed(time.time() - since)})" if since is not None and not text.startswith(("started", "restarts")) else ""
-        print(f"[trial {trial.trial_id}] {label + ': ' if label else ''}{text}{took}", file=self.stream or sys.stdout, flush=True)
+        took = (
+            f" ({elapsed(time.time() - since)})"
+            if since is not None and not text.startswith(("started", "restarts"))
+            else ""
+        )
+        print(
+            f"[trial {trial.trial_id}] {label + ': ' if label else ''}{text}{took}",
+            file=self.stream or sys.stdout,
+            flush=True,
+        )
 
     def on_trial_start(self, iteration, trials, trial, **info):
         again = trial.trial_id in self.started  # PBT restarts a trial from another's checkpoint
         self.count += 0 if again else 1
         self.started[trial.trial_id] = self.last_report[trial.trial_id] = time.time()
-        self._say(trial, "restarts from a checkpoint (a PBT exploit, a pause or a resume)" if again
-                  else f"started ({self.count}/{self.total})")
+        self._say(
+            trial,
+            "restarts from a checkpoint (a PBT exploit, a pause or a resume)"
+            if again
+            else f"started ({self.count}/{self.total})",
+        )
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.last_report[trial.trial_id] = time.time()
@@ -100,5 +112,3 @@ def waiting_for() -> str:
     if free < 1.0:
         return f"waiting for CPUs for its training workers (Ray has {free:.2f} of {total:g} CPUs free)"
     return "training (an epoch of this size takes longer than a minute here)"
-
-

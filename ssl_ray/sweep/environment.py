@@ -77,4 +77,5 @@ def quiet_driver_logs() -> None:
 
     warn_if_slow.DEFAULT_THRESHOLD = float(os.environ.get("TUNE_WARN_THRESHOLD_S", SLOW_CALLBACK_S))
     logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
-        _Drop("Token authentication is enabled for this Ray cluster"))
+        _Drop("Token authentication is enabled for this Ray cluster")
+    )

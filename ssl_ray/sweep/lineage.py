@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ray import tune
-from ray.train import Checkpoint
-from ray.train import UserCallback
+from ray.train import Checkpoint, UserCallback
 from ray.util.queue import Queue
 
 POINTER = "train_checkpoint.json"

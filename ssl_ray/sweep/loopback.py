@@ -97,8 +97,11 @@ def apply_local() -> None:
         ray_constants.ENABLE_RAY_CLUSTER = False
     lib = library()
     if lib is None:
-        print("[sweep] note: no C compiler (cc): a training worker's torch.distributed store will listen on every "
-              "interface; Ray's own servers listen on 127.0.0.1", file=sys.stderr)
+        print(
+            "[sweep] note: no C compiler (cc): a training worker's torch.distributed store will listen on every "
+            "interface; Ray's own servers listen on 127.0.0.1",
+            file=sys.stderr,
+        )
     elif str(lib) not in os.environ.get("LD_PRELOAD", "").split(":"):
         os.environ["LD_PRELOAD"] = ":".join(x for x in (str(lib), os.environ.get("LD_PRELOAD", "")) if x)
     secure_token_file()

@@ -26,8 +26,8 @@ from typing import Any, Dict, Optional
 from ray import tune
 
 from ssl_ray.config import SweepConfig
-from ssl_ray.sweep.space import OptunaSpace, config_space, pbt_mutations
 from ssl_ray.sweep.checks import pbt_keys
+from ssl_ray.sweep.space import OptunaSpace, config_space, pbt_mutations
 
 
 def search_algorithm(cfg: SweepConfig, max_concurrent: Optional[int] = None) -> Optional[Any]:
@@ -38,8 +38,12 @@ def search_algorithm(cfg: SweepConfig, max_concurrent: Optional[int] = None) -> 
         import optuna
         from ray.tune.search.optuna import OptunaSearch
 
-        return OptunaSearch(space=OptunaSpace(cfg.dims()), metric=metric, mode=mode,
-                            sampler=optuna.samplers.TPESampler(seed=cfg.search_seed))
+        return OptunaSearch(
+            space=OptunaSpace(cfg.dims()),
+            metric=metric,
+            mode=mode,
+            sampler=optuna.samplers.TPESampler(seed=cfg.search_seed),
+        )
     if cfg.search_alg == "bohb":
         from ray.tune.search.bohb import TuneBOHB
 
@@ -57,23 +61,40 @@ def trial_scheduler(cfg: SweepConfig):
     if cfg.search_alg == "bohb":
         from ray.tune.schedulers.hb_bohb import HyperBandForBOHB
 
-        return HyperBandForBOHB(time_attr="epoch", metric=metric, mode=mode, max_t=epochs,
-                                reduction_factor=cfg.asha_reduction_factor)
+        return HyperBandForBOHB(
+            time_attr="epoch", metric=metric, mode=mode, max_t=epochs, reduction_factor=cfg.asha_reduction_factor
+        )
     if cfg.scheduler == "asha":
         # max_t past the last epoch: a trial that is not stopped early ends by itself, through its trial
         # function's final report, rather than being stopped at its last epoch
-        return tune.schedulers.ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=epochs + 1,
-                                             grace_period=cfg.asha_grace_period,
-                                             reduction_factor=cfg.asha_reduction_factor)
+        return tune.schedulers.ASHAScheduler(
+            time_attr="epoch",
+            metric=metric,
+            mode=mode,
+            max_t=epochs + 1,
+            grace_period=cfg.asha_grace_period,
+            reduction_factor=cfg.asha_reduction_factor,
+        )
     if cfg.scheduler == "pbt":
         return tune.schedulers.PopulationBasedTraining(
-            time_attr="epoch", metric=metric, mode=mode, perturbation_interval=cfg.pbt_interval,
-            hyperparam_mutations=pbt_mutations(pbt_keys(cfg)), quantile_fraction=0.25, synch=True)
+            time_attr="epoch",
+            metric=metric,
+            mode=mode,
+            perturbation_interval=cfg.pbt_interval,
+            hyperparam_mutations=pbt_mutations(pbt_keys(cfg)),
+            quantile_fraction=0.25,
+            synch=True,
+        )
     return tune.schedulers.FIFOScheduler()
 
 
 def describe(cfg: SweepConfig) -> Dict[str, str]:
     """What the sweep's parent run records about its search."""
     sched = "hyperband_for_bohb" if cfg.search_alg == "bohb" else cfg.scheduler
-    return {"search_alg": cfg.search_alg, "scheduler": sched, "scheduler_metric": cfg.scheduler_metric,
-            "scheduler_mode": cfg.metric_mode(), "search_seed": str(cfg.search_seed)}
+    return {
+        "search_alg": cfg.search_alg,
+        "scheduler": sched,
+        "scheduler_metric": cfg.scheduler_metric,
+        "scheduler_mode": cfg.metric_mode(),
+        "search_seed": str(cfg.search_seed),
+    }

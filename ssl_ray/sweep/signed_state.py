@@ -36,8 +36,14 @@ MANIFEST = "manifest.json"
 EVERY_S = 0.25  # a stat of each state file; a copy only when one changed (Tune saves every 1-10 s)
 # Tune's own names (TuneController, BasicVariantGenerator, SearchGenerator, Searcher CKPT_FILE_TMPL): all of them, or
 # a restore from a snapshot that lags the live files mixes two moments (a resumed Optuna sweep then waited forever)
-TOP_PATTERNS = ("tuner.pkl", "experiment_state-*.json", "basic-variant-state-*.json", "search_gen_state-*.json",
-                "searcher-state*.pkl", "*.pkl")
+TOP_PATTERNS = (
+    "tuner.pkl",
+    "experiment_state-*.json",
+    "basic-variant-state-*.json",
+    "search_gen_state-*.json",
+    "searcher-state*.pkl",
+    "*.pkl",
+)
 NOT_TRIALS = ("train", "bank", SNAPSHOT, SNAPSHOT + ".new", SNAPSHOT + ".old")
 
 
@@ -116,17 +122,23 @@ def _verified(folder: Path) -> Optional[Dict[str, str]]:
 def restore_signed(sweep_dir: Path) -> None:
     """Before Tune's restore: refuse unsigned state, put the signed state in place (see the module docstring)."""
     sweep_dir = Path(sweep_dir)
-    folder = next((f for f in (sweep_dir / (SNAPSHOT + s) for s in ("", ".old", ".new")) if _verified(f) is not None), None)
+    folder = next(
+        (f for f in (sweep_dir / (SNAPSHOT + s) for s in ("", ".old", ".new")) if _verified(f) is not None), None
+    )
     if folder is None:
-        raise ConfigError(f"--resume {sweep_dir}: its Ray Tune state is not signed with your ssl_ray key (no valid "
-                          f"{SNAPSHOT}/); resuming unpickles it, which can run code. If you trust this sweep, run "
-                          f"`ssl-ray resume --trust {sweep_dir}`")
+        raise ConfigError(
+            f"--resume {sweep_dir}: its Ray Tune state is not signed with your ssl_ray key (no valid "
+            f"{SNAPSHOT}/); resuming unpickles it, which can run code. If you trust this sweep, run "
+            f"`ssl-ray resume --trust {sweep_dir}`"
+        )
     files = _verified(folder)
     live = sweep_dir / "tuner.pkl"
     if "tuner.pkl" in files and live.is_file() and _digest(live) != files["tuner.pkl"]:
-        raise ConfigError(f"--resume {sweep_dir}: its tuner.pkl is not the one this sweep signed (it was replaced); "
-                          f"resuming would unpickle it, which can run code. If you trust it, run "
-                          f"`ssl-ray resume --trust {sweep_dir}`")
+        raise ConfigError(
+            f"--resume {sweep_dir}: its tuner.pkl is not the one this sweep signed (it was replaced); "
+            f"resuming would unpickle it, which can run code. If you trust it, run "
+            f"`ssl-ray resume --trust {sweep_dir}`"
+        )
     for p in state_files(sweep_dir):
         if str(p.relative_to(sweep_dir)) not in files:
             p.unlink()

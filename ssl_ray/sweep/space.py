@@ -24,8 +24,12 @@ def to_tune(dim: SearchDim, lists_as_choice: bool = False) -> Any:
     ``randint`` -> the Tune sampler."""
     if dim.kind == "grid":
         return tune.choice(dim.values) if lists_as_choice else tune.grid_search(dim.values)
-    return {"choice": lambda v: tune.choice(v), "uniform": lambda v: tune.uniform(*v),
-            "loguniform": lambda v: tune.loguniform(*v), "randint": lambda v: tune.randint(*v)}[dim.kind](dim.values)
+    return {
+        "choice": lambda v: tune.choice(v),
+        "uniform": lambda v: tune.uniform(*v),
+        "loguniform": lambda v: tune.loguniform(*v),
+        "randint": lambda v: tune.randint(*v),
+    }[dim.kind](dim.values)
 
 
 def param_space(cfg: SweepConfig) -> Dict[str, Any]:

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import shlex
 import sys
-import time
 import textwrap
+import time
 from pathlib import Path
 from typing import Optional
 
 from ssl_ray.config import SweepConfig
 from ssl_ray.probes.cli import print_probe_failures
 from ssl_ray.probes.target_names import CHANCE_CONTROL
-
 
 WIDTH = 150  # the console summary's lines stay within this many columns
 TARGET_SHORT = {"class": "", "superclass": "super ", CHANCE_CONTROL: "chance "}
@@ -57,19 +56,34 @@ def print_summary(out: dict, cfg: SweepConfig, stream=None, data=None) -> None:
         sel = select(data)
         print(console_table(data, sel), file=stream)
         n = data.seeds_per_config()
-        print("accuracies on the test split at each configuration's best layer, chosen on 'val'; "
-              f"chance: {CHANCE_CONTROL} labels", file=stream)
-        print(f"\n{'mean ± std over ' + str(n) + ' seeds per configuration' if n > 1 else 'one seed per configuration (no error bars; --seeds N)'}",
-              file=stream)
+        print(
+            "accuracies on the test split at each configuration's best layer, chosen on 'val'; "
+            f"chance: {CHANCE_CONTROL} labels",
+            file=stream,
+        )
+        print(
+            f"\n{'mean ± std over ' + str(n) + ' seeds per configuration' if n > 1 else 'one seed per configuration (no error bars; --seeds N)'}",
+            file=stream,
+        )
         line = headline(data, sel)
         if line:
             print(textwrap.fill(line, width=WIDTH, subsequent_indent="  "), file=stream)
         print(textwrap.fill(label_free_line(data, sel), width=WIDTH, subsequent_indent="  "), file=stream)
-    from ssl_ray.tracking import TAG_PROBE_SKIPPED, TAG_STATUS, TAG_STOP_REASON, TAG_TRIAL_ID, TrialStatus, child_runs, client
+    from ssl_ray.tracking import (
+        TAG_PROBE_SKIPPED,
+        TAG_STATUS,
+        TAG_STOP_REASON,
+        TAG_TRIAL_ID,
+        TrialStatus,
+        child_runs,
+        client,
+    )
 
     runs = child_runs(client(out["mlflow_uri"]), out["parent_run_id"])
     if data is not None:
-        took = {r.info.run_id: elapsed(((r.info.end_time or time.time() * 1000) - r.info.start_time) / 1000) for r in runs}
+        took = {
+            r.info.run_id: elapsed(((r.info.end_time or time.time() * 1000) - r.info.start_time) / 1000) for r in runs
+        }
         print("\ntrials (MLflow run ids, time from start to end):", file=stream)
         for t in data.trials:
             print(f"  {t.trial_id}  {t.label}  {t.status}  run {t.run_id}  {took.get(t.run_id, '')}", file=stream)
@@ -77,12 +91,22 @@ def print_summary(out: dict, cfg: SweepConfig, stream=None, data=None) -> None:
         tags = run.data.tags
         tid = tags.get(TAG_TRIAL_ID, run.info.run_id)
         if tags.get(TAG_STOP_REASON) and tags.get(TAG_STATUS) != TrialStatus.FINISHED.value:
-            print(textwrap.fill(f"trial {tid} {tags.get(TAG_STATUS)}: {tags[TAG_STOP_REASON]}", width=WIDTH,
-                                subsequent_indent="  "), file=stream)
+            print(
+                textwrap.fill(
+                    f"trial {tid} {tags.get(TAG_STATUS)}: {tags[TAG_STOP_REASON]}", width=WIDTH, subsequent_indent="  "
+                ),
+                file=stream,
+            )
         for k, why in sorted(tags.items()):
             if k.startswith(TAG_PROBE_SKIPPED + "."):
-                print(textwrap.fill(f"trial {tid}: target {k[len(TAG_PROBE_SKIPPED) + 1:]} not scored: {why}", width=WIDTH,
-                                    subsequent_indent="  "), file=stream)
+                print(
+                    textwrap.fill(
+                        f"trial {tid}: target {k[len(TAG_PROBE_SKIPPED) + 1 :]} not scored: {why}",
+                        width=WIDTH,
+                        subsequent_indent="  ",
+                    ),
+                    file=stream,
+                )
     print_probe_failures(out.get("probe_failures", []), stream)
     n_err = len(out["results"].errors) if out.get("results") is not None else 0
     if n_err:
@@ -131,11 +155,13 @@ def print_next(sweep_dir: str, uri: str, best_run: Optional[str], stream) -> Non
     run = best_run or "<run id>"
     code = f"from ssl_ray import results; print(results.load({str(Path(sweep_dir).absolute())!r}).trials)"
     print("next:", file=stream)
-    for what, cmd in (("results in Python", f"{py} -c {shlex.quote(code)}"),
-                      ("redraw the report", f"{ssl} report {d}"),
-                      ("continue after a failure", f"{ssl} resume {d}"),
-                      ("fill missing probes of the best trial", f"{ssl} probe --run-id {run} --mlflow-uri {store}"),
-                      ("take the best trial's network away", f"{ssl} export --run-id {run} --mlflow-uri {store} --out backbone/")):
+    for what, cmd in (
+        ("results in Python", f"{py} -c {shlex.quote(code)}"),
+        ("redraw the report", f"{ssl} report {d}"),
+        ("continue after a failure", f"{ssl} resume {d}"),
+        ("fill missing probes of the best trial", f"{ssl} probe --run-id {run} --mlflow-uri {store}"),
+        ("take the best trial's network away", f"{ssl} export --run-id {run} --mlflow-uri {store} --out backbone/"),
+    ):
         print(f"  {what}:\n    {cmd}", file=stream)  # the command on a line of its own: long store paths fit
 
 
@@ -149,10 +175,16 @@ def report_phases(out: dict, ended: float, stream=None) -> dict:
 
     started, trained = out["phases"]
     phases = {"sweep/seconds_training": trained - started, "sweep/seconds_after_training": ended - trained}
-    phases["sweep/after_over_training"] = phases["sweep/seconds_after_training"] / max(phases["sweep/seconds_training"], 1e-9)
-    client(out["mlflow_uri"]).log_batch(out["parent_run_id"], metrics=[Metric(k, float(v), int(ended * 1000), 0)
-                                                                       for k, v in phases.items()])
-    print(f"[sweep] done in {elapsed(ended - out.get('started', started))}: bank and trials {elapsed(phases['sweep/seconds_training'])}; "
-          f"after the last trial (probes, report) {elapsed(phases['sweep/seconds_after_training'])}, "
-          f"{phases['sweep/after_over_training']:.2f}x", file=stream or sys.stdout)
+    phases["sweep/after_over_training"] = phases["sweep/seconds_after_training"] / max(
+        phases["sweep/seconds_training"], 1e-9
+    )
+    client(out["mlflow_uri"]).log_batch(
+        out["parent_run_id"], metrics=[Metric(k, float(v), int(ended * 1000), 0) for k, v in phases.items()]
+    )
+    print(
+        f"[sweep] done in {elapsed(ended - out.get('started', started))}: bank and trials {elapsed(phases['sweep/seconds_training'])}; "
+        f"after the last trial (probes, report) {elapsed(phases['sweep/seconds_after_training'])}, "
+        f"{phases['sweep/after_over_training']:.2f}x",
+        file=stream or sys.stdout,
+    )
     return phases

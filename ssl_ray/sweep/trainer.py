@@ -15,8 +15,16 @@ from ssl_ray.config import ExperimentConfig, TrainConfig
 from ssl_ray.train.loop import train_loop_per_worker
 
 
-def make_trainer(exp: ExperimentConfig, *, name: str, storage_path: str, mlflow_uri: str, mlflow_run_id: str,
-                 callbacks: Iterable = (), start_from: Optional[str] = None) -> TorchTrainer:
+def make_trainer(
+    exp: ExperimentConfig,
+    *,
+    name: str,
+    storage_path: str,
+    mlflow_uri: str,
+    mlflow_run_id: str,
+    callbacks: Iterable = (),
+    start_from: Optional[str] = None,
+) -> TorchTrainer:
     """A ``TorchTrainer`` of ``train_loop_per_worker`` on ``exp``: its run ``name`` under ``storage_path`` (the same
     name and path again resume from its latest checkpoint), every checkpoint kept (the probes read each scheduled
     epoch), ``train.max_failures`` restarts of the worker group, rank 0 logging to ``mlflow_run_id``.
@@ -25,8 +33,12 @@ def make_trainer(exp: ExperimentConfig, *, name: str, storage_path: str, mlflow_
         raise TypeError(f"make_trainer takes the validated ExperimentConfig, got {type(exp).__name__}")
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"experiment": exp, "mlflow_uri": mlflow_uri, "mlflow_run_id": mlflow_run_id,
-                           "start_from": start_from},
+        train_loop_config={
+            "experiment": exp,
+            "mlflow_uri": mlflow_uri,
+            "mlflow_run_id": mlflow_run_id,
+            "start_from": start_from,
+        },
         scaling_config=scaling_config(exp.train),
         run_config=ray.train.RunConfig(
             name=name,
@@ -44,8 +56,12 @@ def scaling_config(t: TrainConfig) -> ray.train.ScalingConfig:
     resources = {"CPU": t.cpus_per_worker}
     if t.gpus() > 0:
         resources["GPU"] = t.gpus()
-    return ray.train.ScalingConfig(num_workers=t.workers, use_gpu=t.gpus() > 0, resources_per_worker=resources,
-                                   placement_strategy=t.placement_strategy)
+    return ray.train.ScalingConfig(
+        num_workers=t.workers,
+        use_gpu=t.gpus() > 0,
+        resources_per_worker=resources,
+        placement_strategy=t.placement_strategy,
+    )
 
 
 def probed_checkpoints(reported) -> List[tuple[int, str]]:

@@ -18,16 +18,26 @@ from pathlib import Path
 from typing import Any, Dict
 
 from ray import tune
-from ray.util.queue import Queue
 from ray.tune.integration.ray_train import TuneReportCallback
+from ray.util.queue import Queue
 
 from ssl_ray.checkpoints import TRAIN_DIR, trial_dir
 from ssl_ray.config import flatten
 from ssl_ray.config.sweep import trial_experiment
 from ssl_ray.sweep import environment, lineage
-from ssl_ray.tracking import (HEALTH_STOPS, TAG_PBT_LINEAGE, TAG_PBT_PARENT, TAG_STATUS, TAG_STOP_REASON, TAG_TRIAL_DIR,
-                              TrialStatus, client, find_trial_run, get_or_create_trial_run)
 from ssl_ray.sweep.trainer import make_trainer, probed_checkpoints
+from ssl_ray.tracking import (
+    HEALTH_STOPS,
+    TAG_PBT_LINEAGE,
+    TAG_PBT_PARENT,
+    TAG_STATUS,
+    TAG_STOP_REASON,
+    TAG_TRIAL_DIR,
+    TrialStatus,
+    client,
+    find_trial_run,
+    get_or_create_trial_run,
+)
 from ssl_ray.train.online import ONLINE
 
 
@@ -72,21 +82,32 @@ def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
     if start.donor is not None:
         record_exploit(c, run_id, start.donor, ctx)
     queue = Queue(maxsize=1, actor_options={"num_cpus": 0}) if ctx.lineage else None
-    trainer = make_trainer(exp, name=start.train_run, storage_path=str(Path(ctx.sweep_dir) / TRAIN_DIR),
-                           mlflow_uri=ctx.mlflow_uri, mlflow_run_id=run_id,
-                           callbacks=[lineage.ForwardToTune(queue) if queue is not None else TuneReportCallback()],
-                           start_from=start.donor["path"] if start.donor else None)
+    trainer = make_trainer(
+        exp,
+        name=start.train_run,
+        storage_path=str(Path(ctx.sweep_dir) / TRAIN_DIR),
+        mlflow_uri=ctx.mlflow_uri,
+        mlflow_run_id=run_id,
+        callbacks=[lineage.ForwardToTune(queue) if queue is not None else TuneReportCallback()],
+        start_from=start.donor["path"] if start.donor else None,
+    )
     if start.train_run != trial_id:
         c.set_tag(run_id, TAG_TRIAL_DIR, str(Path(ctx.sweep_dir) / TRAIN_DIR / start.train_run))
     try:
-        result = lineage.fit_reporting(trainer, queue, trial_id, start.train_run) if queue is not None else trainer.fit()
+        result = (
+            lineage.fit_reporting(trainer, queue, trial_id, start.train_run) if queue is not None else trainer.fit()
+        )
     except SystemExit:  # Tune ended this run of the trial function to pause it (PBT's exploit): not an error
         raise
     except BaseException as e:
         if c.get_run(run_id).data.tags.get(TAG_STATUS) == TrialStatus.STOPPED.value:
             raise  # the scheduler stopped it (the driver tagged it so): its ending is not an error
         c.set_tag(run_id, TAG_STATUS, TrialStatus.ERRORED.value)
-        c.set_tag(run_id, TAG_STOP_REASON, f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"[:4000])
+        c.set_tag(
+            run_id,
+            TAG_STOP_REASON,
+            f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"[:4000],
+        )
         c.set_terminated(run_id, status="FAILED")
         raise
     final = result.metrics or {}  # the metrics of the latest checkpoint

@@ -20,19 +20,31 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from ssl_ray.config import TRIAL_DRIVER_CPUS, SweepConfig, flatten
 from ssl_ray.probes.fanout import ProbeFanout
-from ssl_ray.sweep.bank import ensure_target_bank
-from ssl_ray.sweep.claim import claim
+from ssl_ray.provenance import git_commit
 from ssl_ray.sweep import environment
+from ssl_ray.sweep.bank import ensure_target_bank
+from ssl_ray.sweep.callbacks import (
+    ProbeOnCompleteCallback,
+    attach_fanout,
+    reassert_scheduler_stops,
+    submit_missing,
+    trial_checkpoints,
+)
+from ssl_ray.sweep.claim import claim
 from ssl_ray.sweep.console import ConsoleCallback
-from ssl_ray.sweep.callbacks import (ProbeOnCompleteCallback, attach_fanout, reassert_scheduler_stops, submit_missing,
-                                     trial_checkpoints)
-from ssl_ray.sweep.space import param_space
 from ssl_ray.sweep.search import describe, search_algorithm, trial_scheduler
 from ssl_ray.sweep.signals import SweepInterrupted, catch_signals, check
 from ssl_ray.sweep.signed_state import snapshot
+from ssl_ray.sweep.space import param_space
 from ssl_ray.sweep.trial import SweepContext, run_trial
-from ssl_ray.provenance import git_commit
-from ssl_ray.tracking import TAG_COMMAND, TAG_COMMIT, TAG_PROBE_STATUS, TAG_STOP_REASON, client, get_or_create_parent_run
+from ssl_ray.tracking import (
+    TAG_COMMAND,
+    TAG_COMMIT,
+    TAG_PROBE_STATUS,
+    TAG_STOP_REASON,
+    client,
+    get_or_create_parent_run,
+)
 from ssl_ray.uris import mask_uri
 
 
@@ -47,8 +59,13 @@ def init_ray(cfg: SweepConfig, verbose: bool = False) -> None:
     # The dashboard serves Ray's state API, through which Ray Train frees the resources of a trial that
     # Tune stopped (its placement-group cleaner polls whether the trial's controller is alive); without
     # it, an early-stopped trial's workers' CPUs are never given back. It binds to 127.0.0.1.
-    kw = dict(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=verbose, configure_logging=True,
-              logging_level="INFO" if verbose else "WARNING")
+    kw = dict(
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
+        log_to_driver=verbose,
+        configure_logging=True,
+        logging_level="INFO" if verbose else "WARNING",
+    )
     if cfg.address:
         ray.init(address=cfg.address, **kw)
     else:
@@ -88,15 +105,27 @@ def probe_finished_trials(fanout: ProbeFanout, sweep_dir: Path, parent: str, dim
     for trial in ExperimentAnalysis(str(sweep_dir)).trials:
         if trial.status != "TERMINATED":
             continue
-        plan = trial_checkpoints(fanout.mlflow_uri, parent, str(sweep_dir), trial.trial_id,
-                                 {**(trial.last_result or {}), "config": trial.config}, dims)
+        plan = trial_checkpoints(
+            fanout.mlflow_uri,
+            parent,
+            str(sweep_dir),
+            trial.trial_id,
+            {**(trial.last_result or {}), "config": trial.config},
+            dims,
+        )
         if plan is not None:
             n += submit_missing(fanout, plan)
     return n
 
 
-def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, resume_dir: Optional[str] = None,
-              command: Optional[str] = None, claimed: bool = False) -> dict:
+def run_sweep(
+    cfg: SweepConfig,
+    verbose: bool = False,
+    progress_stream=None,
+    resume_dir: Optional[str] = None,
+    command: Optional[str] = None,
+    claimed: bool = False,
+) -> dict:
     """Run the sweep to the end, probes included; with ``resume_dir``, continue that sweep (Tune's restore:
     finished trials are kept, errored and unfinished ones continue from their latest checkpoints, and the
     missing probes of finished trials are computed). A new sweep claims its directory (``sweep.claim``) unless
@@ -107,7 +136,7 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
     sweep_dir = Path(resume_dir).resolve() if resume_dir else storage / cfg.name
     uri = cfg.resolved_mlflow_uri()
     if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     if not resume_dir and not claimed:
         claim(cfg)  # SweepExists when another sweep holds the directory
     parent = get_or_create_parent_run(uri, cfg.name, str(sweep_dir), parent_params(cfg), create=not resume_dir)
@@ -125,25 +154,35 @@ def run_sweep(cfg: SweepConfig, verbose: bool = False, progress_stream=None, res
     except SweepInterrupted as e:
         e.sweep_dir = str(sweep_dir)
         snapshot(sweep_dir)  # Tune's state as the signal left it, signed for resume
-        c.set_tag(parent, TAG_STOP_REASON, f"interrupted by {signal.Signals(e.signum).name}; continue with "
-                                           f"`ssl-ray resume {sweep_dir}`")
+        c.set_tag(
+            parent,
+            TAG_STOP_REASON,
+            f"interrupted by {signal.Signals(e.signum).name}; continue with `ssl-ray resume {sweep_dir}`",
+        )
         c.set_terminated(parent, status="KILLED")
         ray.shutdown()
         raise
 
 
-def _run_sweep(cfg: SweepConfig, sweep_dir: Path, uri: str, parent: str, progress_stream, resume_dir, verbose: bool) -> dict:
+def _run_sweep(
+    cfg: SweepConfig, sweep_dir: Path, uri: str, parent: str, progress_stream, resume_dir, verbose: bool
+) -> dict:
     c = client(uri)
     started = time.time()
     bank = ensure_target_bank(cfg, sweep_dir, uri, parent, progress_stream)
     if bank is not None:  # every trial's probes read the same bank
         cfg = cfg.replace(base=cfg.base.replace(probe={"target_bank": bank}))
     ctx = SweepContext(str(sweep_dir), uri, parent, varied_keys(cfg), tuple(cfg.dims()), lineage=cfg.scheduler == "pbt")
-    trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": TRIAL_DRIVER_CPUS})  # it only drives a TorchTrainer
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, ctx=ctx), {"cpu": TRIAL_DRIVER_CPUS}
+    )  # it only drives a TorchTrainer
     fanout = ProbeFanout.from_config(uri, cfg.base.probe)
     if resume_dir:
         queued = probe_finished_trials(fanout, sweep_dir, parent, cfg.dims())
-        print(f"[resume] {sweep_dir}: {queued} missing probe task(s) of finished trials queued", file=progress_stream or sys.stderr)
+        print(
+            f"[resume] {sweep_dir}: {queued} missing probe task(s) of finished trials queued",
+            file=progress_stream or sys.stderr,
+        )
         tuner = tune.Tuner.restore(str(sweep_dir), trainable, resume_unfinished=True, resume_errored=True)
         attach_fanout(tuner, fanout)
     else:
@@ -162,9 +201,12 @@ def _run_sweep(cfg: SweepConfig, sweep_dir: Path, uri: str, parent: str, progres
             run_config=tune.RunConfig(
                 name=sweep_dir.name,
                 storage_path=str(sweep_dir.parent),
-                callbacks=[ProbeOnCompleteCallback(str(sweep_dir), parent, fanout, cfg.dims(), concurrency),
-                           ConsoleCallback(varied_keys(cfg), cfg.dims(), len(cfg.trial_list()), progress_stream),
-                           CSVLoggerCallback(), JsonLoggerCallback()],  # Tune's own result files, no TensorBoard
+                callbacks=[
+                    ProbeOnCompleteCallback(str(sweep_dir), parent, fanout, cfg.dims(), concurrency),
+                    ConsoleCallback(varied_keys(cfg), cfg.dims(), len(cfg.trial_list()), progress_stream),
+                    CSVLoggerCallback(),
+                    JsonLoggerCallback(),
+                ],  # Tune's own result files, no TensorBoard
                 verbose=2 if verbose else 0,  # Tune's tables only with --verbose; else one line per trial event
             ),
         )
@@ -178,5 +220,13 @@ def _run_sweep(cfg: SweepConfig, sweep_dir: Path, uri: str, parent: str, progres
     c.set_tag(parent, TAG_PROBE_STATUS, "complete" if not incomplete else f"incomplete: {', '.join(incomplete)}")
     # an errored trial or probes given up: the sweep failed, and its run says so (the exit code too: ssl_ray.sweep.commands)
     c.set_terminated(parent, status="FAILED" if results.errors or incomplete else "FINISHED")
-    return {"sweep_dir": str(sweep_dir), "parent_run_id": parent, "experiment": cfg.name, "results": results,
-            "probe_failures": fanout.failures, "incomplete": incomplete, "mlflow_uri": uri, "phases": (started, trained)}
+    return {
+        "sweep_dir": str(sweep_dir),
+        "parent_run_id": parent,
+        "experiment": cfg.name,
+        "results": results,
+        "probe_failures": fanout.failures,
+        "incomplete": incomplete,
+        "mlflow_uri": uri,
+        "phases": (started, trained),
+    }

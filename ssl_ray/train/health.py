@@ -66,6 +66,8 @@ def verdict(nonfinite_steps: int, embedding_std: float, collapse_std: float, epo
     if not math.isfinite(embedding_std):
         return TrialStatus.DIVERGED, f"non-finite embeddings in epoch {epoch}"
     if collapse_std > 0 and embedding_std < collapse_std:
-        return TrialStatus.COLLAPSED, (f"embedding collapsed at epoch {epoch}: per-dimension std of the normalized embeddings "
-                           f"{embedding_std:.2e} < train.collapse_std {collapse_std:g}")
+        return TrialStatus.COLLAPSED, (
+            f"embedding collapsed at epoch {epoch}: per-dimension std of the normalized embeddings "
+            f"{embedding_std:.2e} < train.collapse_std {collapse_std:g}"
+        )
     return None

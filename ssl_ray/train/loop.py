@@ -35,11 +35,11 @@ import torch
 from ray.train import CheckpointUploadMode
 
 from ssl_ray import tracking as tk
-from ssl_ray.metric_log import MetricWriter
 from ssl_ray.checkpoints import checkpoint_dir_name, load_state, new_generation
 from ssl_ray.config import ExperimentConfig
 from ssl_ray.data.loaders import build_train_views
 from ssl_ray.faults import maybe_fail
+from ssl_ray.metric_log import MetricWriter
 from ssl_ray.models.build import model_from_config
 from ssl_ray.objectives import objective_from_config
 from ssl_ray.train.health import EpochHealth, verdict
@@ -88,8 +88,7 @@ def build(cfg: ExperimentConfig, rank: int, world: int, device: torch.device) ->
     model = model_from_config(cfg)
     optimizer = build_optimizer(model.parameters(), cfg.optim, world)
     scheduler = build_scheduler(optimizer, cfg.optim.warmup_epochs * steps, t.epochs * steps)
-    return Run(cfg, rank, world, device, batches, model, objective_from_config(cfg.objective),
-               optimizer, scheduler)
+    return Run(cfg, rank, world, device, batches, model, objective_from_config(cfg.objective), optimizer, scheduler)
 
 
 def restore(run: Run, checkpoint) -> int:
@@ -139,11 +138,16 @@ def train_epoch(run: Run, epoch: int) -> tuple[Dict[str, float], EpochHealth, in
         maybe_fail("train.step", epoch=epoch, step=step, rank=run.rank)
         images += views.shape[0]
         if run.supervised:
-            out, z = supervised_step(run.model, views[:, 0].to(run.device, non_blocking=True),
-                                     labels.to(run.device, non_blocking=True), run.precision)
+            out, z = supervised_step(
+                run.model,
+                views[:, 0].to(run.device, non_blocking=True),
+                labels.to(run.device, non_blocking=True),
+                run.precision,
+            )
         else:
-            out, z = ssl_step(run.model, run.objective, views.to(run.device, non_blocking=True), run.target_model,
-                              run.precision)
+            out, z = ssl_step(
+                run.model, run.objective, views.to(run.device, non_blocking=True), run.target_model, run.precision
+            )
         run.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         run.optimizer.step()
@@ -173,17 +177,28 @@ class Reporter:
     def start(self, nodes: list, backend: str) -> None:
         if self.writer is not None:
             r = self.run
-            self.writer.set_tags({tk.TAG_LOADER: type(r.batches).__name__, tk.TAG_STEPS_PER_EPOCH: len(r.batches),
-                                  tk.TAG_WORLD_SIZE: r.world, tk.TAG_PRECISION: r.precision.describe(),
-                                  tk.TAG_TRAIN_NODES: ",".join(nodes), tk.TAG_DDP_BACKEND: backend, **r.tags})
+            self.writer.set_tags(
+                {
+                    tk.TAG_LOADER: type(r.batches).__name__,
+                    tk.TAG_STEPS_PER_EPOCH: len(r.batches),
+                    tk.TAG_WORLD_SIZE: r.world,
+                    tk.TAG_PRECISION: r.precision.describe(),
+                    tk.TAG_TRAIN_NODES: ",".join(nodes),
+                    tk.TAG_DDP_BACKEND: backend,
+                    **r.tags,
+                }
+            )
 
     def __call__(self, epoch: int, metrics: Dict[str, float], stop: Optional[tuple] = None) -> None:
         r = self.run
         if self.writer is not None and metrics:
             self.writer.log(metrics, step=epoch)
         # train/<x> reaches Tune as train_<x>; online/<x> keeps its name, which schedulers and searchers read
-        payload = {"epoch": epoch, "probed": int(epoch in self.probed),
-                   **{k if k.startswith(ONLINE) else k.replace("/", "_"): v for k, v in metrics.items()}}
+        payload = {
+            "epoch": epoch,
+            "probed": int(epoch in self.probed),
+            **{k if k.startswith(ONLINE) else k.replace("/", "_"): v for k, v in metrics.items()},
+        }
         if stop is not None:  # no checkpoint of a diverged or collapsed state
             status = tk.TrialStatus(stop[0]).value
             payload.update(status=status, stop_reason=stop[1])
@@ -194,11 +209,23 @@ class Reporter:
             ckpt = None
             if r.rank == 0:
                 tmp = tempfile.mkdtemp(prefix="ssl_ray_ckpt_")  # Ray deletes it once uploaded
-                save_state(tmp, model=unwrap(r.model), optimizer=r.optimizer, scheduler=r.scheduler, epoch=epoch,
-                           cfg=r.cfg.to_dict(), mlflow_run_id=self.run_id, target_model=r.target_model)
+                save_state(
+                    tmp,
+                    model=unwrap(r.model),
+                    optimizer=r.optimizer,
+                    scheduler=r.scheduler,
+                    epoch=epoch,
+                    cfg=r.cfg.to_dict(),
+                    mlflow_run_id=self.run_id,
+                    target_model=r.target_model,
+                )
                 ckpt = ray.train.Checkpoint.from_directory(tmp)
-            ray.train.report(payload, checkpoint=ckpt, checkpoint_dir_name=checkpoint_dir_name(epoch, r.generation),
-                             checkpoint_upload_mode=ASYNC)
+            ray.train.report(
+                payload,
+                checkpoint=ckpt,
+                checkpoint_dir_name=checkpoint_dir_name(epoch, r.generation),
+                checkpoint_upload_mode=ASYNC,
+            )
         else:
             ray.train.report(payload, checkpoint_upload_mode=ASYNC)
 
@@ -239,7 +266,9 @@ def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
         metrics[tk.TRAIN + "epoch_s"] = now - mark
         mark = now
         metrics[tk.TRAIN + "lr"] = run.scheduler.get_last_lr()[0]
-        nonfinite, std_sum, steps = _agree([health.nonfinite_steps, health.std_sum, health.steps], run.world, run.device)
+        nonfinite, std_sum, steps = _agree(
+            [health.nonfinite_steps, health.std_sum, health.steps], run.world, run.device
+        )
         metrics[tk.TRAIN + "embedding_std"] = std_sum / max(steps, 1)
         stop = verdict(int(nonfinite), metrics[tk.TRAIN + "embedding_std"], cfg.train.collapse_std, epoch)
         metrics.update(online(epoch))

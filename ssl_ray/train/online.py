@@ -88,6 +88,8 @@ class OnlineReader:
         if not (torch.isfinite(rep).all() and torch.isfinite(emb).all()):
             return {k: math.nan for k in READINGS}
         m, y = self.memory, self.labels
-        return {KNN: knn_accuracy(rep[:m], y[:m], rep[m:], y[m:]),
-                KNN_EMBEDDING: knn_accuracy(emb[:m], y[:m], emb[m:], y[m:]),
-                RANKME: rankme(emb)}
+        return {
+            KNN: knn_accuracy(rep[:m], y[:m], rep[m:], y[m:]),
+            KNN_EMBEDDING: knn_accuracy(emb[:m], y[:m], emb[m:], y[m:]),
+            RANKME: rankme(emb),
+        }

@@ -40,7 +40,9 @@ class LARS(torch.optim.Optimizer):
                 if p.ndim > 1:
                     u = u.add(p, alpha=group["weight_decay"])
                     p_norm, u_norm = torch.norm(p), torch.norm(u)
-                    trust = torch.where((p_norm > 0) & (u_norm > 0), group["eta"] * p_norm / u_norm, torch.ones_like(p_norm))
+                    trust = torch.where(
+                        (p_norm > 0) & (u_norm > 0), group["eta"] * p_norm / u_norm, torch.ones_like(p_norm)
+                    )
                     u = u.mul(trust)
                 state = self.state[p]
                 if "mu" not in state:
@@ -80,7 +82,9 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
 
 
-def build_scheduler(opt: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    opt: torch.optim.Optimizer, warmup_steps: int, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, warmup_steps, total_steps))
 
 

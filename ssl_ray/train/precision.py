@@ -28,7 +28,9 @@ class Precision:
 
     def describe(self) -> str:
         amp = {None: "fp32", torch.bfloat16: "bf16"}.get(self.amp, str(self.amp))
-        return f"{amp}{', channels_last' if self.channels_last else ''}{', SyncBatchNorm' if self.sync_batchnorm else ''}"
+        return (
+            f"{amp}{', channels_last' if self.channels_last else ''}{', SyncBatchNorm' if self.sync_batchnorm else ''}"
+        )
 
 
 def resolve(amp: str, channels_last: str, sync_batchnorm: str, device: torch.device, world: int) -> Precision:

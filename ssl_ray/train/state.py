@@ -37,8 +37,12 @@ def rng_state() -> Dict[str, Any]:
     py_version, py_internal, py_gauss = random.getstate()
     out = {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
-                  "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+        "numpy": {
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "gauss": float(np_gauss),
+        },
         "python": {"version": int(py_version), "internal": list(py_internal), "gauss": py_gauss},
     }
     if torch.cuda.is_available():
@@ -63,21 +67,33 @@ def set_rng_state(s: Dict[str, Any]) -> None:
 # Save and load
 
 
-def save_state(path: str, *, model, optimizer, scheduler, epoch: int, cfg: Dict[str, Any], mlflow_run_id: Optional[str],
-               target_model=None) -> None:
+def save_state(
+    path: str,
+    *,
+    model,
+    optimizer,
+    scheduler,
+    epoch: int,
+    cfg: Dict[str, Any],
+    mlflow_run_id: Optional[str],
+    target_model=None,
+) -> None:
     """Write ``state.pt`` into ``path`` (a directory that becomes a Ray Train checkpoint)."""
     extra = {"target_model": target_model.state_dict()} if target_model is not None else {}
-    write_state(path, {
-        **extra,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "epoch": int(epoch),
-        "rng": rng_state(),
-        "data_seed": int(cfg["train"]["seed"]),
-        "config": cfg,
-        "mlflow_run_id": mlflow_run_id or "",
-    })
+    write_state(
+        path,
+        {
+            **extra,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": int(epoch),
+            "rng": rng_state(),
+            "data_seed": int(cfg["train"]["seed"]),
+            "config": cfg,
+            "mlflow_run_id": mlflow_run_id or "",
+        },
+    )
 
 
 @dataclass
@@ -127,6 +143,8 @@ def resume_state(checkpoint) -> Resumed:
             skipped.append((path, str(e)))
             continue
         for bad, why in skipped:
-            log.warning("ssl_ray: damaged checkpoint %s (%s); resuming from %s instead. Nothing was deleted.", bad, why, path)
+            log.warning(
+                "ssl_ray: damaged checkpoint %s (%s); resuming from %s instead. Nothing was deleted.", bad, why, path
+            )
         return Resumed(state, path, skipped)
     raise CorruptCheckpoint("no readable checkpoint to resume from: " + "; ".join(why for _, why in skipped))

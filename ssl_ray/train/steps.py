@@ -24,8 +24,9 @@ def ema_update(target: torch.nn.Module, online: torch.nn.Module, momentum: float
         bt.copy_(bo)
 
 
-def ssl_step(model, objective, views: torch.Tensor, target_model=None,
-             precision: Optional[Precision] = None) -> tuple[ObjectiveOutput, torch.Tensor]:
+def ssl_step(
+    model, objective, views: torch.Tensor, target_model=None, precision: Optional[Precision] = None
+) -> tuple[ObjectiveOutput, torch.Tensor]:
     """The objective on the embeddings of ``views`` (B, V, C, H, W); with a target encoder, its
     gradient-free embeddings of the same views go to the objective as ``target``. Returns the
     objective's output and the embeddings (B, V, D). Under ``precision``'s autocast only the networks
@@ -43,8 +44,9 @@ def ssl_step(model, objective, views: torch.Tensor, target_model=None,
     return objective(z, target=z_target.float().view(b, v, -1)), z
 
 
-def supervised_step(model, x: torch.Tensor, y: torch.Tensor,
-                    precision: Optional[Precision] = None) -> tuple[ObjectiveOutput, torch.Tensor]:
+def supervised_step(
+    model, x: torch.Tensor, y: torch.Tensor, precision: Optional[Precision] = None
+) -> tuple[ObjectiveOutput, torch.Tensor]:
     """Cross-entropy of the classifier (the projector's last layer) on the labels; returns it and the logits."""
     x = prepare_input(x, precision)
     with autocast(x.device, precision):

@@ -11,14 +11,18 @@ import json
 import subprocess
 
 import pytest
-
 from conftest import PY, ROOT, run_many
 
 
 def test_loader_benchmark_ffcv_beats_torchvision_5x(tmp_path):
     out = tmp_path / "loader.json"
-    proc = subprocess.run([PY, str(ROOT / "benchmarks" / "loader.py"), "--quick", "--sizes", "32", "--out", str(out)],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    proc = subprocess.run(
+        [PY, str(ROOT / "benchmarks" / "loader.py"), "--quick", "--sizes", "32", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["views"] == 2 and report["protocol"] == "simclr"
@@ -34,8 +38,13 @@ def test_loader_benchmark_ffcv_beats_torchvision_5x(tmp_path):
 def run_benchmark(tmp_path, script: str, *args):
     """``benchmarks/<script>.py <args> --out <json>``: its JSON (asserting exit 0) and the process."""
     out = tmp_path / f"{script}.json"
-    proc = subprocess.run([PY, str(ROOT / "benchmarks" / f"{script}.py"), *args, "--out", str(out)],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    proc = subprocess.run(
+        [PY, str(ROOT / "benchmarks" / f"{script}.py"), *args, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
     r = json.loads(out.read_text()) if out.exists() else {}
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return r, proc
@@ -71,8 +80,13 @@ def test_probe_benchmark_engine_beats_sklearn_5x_within_a_point(tmp_path):
 @pytest.mark.bench
 def test_probe_fanout_benchmark_parallel_efficiency(tmp_path):
     out = tmp_path / "fanout.json"
-    proc = subprocess.run([PY, str(ROOT / "benchmarks" / "probe_fanout.py"), "--out", str(out)],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    proc = subprocess.run(
+        [PY, str(ROOT / "benchmarks" / "probe_fanout.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(out.read_text())
     assert r["values"] == len(r["checkpoints"]) * r["metric_keys"]
@@ -81,12 +95,19 @@ def test_probe_fanout_benchmark_parallel_efficiency(tmp_path):
 
 def run_train_benchmark(tmp_path, *args):
     out = tmp_path / "train.json"
-    proc = subprocess.run([PY, str(ROOT / "benchmarks" / "train_throughput.py"), *args, "--out", str(out)],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    proc = subprocess.run(
+        [PY, str(ROOT / "benchmarks" / "train_throughput.py"), *args, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(out.read_text())
     assert all(x > 0 for side in ("ours", "bare") for run in r[side]["runs"] for x in run["epochs"])
-    assert len(r["bare"]["runs"]) == len(r["ours"]["runs"]) + (0 if r["quick"] else 1)  # bare, ours, bare, ...; quick: bare, ours
+    assert len(r["bare"]["runs"]) == len(r["ours"]["runs"]) + (
+        0 if r["quick"] else 1
+    )  # bare, ours, bare, ...; quick: bare, ours
     assert r["ratio_ours_vs_bare"] == round(r["ours"]["images_per_s"] / r["bare"]["images_per_s"], 3)
     assert 0 < r["mfu_ours"] < 1.5 and r["model_gflops_per_image"] > 0 and r["peak_tflops_measured"] > 0
     assert "ours/bare" in proc.stdout
@@ -132,9 +153,14 @@ def test_gpu_check_dry_run(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a GPU machine runs the real check")
     out = tmp_path / "gpu.json"
-    no_dry, proc = run_many([[PY, str(ROOT / "benchmarks" / "gpu_check.py")],
-                             [PY, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", "--out", str(out)]],
-                            timeout=600, cwd=ROOT)
+    no_dry, proc = run_many(
+        [
+            [PY, str(ROOT / "benchmarks" / "gpu_check.py")],
+            [PY, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", "--out", str(out)],
+        ],
+        timeout=600,
+        cwd=ROOT,
+    )
     assert no_dry.returncode == 1 and no_dry.stdout.strip().splitlines() == [no_dry.stdout.strip()]
     assert no_dry.stdout.startswith("gpu_check: no CUDA GPU on this machine")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -151,8 +177,13 @@ def test_gpu_check_dry_run(tmp_path):
 
 def run_search_benchmark(tmp_path, *args):
     out, fig = tmp_path / "search.json", tmp_path / "search.png"
-    proc = subprocess.run([PY, str(ROOT / "benchmarks" / "search.py"), *args, "--out", str(out), "--figure", str(fig)],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    proc = subprocess.run(
+        [PY, str(ROOT / "benchmarks" / "search.py"), *args, "--out", str(out), "--figure", str(fig)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(out.read_text())
     assert fig.stat().st_size > 10_000
@@ -181,7 +212,9 @@ def test_search_benchmark_median_speedup(tmp_path):
 
 def run_tracking_load(tmp_path, *args):
     r, proc = run_benchmark(tmp_path, "tracking_load", *args)
-    assert {(x["backend"], x["writers"]) for x in r["results"]} == {(b, n) for b in ("sqlite", "postgresql") for n in r["writers"]}
+    assert {(x["backend"], x["writers"]) for x in r["results"]} == {
+        (b, n) for b in ("sqlite", "postgresql") for n in r["writers"]
+    }
     for x in r["results"]:  # every value written once, read back once, as written
         assert x["values"] == x["writers"] * r["keys_per_batch"] * r["batches_per_writer"] and x["writes_per_s"] > 0, x
         assert x["lost"] == x["duplicated"] == x["wrong"] == x["failed"] == 0, x
@@ -194,7 +227,9 @@ def test_tracking_load_quick(tmp_path, postgres_server):
     """8 writer processes at once (each starting MLflow's client: most of the time), each logging batches to its own
     run through MetricWriter, against an ``mlflow server`` on SQLite and one on PostgreSQL (conftest's server):
     nothing lost, duplicated or altered. The 16- and 64-writer run is ``-m bench``."""
-    r = run_tracking_load(tmp_path, "--quick", "--writers", "8", "--postgres", postgres_server.database("tracking_load"))
+    r = run_tracking_load(
+        tmp_path, "--quick", "--writers", "8", "--postgres", postgres_server.database("tracking_load")
+    )
     assert r["quick"] and r["writers"] == [8] and r["server_workers"] == 1
 
 

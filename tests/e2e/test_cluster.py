@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import LIGHT_PROBES, PY, ROOT, SweepRun
 
 RAY = str(Path(PY).parent / "ray")
@@ -24,6 +23,7 @@ def load(name: str) -> dict:
 
 # -- the configs -------------------------------------------------------------------------------------
 
+
 def test_cluster_configs_pass_ray_validation():
     from ray.autoscaler._private.util import prepare_config, validate_config
 
@@ -32,8 +32,11 @@ def test_cluster_configs_pass_ray_validation():
     validate_config(prepare_config(copy.deepcopy(aws)))  # as `ray up` sees it, AWS defaults filled in
     validate_config(local)
     # one shape in both: a head that does no work, a pretraining type and a probe type
-    assert set(aws["available_node_types"]) == set(local["available_node_types"]) == {
-        "ray.head.default", "ray.worker.train", "ray.worker.probe"}
+    assert (
+        set(aws["available_node_types"])
+        == set(local["available_node_types"])
+        == {"ray.head.default", "ray.worker.train", "ray.worker.probe"}
+    )
     for c in (aws, local):
         assert c["available_node_types"]["ray.head.default"]["resources"] == {"CPU": 0}
     assert local["provider"]["type"] == "fake_multinode" and aws["provider"]["type"] == "aws"
@@ -88,7 +91,9 @@ def test_cluster_yaml_is_locked_down():
         nc = node["node_config"]
         assert nc["SecurityGroupIds"], name  # our group: Ray makes its own (SSH from 0.0.0.0/0) only without one
         assert nc["IamInstanceProfile"]["Arn"].endswith("-head" if name == "ray.head.default" else "-worker"), name
-        assert nc["MetadataOptions"]["HttpTokens"] == "required" and nc["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+        assert (
+            nc["MetadataOptions"]["HttpTokens"] == "required" and nc["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+        )
     key_line = next(cmd for cmd in c["head_setup_commands"] if "ssl_ray_tunnel.pub" in cmd)
     assert 'permitopen=\\"127.0.0.1:5000\\"' in key_line and 'permitlisten=\\"127.0.0.1:1\\"' in key_line
     assert 'permitlisten=\\"none\\"' not in key_line  # sshd rejects the whole key for it
@@ -101,27 +106,49 @@ def test_cluster_yaml_is_locked_down():
     ssh = res["NodeSecurityGroup"]["Properties"]["SecurityGroupIngress"]
     assert ssh == [dict(ssh[0], CidrIp={"Ref": "AdminCidr"})] and ssh[0]["FromPort"] == ssh[0]["ToPort"] == 22
     assert "0.0.0.0/0" not in (ROOT / "cluster-aws.cfn.yaml").read_text()
-    assert res["IntraClusterIngress"]["Properties"]["SourceSecurityGroupId"] == {"Fn::GetAtt": ["NodeSecurityGroup", "GroupId"]}
+    assert res["IntraClusterIngress"]["Properties"]["SourceSecurityGroupId"] == {
+        "Fn::GetAtt": ["NodeSecurityGroup", "GroupId"]
+    }
     statements = res["HeadRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     actions = [a for st in statements for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])]
     assert not [a for a in actions if a.endswith("*") or a.startswith(("s3:", "iam:Create", "iam:Put"))], actions
     for st in statements:  # whatever changes an instance is bound to this cluster's tag
         if set(st["Action"]) & {"ec2:TerminateInstances", "ec2:StopInstances"}:
             assert "aws:ResourceTag/ray-cluster-name" in str(st["Condition"])
-    assert "Policies" not in res["WorkerRole"]["Properties"] and "ManagedPolicyArns" not in res["WorkerRole"]["Properties"]
+    assert (
+        "Policies" not in res["WorkerRole"]["Properties"] and "ManagedPolicyArns" not in res["WorkerRole"]["Properties"]
+    )
 
 
 # -- a sweep on several nodes ------------------------------------------------------------------------
+
 
 def trial_runs(uri: str, name: str):
     return SweepRun(None, uri, name, None).trials
 
 
 def sweep_cmd(address: str, name: str, tmp_path: Path, *extra: str) -> list:
-    return [PY, str(ROOT / "experiments" / "sweep_vicreg.py"), "--address", address, "--name", name,
-            "--epochs", "1", "--set", "model.depth=1", "--search", "objective.lam=[25]",
-            "--storage-path", str(tmp_path / "shared"), "--no-report", "--mlflow-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-            *LIGHT_PROBES, *extra]
+    return [
+        PY,
+        str(ROOT / "experiments" / "sweep_vicreg.py"),
+        "--address",
+        address,
+        "--name",
+        name,
+        "--epochs",
+        "1",
+        "--set",
+        "model.depth=1",
+        "--search",
+        "objective.lam=[25]",
+        "--storage-path",
+        str(tmp_path / "shared"),
+        "--no-report",
+        "--mlflow-uri",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        *LIGHT_PROBES,
+        *extra,
+    ]
 
 
 def run_sweep(cmd, env=None, timeout=900):
@@ -146,9 +173,29 @@ def digits_beton(tmp_path):
     """``ssl-ray data write-beton`` of the digits into the shared directory, started before the cluster (the
     fixture after this one) so that the two start up side by side; yields ``(path, process)``."""
     beton = tmp_path / "shared" / "digits_train.beton"
-    proc = subprocess.Popen([PY, "-m", "ssl_ray.cli", "data", "write-beton", "--dataset", "digits", "--split", "train",
-                             "--out", str(beton), "--write-mode", "raw", "--num-workers", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "ssl_ray.cli",
+            "data",
+            "write-beton",
+            "--dataset",
+            "digits",
+            "--split",
+            "train",
+            "--out",
+            str(beton),
+            "--write-mode",
+            "raw",
+            "--num-workers",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     yield beton, proc
     proc.kill()
 
@@ -161,9 +208,25 @@ def test_trial_spreads_its_train_workers_over_nodes(digits_beton, three_nodes, t
     out, err = writer.communicate(timeout=300)
     assert writer.returncode == 0, err
     assert "1437 samples, 10 classes" in out
-    run_sweep(sweep_cmd(cluster.address, "spread", tmp_path, "--search", "model.width=[4]", "--workers", "2",
-                        "--set", "train.placement_strategy=STRICT_SPREAD", "--beton", str(beton), "--augment", "simclr",
-                        "--batch-size", "64"))
+    run_sweep(
+        sweep_cmd(
+            cluster.address,
+            "spread",
+            tmp_path,
+            "--search",
+            "model.width=[4]",
+            "--workers",
+            "2",
+            "--set",
+            "train.placement_strategy=STRICT_SPREAD",
+            "--beton",
+            str(beton),
+            "--augment",
+            "simclr",
+            "--batch-size",
+            "64",
+        )
+    )
     (run,) = trial_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "spread")
     tags = run.data.tags
     train_nodes = tags["ssl_ray.train.nodes"].split(",")
@@ -184,9 +247,21 @@ def fake_autoscaling_cluster(tmp_path):
     """``cluster-local.yaml`` started as its comment says; every fake node is stopped afterwards."""
     env = dict(os.environ, RAY_FAKE_CLUSTER="1", AUTOSCALER_UPDATE_INTERVAL_S="1")
     subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
-    start = subprocess.run([RAY, "start", "--head", "--num-cpus=0", f"--autoscaling-config={ROOT / 'cluster-local.yaml'}",
-                            "--dashboard-host=127.0.0.1", "--disable-usage-stats"],
-                           capture_output=True, text=True, env=env, timeout=300)
+    start = subprocess.run(
+        [
+            RAY,
+            "start",
+            "--head",
+            "--num-cpus=0",
+            f"--autoscaling-config={ROOT / 'cluster-local.yaml'}",
+            "--dashboard-host=127.0.0.1",
+            "--disable-usage-stats",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert start.returncode == 0, start.stdout[-2000:] + start.stderr[-2000:]
     try:
         yield Path("/tmp/ray/session_latest/logs/monitor.log")
@@ -201,8 +276,11 @@ def test_autoscaler_adds_worker_nodes_for_a_sweep(fake_autoscaling_cluster, tmp_
 
     monitor_log = fake_autoscaling_cluster
     t0 = time.time()
-    run_sweep(sweep_cmd("auto", "autoscaled", tmp_path, "--search", "model.width=[4,8]", "--workers", "2",
-                        "--cpus-per-worker", "1"))
+    run_sweep(
+        sweep_cmd(
+            "auto", "autoscaled", tmp_path, "--search", "model.width=[4,8]", "--workers", "2", "--cpus-per-worker", "1"
+        )
+    )
     runs = trial_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "autoscaled")
     assert len(runs) == 2
     launched = re.findall(r"Adding (\d+) node\(s\) of type (\S+)\.", monitor_log.read_text())

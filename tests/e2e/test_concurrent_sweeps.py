@@ -11,15 +11,32 @@ import time
 
 import pytest
 import yaml
-
 from conftest import LIGHT_PROBES, PY, ROOT
 
 
 def sweep_cmd(tmp_path, name, epochs):
-    return [PY, str(ROOT / "experiments" / "sweep_vicreg.py"), "--name", name, "--epochs", str(epochs),
-            "--set", "model.depth=1", "--search", "model.width=[4]", "--search", "objective.lam=[25]", "--num-cpus", "2",
-            "--storage-path", str(tmp_path / "sweeps"), "--mlflow-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-            "--no-report", *LIGHT_PROBES]
+    return [
+        PY,
+        str(ROOT / "experiments" / "sweep_vicreg.py"),
+        "--name",
+        name,
+        "--epochs",
+        str(epochs),
+        "--set",
+        "model.depth=1",
+        "--search",
+        "model.width=[4]",
+        "--search",
+        "objective.lam=[25]",
+        "--num-cpus",
+        "2",
+        "--storage-path",
+        str(tmp_path / "sweeps"),
+        "--mlflow-uri",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "--no-report",
+        *LIGHT_PROBES,
+    ]
 
 
 def stop(proc):
@@ -33,8 +50,17 @@ def stop(proc):
 
 
 def test_two_sweeps_started_at_once_under_one_name(tmp_path, clean_env):
-    procs = {epochs: subprocess.Popen(sweep_cmd(tmp_path, "same", epochs), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True, env=clean_env, cwd=ROOT) for epochs in (1, 2)}
+    procs = {
+        epochs: subprocess.Popen(
+            sweep_cmd(tmp_path, "same", epochs),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env,
+            cwd=ROOT,
+        )
+        for epochs in (1, 2)
+    }
     try:
         deadline = time.time() + 120
         while all(p.poll() is None for p in procs.values()):
@@ -46,7 +72,11 @@ def test_two_sweeps_started_at_once_under_one_name(tmp_path, clean_env):
         err = loser.stderr.read()
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert loser.returncode == 2 and len(lines) == 1, err[-2000:]
-        assert lines[0].startswith("error: a sweep named 'same' already exists") and "resume" in lines[0] and "--name" in lines[0]
+        assert (
+            lines[0].startswith("error: a sweep named 'same' already exists")
+            and "resume" in lines[0]
+            and "--name" in lines[0]
+        )
         settings = yaml.safe_load((tmp_path / "sweeps" / "same" / "ssl_ray_sweep.yaml").read_text())
         assert settings["base"]["train"]["epochs"] == winner_epochs  # the winner's settings, never overwritten
         assert procs[winner_epochs].poll() is None  # the winner goes on
@@ -62,11 +92,18 @@ def test_a_second_sweep_under_a_finished_ones_name_is_refused(tmp_path, clean_en
     first = claim(SweepConfig(name="done", storage_path=str(tmp_path / "sweeps")))
     before = (first / "ssl_ray_sweep.yaml").read_bytes()
     ray_tmp = tmp_path / "ray_tmp"  # where a Ray the command started would keep its session
-    proc = subprocess.run(sweep_cmd(tmp_path, "done", 1), capture_output=True, text=True,
-                          env=dict(clean_env, RAY_TMPDIR=str(ray_tmp)), cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        sweep_cmd(tmp_path, "done", 1),
+        capture_output=True,
+        text=True,
+        env=dict(clean_env, RAY_TMPDIR=str(ray_tmp)),
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
         f"error: a sweep named 'done' already exists in {first}; continue it with `ssl-ray resume {first}`, "
-        f"or start a new one with another --name"], proc.stderr[-2000:]
+        f"or start a new one with another --name"
+    ], proc.stderr[-2000:]
     assert (first / "ssl_ray_sweep.yaml").read_bytes() == before
     assert not (tmp_path / "mlflow.db").exists() and not ray_tmp.exists()  # refused before any store or Ray
 
@@ -110,8 +147,14 @@ def signed_sweep(tmp_path, monkeypatch):
 
 
 def resume(d, env, *extra):
-    return subprocess.run([PY, "-m", "ssl_ray.cli", "resume", str(d), *extra], capture_output=True, text=True, env=env,
-                          timeout=120, cwd=ROOT)
+    return subprocess.run(
+        [PY, "-m", "ssl_ray.cli", "resume", str(d), *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=ROOT,
+    )
 
 
 def test_resume_refuses_a_sweep_this_user_did_not_sign(signed_sweep, clean_env):
@@ -123,7 +166,11 @@ def test_resume_refuses_a_sweep_this_user_did_not_sign(signed_sweep, clean_env):
     settings = signed_sweep / "ssl_ray_sweep.yaml"
     settings.write_text(settings.read_text().replace("num_samples: 1", "num_samples: 2"))  # changed by someone
     proc = resume(signed_sweep, env)
-    assert proc.returncode == 2 and proc.stderr.startswith("error: --resume") and "not signed with your ssl_ray key" in proc.stderr
+    assert (
+        proc.returncode == 2
+        and proc.stderr.startswith("error: --resume")
+        and "not signed with your ssl_ray key" in proc.stderr
+    )
     assert "unpickles" in proc.stderr and "--trust" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     (signed_sweep / "ssl_ray_sweep.sig").unlink()  # a folder from elsewhere: no signature at all
     with pytest.raises(ConfigError, match="not signed"):
@@ -163,7 +210,9 @@ def test_resume_unpickles_only_what_the_sweep_signed(signed_sweep, clean_env, tm
     (signed_sweep / "tuner.pkl").write_bytes(pickle.dumps(RunsCode(marker)))
     proc = resume(signed_sweep, env)
     lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1 and "tuner.pkl is not the one this sweep signed" in lines[0], proc.stderr
+    assert proc.returncode == 2 and len(lines) == 1 and "tuner.pkl is not the one this sweep signed" in lines[0], (
+        proc.stderr
+    )
     assert not marker.exists()  # refused before anything was unpickled
     (signed_sweep / "tuner.pkl").write_bytes(signed)
     planted = signed_sweep / "experiment_state-2099-01-01_00-00-00.json"  # the newest: the one Tune would read

@@ -18,8 +18,8 @@ import subprocess
 import time
 
 import pytest
-
 from conftest import PY, ROOT, results_load_in_a_fresh_process
+
 from ssl_ray.config import ProbeConfig, TrainConfig
 from ssl_ray.probes.plan import layers_at
 from ssl_ray.probes.scoring import PROBES, expected_keys
@@ -29,15 +29,30 @@ from ssl_ray.reports.tables import config_table
 from ssl_ray.tracking import TAG_KIND, child_runs, client
 
 TAPS = ["block1", "block2", "block3", "block4", "proj_hidden1", "projector"]
-TARGETS = ["sample", "class", "superclass", "random_0.0", "random_0.25", "random_0.5", "random_0.75", "random_1.0",
-           "permuted_1.0"]
+TARGETS = [
+    "sample",
+    "class",
+    "superclass",
+    "random_0.0",
+    "random_0.25",
+    "random_0.5",
+    "random_0.75",
+    "random_1.0",
+    "permuted_1.0",
+]
 
 
 @pytest.mark.slow  # 8 minutes: the README's main command itself, also run on a fresh clone before each release
 def test_default_sweep_reproduces_the_study(clean_env, tmp_path):
     t0 = time.time()
-    proc = subprocess.run([PY, str(ROOT / "experiments" / "sweep_vicreg.py")], capture_output=True, text=True,
-                          env=clean_env, cwd=tmp_path, timeout=15 * 60)
+    proc = subprocess.run(
+        [PY, str(ROOT / "experiments" / "sweep_vicreg.py")],
+        capture_output=True,
+        text=True,
+        env=clean_env,
+        cwd=tmp_path,
+        timeout=15 * 60,
+    )
     wall = time.time() - t0
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]  # within the 15 minutes of its timeout
     uri = f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}"
@@ -53,7 +68,9 @@ def test_default_sweep_reproduces_the_study(clean_env, tmp_path):
     assert best.class_linear_test >= 0.8 and best["permuted_1.0_linear_test"] <= 0.25
     # the study's targets come from a supervised classifier trained by the sweep itself, in its own experiment
     bank = c.get_run(parent.data.tags["ssl_ray.bank.run_id"])
-    assert not child_runs(c, parent.info.run_id, kind="bank") and not [k for k in bank.data.params if k.startswith("objective.")]
+    assert not child_runs(c, parent.info.run_id, kind="bank") and not [
+        k for k in bank.data.params if k.startswith("objective.")
+    ]
     entropy = c.get_metric_history(bank.info.run_id, "bank/label_entropy")
     accuracy = sorted(c.get_metric_history(bank.info.run_id, "bank/accuracy"), key=lambda h: h.step)
     assert len(entropy) >= 6 and min(h.value for h in entropy) >= 0.8
@@ -69,7 +86,10 @@ def test_default_sweep_reproduces_the_study(clean_env, tmp_path):
     for run in child_runs(c, parent.info.run_id):
         rid = run.info.run_id
         kept = TrainConfig(epochs=int(run.data.params["train.epochs"])).checkpoint_schedule()
-        at = {e: set(expected_keys(TARGETS, layers_at(TAPS, kept, e), PROBES.names(), ProbeConfig(), kept, e)) for e in kept}
+        at = {
+            e: set(expected_keys(TARGETS, layers_at(TAPS, kept, e), PROBES.names(), ProbeConfig(), kept, e))
+            for e in kept
+        }
         m = run.data.metrics
         assert len(m) <= 150, len(m)  # a curated few in MLflow; every value in the probe table
         assert all(round(v, 4) == v for k, v in m.items() if k.startswith("summary/"))
@@ -82,10 +102,15 @@ def test_default_sweep_reproduces_the_study(clean_env, tmp_path):
         for key in sorted(keys):  # every key at every epoch the plan gives it, once each
             assert sorted(have[key]) == [e for e in kept if key in at[e]], key
         assert all(f"probe/{t}/linear_test/input" in have for t in TARGETS)  # the pixel baselines
-        assert all(f"probe/class/mine_unreliable/{layer}" in have and m[f"probe/class/mi_exact/{layer}"] > 0 for layer in TAPS)
+        assert all(
+            f"probe/class/mine_unreliable/{layer}" in have and m[f"probe/class/mi_exact/{layer}"] > 0 for layer in TAPS
+        )
         assert run.data.tags["ssl_ray.probe.status"] == "complete"
         epochs = int(run.data.params["train.epochs"])
-        for key in ("online/knn_val", "online/rankme"):  # the online readings: every epoch, in MLflow and on the console
+        for key in (
+            "online/knn_val",
+            "online/rankme",
+        ):  # the online readings: every epoch, in MLflow and on the console
             assert sorted(h.step for h in c.get_metric_history(rid, key)) == list(range(epochs + 1)), key
         tid = run.data.tags["ssl_ray.trial_id"]
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(f"[trial {tid}]") and "kNN val" in ln]
@@ -104,8 +129,9 @@ def test_default_sweep_reproduces_the_study(clean_env, tmp_path):
     assert len((report / "trials.csv").read_text().strip().splitlines()) == 1 + len(data.trials)
     assert "one seed per configuration" in (report / "README.md").read_text()
     # the results API on the default sweep, in a fresh process: without torch, every probe from the trials' probes.csv
-    fresh = results_load_in_a_fresh_process(tmp_path / "results" / "sweeps" / "vicreg_digits", cwd=tmp_path, env=clean_env)
+    fresh = results_load_in_a_fresh_process(
+        tmp_path / "results" / "sweeps" / "vicreg_digits", cwd=tmp_path, env=clean_env
+    )
     print(f"results.load: {fresh['seconds']:.2f} s")
     assert not fresh["torch"] and fresh["best_layers"] and fresh["trials"] == len(data.trials)
     assert fresh["asked"] and all(k.startswith("train/") for k in fresh["asked"]), fresh["asked"]
-

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import LIGHT_PROBES, PY, ROOT
 
 LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
@@ -26,10 +25,28 @@ DUMPS = ("Traceback", "*** ", "SIGSEGV", "Stack trace", "core dumped", "Fatal Py
 
 
 def sweep_cmd(tmp: Path, name: str, epochs: int = 6):
-    return [PY, str(ROOT / "experiments" / "sweep_vicreg.py"), "--name", name, "--epochs", str(epochs), "--set",
-            "model.depth=1", "--search", "model.width=[4]", "--search", "objective.lam=[25]", "--num-cpus", "2",
-            "--storage-path", str(tmp / "sweeps"), "--mlflow-uri", f"sqlite:///{tmp / 'mlflow.db'}", "--no-report",
-            *LIGHT_PROBES]
+    return [
+        PY,
+        str(ROOT / "experiments" / "sweep_vicreg.py"),
+        "--name",
+        name,
+        "--epochs",
+        str(epochs),
+        "--set",
+        "model.depth=1",
+        "--search",
+        "model.width=[4]",
+        "--search",
+        "objective.lam=[25]",
+        "--num-cpus",
+        "2",
+        "--storage-path",
+        str(tmp / "sweeps"),
+        "--mlflow-uri",
+        f"sqlite:///{tmp / 'mlflow.db'}",
+        "--no-report",
+        *LIGHT_PROBES,
+    ]
 
 
 def start(cmd, tmp: Path, tag: str, env):
@@ -113,8 +130,12 @@ def test_a_signal_ends_the_sweep_cleanly_and_its_ray_listens_on_loopback_only(tm
 def test_a_stopped_sweep_resumes_without_trust_and_sigterm_ends_it_cleanly(tmp_path, clean_env):
     """The resume needs no --trust (Tune's state was signed as the sweep ran); SIGTERM ends it as cleanly."""
     sweep_dir = stopped_sweep(tmp_path, clean_env)
-    again = start([PY, str(ROOT / "experiments" / "sweep_vicreg.py"), "--resume", str(sweep_dir), "--num-cpus", "2"],
-                  tmp_path, "again", clean_env)
+    again = start(
+        [PY, str(ROOT / "experiments" / "sweep_vicreg.py"), "--resume", str(sweep_dir), "--num-cpus", "2"],
+        tmp_path,
+        "again",
+        clean_env,
+    )
     try:
         wait_for(tmp_path / "again.out", r"epoch [2-6]/6", again)
         again.send_signal(signal.SIGTERM)
@@ -139,8 +160,9 @@ def test_a_trial_that_cannot_write_its_directory_fails_the_sweep(tmp_path, clean
     train.mkdir(parents=True)
     make_immutable(train)
     try:
-        proc = subprocess.run(sweep_cmd(tmp_path, "ro", epochs=1), capture_output=True, text=True, env=clean_env, cwd=ROOT,
-                              timeout=600)
+        proc = subprocess.run(
+            sweep_cmd(tmp_path, "ro", epochs=1), capture_output=True, text=True, env=clean_env, cwd=ROOT, timeout=600
+        )
     finally:
         subprocess.run(["chattr", "-i", str(train)], capture_output=True) if os.geteuid() == 0 else train.chmod(0o755)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -1,10 +1,7 @@
 """The other experiment scripts end to end on tiny settings: every SSL objective and the supervised
 baseline train under Ray Train, and each trial gets its probe metrics in MLflow."""
 
-
 import pytest
-
-
 from conftest import LIGHT_PROBES, run_sweep_script
 
 TINY = ["--epochs", "1", "--set", "model.depth=2", *LIGHT_PROBES]
@@ -41,8 +38,21 @@ def test_supervised_baseline(tmp_path):
 
 @pytest.mark.slow
 def test_mmcr_with_momentum_and_many_views(tmp_path):
-    c, trials = run_script("sweep_objectives.py", "mmcr_m", tmp_path, "--search", "objective.name=[mmcr]", "--seeds", "1",
-                           "--search", "model.width=[8]", "--set", "objective.momentum=0.9", "--set", "data.views=4")
+    c, trials = run_script(
+        "sweep_objectives.py",
+        "mmcr_m",
+        tmp_path,
+        "--search",
+        "objective.name=[mmcr]",
+        "--seeds",
+        "1",
+        "--search",
+        "model.width=[8]",
+        "--set",
+        "objective.momentum=0.9",
+        "--set",
+        "data.views=4",
+    )
     assert len(trials) == 1
     t = trials[0]
     assert t.data.params["objective.momentum"] == "0.9" and t.data.params["data.views"] == "4"

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import LIGHT_PROBES, PY, ROOT, probe_table_steps
+
 from ssl_ray.faults import fired
 from ssl_ray.probes.scoring import expected_keys
 
@@ -94,6 +94,7 @@ def descendants(pid: int) -> list:
 
 def wait_for_exit(pids, timeout: float):
     """Seconds until none of ``pids`` is running any more (zombies count as gone); None after ``timeout``."""
+
     def alive(pid):
         try:
             return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -146,11 +147,35 @@ def sweep(tmp_path_factory):
     init, weights = pretrained(tmp / "pretrained")
     uri = f"sqlite:///{clone / 'results' / 'mlflow.db'}"
     script = str(clone / "experiments" / "sweep_vicreg.py")
-    cmd = [PY, script, "--epochs", str(EPOCHS), "--set", "model.depth=2", "--search", "model.width=[8]",
-           "--search", "objective.lam=[25]", "--search", "objective.mu=[25]", "--search", "objective.nu=[1]",
-           "--search", "optim.lr=[0.002,0.002,1e30]", "--cpus-per-worker", "0.6", "--max-concurrent-trials", "2",
-           *LIGHT_PROBES, "--set", "probe.num_cpus=2", "--set", f"train.init_checkpoint={init / 'state.pt'}",
-           "--num-cpus", "2"]
+    cmd = [
+        PY,
+        script,
+        "--epochs",
+        str(EPOCHS),
+        "--set",
+        "model.depth=2",
+        "--search",
+        "model.width=[8]",
+        "--search",
+        "objective.lam=[25]",
+        "--search",
+        "objective.mu=[25]",
+        "--search",
+        "objective.nu=[1]",
+        "--search",
+        "optim.lr=[0.002,0.002,1e30]",
+        "--cpus-per-worker",
+        "0.6",
+        "--max-concurrent-trials",
+        "2",
+        *LIGHT_PROBES,
+        "--set",
+        "probe.num_cpus=2",
+        "--set",
+        f"train.init_checkpoint={init / 'state.pt'}",
+        "--num-cpus",
+        "2",
+    ]
     log = open(tmp / "first.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=clone, env=env, start_new_session=True)
     c = MlflowClient(uri)
@@ -158,15 +183,26 @@ def sweep(tmp_path_factory):
     deadline = time.time() + 600
     try:
         while True:
-            assert proc.poll() is None, "the sweep ended before it could be killed:\n" + (tmp / "first.log").read_text()[-3000:]
-            assert time.time() < deadline, "no twin finished while the other trained again in time:\n" + \
-                (tmp / "first.log").read_text()[-3000:]
+            assert proc.poll() is None, (
+                "the sweep ended before it could be killed:\n" + (tmp / "first.log").read_text()[-3000:]
+            )
+            assert time.time() < deadline, (
+                "no twin finished while the other trained again in time:\n" + (tmp / "first.log").read_text()[-3000:]
+            )
             runs = trial_runs(c) if (clone / "results" / "mlflow.db").exists() else []
             done = tune_terminated(sweep_dir)
-            finished = [r for r in runs if r.data.tags.get("ssl_ray.trial_id") in done
-                        and r.data.tags.get("ssl_ray.status") == "finished"]
-            restarted = [r for r in runs if r.data.tags.get("ssl_ray.status") == "running"
-                         and "ssl_ray.resumed_from" in r.data.tags and "ssl_ray.trial_dir" in r.data.tags]
+            finished = [
+                r
+                for r in runs
+                if r.data.tags.get("ssl_ray.trial_id") in done and r.data.tags.get("ssl_ray.status") == "finished"
+            ]
+            restarted = [
+                r
+                for r in runs
+                if r.data.tags.get("ssl_ray.status") == "running"
+                and "ssl_ray.resumed_from" in r.data.tags
+                and "ssl_ray.trial_dir" in r.data.tags
+            ]
             latest = [latest_registered(Path(r.data.tags["ssl_ray.trial_dir"])) for r in restarted]
             if finished and restarted and latest[0] is not None and int(latest[0].name.split("_")[1]) >= 2:
                 break
@@ -185,14 +221,33 @@ def sweep(tmp_path_factory):
     bad = latest_registered(Path(twice.data.tags["ssl_ray.trial_dir"])) / "state.pt"
     bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 3])
     bad_digest = hashlib.sha256(bad.read_bytes()).hexdigest()
-    out = subprocess.run([PY, script, "--resume", str(sweep_dir), "--num-cpus", "2"], capture_output=True, text=True,
-                         cwd=clone, env=env, timeout=900)
+    out = subprocess.run(
+        [PY, script, "--resume", str(sweep_dir), "--num-cpus", "2"],
+        capture_output=True,
+        text=True,
+        cwd=clone,
+        env=env,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert fired(faults) == 1  # the worker's SIGKILL happened, once
-    return {"client": c, "runs": trial_runs(c), "clone": clone, "sweep_dir": sweep_dir, "uri": uri, "out": out,
-            "first": (tmp / "first.log").read_text(), "earlier": earlier, "init": init, "weights": weights,
-            "finished_before": finished_before, "killed_at": killed_at, "twice": twice.data.tags["ssl_ray.trial_id"],
-            "worker_restart": worker_restart, "bad": (bad, bad_digest)}
+    return {
+        "client": c,
+        "runs": trial_runs(c),
+        "clone": clone,
+        "sweep_dir": sweep_dir,
+        "uri": uri,
+        "out": out,
+        "first": (tmp / "first.log").read_text(),
+        "earlier": earlier,
+        "init": init,
+        "weights": weights,
+        "finished_before": finished_before,
+        "killed_at": killed_at,
+        "twice": twice.data.tags["ssl_ray.trial_id"],
+        "worker_restart": worker_restart,
+        "bad": (bad, bad_digest),
+    }
 
 
 def pretrained(init):
@@ -207,8 +262,15 @@ def pretrained(init):
     model = model_from_config(cfg)
     opt = build_optimizer(model.parameters(), cfg.optim, 1)
     init.mkdir()
-    save_state(str(init), model=model, optimizer=opt, scheduler=build_scheduler(opt, 0, 10), epoch=7, cfg=cfg.to_dict(),
-               mlflow_run_id=None)
+    save_state(
+        str(init),
+        model=model,
+        optimizer=opt,
+        scheduler=build_scheduler(opt, 0, 10),
+        epoch=7,
+        cfg=cfg.to_dict(),
+        mlflow_run_id=None,
+    )
     return init, model.state_dict()
 
 
@@ -258,8 +320,11 @@ def test_twice_killed_training_ends_with_the_same_parameters(sweep):
 
 
 def test_finished_trial_is_not_rerun(sweep):
-    (first,) = [r for r in sweep["runs"] if r.data.tags["ssl_ray.trial_id"] in sweep["finished_before"]
-                and r.data.tags["ssl_ray.status"] == "finished"]
+    (first,) = [
+        r
+        for r in sweep["runs"]
+        if r.data.tags["ssl_ray.trial_id"] in sweep["finished_before"] and r.data.tags["ssl_ray.status"] == "finished"
+    ]
     ckpts = sorted(Path(first.data.tags["ssl_ray.trial_dir"]).glob("epoch_*/state.pt"))
     assert len(ckpts) == EPOCHS + 1
     assert "ssl_ray.resumed_from" not in first.data.tags  # its trial function never ran again
@@ -275,7 +340,7 @@ def test_damaged_latest_checkpoint_falls_back_to_the_one_before(sweep):
     assert hashlib.sha256(bad.read_bytes()).hexdigest() == digest  # left exactly as it was, not deleted
     redone = list(bad.parent.parent.glob(f"epoch_{epoch:04d}_r*/state.pt"))  # the epoch trained again, beside it
     assert len(redone) == 1
-    assert final_checkpoint(run).parent.name.endswith(redone[0].parent.name[len(f"epoch_{epoch:04d}"):])
+    assert final_checkpoint(run).parent.name.endswith(redone[0].parent.name[len(f"epoch_{epoch:04d}") :])
 
 
 def test_every_trial_has_its_full_probe_set(sweep):
@@ -357,6 +422,11 @@ def test_a_run_takes_its_own_name_and_leaves_the_checkout_clean(sweep):
     assert "holds an earlier sweep (kept as it is); this one is 'vicreg_digits-2'" in sweep["first"]
     assert sweep["earlier"].read_text() == "name: vicreg_digits\n"
     assert not (sweep["clone"] / "results" / "vicreg_digits").exists()
-    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], capture_output=True, text=True,
-                            cwd=sweep["clone"], check=True).stdout
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        capture_output=True,
+        text=True,
+        cwd=sweep["clone"],
+        check=True,
+    ).stdout
     assert status == "", status

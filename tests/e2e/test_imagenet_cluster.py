@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import PY, ROOT, mlflow_server, probe_table_steps
 
 RAY = str(Path(PY).parent / "ray")
@@ -44,7 +43,9 @@ def write_imagenet(root: Path, train_per_class: int = 12, val_per_class: int = 4
                 yy, xx = np.mgrid[0:h, 0:w]
                 stripes = np.sin((xx if k % 2 else yy) * (0.2 + 0.05 * k)) > 0
                 img = np.zeros((h, w, 3), np.uint8)
-                img[...] = (np.array([25 * k, 255 - 25 * k, (80 * k) % 256]) * (0.5 + 0.5 * stripes[..., None])).astype(np.uint8)
+                img[...] = (np.array([25 * k, 255 - 25 * k, (80 * k) % 256]) * (0.5 + 0.5 * stripes[..., None])).astype(
+                    np.uint8
+                )
                 img = np.clip(img.astype(int) + rng.integers(-20, 20, img.shape), 0, 255).astype(np.uint8)
                 Image.fromarray(img).save(root / split / wnid / f"{wnid}_{i}.JPEG", quality=90)
     supers = root / "superclasses.txt"
@@ -62,9 +63,21 @@ def mlflow_server_port(tmp_path):
 def fake_cluster():
     env = dict(os.environ, RAY_FAKE_CLUSTER="1", AUTOSCALER_UPDATE_INTERVAL_S="1")
     subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
-    start = subprocess.run([RAY, "start", "--head", "--num-cpus=0", f"--autoscaling-config={ROOT / 'cluster-local.yaml'}",
-                            "--dashboard-host=127.0.0.1", "--disable-usage-stats"], capture_output=True, text=True, env=env,
-                           timeout=300)
+    start = subprocess.run(
+        [
+            RAY,
+            "start",
+            "--head",
+            "--num-cpus=0",
+            f"--autoscaling-config={ROOT / 'cluster-local.yaml'}",
+            "--dashboard-host=127.0.0.1",
+            "--disable-usage-stats",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert start.returncode == 0, start.stdout[-2000:] + start.stderr[-2000:]
     try:
         yield
@@ -85,24 +98,103 @@ def test_imagenet_at_toy_scale_through_the_cluster_topology(tmp_path, mlflow_ser
     env = dict(os.environ, PYTHONUNBUFFERED="1", SSL_RAY_RESULTS=str(tmp_path / "results"))
     env.pop("MLFLOW_TRACKING_URI", None)
     beton = tmp_path / "imagenet_train.beton"
-    w = subprocess.run([PY, "-m", "ssl_ray.cli", "data", "write-beton", "--dataset", "imagenet", "--split", "train",
-                        "--data-root", str(data), "--superclass-map", str(supers), "--out", str(beton),
-                        "--write-mode", "jpg", "--max-resolution", "96", "--num-workers", "2"],
-                       capture_output=True, text=True, env=env, timeout=300)
+    w = subprocess.run(
+        [
+            PY,
+            "-m",
+            "ssl_ray.cli",
+            "data",
+            "write-beton",
+            "--dataset",
+            "imagenet",
+            "--split",
+            "train",
+            "--data-root",
+            str(data),
+            "--superclass-map",
+            str(supers),
+            "--out",
+            str(beton),
+            "--write-mode",
+            "jpg",
+            "--max-resolution",
+            "96",
+            "--num-workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert w.returncode == 0, w.stderr[-3000:]
     assert "120 samples, 10 classes, 2 superclasses" in w.stdout
 
     uri = f"http://ssl:{SECRET}@127.0.0.1:{mlflow_server_port}"
-    cmd = [PY, "-m", "ssl_ray.cli", "sweep", "--config", str(ROOT / "configs" / "imagenet_resnet50.yaml"),
-           "--name", "imagenet_toy", "--address", "auto", "--mlflow-uri", uri, "--storage-path", str(tmp_path / "sweeps"),
-           "--data-root", str(data), "--beton", str(beton), "--epochs", str(EPOCHS), "--batch-size", "16",
-           "--workers", "2", "--cpus-per-worker", "0.9", "--gpus-per-worker", "0",
-           "--set", f"data.superclass_map={supers}", "--set", "data.image_size=64", "--set", "data.loader=ffcv",
-           "--set", "data.num_workers=1", "--set", "model.width=8", "--set", "model.projector_dims=[64,64]",
-           "--set", "optim.warmup_epochs=0", "--set", "optim.lr=0.05", "--set", "train.placement_strategy=STRICT_SPREAD",
-           "--set", f"probe.layers={LAYERS}".replace("'", ""), "--set", f"probe.targets={TARGETS}".replace("'", ""),
-           "--set", "probe.metrics=[ncc,cdnv,linear]", "--set", "probe.num_gpus=0", "--set", "probe.max_train_images=1000",
-           "--set", "probe.sample_images=20", "--set", "probe.sample_train_views=4", "--set", "probe.sample_test_views=2"]
+    cmd = [
+        PY,
+        "-m",
+        "ssl_ray.cli",
+        "sweep",
+        "--config",
+        str(ROOT / "configs" / "imagenet_resnet50.yaml"),
+        "--name",
+        "imagenet_toy",
+        "--address",
+        "auto",
+        "--mlflow-uri",
+        uri,
+        "--storage-path",
+        str(tmp_path / "sweeps"),
+        "--data-root",
+        str(data),
+        "--beton",
+        str(beton),
+        "--epochs",
+        str(EPOCHS),
+        "--batch-size",
+        "16",
+        "--workers",
+        "2",
+        "--cpus-per-worker",
+        "0.9",
+        "--gpus-per-worker",
+        "0",
+        "--set",
+        f"data.superclass_map={supers}",
+        "--set",
+        "data.image_size=64",
+        "--set",
+        "data.loader=ffcv",
+        "--set",
+        "data.num_workers=1",
+        "--set",
+        "model.width=8",
+        "--set",
+        "model.projector_dims=[64,64]",
+        "--set",
+        "optim.warmup_epochs=0",
+        "--set",
+        "optim.lr=0.05",
+        "--set",
+        "train.placement_strategy=STRICT_SPREAD",
+        "--set",
+        f"probe.layers={LAYERS}".replace("'", ""),
+        "--set",
+        f"probe.targets={TARGETS}".replace("'", ""),
+        "--set",
+        "probe.metrics=[ncc,cdnv,linear]",
+        "--set",
+        "probe.num_gpus=0",
+        "--set",
+        "probe.max_train_images=1000",
+        "--set",
+        "probe.sample_images=20",
+        "--set",
+        "probe.sample_train_views=4",
+        "--set",
+        "probe.sample_test_views=2",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800, cwd=tmp_path)
     console = proc.stdout + proc.stderr
     assert proc.returncode == 0, console[-5000:]
@@ -133,7 +225,13 @@ def test_imagenet_at_toy_scale_through_the_cluster_topology(tmp_path, mlflow_ser
 
     # the password is used, never written or printed
     assert SECRET not in console
-    assert parent.data.tags["ssl_ray.command"].count("ssl:***@") == 1 and SECRET not in parent.data.tags["ssl_ray.command"]
-    for f in [*(tmp_path / "sweeps").rglob("*.yaml"), *(tmp_path / "sweeps").rglob("*.json"), *(tmp_path / "results").rglob("*.md")]:
+    assert (
+        parent.data.tags["ssl_ray.command"].count("ssl:***@") == 1 and SECRET not in parent.data.tags["ssl_ray.command"]
+    )
+    for f in [
+        *(tmp_path / "sweeps").rglob("*.yaml"),
+        *(tmp_path / "sweeps").rglob("*.json"),
+        *(tmp_path / "results").rglob("*.md"),
+    ]:
         assert SECRET not in f.read_text(errors="replace"), f
     print(f"ImageNet-shaped sweep on the fake cluster: {time.time() - t0:.0f} s")

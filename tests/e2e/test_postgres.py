@@ -7,7 +7,6 @@ not answer or whose database does not exist is one line naming the cause. The co
 which starts its servers on this fixture); a whole sweep against such a server is marked slow."""
 
 import pytest
-
 from conftest import LIGHT_PROBES, mlflow_server, run_sweep_script
 
 
@@ -59,13 +58,18 @@ def test_print_config_masks_the_password_of_a_live_store(postgres_server, tmp_pa
     carried), and prints the URI with ``***`` for the password. (The sweep file and resume: the unit test
     tests/unit/cli/test_held_out_input.py::test_the_sweep_file_and_resume_mask_the_password.)"""
     from conftest import ROOT
+
     from ssl_ray.sweep.commands import sweep_main
 
     secret = "hunter2"
     monkeypatch.setenv("SSL_RAY_RESULTS", str(tmp_path / "results"))
     live = f"postgresql://postgres:{secret}@/postgres?host={postgres_server.data}&port={postgres_server.port}"
-    assert sweep_main(["--print-config", "--mlflow-uri", live], config_file=str(ROOT / "configs" / "vicreg_digits.yaml"),
-                      prog="x") == 0
+    assert (
+        sweep_main(
+            ["--print-config", "--mlflow-uri", live], config_file=str(ROOT / "configs" / "vicreg_digits.yaml"), prog="x"
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "postgresql://postgres:***@/postgres?host=" in out and secret not in out
 
@@ -80,17 +84,35 @@ def test_a_sweep_against_an_mlflow_server_on_postgresql(postgres_server, tmp_pat
 
     db = postgres_server.database("sweep")
     with mlflow_server(tmp_path / "server", backend=db) as base:
-        run = run_sweep_script("sweep_vicreg.py", "pgsweep", tmp_path, "--epochs", "1", "--set", "model.depth=1",
-                               "--search", "model.width=[4]", "--search", "objective.lam=[25]", "--no-report",
-                               *LIGHT_PROBES, env=clean_env, uri=base)
+        run = run_sweep_script(
+            "sweep_vicreg.py",
+            "pgsweep",
+            tmp_path,
+            "--epochs",
+            "1",
+            "--set",
+            "model.depth=1",
+            "--search",
+            "model.width=[4]",
+            "--search",
+            "objective.lam=[25]",
+            "--no-report",
+            *LIGHT_PROBES,
+            env=clean_env,
+            uri=base,
+        )
         assert run.parent is not None and len(run.trials) == 1
         (trial,) = run.trials
         c = run.client
         assert [m.step for m in c.get_metric_history(trial.info.run_id, "train/loss")] == [1]
         probes = [k for k in trial.data.metrics if k.startswith("probe/class/ncc_test/")]
         assert probes, sorted(trial.data.metrics)
-        csv = download_artifacts(run_id=trial.info.run_id, artifact_path="probes/probes.csv", tracking_uri=base,
-                                 dst_path=str(tmp_path / "dl"))
+        csv = download_artifacts(
+            run_id=trial.info.run_id,
+            artifact_path="probes/probes.csv",
+            tracking_uri=base,
+            dst_path=str(tmp_path / "dl"),
+        )
         table = pd.read_csv(csv)
         assert {"class", "permuted_1.0"} <= set(table["target"]) and set(table["epoch"]) >= {0, 1}
         assert len(table) == len(table.drop_duplicates(["epoch", "layer", "target", "metric"]))

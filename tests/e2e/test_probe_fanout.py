@@ -23,8 +23,13 @@ def test_a_fanout_keeps_to_its_slots(ray2, tmp_path):
     from ssl_ray.train.optim import build_optimizer, build_scheduler
     from ssl_ray.train.state import save_state
 
-    cfg = ExperimentConfig.from_dict({"model": {"depth": 2, "width": 8}, "data": {"image_size": 8},
-                                      "probe": {"metrics": ["ncc"], "targets": ["class"]}})
+    cfg = ExperimentConfig.from_dict(
+        {
+            "model": {"depth": 2, "width": 8},
+            "data": {"image_size": 8},
+            "probe": {"metrics": ["ncc"], "targets": ["class"]},
+        }
+    )
     torch.manual_seed(0)
     model = model_from_config(cfg)
     opt = build_optimizer(model.parameters(), cfg.optim, 1)
@@ -32,8 +37,15 @@ def test_a_fanout_keeps_to_its_slots(ray2, tmp_path):
     for e in (0, 1):
         d = tmp_path / f"epoch_{e:04d}"
         d.mkdir()
-        save_state(str(d), model=model, optimizer=opt, scheduler=build_scheduler(opt, 0, 10), epoch=e, cfg=cfg.to_dict(),
-                   mlflow_run_id=None)
+        save_state(
+            str(d),
+            model=model,
+            optimizer=opt,
+            scheduler=build_scheduler(opt, 0, 10),
+            epoch=e,
+            cfg=cfg.to_dict(),
+            mlflow_run_id=None,
+        )
         ckpts.append((e, str(d)))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     c = client(uri)

@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from conftest import PY, ROOT
+
 from ssl_ray.reports.report import ARTIFACT_DIR, FIGURES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -47,7 +48,10 @@ def test_sweep_logs_to_the_server_over_http(tiny_http):
     assert len(parents) == 1 and len(children) == 2
     parent = parents[0]["info"]["run_id"]
     assert parents[0]["info"]["status"] == "FAILED"  # its probes of epoch 2 gave up (conftest.tiny_http): the truth
-    assert tags(parents[0])["ssl_ray.command"].startswith("python ") and "--name tiny" in tags(parents[0])["ssl_ray.command"]
+    assert (
+        tags(parents[0])["ssl_ray.command"].startswith("python ")
+        and "--name tiny" in tags(parents[0])["ssl_ray.command"]
+    )
     assert len(tags(parents[0])["ssl_ray.git_commit"].split()[0]) == 40
     assert all(tags(c)["mlflow.parentRunId"] == parent for c in children)
     params = [{p["key"]: p["value"] for p in c["data"]["params"]} for c in children]
@@ -61,7 +65,9 @@ def test_sweep_logs_to_the_server_over_http(tiny_http):
         assert sorted(m["step"] for m in loss) == [1, 2]
         for target in ("sample", "class", "superclass", "permuted_1.0"):
             for layer in TAPS:
-                hist = rest(base, "metrics/get-history", {"run_id": rid, "metric_key": f"probe/{target}/ncc_test/{layer}"})["metrics"]
+                hist = rest(
+                    base, "metrics/get-history", {"run_id": rid, "metric_key": f"probe/{target}/ncc_test/{layer}"}
+                )["metrics"]
                 assert {0, 1} <= {m["step"] for m in hist} <= {0, 1, 2}, (target, layer)  # epoch 2: after the backfill
                 assert all(0.0 <= m["value"] <= 1.0 for m in hist)
 
@@ -79,8 +85,14 @@ def test_report_writes_figures_table_and_artifacts(tiny_http):
     tmp, base, sweep_proc, env = tiny_http
     assert "report: 15 files in " + str(tmp / "tiny") in sweep_proc.stdout  # at the sweep's end, beside its tmp/sweeps/
     out = tmp / "report"
-    proc = subprocess.run([PY, "-m", "ssl_ray.cli", "report", str(tmp / "sweeps" / "tiny"), "--out", str(out)],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    proc = subprocess.run(
+        [PY, "-m", "ssl_ray.cli", "report", str(tmp / "sweeps" / "tiny"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "[report] 12/12 figures" in proc.stderr  # the progress display
     for stem in FIGURES:
@@ -91,8 +103,9 @@ def test_report_writes_figures_table_and_artifacts(tiny_http):
     img = matplotlib.image.imread(out / "fig7_embeddings.png")  # decodes: a whole, drawn image
     assert img.shape[0] > 300 and img[..., :3].std() > 0.05
     exp = rest(base, "experiments/get-by-name", {"experiment_name": "tiny"})["experiment"]
-    (parent,) = rest(base, "runs/search", body={"experiment_ids": [exp["experiment_id"]],
-                                                "filter": "tags.`ssl_ray.kind` = 'sweep'"})["runs"]
+    (parent,) = rest(
+        base, "runs/search", body={"experiment_ids": [exp["experiment_id"]], "filter": "tags.`ssl_ray.kind` = 'sweep'"}
+    )["runs"]
     listed = rest(base, "artifacts/list", {"run_id": parent["info"]["run_id"], "path": ARTIFACT_DIR})["files"]
     logged = {Path(f["path"]).name: int(f.get("file_size", 0)) for f in listed}
     for stem in FIGURES:
@@ -101,14 +114,32 @@ def test_report_writes_figures_table_and_artifacts(tiny_http):
     with open(out / "trials.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2
-    expected = {"trial", "configuration", "seed", "status", "objective.lam", "objective.mu", "objective.nu", "model.width",
-                "final_loss", "best_layer", "class_linear_val", "class_linear_test", "class_ncc_test", "class_cdnv",
-                "superclass_linear_test", "permuted_1.0_linear_test", "run_id"}
+    expected = {
+        "trial",
+        "configuration",
+        "seed",
+        "status",
+        "objective.lam",
+        "objective.mu",
+        "objective.nu",
+        "model.width",
+        "final_loss",
+        "best_layer",
+        "class_linear_val",
+        "class_linear_test",
+        "class_ncc_test",
+        "class_cdnv",
+        "superclass_linear_test",
+        "permuted_1.0_linear_test",
+        "run_id",
+    }
     assert expected <= set(rows[0]), set(rows[0])
     assert [r["seed"] for r in rows] == ["0", "0"] and len({r["configuration"] for r in rows}) == 2
     for r in rows:
         assert r["status"] == "finished" and r["best_layer"] in TAPS
-        assert 0.0 < float(r["class_linear_test"]) <= 1.0 and float(r["class_cdnv"]) > 0.0 and float(r["final_loss"]) > 0
+        assert (
+            0.0 < float(r["class_linear_test"]) <= 1.0 and float(r["class_cdnv"]) > 0.0 and float(r["final_loss"]) > 0
+        )
     md = (out / "trials.md").read_text().splitlines()
     assert len(md) == 2 + 2 and md[0].startswith("| configuration | N | status |") and "λ" in md[0]
     assert all("| 1 | finished |" in row and " ± " not in row for row in md[2:])  # one seed: no spread to show
@@ -122,12 +153,23 @@ def test_report_bad_input(tiny_http, tmp_path):
     tmp, base, _, env = tiny_http
     # an experiment whose sweep has a trial that trained but has no probe metrics yet
     exp_id = rest(base, "experiments/create", body={"name": "unprobed"})["experiment_id"]
-    parent = rest(base, "runs/create", body={"experiment_id": exp_id, "tags": [{"key": "ssl_ray.kind", "value": "sweep"}]})
+    parent = rest(
+        base, "runs/create", body={"experiment_id": exp_id, "tags": [{"key": "ssl_ray.kind", "value": "sweep"}]}
+    )
     pid = parent["run"]["info"]["run_id"]
-    child = rest(base, "runs/create", body={"experiment_id": exp_id, "tags": [
-        {"key": "ssl_ray.kind", "value": "trial"}, {"key": "mlflow.parentRunId", "value": pid}]})
-    rest(base, "runs/log-metric", body={"run_id": child["run"]["info"]["run_id"], "key": "train/loss", "value": 1.0,
-                                        "timestamp": 0, "step": 1})
+    child = rest(
+        base,
+        "runs/create",
+        body={
+            "experiment_id": exp_id,
+            "tags": [{"key": "ssl_ray.kind", "value": "trial"}, {"key": "mlflow.parentRunId", "value": pid}],
+        },
+    )
+    rest(
+        base,
+        "runs/log-metric",
+        body={"run_id": child["run"]["info"]["run_id"], "key": "train/loss", "value": 1.0, "timestamp": 0, "step": 1},
+    )
     rest(base, "experiments/create", body={"name": "never_swept"})
     clean = dict(env, SSL_RAY_RESULTS=str(tmp_path / "results"))
     cases = [
@@ -140,8 +182,17 @@ def test_report_bad_input(tiny_http, tmp_path):
         ([str(tmp / "sweeps" / "tiny"), "--layer", "block9"], env, "--layer block9: not a probed layer"),
         ([], env, "the following arguments are required: sweep"),
     ]
-    procs = [subprocess.Popen([PY, "-m", "ssl_ray.cli", "report", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, cwd=ROOT, env=e) for args, e, _ in cases]
+    procs = [
+        subprocess.Popen(
+            [PY, "-m", "ssl_ray.cli", "report", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=e,
+        )
+        for args, e, _ in cases
+    ]
     for (args, _, message), p in zip(cases, procs):
         out, err = p.communicate(timeout=120)
         assert p.returncode == 2, (args, out, err)

@@ -9,16 +9,33 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import PY, ROOT, clean_environ, run_sweep_script
 from test_fault_tolerance import kill_tree, tune_terminated
 
 # two objectives, each with its own coefficient (searched only where it applies), on a small network
-SPACE = ["--search", "objective.name={choice: [vicreg, simclr]}",
-         "--search", "objective.lam={loguniform: [1.0, 50.0], when: {objective.name: vicreg}}",
-         "--search", "objective.temperature={loguniform: [0.05, 2.0], when: {objective.name: simclr}}"]
-SMALL = ["--epochs", "3", "--set", "model.depth=2", "--search", "model.width={choice: [8]}", "--set", "model.projector_dims=[32,32]",
-         "--set", "train.checkpoint_epochs=[1,3]", "--set", "probe.metrics=[ncc]", "--no-report"]
+SPACE = [
+    "--search",
+    "objective.name={choice: [vicreg, simclr]}",
+    "--search",
+    "objective.lam={loguniform: [1.0, 50.0], when: {objective.name: vicreg}}",
+    "--search",
+    "objective.temperature={loguniform: [0.05, 2.0], when: {objective.name: simclr}}",
+]
+SMALL = [
+    "--epochs",
+    "3",
+    "--set",
+    "model.depth=2",
+    "--search",
+    "model.width={choice: [8]}",
+    "--set",
+    "model.projector_dims=[32,32]",
+    "--set",
+    "train.checkpoint_epochs=[1,3]",
+    "--set",
+    "probe.metrics=[ncc]",
+    "--no-report",
+]
 
 
 def searched(run) -> tuple:
@@ -29,14 +46,28 @@ def searched(run) -> tuple:
 @pytest.fixture(scope="module")
 def optuna_sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("optuna")
-    return run_sweep_script("search_objectives.py", "optuna_tiny", tmp, *SPACE, *SMALL, "--num-samples", "4",
-                            env=clean_environ(tmp), timeout=900)
+    return run_sweep_script(
+        "search_objectives.py",
+        "optuna_tiny",
+        tmp,
+        *SPACE,
+        *SMALL,
+        "--num-samples",
+        "4",
+        env=clean_environ(tmp),
+        timeout=900,
+    )
 
 
 def test_parent_records_search_and_every_trial_reads_online_every_epoch(optuna_sweep):
     s = optuna_sweep
     p = s.parent.data.params
-    assert (p["search_alg"], p["scheduler"], p["scheduler_metric"], p["scheduler_mode"]) == ("optuna", "asha", "online/knn_val", "max")
+    assert (p["search_alg"], p["scheduler"], p["scheduler_metric"], p["scheduler_mode"]) == (
+        "optuna",
+        "asha",
+        "online/knn_val",
+        "max",
+    )
     assert len(s.trials) == 4
     # a trial ASHA stops is recorded as stopped, never as errored (its process ends while it is tagged)
     assert {r.data.tags["ssl_ray.status"] for r in s.trials} <= {"finished", "stopped"}
@@ -81,9 +112,24 @@ def test_killed_driver_resumes_the_same_optuna_study(tmp_path):
     env = dict(clean_environ(tmp_path), TUNE_GLOBAL_CHECKPOINT_S="1")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     sweep_dir = tmp_path / "sweeps" / "resume_optuna"
-    cmd = [PY, str(ROOT / "experiments" / "search_objectives.py"), "--name", "resume_optuna", *SPACE, *SMALL,
-           "--num-samples", "5", "--max-concurrent-trials", "1", "--storage-path", str(tmp_path / "sweeps"),
-           "--mlflow-uri", uri, "--num-cpus", "2"]
+    cmd = [
+        PY,
+        str(ROOT / "experiments" / "search_objectives.py"),
+        "--name",
+        "resume_optuna",
+        *SPACE,
+        *SMALL,
+        "--num-samples",
+        "5",
+        "--max-concurrent-trials",
+        "1",
+        "--storage-path",
+        str(tmp_path / "sweeps"),
+        "--mlflow-uri",
+        uri,
+        "--num-cpus",
+        "2",
+    ]
     log = open(tmp_path / "first.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=ROOT)
     deadline = time.time() + 600
@@ -100,8 +146,14 @@ def test_killed_driver_resumes_the_same_optuna_study(tmp_path):
             kill_tree(proc.pid)
     before = {t: c for t, c in configs(sweep_dir).items() if t in tune_terminated(sweep_dir)}
     assert len(before) >= 2
-    out = subprocess.run([PY, "-m", "ssl_ray.cli", "resume", str(sweep_dir), "--num-cpus", "2"], capture_output=True,
-                         text=True, env=env, timeout=900, cwd=ROOT)
+    out = subprocess.run(
+        [PY, "-m", "ssl_ray.cli", "resume", str(sweep_dir), "--num-cpus", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     after = configs(sweep_dir)
     assert len(after) == 5 and all(after[t] == c for t, c in before.items())  # finished trials kept as they were
@@ -110,8 +162,13 @@ def test_killed_driver_resumes_the_same_optuna_study(tmp_path):
     assert len(study.trials) == 5  # one study: the trials before the kill and after it
     told = [t.params for t in study.trials]  # every trial before the kill is one of the study's
     assert all(any(all(p.get(k) == v for k, v in params(c).items()) for p in told) for c in before.values())
-    runs = [r for r in MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("resume_optuna").experiment_id])
-            if r.data.tags.get("ssl_ray.kind") == "trial"]
+    runs = [
+        r
+        for r in MlflowClient(uri).search_runs(
+            [MlflowClient(uri).get_experiment_by_name("resume_optuna").experiment_id]
+        )
+        if r.data.tags.get("ssl_ray.kind") == "trial"
+    ]
     assert len(runs) == 5
 
 
@@ -176,8 +233,14 @@ def test_pbt_exploits_a_checkpoint_tags_the_lineage_and_keeps_one_run_per_trial(
     cfg = tmp_path / "pbt.yaml"
     cfg.write_text(PBT)
     env = clean_environ(tmp_path)
-    out = subprocess.run([PY, "-m", "ssl_ray.cli", "sweep", "--config", str(cfg), "--num-cpus", "2"], capture_output=True,
-                         text=True, env=env, timeout=900, cwd=ROOT)
+    out = subprocess.run(
+        [PY, "-m", "ssl_ray.cli", "sweep", "--config", str(cfg), "--num-cpus", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     c = client(f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}")
     exp = c.get_experiment_by_name("pbt_tiny")

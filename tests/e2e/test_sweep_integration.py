@@ -11,20 +11,31 @@ from collections import Counter
 
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
-
 from conftest import PROBE_RETRIES as RETRIES
 from conftest import PY, ROOT, SweepRun, results_load_in_a_fresh_process, run_many
+from mlflow.tracking import MlflowClient
+
 from ssl_ray.config import BANK_SEED_BASE, ProbeConfig
 from ssl_ray.probes.plan import INPUT_LAYER, layers_at
 from ssl_ray.probes.scoring import PROBES, expected_keys
 
 TAPS = ["block1", "block2", "proj_hidden1", "projector"]
-TARGETS = ["sample", "class", "superclass", "random_0.0", "random_0.25", "random_0.5", "random_0.75", "random_1.0",
-           "permuted_1.0"]  # the defaults: random_<r> from the bank the sweep trains first
+TARGETS = [
+    "sample",
+    "class",
+    "superclass",
+    "random_0.0",
+    "random_0.25",
+    "random_0.5",
+    "random_0.75",
+    "random_1.0",
+    "permuted_1.0",
+]  # the defaults: random_<r> from the bank the sweep trains first
 SCHEDULE = [0, 1, 2]  # 2 epochs: every epoch probed, MINE at all three, the pixel baseline (input) at epoch 0
-KEYS_AT = {e: expected_keys(TARGETS, layers_at(TAPS, SCHEDULE, e), PROBES.names(), ProbeConfig(), SCHEDULE, e)
-           for e in SCHEDULE}
+KEYS_AT = {
+    e: expected_keys(TARGETS, layers_at(TAPS, SCHEDULE, e), PROBES.names(), ProbeConfig(), SCHEDULE, e)
+    for e in SCHEDULE
+}
 KEYS = sorted(set(KEYS_AT[0]) | set(KEYS_AT[1]))
 
 
@@ -75,7 +86,8 @@ def test_parent_and_child_runs(tiny_sweep):
     assert parent.info.status == "FAILED"  # epoch 2's probes gave up in both trials (conftest.tiny_http)
     phases = parent.data.metrics
     assert phases["sweep/after_over_training"] == pytest.approx(
-        phases["sweep/seconds_after_training"] / phases["sweep/seconds_training"], rel=1e-6)
+        phases["sweep/seconds_after_training"] / phases["sweep/seconds_training"], rel=1e-6
+    )
     assert all(ch.data.tags["mlflow.parentRunId"] == parent.info.run_id for ch in children)
     assert sorted(ch.data.params["objective.lam"] for ch in children) == ["10.0", "25.0"]  # typed: floats
     assert all(ch.data.params["model.width"] == "8" and ch.data.params["objective.name"] == "vicreg" for ch in children)
@@ -119,7 +131,10 @@ def test_the_sweep_trains_its_own_target_bank(tiny_sweep):
     parent = c.get_run(children[0].data.tags["mlflow.parentRunId"])
     assert not child_runs(c, parent.info.run_id, kind="bank")  # the bank's run is never among the sweep's runs
     bank = c.get_run(parent.data.tags["ssl_ray.bank.run_id"])
-    assert c.get_experiment(bank.info.experiment_id).name == "ssl_ray_target_banks" and bank.data.tags["ssl_ray.kind"] == "bank"
+    assert (
+        c.get_experiment(bank.info.experiment_id).name == "ssl_ray_target_banks"
+        and bank.data.tags["ssl_ray.kind"] == "bank"
+    )
     # its params are what the bank uses: the dataset, the network, its optimizer, its length and seed; no SSL objective
     assert not [k for k in bank.data.params if k.startswith(("objective.", "probe."))]
     assert bank.data.params["train.mode"] == "supervised" and bank.data.params["data.dataset"] == "digits"
@@ -173,7 +188,9 @@ def test_tidy_probe_table_artifact(tiny_http):
         assert set(df[df.layer == INPUT_LAYER].epoch) == {0} and set(df[df.layer == INPUT_LAYER].target) == set(TARGETS)
         assert not df.duplicated(["epoch", "layer", "target", "metric"]).any()
         row = df[(df.epoch == 1) & (df.layer == "projector") & (df.target == "class") & (df.metric == "ncc_test")]
-        (at_epoch_1,) = [h.value for h in c.get_metric_history(ch.info.run_id, "probe/class/ncc_test/projector") if h.step == 1]
+        (at_epoch_1,) = [
+            h.value for h in c.get_metric_history(ch.info.run_id, "probe/class/ncc_test/projector") if h.step == 1
+        ]
         assert row.value.item() == pytest.approx(at_epoch_1)
 
 
@@ -184,18 +201,40 @@ def test_backfill_fills_the_gap_and_rerun_is_idempotent(tiny_sweep, tiny_http):
     a, b = sorted(children, key=lambda r: r.data.tags["ssl_ray.trial_id"])
     # two commands at once, each with its own local Ray, as two people might run them, one finding its trial by
     # run id, the other by trial directory: only epoch 2 is missing in each, so only its 4 layers are probed
-    by_run, by_dir = run_many([
-        [PY, "-m", "ssl_ray.cli", "probe", "--run-id", a.info.run_id, "--mlflow-uri", uri, "--num-cpus", "2"],
-        [PY, "-m", "ssl_ray.cli", "probe", "--trial-dir", b.data.tags["ssl_ray.trial_dir"], "--mlflow-uri", uri,
-         "--num-cpus", "2"]], timeout=600, cwd=ROOT, env=env)
+    by_run, by_dir = run_many(
+        [
+            [PY, "-m", "ssl_ray.cli", "probe", "--run-id", a.info.run_id, "--mlflow-uri", uri, "--num-cpus", "2"],
+            [
+                PY,
+                "-m",
+                "ssl_ray.cli",
+                "probe",
+                "--trial-dir",
+                b.data.tags["ssl_ray.trial_dir"],
+                "--mlflow-uri",
+                uri,
+                "--num-cpus",
+                "2",
+            ],
+        ],
+        timeout=600,
+        cwd=ROOT,
+        env=env,
+    )
     for proc in (by_run, by_dir):
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert "4 checkpoint x layer tasks run; probes complete" in proc.stdout
     assert "[probes] 4/4 checkpoint x layer tasks done" in by_run.stderr  # the progress display
     # run again: nothing is missing, nothing is probed (and no Ray started)
-    (again,) = run_many([[PY, "-m", "ssl_ray.cli", "probe", "--run-id", b.info.run_id, "--mlflow-uri", uri]],
-                        timeout=300, cwd=ROOT, env=env)
-    assert again.returncode == 0 and "0 checkpoint x layer tasks run; probes complete" in again.stdout, again.stderr[-2000:]
+    (again,) = run_many(
+        [[PY, "-m", "ssl_ray.cli", "probe", "--run-id", b.info.run_id, "--mlflow-uri", uri]],
+        timeout=300,
+        cwd=ROOT,
+        env=env,
+    )
+    assert again.returncode == 0 and "0 checkpoint x layer tasks run; probes complete" in again.stdout, again.stderr[
+        -2000:
+    ]
     from ssl_ray.probes.curated import curated
 
     for run in (a, b):
@@ -208,8 +247,11 @@ def test_backfill_fills_the_gap_and_rerun_is_idempotent(tiny_sweep, tiny_http):
         for key in ("probe/class/ncc_test/block1", "probe/random_1.0/linear_test/projector"):
             assert sorted(h.step for h in c.get_metric_history(run.info.run_id, key)) == [0, 1, 2], key
         assert c.get_run(run.info.run_id).data.tags["ssl_ray.probe.status"] == "complete"
-        df = pd.read_csv(MlflowClient(uri).download_artifacts(run.info.run_id, "probes/probes.csv",
-                                                             str(tmp / ("after-" + run.info.run_id))))
+        df = pd.read_csv(
+            MlflowClient(uri).download_artifacts(
+                run.info.run_id, "probes/probes.csv", str(tmp / ("after-" + run.info.run_id))
+            )
+        )
         assert sorted(df.epoch.unique()) == [0, 1, 2]
 
 
@@ -230,11 +272,16 @@ def test_summary_table_printed(tiny_http):
     assert not long, long[:3]
     assert "ssl-ray resume " in out and "ssl-ray export --run-id " in out and "results.load(" in out
     # how long the probes and the report ran after the last trial, against the bank and the trials: printed, logged
-    assert re.search(r"\[sweep\] done in (\d+ min )?\d+ s: bank and trials (\d+ min )?\d+ s; after the last trial "
-                     r"\(probes, report\) (\d+ min )?\d+ s, [\d.]+x", out)
+    assert re.search(
+        r"\[sweep\] done in (\d+ min )?\d+ s: bank and trials (\d+ min )?\d+ s; after the last trial "
+        r"\(probes, report\) (\d+ min )?\d+ s, [\d.]+x",
+        out,
+    )
     c, children = trial_runs(uri)
     assert all(f"run {ch.info.run_id}" in table for ch in children)
-    assert f"browse in MLflow: {uri}  (experiment 'tiny')" in out  # a server: its address (a SQLite store: test_fault_tolerance)
+    assert (
+        f"browse in MLflow: {uri}  (experiment 'tiny')" in out
+    )  # a server: its address (a SQLite store: test_fault_tolerance)
     # the report is written although epoch 2's probes gave up: it shows what MLflow holds
     assert "report: 15 files in " in out and "report not written" not in out
     # probes given up: the sweep failed, says so in one line, and its run says so too (exit 1: conftest.tiny_http)
@@ -261,7 +308,10 @@ def test_results_load_gives_the_sweep_as_dataframes(tiny_sweep):
     assert sorted(r.trials.run_id) == sorted(x.info.run_id for x in runs)
     assert sorted(r.trials["objective.lam"]) == [10, 25] and r.varying == ["objective.lam"]
     row = r.trials.iloc[0]
-    assert r.trials["model.projector_bn"].dtype == bool and row["model.projector_dims"] == [128, 128]  # typed, not strings
+    assert r.trials["model.projector_bn"].dtype == bool and row["model.projector_dims"] == [
+        128,
+        128,
+    ]  # typed, not strings
     assert r.trials["optim.lr"].dtype.kind == "f" and r.trials["train.epochs"].dtype.kind == "i"
     assert dict(zip(r.trials.trial, r.trials.best_layer)) == select(r.data).trial_layers
     assert list(r.probes.columns) == ["trial", "epoch", "layer", "target", "metric", "value", "randomness"]
@@ -303,8 +353,14 @@ def test_mlflow_answers_at_a_glance(tiny_sweep):
     assert p["base.model.depth"] == "2" and "base.objective.mu" in p
     for run in runs:
         m, layer = run.data.metrics, run.data.tags[TAG_SUMMARY_LAYER]
-        for name in ("class_linear_val", "class_linear_test", "class_ncc_test", "permuted_1.0_linear_test",
-                     "random_1.0_linear_test", "final_loss"):
+        for name in (
+            "class_linear_val",
+            "class_linear_test",
+            "class_ncc_test",
+            "permuted_1.0_linear_test",
+            "random_1.0_linear_test",
+            "final_loss",
+        ):
             assert f"summary/{name}" in m, name
         # read at the layer with the best class validation accuracy, at the last probed checkpoint (from the probe
         # table: MLflow's run holds a curated few, linear_val not among them), rounded to 4 digits
@@ -347,9 +403,11 @@ def test_every_key_the_mlflow_page_charts_name_exists(tiny_sweep):
     import ssl_ray.tracking as tk
 
     text = (ROOT / "docs" / "mlflow.md").read_text()
-    section = text[text.index("**At a glance.**"):text.index("**In Python.**")]
+    section = text[text.index("**At a glance.**") : text.index("**In Python.**")]
     names = set(re.findall(r"`([a-z_0-9.]+/[^`\s]*|ssl_ray\.[a-z_.*]+)`", section))
-    metrics = {n.replace("<layer>", "block2") for n in names if "/" in n and not n.endswith(("/...", ".py", ".csv", "/*"))}
+    metrics = {
+        n.replace("<layer>", "block2") for n in names if "/" in n and not n.endswith(("/...", ".py", ".csv", "/*"))
+    }
     tags = {n for n in names if n.startswith("ssl_ray.")}
     assert len(metrics) >= 15 and len(tags) >= 5, (metrics, tags)
     _, uri, _ = tiny_sweep

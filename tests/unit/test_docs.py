@@ -45,7 +45,9 @@ def test_no_commit_hashes(page):
 
 def test_the_hash_pattern():
     assert HASH.findall("fresh clone of `2ea31fd` and 2ea31fd00375bc6215aefeb646ef1b5fbc61a767") == [
-        "2ea31fd", "2ea31fd00375bc6215aefeb646ef1b5fbc61a767"]
+        "2ea31fd",
+        "2ea31fd00375bc6215aefeb646ef1b5fbc61a767",
+    ]
     assert not HASH.findall("1,281,167 images, 1234567 steps, a defaced page, 0x1f, block3, 20894.5")
 
 
@@ -66,8 +68,10 @@ def test_every_relative_link_resolves(page):
 
 def test_slug():
     assert slug("Exit codes and signals") == "exit-codes-and-signals"
-    assert slug("Which tracking store, from how many concurrent trials") == \
-        "which-tracking-store-from-how-many-concurrent-trials"
+    assert (
+        slug("Which tracking store, from how many concurrent trials")
+        == "which-tracking-store-from-how-many-concurrent-trials"
+    )
     assert slug("The `ssl-ray` CLI") == "the-ssl-ray-cli"
 
 

@@ -78,8 +78,11 @@ def code_strings(module: str) -> Set[str]:
     """The string constants in ``module``'s code (docstrings left out), f-strings' literal parts included."""
     tree = TREES[module]
     skip = docstrings(tree)
-    return {n.value for n in ast.walk(tree)
-            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in skip}
+    return {
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in skip
+    }
 
 
 def test_the_chance_target_has_one_home():
@@ -144,8 +147,13 @@ def test_the_samplers_have_one_home():
         if m in ("ssl_ray.config.sweep", "ssl_ray.sweep.space"):
             continue
         for node in ast.walk(tree):
-            elts = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else \
-                node.keys if isinstance(node, ast.Dict) else []
+            elts = (
+                node.elts
+                if isinstance(node, (ast.Tuple, ast.List, ast.Set))
+                else node.keys
+                if isinstance(node, ast.Dict)
+                else []
+            )
             listed = {e.value for e in elts if isinstance(e, ast.Constant) and isinstance(e.value, str)} & names
             assert len(listed) < 2, f"{m} lists samplers {sorted(listed)} (line {node.lineno})"
 
@@ -178,8 +186,13 @@ def test_no_module_uses_another_modules_private_names():
             elif isinstance(node, ast.Import):
                 modules.update({a.asname: a.name for a in node.names if a.asname and a.name in MODULES})
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules \
-                    and node.attr.startswith("_") and not node.attr.startswith("__"):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in modules
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
                 bad.append(f"{m}: {modules[node.value.id]}.{node.attr}")
     assert not bad, bad
 
@@ -196,8 +209,12 @@ def own_names(module: str) -> Set[str]:
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 out.add(n.name)
             elif isinstance(n, (ast.Assign, ast.AnnAssign)):
-                out.update(x.id for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
-                           for x in ast.walk(t) if isinstance(x, ast.Name))
+                out.update(
+                    x.id
+                    for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+                    for x in ast.walk(t)
+                    if isinstance(x, ast.Name)
+                )
     return out
 
 
@@ -221,8 +238,11 @@ def test_no_module_re_exports_another_modules_names():
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
                 home = modules[node.value.id]
-                if MODULES[home].name != "__init__.py" and node.attr not in own_names(home) \
-                        and f"{home}.{node.attr}" not in MODULES:
+                if (
+                    MODULES[home].name != "__init__.py"
+                    and node.attr not in own_names(home)
+                    and f"{home}.{node.attr}" not in MODULES
+                ):
                     bad.append(f"{m}: {home}.{node.attr}")
     assert not bad, bad
 

@@ -97,8 +97,17 @@ def test_config_is_a_leaf():
         assert not engines, f"{m} imports {sorted(engines)}"
 
 
-@pytest.mark.parametrize("prefix", ["ssl_ray.objectives", "ssl_ray.models", "ssl_ray.probes.metrics",
-                                    "ssl_ray.probes.linear", "ssl_ray.probes.geometry", "ssl_ray.probes.mine"])
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "ssl_ray.objectives",
+        "ssl_ray.models",
+        "ssl_ray.probes.metrics",
+        "ssl_ray.probes.linear",
+        "ssl_ray.probes.geometry",
+        "ssl_ray.probes.mine",
+    ],
+)
 def test_math_is_engine_free(prefix):
     for m in in_package(prefix):
         assert not third_party(GRAPH[m]) & {"ray", "mlflow"}, f"{m} imports an engine"
@@ -112,9 +121,17 @@ def test_math_is_engine_free(prefix):
                 assert not third_party(GRAPH[o]) & {"ray", "mlflow"}, f"{m} reaches {o}, which imports an engine"
 
 
-@pytest.mark.parametrize("low, high", [("ssl_ray.probes", "ssl_ray.train"), ("ssl_ray.probes", "ssl_ray.sweep"),
-                                       ("ssl_ray.reports", "ssl_ray.train"), ("ssl_ray.models", "ssl_ray.train"),
-                                       ("ssl_ray.objectives", "ssl_ray.train"), ("ssl_ray.data", "ssl_ray.probes")])
+@pytest.mark.parametrize(
+    "low, high",
+    [
+        ("ssl_ray.probes", "ssl_ray.train"),
+        ("ssl_ray.probes", "ssl_ray.sweep"),
+        ("ssl_ray.reports", "ssl_ray.train"),
+        ("ssl_ray.models", "ssl_ray.train"),
+        ("ssl_ray.objectives", "ssl_ray.train"),
+        ("ssl_ray.data", "ssl_ray.probes"),
+    ],
+)
 def test_nothing_imports_upward(low, high):
     for m in in_package(low):
         bad = {o for o in ours(GRAPH[m]) if o == high or o.startswith(high + ".")}
@@ -177,7 +194,9 @@ def calls_of(name: str, owner: str = "") -> Dict[str, List[str]]:
                 if isinstance(node, ast.Call):
                     f = node.func
                     called = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
-                    if owner and not (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == owner):
+                    if owner and not (
+                        isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == owner
+                    ):
                         continue
                     if called == name:
                         out.setdefault(m, []).append(fn.name)

@@ -12,10 +12,28 @@ import pytest
 
 from ssl_ray.errors import ConfigError
 from ssl_ray.metric_log import MetricWriter
-from ssl_ray.tracking import (EXPERIMENT_KIND, TAG_KIND, TAG_PARENT, TAG_SWEEP_DIR, TAG_TRIAL_ID, TrialStatus,
-                              artifact_root_for, child_runs, client, ensure_experiment, existing_store, find_bank_run,
-                              find_trial_run, get_or_create_bank_run, get_or_create_parent_run, get_or_create_trial_run,
-                              log_missing_params, log_params, search_by_tag, tag_filter)
+from ssl_ray.tracking import (
+    EXPERIMENT_KIND,
+    TAG_KIND,
+    TAG_PARENT,
+    TAG_SWEEP_DIR,
+    TAG_TRIAL_ID,
+    TrialStatus,
+    artifact_root_for,
+    child_runs,
+    client,
+    ensure_experiment,
+    existing_store,
+    find_bank_run,
+    find_trial_run,
+    get_or_create_bank_run,
+    get_or_create_parent_run,
+    get_or_create_trial_run,
+    log_missing_params,
+    log_params,
+    search_by_tag,
+    tag_filter,
+)
 
 KEY_TAG = "test.bank_key"
 
@@ -28,6 +46,7 @@ def store(tmp_path_factory):
 
 
 # -- the store ------------------------------------------------------------------------------------------------
+
 
 def test_a_read_only_command_never_creates_a_store(tmp_path):
     missing = tmp_path / "nowhere" / "mlflow.db"
@@ -50,7 +69,7 @@ def test_an_existing_store_and_a_server_pass_as_they_are(store):
 
 def test_a_store_is_created_with_its_folder_and_its_artifacts_beside_it(store):
     uri, c = store
-    db = Path(uri[len("sqlite:///"):])
+    db = Path(uri[len("sqlite:///") :])
     assert db.is_file() and db.parent.name == "er"  # the fixture's client made deep/er/ and the database
     exp = c.get_experiment(ensure_experiment(c, "beside", uri))
     assert exp.artifact_location == (db.parent / "mlartifacts").as_uri()
@@ -67,17 +86,24 @@ def test_where_artifacts_go(tmp_path, monkeypatch):
 def test_the_sqlite_store_is_created_by_four_processes_at_once(tmp_path):
     """Two sweeps that create one database at the same moment: each runs MLflow's migrations under a lock
     (alembic used to fail in one of them)."""
-    code = ("import sys; from ssl_ray.tracking import client, ensure_experiment; "
-            "u = sys.argv[1]; c = client(u); print(ensure_experiment(c, sys.argv[2], u))")
+    code = (
+        "import sys; from ssl_ray.tracking import client, ensure_experiment; "
+        "u = sys.argv[1]; c = client(u); print(ensure_experiment(c, sys.argv[2], u))"
+    )
     uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
-    procs = [subprocess.Popen([sys.executable, "-c", code, uri, f"exp{i}"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, uri, f"exp{i}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for i in range(4)
+    ]
     outs = [p.communicate(timeout=180) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-1500:] for o in outs]
     assert len({o[0].strip() for o in outs}) == 4
 
 
 # -- experiments ----------------------------------------------------------------------------------------------
+
 
 def test_new_and_older_experiments_carry_the_kind(store, tmp_path):
     """Every sweep's experiment is tagged ``mlflow.experimentKind=custom_model_development`` (MLflow's UI opens it on
@@ -102,6 +128,7 @@ def test_an_experiment_is_made_once_and_a_deleted_one_comes_back(store):
 
 
 # -- runs found again by their tags ---------------------------------------------------------------------------
+
 
 def test_a_sweep_has_one_parent_run(store, tmp_path):
     uri, c = store
@@ -135,8 +162,8 @@ def test_a_sweep_path_with_quotes_finds_its_run_again(store, tmp_path):
 
 def test_tag_filters_quote_what_they_can(store):
     assert tag_filter("t", "plain") == "tags.`t` = 'plain'"
-    assert tag_filter("t", "it's") == "tags.`t` = \"it's\""
-    assert tag_filter("t", "say \"hi\"") == "tags.`t` = 'say \"hi\"'"
+    assert tag_filter("t", "it's") == 'tags.`t` = "it\'s"'
+    assert tag_filter("t", 'say "hi"') == "tags.`t` = 'say \"hi\"'"
     assert tag_filter("t", "both ' and \"") is None  # no quoting holds it: search_by_tag compares the runs itself
     uri, c = store
     exp = ensure_experiment(c, "tag-search", uri)
@@ -153,13 +180,20 @@ def test_a_trial_has_one_run_under_its_sweep(store, tmp_path):
     got = c.get_run(run)
     assert got.info.experiment_id == c.get_run(parent).info.experiment_id
     assert {k: got.data.tags[k] for k in (TAG_TRIAL_ID, TAG_PARENT, TAG_KIND, "mlflow.runName")} == {
-        TAG_TRIAL_ID: "t_0001", TAG_PARENT: parent, TAG_KIND: "trial", "mlflow.runName": "lam=10"}
+        TAG_TRIAL_ID: "t_0001",
+        TAG_PARENT: parent,
+        TAG_KIND: "trial",
+        "mlflow.runName": "lam=10",
+    }
     assert got.data.params == {"objective.lam": "10.0"}
     c.set_terminated(run, "KILLED")
     assert get_or_create_trial_run(uri, parent, "t_0001", "lam=10", {"objective.lam": 10.0}) == run
     assert c.get_run(run).info.status == "RUNNING" and find_trial_run(uri, parent, "t_0001") == run
     second = get_or_create_trial_run(uri, parent, "t_0002", "lam=25", {"objective.lam": 25.0})
-    assert [r.info.run_id for r in sorted(child_runs(c, parent), key=lambda r: r.data.tags[TAG_TRIAL_ID])] == [run, second]
+    assert [r.info.run_id for r in sorted(child_runs(c, parent), key=lambda r: r.data.tags[TAG_TRIAL_ID])] == [
+        run,
+        second,
+    ]
     assert child_runs(c, parent, kind="bank") == []
 
 
@@ -201,6 +235,7 @@ def test_a_bank_has_one_run_in_the_banks_experiment(store):
 
 # -- params and metrics ---------------------------------------------------------------------------------------
 
+
 def test_params_skip_the_unset_and_go_in_batches(store):
     uri, c = store
     run = c.create_run(ensure_experiment(c, "params", uri)).info.run_id
@@ -238,7 +273,9 @@ def test_tags_through_the_writer(store):
     run = c.create_run(ensure_experiment(c, "tags", uri)).info.run_id
     MetricWriter(uri, run).set_tags({"ssl_ray.status": TrialStatus.FINISHED, "ssl_ray.world_size": 2})
     assert {k: v for k, v in c.get_run(run).data.tags.items() if k.startswith("ssl_ray.")} == {
-        "ssl_ray.status": "finished", "ssl_ray.world_size": "2"}
+        "ssl_ray.status": "finished",
+        "ssl_ray.world_size": "2",
+    }
 
 
 def test_trial_status():

@@ -9,7 +9,6 @@ import os
 import subprocess
 
 import pytest
-
 from conftest import PY, ROOT, clean_environ, run_many
 
 SCRIPT = str(ROOT / "experiments" / "sweep_vicreg.py")
@@ -26,18 +25,29 @@ CASES = [
     (["--search", "objective.mu=[-5]"], "objective.mu must be >= 0 for vicreg, got -5"),
     (["--search", "objective.nu=[-0.5]"], "objective.nu must be >= 0 for vicreg, got -0.5"),
     (["--set", "objective.gamma=0"], "objective.gamma must be > 0 for vicreg, got 0"),
-    (["--set", "objective.lam=5"], "objective.lam is searched over [10.0, 25.0], so --set objective.lam would be ignored"),
+    (
+        ["--set", "objective.lam=5"],
+        "objective.lam is searched over [10.0, 25.0], so --set objective.lam would be ignored",
+    ),
     (["--batch-size", "1"], "optim.batch_size must be >= 2, got 1"),
     (["--epochs", "0"], "train.epochs must be >= 1, got 0"),
     (["--set", "objective.temperature=0.1"], "unknown hyperparameter objective.temperature"),
     (["--set", "model.widht=3"], "unknown key model.widht"),
     (["--epochs", "three"], "argument --epochs: invalid int value: 'three'"),
     (["--workers", "3", "--num-cpus", "2"], "a trial needs 2.86 CPUs (train.workers 3 x train.cpus_per_worker 0.95"),
-    (["--set", "probe.metrics=[ncc,knn]"], "unknown probe 'knn' (known: cdnv, geometry, information, linear, mine, ncc)"),
+    (
+        ["--set", "probe.metrics=[ncc,knn]"],
+        "unknown probe 'knn' (known: cdnv, geometry, information, linear, mine, ncc)",
+    ),
     (["--set", "probe.targets=[class,random_1.5]"], "unknown probe target 'random_1.5'"),
-    (["--set", "data.superclass_map=null", "--set", "probe.targets=[superclass]"],
-     "probe target 'superclass': dataset 'digits' has no superclass labels (give data.superclass_map)"),
-    (["--set", "data.superclass_map=/nonexistent/map.txt"], "superclass map '/nonexistent/map.txt' does not exist or is not a file"),
+    (
+        ["--set", "data.superclass_map=null", "--set", "probe.targets=[superclass]"],
+        "probe target 'superclass': dataset 'digits' has no superclass labels (give data.superclass_map)",
+    ),
+    (
+        ["--set", "data.superclass_map=/nonexistent/map.txt"],
+        "superclass map '/nonexistent/map.txt' does not exist or is not a file",
+    ),
     (["--set", "probe.targets=[class,permuted_x]"], "unknown probe target 'permuted_x'"),
     (["--set", "probe.target_bank=/nonexistent/bank.npz"], "target bank /nonexistent/bank.npz: no such file"),
     (["--search", "data.dataset=[digits,cifar10]"], "data.dataset is searched, but a sweep builds one target bank"),
@@ -45,26 +55,56 @@ CASES = [
     (["--set", "probe.val_fraction=0.6"], "probe.val_fraction must be < 0.5"),
     (["--set", "probe.sample_images=1"], "probe.sample_images must be >= 2, got 1"),
     (["--set", "probe.num_gpus=-1"], "probe.num_gpus must be >= 0.0, got -1"),
-    (["--set", "probe.layers=[block1,layer4]"], "probe.layers: 'layer4' is not a layer of this model (its layers: block1,"),
+    (
+        ["--set", "probe.layers=[block1,layer4]"],
+        "probe.layers: 'layer4' is not a layer of this model (its layers: block1,",
+    ),
     # search algorithms, schedulers and the metric they read (ssl_ray.sweep.checks.check_search)
-    (["--scheduler", "asha", "--scheduler-metric", "train_loss"],
-     "ASHA scheduler on train_loss while objective.lam is searched: losses of different objectives or coefficients"),
-    (["--scheduler", "pbt", "--scheduler-metric", "train_loss"], "PBT scheduler on train_loss while objective.lam is searched"),
-    (["--search-alg", "bohb", "--scheduler-metric", "train_loss"], "bohb search on train_loss while objective.lam is searched"),
+    (
+        ["--scheduler", "asha", "--scheduler-metric", "train_loss"],
+        "ASHA scheduler on train_loss while objective.lam is searched: losses of different objectives or coefficients",
+    ),
+    (
+        ["--scheduler", "pbt", "--scheduler-metric", "train_loss"],
+        "PBT scheduler on train_loss while objective.lam is searched",
+    ),
+    (
+        ["--search-alg", "bohb", "--scheduler-metric", "train_loss"],
+        "bohb search on train_loss while objective.lam is searched",
+    ),
     (["--search-alg", "optuna"], "search_alg optuna samples every key, but search_space.objective.lam is a grid list"),
     (["--search-alg", "bohb"], "search_alg bohb samples every key, but search_space.objective.lam is a grid list"),
     (["--search-alg", "hyperopt"], "unknown search_alg 'hyperopt' (known: grid, random, optuna, bohb)"),
-    (["--scheduler-metric", "online/knn_test"], "scheduler_metric 'online/knn_test': nothing reports it; known: train_loss,"),
-    (["--scheduler", "asha", "--set", "train.online_every=0"],
-     "scheduler_metric online/knn_val: nothing reports it, train.online_every is 0"),
-    (["--scheduler", "asha", "--set", "train.online_every=2"], "but train.online_every is 2; set train.online_every: 1"),
+    (
+        ["--scheduler-metric", "online/knn_test"],
+        "scheduler_metric 'online/knn_test': nothing reports it; known: train_loss,",
+    ),
+    (
+        ["--scheduler", "asha", "--set", "train.online_every=0"],
+        "scheduler_metric online/knn_val: nothing reports it, train.online_every is 0",
+    ),
+    (
+        ["--scheduler", "asha", "--set", "train.online_every=2"],
+        "but train.online_every is 2; set train.online_every: 1",
+    ),
     (["--scheduler", "pbt"], "scheduler pbt perturbs optim.lr and objective coefficients, but none is searched on a"),
-    (["--scheduler", "pbt", "--search", "optim.lr={loguniform: [0.0001, 0.01]}", "--search-alg", "optuna"],
-     "scheduler pbt evolves its own population; use search_alg random, not optuna"),
-    (["--search", "objective.lam={loguniform: [1, 100], when: {objective.name: vicreg}}"],
-     "search_space.objective.lam.when: 'objective.name' is not a searched key without a when of its own"),
-    (["--search", "objective.name=[vicreg]", "--search", "objective.lam={loguniform: [1, 100], when: {objective.lam: 2}}"],
-     "search_space.objective.lam.when: 'objective.lam' is not a searched key without a when of its own"),
+    (
+        ["--scheduler", "pbt", "--search", "optim.lr={loguniform: [0.0001, 0.01]}", "--search-alg", "optuna"],
+        "scheduler pbt evolves its own population; use search_alg random, not optuna",
+    ),
+    (
+        ["--search", "objective.lam={loguniform: [1, 100], when: {objective.name: vicreg}}"],
+        "search_space.objective.lam.when: 'objective.name' is not a searched key without a when of its own",
+    ),
+    (
+        [
+            "--search",
+            "objective.name=[vicreg]",
+            "--search",
+            "objective.lam={loguniform: [1, 100], when: {objective.lam: 2}}",
+        ],
+        "search_space.objective.lam.when: 'objective.lam' is not a searched key without a when of its own",
+    ),
     (["--set", "train.online_every=-1"], "train.online_every must be >= 0, got -1"),
 ]
 
@@ -86,7 +126,9 @@ def run(args, env):
             else:
                 os.environ.pop(k, None)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            rc = sweep_main(list(args), config_file=str(ROOT / "configs" / "vicreg_digits.yaml"), prog="sweep_vicreg.py")
+            rc = sweep_main(
+                list(args), config_file=str(ROOT / "configs" / "vicreg_digits.yaml"), prog="sweep_vicreg.py"
+            )
     finally:
         for k, v in saved.items():
             if v is None:
@@ -181,12 +223,18 @@ DATA_CASES = [
     (lambda d: ["--dataset", "cifar100"], "dataset 'cifar100' needs data.data_root"),
     (lambda d: ["--dataset", "cifar10", "--data-root", str(d / "no_such_dir")], "no_such_dir: no such directory"),
     (lambda d: ["--dataset", "cifar100", "--data-root", str(d)], "missing cifar-100-python/train"),
-    (lambda d: ["--dataset", "imagenet", "--data-root", str(d)], "missing train/ (expected <root>/<split>/<class>/<image>)"),
+    (
+        lambda d: ["--dataset", "imagenet", "--data-root", str(d)],
+        "missing train/ (expected <root>/<split>/<class>/<image>)",
+    ),
     (lambda d: ["--beton", str(d / "nope.beton")], "nope.beton: no such .beton file"),
     (lambda d: ["--beton", str(d / "truncated.beton")], "truncated.beton: truncated"),
     (lambda d: ["--beton", str(d / "corrupt.beton")], "corrupt.beton: not an FFCV .beton (format version 7"),
     (lambda d: ["--beton", str(d / "garbage.beton")], "garbage.beton: not an FFCV .beton"),
-    (lambda d: ["--beton", str(d / "labels_only.beton")], "labels_only.beton: has fields ['label'] but no 'image' field"),
+    (
+        lambda d: ["--beton", str(d / "labels_only.beton")],
+        "labels_only.beton: has fields ['label'] but no 'image' field",
+    ),
     (lambda d: ["--augment", "autoaugment"], "unknown augmentation protocol 'autoaugment'"),
     (lambda d: ["--set", "data.loader=ffcv"], "data.loader 'ffcv' needs data.beton"),
     (lambda d: ["--dataset", "imagefolder", "--data-root", str(d / "folder"), "--set", "data.loader=memory"], None),
@@ -205,7 +253,9 @@ def data_runs(betons, tmp_path_factory):
     return list(zip(procs, envs))
 
 
-@pytest.mark.parametrize("case", range(len(DATA_CASES)), ids=[c[1][:40] if c[1] else "memory-loader-folder" for c in DATA_CASES])
+@pytest.mark.parametrize(
+    "case", range(len(DATA_CASES)), ids=[c[1][:40] if c[1] else "memory-loader-folder" for c in DATA_CASES]
+)
 def test_bad_data_input(case, data_runs):
     message = DATA_CASES[case][1] or "data.loader 'memory' needs an in-memory dataset"
     proc, env = data_runs[case]
@@ -215,10 +265,28 @@ def test_bad_data_input(case, data_runs):
 def test_write_beton_errors_name_the_problem(betons, tmp_path, clean_env):
     cli = [PY, "-m", "ssl_ray.cli", "data"]
     cases = [
-        (["write-beton", "--dataset", "cifar10", "--split", "train", "--out", str(tmp_path / "x.beton")], "needs data.data_root"),
-        (["write-beton", "--dataset", "digits", "--split", "val", "--out", str(tmp_path / "x.beton")], "invalid choice: 'val'"),
-        (["write-beton", "--dataset", "digits", "--split", "train", "--out", str(tmp_path / "x.beton"), "--jpeg-quality", "0"],
-         "jpeg quality must be in 1..100"),
+        (
+            ["write-beton", "--dataset", "cifar10", "--split", "train", "--out", str(tmp_path / "x.beton")],
+            "needs data.data_root",
+        ),
+        (
+            ["write-beton", "--dataset", "digits", "--split", "val", "--out", str(tmp_path / "x.beton")],
+            "invalid choice: 'val'",
+        ),
+        (
+            [
+                "write-beton",
+                "--dataset",
+                "digits",
+                "--split",
+                "train",
+                "--out",
+                str(tmp_path / "x.beton"),
+                "--jpeg-quality",
+                "0",
+            ],
+            "jpeg quality must be in 1..100",
+        ),
         (["inspect", str(betons / "truncated.beton")], "truncated.beton: truncated"),
     ]
     procs = run_many([cli + args for args, _ in cases], env=clean_env, cwd=ROOT)
@@ -253,8 +321,11 @@ def test_commands_outside_the_repository_create_no_store(tmp_path, clean_env):
     elsewhere.mkdir()
     env = {k: v for k, v in clean_env.items() if k not in ("SSL_RAY_RESULTS", "MLFLOW_TRACKING_URI")}
     cli = [PY, "-m", "ssl_ray.cli"]
-    cases = [cli + ["export", "--run-id", "0123abcd", "--out", "net"], cli + ["probe", "--run-id", "0123abcd"],
-             cli + ["report", "vicreg_digits"]]
+    cases = [
+        cli + ["export", "--run-id", "0123abcd", "--out", "net"],
+        cli + ["probe", "--run-id", "0123abcd"],
+        cli + ["report", "vicreg_digits"],
+    ]
     for proc in run_many(cases, env=env, cwd=elsewhere):
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
@@ -272,10 +343,10 @@ def failure_inputs(tmp_path_factory):
     import yaml
 
     from ssl_ray.config import SWEEP_FILE, ExperimentConfig, SweepConfig
-    from ssl_ray.validation import validate_experiment
     from ssl_ray.models.build import model_from_config
     from ssl_ray.train.optim import build_optimizer, build_scheduler
     from ssl_ray.train.state import save_state
+    from ssl_ray.validation import validate_experiment
 
     d = tmp_path_factory.mktemp("failure_inputs")
     (d / "not_a_sweep").mkdir()
@@ -288,8 +359,15 @@ def failure_inputs(tmp_path_factory):
     model = model_from_config(cfg)
     opt = build_optimizer(model.parameters(), cfg.optim, 1)
     (d / "w8").mkdir()
-    save_state(str(d / "w8"), model=model, optimizer=opt, scheduler=build_scheduler(opt, 0, 10), epoch=3, cfg=cfg.to_dict(),
-               mlflow_run_id=None)
+    save_state(
+        str(d / "w8"),
+        model=model,
+        optimizer=opt,
+        scheduler=build_scheduler(opt, 0, 10),
+        epoch=3,
+        cfg=cfg.to_dict(),
+        mlflow_run_id=None,
+    )
     (d / "broken").mkdir()
     (d / "broken" / "state.pt").write_bytes((d / "w8" / "state.pt").read_bytes()[:1000])
     return d
@@ -298,13 +376,30 @@ def failure_inputs(tmp_path_factory):
 FAILURE_CASES = [
     (lambda d: ["--resume", str(d / "no_such_sweep")], "no_such_sweep: no such directory"),
     (lambda d: ["--resume", str(d / "not_a_sweep")], "not_a_sweep: not a sweep directory"),
-    (lambda d: ["--resume", str(d / "sweeps" / "vicreg_digits"), "--epochs", "3"],
-     "--epochs cannot change them (start a new sweep with another --name instead)"),
+    (
+        lambda d: ["--resume", str(d / "sweeps" / "vicreg_digits"), "--epochs", "3"],
+        "--epochs cannot change them (start a new sweep with another --name instead)",
+    ),
     (lambda d: ["--mlflow-uri", "http://127.0.0.1:1"], "MLflow tracking server http://127.0.0.1:1 is unreachable"),
-    (lambda d: ["--mlflow-uri", "./mlruns"], "MLflow URI './mlruns': MLflow 3 stores runs in a database or on a server"),
-    (lambda d: ["--mlflow-uri", f"sqlite:///{d / 'w8' / 'state.pt' / 'mlflow.db'}"], "state.pt is not a writable directory"),
-    (lambda d: ["--set", f"train.init_checkpoint={d / 'w8'}", "--set", "model.depth=2", "--search", "model.width=[32]"],
-     "holds a different model: model.width 8 there, 32 here"),
+    (
+        lambda d: ["--mlflow-uri", "./mlruns"],
+        "MLflow URI './mlruns': MLflow 3 stores runs in a database or on a server",
+    ),
+    (
+        lambda d: ["--mlflow-uri", f"sqlite:///{d / 'w8' / 'state.pt' / 'mlflow.db'}"],
+        "state.pt is not a writable directory",
+    ),
+    (
+        lambda d: [
+            "--set",
+            f"train.init_checkpoint={d / 'w8'}",
+            "--set",
+            "model.depth=2",
+            "--search",
+            "model.width=[32]",
+        ],
+        "holds a different model: model.width 8 there, 32 here",
+    ),
     (lambda d: ["--set", f"train.init_checkpoint={d / 'nope'}"], "no such checkpoint (a state.pt or its directory)"),
     (lambda d: ["--set", f"train.init_checkpoint={d / 'broken'}"], "broken/state.pt: cannot be read"),
     (lambda d: ["--scheduler", "hyperband"], "unknown scheduler 'hyperband' (known: fifo, asha, pbt)"),
@@ -336,14 +431,24 @@ def test_bad_failure_input(case, failure_runs):
 
 
 def test_resume_command_needs_a_sweep_directory(clean_env):
-    proc = subprocess.run([PY, "-m", "ssl_ray.cli", "resume"], capture_output=True, text=True, env=clean_env, timeout=120, cwd=ROOT)
+    proc = subprocess.run(
+        [PY, "-m", "ssl_ray.cli", "resume"], capture_output=True, text=True, env=clean_env, timeout=120, cwd=ROOT
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "the following arguments are required: sweep_dir" in lines[0], lines
+    assert (
+        len(lines) == 1
+        and lines[0].startswith("error: ")
+        and "the following arguments are required: sweep_dir" in lines[0]
+    ), lines
 
 
-SCRIPT_CASES = [["--set", "objective.name=simclrr"], ["--search", "model.width=[16,0]"],
-                ["--dataset", "cifar10", "--data-root", "/no/such/dir"], ["--epochs", "three"]]
+SCRIPT_CASES = [
+    ["--set", "objective.name=simclrr"],
+    ["--search", "model.width=[16,0]"],
+    ["--dataset", "cifar10", "--data-root", "/no/such/dir"],
+    ["--epochs", "three"],
+]
 
 
 @pytest.fixture(scope="module")
@@ -351,7 +456,9 @@ def script_runs(tmp_path_factory):
     """The cases of ``test_bad_input_imports_no_ray``, each a real script, run side by side (each in its own
     results folder); ``{case: (process, env)}``."""
     envs = [clean_environ(tmp_path_factory.mktemp("script")) for _ in SCRIPT_CASES]
-    procs = run_many([[PY, "-X", "importtime", SCRIPT, *args] for args in SCRIPT_CASES], timeout=120, cwd=ROOT, envs=envs)
+    procs = run_many(
+        [[PY, "-X", "importtime", SCRIPT, *args] for args in SCRIPT_CASES], timeout=120, cwd=ROOT, envs=envs
+    )
     return {" ".join(args): (proc, env) for args, proc, env in zip(SCRIPT_CASES, procs, envs)}
 
 

@@ -6,20 +6,31 @@ import subprocess
 
 import pytest
 import yaml
-
 from conftest import PY, ROOT, clean_environ, run_many
 
 SCRIPTS = ["sweep_vicreg.py", "sweep_objectives.py", "supervised_baseline.py"]
 ENGINES = {"torch", "ray", "mlflow"}
 # what a help would have no need of: the engines and the numerical stack beneath them (numpy aside: `data --help`
 # names the datasets, whose module imports it; alone it takes a few hundredths of a second)
-HEAVY = ENGINES | {"torchvision", "ffcv", "pandas", "sklearn", "scipy", "matplotlib", "optuna", "sqlalchemy", "cv2", "PIL"}
+HEAVY = ENGINES | {
+    "torchvision",
+    "ffcv",
+    "pandas",
+    "sklearn",
+    "scipy",
+    "matplotlib",
+    "optuna",
+    "sqlalchemy",
+    "cv2",
+    "PIL",
+}
 
 
 def run(args, env=None, timeout=120):
     """``args`` with ``-X importtime``: (process, the top-level packages it imported)."""
-    proc = subprocess.run([PY, "-X", "importtime", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                          env=env)
+    proc = subprocess.run(
+        [PY, "-X", "importtime", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env
+    )
     return proc, imported_packages(proc.stderr)
 
 
@@ -29,7 +40,9 @@ def imported_packages(stderr: str) -> set:
 
 
 HELPS = [[str(ROOT / "experiments" / s), "--help"] for s in SCRIPTS] + [
-    ["-m", "ssl_ray.cli", "--help"], ["-m", "ssl_ray.cli"], ["-m", "ssl_ray.cli", "--version"],
+    ["-m", "ssl_ray.cli", "--help"],
+    ["-m", "ssl_ray.cli"],
+    ["-m", "ssl_ray.cli", "--version"],
     *[["-m", "ssl_ray.cli", c, "--help"] for c in ("sweep", "resume", "data", "probe", "report", "export")],
     ["-m", "ssl_ray.cli", "probe", "bank", "--help"],
 ]
@@ -90,8 +103,14 @@ def printed_configs(tmp_path_factory):
     """``<script> --print-config --epochs 3`` of each launcher, side by side, each with its own results folder:
     ``{script: (process, its results folder)}``."""
     folders = [tmp_path_factory.mktemp("print_config") for _ in PRINTED]
-    procs = run_many([[PY, "-X", "importtime", str(ROOT / "experiments" / script), "--print-config", "--epochs", "3"]
-                      for script, _ in PRINTED], cwd=ROOT, envs=[clean_environ(f) for f in folders])
+    procs = run_many(
+        [
+            [PY, "-X", "importtime", str(ROOT / "experiments" / script), "--print-config", "--epochs", "3"]
+            for script, _ in PRINTED
+        ],
+        cwd=ROOT,
+        envs=[clean_environ(f) for f in folders],
+    )
     return {script: (proc, f / "results") for (script, _), proc, f in zip(PRINTED, procs, folders)}
 
 

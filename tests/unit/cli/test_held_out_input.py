@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import PY, ROOT, run_many
 
 RECIPE = str(ROOT / "configs" / "vicreg_digits.yaml")
@@ -48,12 +47,20 @@ CASES = [
     (["--mlflow-uri", "http://"], "names no host"),
     (["--mlflow-uri", "sqlite:///{d}/text.db"], "text.db exists and is not an SQLite database"),
     (["--mlflow-uri", "sqlite:///{d}/a_dir"], "a_dir is a directory; name a .db file"),
-    (["--mlflow-uri", f"http://me:{SECRET}@127.0.0.1:9"], "MLflow tracking server http://me:***@127.0.0.1:9 is unreachable"),
+    (
+        ["--mlflow-uri", f"http://me:{SECRET}@127.0.0.1:9"],
+        "MLflow tracking server http://me:***@127.0.0.1:9 is unreachable",
+    ),
     # a database whose driver is not installed (psycopg 3 is: plain postgresql:// uses it), or that does not answer
-    (["--mlflow-uri", "postgresql+psycopg2://me@/mlflow"], "its driver postgresql+psycopg2 needs the Python package "
-     "psycopg2-binary, which is not installed: .venv/bin/pip install psycopg2-binary (or use postgresql://"),
-    (["--mlflow-uri", f"postgresql://me:{SECRET}@127.0.0.1:9/mlflow"],
-     "MLflow URI 'postgresql://me:***@127.0.0.1:9/mlflow': PostgreSQL refused or did not answer"),
+    (
+        ["--mlflow-uri", "postgresql+psycopg2://me@/mlflow"],
+        "its driver postgresql+psycopg2 needs the Python package "
+        "psycopg2-binary, which is not installed: .venv/bin/pip install psycopg2-binary (or use postgresql://",
+    ),
+    (
+        ["--mlflow-uri", f"postgresql://me:{SECRET}@127.0.0.1:9/mlflow"],
+        "MLflow URI 'postgresql://me:***@127.0.0.1:9/mlflow': PostgreSQL refused or did not answer",
+    ),
     (["--storage-path", "{d}/a_file"], "a_file is not a writable directory"),
     # Ray addresses that answer nothing, found before anything is written
     (["--address", "127.0.0.1:9"], "no Ray cluster answers at"),
@@ -75,9 +82,15 @@ CASES = [
     (["--set", "train.resume_every=50"], "train.resume_every must be <= 20"),
     # a sampler of real numbers over an integer key
     (["--search", "model.width={uniform: [4, 8]}"], "uniform samples real numbers but model.width is an integer"),
-    (["--search", "train.epochs={loguniform: [1, 8]}"], "loguniform samples real numbers but train.epochs is an integer"),
+    (
+        ["--search", "train.epochs={loguniform: [1, 8]}"],
+        "loguniform samples real numbers but train.epochs is an integer",
+    ),
     # a batch no worker's share of the data can fill: zero steps, formerly diagnosed as "collapsed"
-    (["--batch-size", "5000"], "optim.batch_size 5000 is larger than a worker's share of the training set (1437 images"),
+    (
+        ["--batch-size", "5000"],
+        "optim.batch_size 5000 is larger than a worker's share of the training set (1437 images",
+    ),
     (["--batch-size", "1000", "--workers", "2", "--num-cpus", "2"], "(1437 images / 2 worker(s) = 718)"),
     # probe tasks that could never start on this machine
     (["--set", "probe.num_cpus=64", "--num-cpus", "2"], "probe.num_cpus=64, but the local Ray instance has 2 CPUs"),
@@ -125,16 +138,19 @@ def test_the_sweep_file_and_resume_mask_the_password(tmp_path, monkeypatch):
     """A password in the tracking URI (flag or environment) is never written: the sweep file and the command tag
     hold ``***``; resume takes the real URI from the environment. (--print-config against a live store that
     carries a password: tests/e2e/test_postgres.py, which starts PostgreSQL.)"""
-    from ssl_ray.sweep.commands import _unmasked
     from ssl_ray.config import SweepConfig
     from ssl_ray.errors import ConfigError
     from ssl_ray.sweep.claim import settings_text
+    from ssl_ray.sweep.commands import _unmasked
     from ssl_ray.uris import mask_uri
 
     uri = f"postgresql://me:{SECRET}@db.example:5432/mlflow"
     cfg = SweepConfig(mlflow_uri=uri)
     assert SECRET not in settings_text(cfg, tmp_path / "s") and "me:***@" in settings_text(cfg, tmp_path / "s")
-    assert mask_uri(f"python x.py --mlflow-uri {uri} --name y") == "python x.py --mlflow-uri postgresql://me:***@db.example:5432/mlflow --name y"
+    assert (
+        mask_uri(f"python x.py --mlflow-uri {uri} --name y")
+        == "python x.py --mlflow-uri postgresql://me:***@db.example:5432/mlflow --name y"
+    )
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     with pytest.raises(ConfigError, match="set MLFLOW_TRACKING_URI"):
         _unmasked(mask_uri(uri))
@@ -154,23 +170,41 @@ def test_a_sweep_file_cannot_name_a_path_for_the_report(tmp_path, clean_env):
         d = SweepConfig().to_dict()
         d["name"] = name
         (sweep / SWEEP_FILE).write_text(yaml.safe_dump(d))
-        proc = subprocess.run([PY, "-m", "ssl_ray.cli", "report", str(sweep)], capture_output=True, text=True,
-                              env=clean_env, timeout=60, cwd=ROOT)
+        proc = subprocess.run(
+            [PY, "-m", "ssl_ray.cli", "report", str(sweep)],
+            capture_output=True,
+            text=True,
+            env=clean_env,
+            timeout=60,
+            cwd=ROOT,
+        )
         assert proc.returncode == 2 and proc.stderr.startswith("error: sweep name must be"), proc.stderr
         assert not Path(clean_env["SSL_RAY_RESULTS"]).exists()
 
 
-COMMANDS = [["report", "vicreg_digits"], ["probe", "--run-id", "0123abcd"], ["export", "--run-id", "0123abcd", "--out", "x"]]
+COMMANDS = [
+    ["report", "vicreg_digits"],
+    ["probe", "--run-id", "0123abcd"],
+    ["export", "--run-id", "0123abcd", "--out", "x"],
+]
 
 
 def test_commands_against_a_server_that_is_down(tmp_path, clean_env):
     """No minutes of MLflow retries and no misleading "not found": one line, from ssl_ray's own check of the
     server, before MLflow is even imported (MLflow's client is what retries)."""
-    procs = run_many([[PY, "-X", "importtime", "-m", "ssl_ray.cli", *command, "--mlflow-uri", "http://127.0.0.1:9"]
-                      for command in COMMANDS], env=clean_env, cwd=tmp_path)
+    procs = run_many(
+        [
+            [PY, "-X", "importtime", "-m", "ssl_ray.cli", *command, "--mlflow-uri", "http://127.0.0.1:9"]
+            for command in COMMANDS
+        ],
+        env=clean_env,
+        cwd=tmp_path,
+    )
     for command, proc in zip(COMMANDS, procs):
         lines = [ln for ln in proc.stderr.strip().splitlines() if not ln.startswith("import time:")]
-        imported = {ln.split("|")[-1].strip().split(".")[0] for ln in proc.stderr.splitlines() if ln.startswith("import time:")}
+        imported = {
+            ln.split("|")[-1].strip().split(".")[0] for ln in proc.stderr.splitlines() if ln.startswith("import time:")
+        }
         assert proc.returncode == 2 and len(lines) == 1, (command, proc.stderr[-2000:])
         assert "MLflow tracking server http://127.0.0.1:9 is unreachable" in lines[0]
         assert "mlflow" not in imported and "ray" not in imported, command
@@ -186,14 +220,38 @@ def test_write_beton_on_a_corrupt_image_exits_and_leaves_no_file(tmp_path, clean
         for c in ("a", "b"):
             (tmp_path / "imgs" / split / c).mkdir(parents=True)
             for i in range(6):
-                Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(tmp_path / "imgs" / split / c / f"{i}.jpg")
+                Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(
+                    tmp_path / "imgs" / split / c / f"{i}.jpg"
+                )
     # damaged past its header: the check before writing (every file opens as an image) passes it, the writer meets it
     bad = tmp_path / "imgs" / "train" / "b" / "3.jpg"
     bad.write_bytes(bad.read_bytes()[:-200])
     out = tmp_path / "out" / "train.beton"
-    proc = subprocess.run([PY, "-m", "ssl_ray.cli", "data", "write-beton", "--dataset", "imagefolder", "--data-root",
-                           str(tmp_path / "imgs"), "--split", "train", "--out", str(out), "--write-mode", "jpg",
-                           "--num-workers", "2"], capture_output=True, text=True, env=clean_env, timeout=120)
+    proc = subprocess.run(
+        [
+            PY,
+            "-m",
+            "ssl_ray.cli",
+            "data",
+            "write-beton",
+            "--dataset",
+            "imagefolder",
+            "--data-root",
+            str(tmp_path / "imgs"),
+            "--split",
+            "train",
+            "--out",
+            str(out),
+            "--write-mode",
+            "jpg",
+            "--num-workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env,
+        timeout=120,
+    )
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
     assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
     assert "train/b/3.jpg" in errors[0] and "cannot read image" in errors[0]
@@ -218,7 +276,8 @@ def test_a_trial_finished_by_a_resume_keeps_no_stop_reason(tmp_path):
 
 
 def test_resume_help_says_what_it_trusts(clean_env):
-    proc = subprocess.run([PY, "-m", "ssl_ray.cli", "resume", "--help"], capture_output=True, text=True, env=clean_env,
-                          timeout=60)
+    proc = subprocess.run(
+        [PY, "-m", "ssl_ray.cli", "resume", "--help"], capture_output=True, text=True, env=clean_env, timeout=60
+    )
     assert proc.returncode == 0 and "--trust" in proc.stdout and "unpickles" in proc.stdout
     assert os.path.exists(ROOT / "ssl_ray" / "sweep" / "claim.py")

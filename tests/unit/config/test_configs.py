@@ -4,7 +4,6 @@ datasets' true formats; and the config package is typed, frozen and validated on
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -12,7 +11,13 @@ CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 def test_the_recipes_are_there():
     names = {p.stem for p in CONFIGS}
-    assert {"vicreg_digits", "objectives_digits", "supervised_digits", "cifar100_res_grid", "imagenet_resnet50"} <= names
+    assert {
+        "vicreg_digits",
+        "objectives_digits",
+        "supervised_digits",
+        "cifar100_res_grid",
+        "imagenet_resnet50",
+    } <= names
 
 
 @pytest.fixture(scope="module")

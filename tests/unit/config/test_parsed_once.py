@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ssl_ray.config import ExperimentConfig, SweepConfig
-from ssl_ray.config.hparams import HPARAMS, MMCRHparams, VICRegHparams, check_ranges
+from ssl_ray.config.hparams import HPARAMS, MMCRHparams, VICRegHparams
 from ssl_ray.config.sweep import EXPERIMENT, trial_experiment
 from ssl_ray.errors import ConfigError
 
@@ -50,7 +50,10 @@ BAD = [
     ("a searched value", lambda: ExperimentConfig().with_values({"objective.mu": -2.0})),
     ("a section replaced", lambda: ExperimentConfig().replace(objective={"name": "mmcr", "momentum": 1.0})),
     ("dataclasses.replace", lambda: dataclasses.replace(VICRegHparams(), gamma=0.0)),
-    ("build_objective's keywords", lambda: __import__("ssl_ray.objectives", fromlist=["x"]).build_objective("simclr", temperature=0.0)),
+    (
+        "build_objective's keywords",
+        lambda: __import__("ssl_ray.objectives", fromlist=["x"]).build_objective("simclr", temperature=0.0),
+    ),
     ("an objective's keywords", lambda: __import__("ssl_ray.objectives.arb", fromlist=["x"]).ARB(groups=0)),
 ]
 
@@ -79,7 +82,9 @@ def test_the_hyperparameters_are_typed_frozen_and_known_to_both_registries():
     with pytest.raises(ConfigError, match="finite number"):
         MMCRHparams(lam=float("nan"))
     # a new objective name starts from that objective's defaults: another objective's values never carry over
-    assert ExperimentConfig().with_values({"objective.lam": 3.0, "objective.name": "mmcr"}).objective.params == MMCRHparams(lam=3.0)
+    assert ExperimentConfig().with_values(
+        {"objective.lam": 3.0, "objective.name": "mmcr"}
+    ).objective.params == MMCRHparams(lam=3.0)
     assert ExperimentConfig().with_values({"objective.name": "mmcr"}).objective.params == MMCRHparams()
 
 
@@ -91,7 +96,9 @@ def test_the_trial_receives_from_tunes_param_space_the_object_its_objective_is_b
     from ssl_ray.sweep.trainer import make_trainer
     from ssl_ray.validation import validate_sweep
 
-    cfg = validate_sweep(SweepConfig.from_dict({"base": {"train": {"epochs": 2}}, "search_space": {"objective.lam": [10, 25]}}))
+    cfg = validate_sweep(
+        SweepConfig.from_dict({"base": {"train": {"epochs": 2}}, "search_space": {"objective.lam": [10, 25]}})
+    )
     space = param_space(cfg)
     assert space[EXPERIMENT] is cfg.base and isinstance(space["objective"]["lam"], dict)  # Tune's grid_search
     assert space["objective"]["lam"] == tune.grid_search([10, 25])
@@ -99,8 +106,9 @@ def test_the_trial_receives_from_tunes_param_space_the_object_its_objective_is_b
         tune_config = {EXPERIMENT: space[EXPERIMENT], "objective": {"lam": lam}}  # what Tune hands the trial
         exp = trial_experiment(tune_config, cfg.dims())
         assert exp.objective.params == VICRegHparams(lam=float(lam)) and exp.train == cfg.base.train
-        trainer = make_trainer(exp, name="t", storage_path="/nonexistent", mlflow_uri="sqlite:////nonexistent.db",
-                               mlflow_run_id="r")
+        trainer = make_trainer(
+            exp, name="t", storage_path="/nonexistent", mlflow_uri="sqlite:////nonexistent.db", mlflow_run_id="r"
+        )
         handed = trainer.train_loop_config["experiment"]
         assert handed is exp  # the worker receives the typed config itself (Ray pickles it to each worker)
         assert objective_from_config(handed.objective).params is exp.objective.params  # never parsed again
@@ -125,7 +133,9 @@ def test_no_from_dict_on_the_path_from_tune_to_the_objective():
         for fn in ast.walk(tree):
             if isinstance(fn, ast.FunctionDef) and fn.name in names:
                 seen.setdefault(rel, set()).add(fn.name)
-                called = {n.func.attr for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+                called = {
+                    n.func.attr for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                }
                 assert not called & {"from_dict", "from_yaml", "load_yaml_mapping"}, (rel, fn.name)
     assert seen == path  # every function of the path was found (a rename must update this test)
     # the trial's config is made from the typed base only: a dict there is refused, not parsed

@@ -46,8 +46,15 @@ def test_memory_and_torchvision_loaders_replay_any_epoch():
         return TensorViews(ds, build_augment("simclr", 16, 16), 2, 64, seed=4)
 
     def tv(workers):
-        return TorchvisionViews(ds, view_specs("byol", 2, 16), 16, 64, order_fn=lambda e: epoch_order(len(ds), 4, e, 0, 1),
-                                seed=4, num_workers=workers)
+        return TorchvisionViews(
+            ds,
+            view_specs("byol", 2, 16),
+            16,
+            64,
+            order_fn=lambda e: epoch_order(len(ds), 4, e, 0, 1),
+            seed=4,
+            num_workers=workers,
+        )
 
     for make in (memory, lambda: tv(0)):
         a = make()

@@ -8,9 +8,9 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from fakedata import CLASSES, write_cifar10, write_cifar100, write_imagefolder
 from PIL import Image
 
-from fakedata import CLASSES, write_cifar10, write_cifar100, write_imagefolder
 from ssl_ray.data import load_dataset, view_specs
 from ssl_ray.data.beton import inspect_beton, write_beton
 from ssl_ray.data.torchvision_loader import TorchvisionViews
@@ -34,8 +34,16 @@ def drain(loader):
 
 
 def torchvision_all(ds, size):
-    return drain(TorchvisionViews(ds, view_specs("none", 1, size), size, batch_size=7,
-                                  order_fn=lambda e: torch.arange(len(ds)), drop_last=False))
+    return drain(
+        TorchvisionViews(
+            ds,
+            view_specs("none", 1, size),
+            size,
+            batch_size=7,
+            order_fn=lambda e: torch.arange(len(ds)),
+            drop_last=False,
+        )
+    )
 
 
 def ffcv_all(path, size):
@@ -95,7 +103,9 @@ def test_cifar_pickle_that_names_code_is_refused(tmp_path):
 
     with open(root / "cifar-10-batches-py" / "test_batch", "wb") as f:
         pickle.dump({b"data": Evil(), b"labels": [0]}, f)
-    with pytest.raises(ConfigError, match="test_batch: not a CIFAR python-version pickle.*refusing to load builtins.print"):
+    with pytest.raises(
+        ConfigError, match="test_batch: not a CIFAR python-version pickle.*refusing to load builtins.print"
+    ):
         load_dataset("cifar10", "test", data_root=str(root))
 
 
@@ -122,7 +132,9 @@ def test_imagefolder_through_both_loaders(tmp_path):
 
 
 def test_imagenet_layout_reads_val_and_varied_sizes(tmp_path):
-    root = write_imagefolder(tmp_path / "inet", per_class=(2, 1), size=(20, 30), fmt="JPEG", val_name="val", varied_sizes=True)
+    root = write_imagefolder(
+        tmp_path / "inet", per_class=(2, 1), size=(20, 30), fmt="JPEG", val_name="val", varied_sizes=True
+    )
     tr = load_dataset("imagenet", "train", data_root=str(root))
     va = load_dataset("imagenet", "test", data_root=str(root))
     assert len(tr) == 6 and len(va) == 3 and tr.superclasses is None
@@ -136,11 +148,14 @@ def test_imagenet_layout_reads_val_and_varied_sizes(tmp_path):
     assert ff["img"].shape == (6, 16, 16, 3) and ff["y"].tolist() == tr.labels.tolist()
 
 
-@pytest.mark.parametrize("setup,message", [
-    (lambda root: None, "needs data.data_root"),
-    (lambda root: str(root / "nope"), "no such directory"),
-    (lambda root: str(write_cifar100(root / "d") and (root / "d")), None),
-])
+@pytest.mark.parametrize(
+    "setup,message",
+    [
+        (lambda root: None, "needs data.data_root"),
+        (lambda root: str(root / "nope"), "no such directory"),
+        (lambda root: str(write_cifar100(root / "d") and (root / "d")), None),
+    ],
+)
 def test_cifar_root_errors(tmp_path, setup, message):
     from ssl_ray.data.datasets import DATASETS
 

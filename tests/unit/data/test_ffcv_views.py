@@ -61,8 +61,9 @@ def _rank_main(rank, path, init_file, out_dir):
     from ssl_ray.data.ffcv_loader import FFCVViews
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    loader = FFCVViews(path, view_specs("none", 1, 32), 32, batch_size=8, seed=5, rank=rank, world=2, num_workers=1,
-                       drop_last=False)
+    loader = FFCVViews(
+        path, view_specs("none", 1, 32), 32, batch_size=8, seed=5, rank=rank, world=2, num_workers=1, drop_last=False
+    )
     seen = {e: collect(loader, e)[2].numpy() for e in (0, 1)}
     np.savez(f"{out_dir}/rank{rank}.npz", **{f"e{e}": v for e, v in seen.items()})
     dist.destroy_process_group()

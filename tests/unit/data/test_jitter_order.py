@@ -17,8 +17,17 @@ from ssl_ray.data.protocols import ViewSpec
 
 ORDERS = list(itertools.permutations(range(4)))  # 0 brightness, 1 contrast, 2 saturation, 3 hue
 # jitter only (p = 1, strong), nothing else random in the photometric stage
-STRONG = ViewSpec(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), hflip_p=0.0, jitter_p=1.0, brightness=0.8, contrast=0.8,
-                  saturation=0.8, hue=0.2, grayscale_p=0.0)
+STRONG = ViewSpec(
+    crop_scale=(1.0, 1.0),
+    crop_ratio=(1.0, 1.0),
+    hflip_p=0.0,
+    jitter_p=1.0,
+    brightness=0.8,
+    contrast=0.8,
+    saturation=0.8,
+    hue=0.2,
+    grayscale_p=0.0,
+)
 
 
 def fixed_order(x: torch.Tensor, b, c, sat, hue, order) -> torch.Tensor:
@@ -149,10 +158,10 @@ def test_torchvision_backend_jitter_order_varies_per_image_and_follows_the_seed(
 def ffcv_run(img: np.ndarray, cell, salt: int):
     """The jitter kernel through its cfunc after seeding as the pipeline does, and its draws redrawn from the
     same seed: (output, brightness, contrast, saturation, hue factors, orders)."""
+    from test_ffcv_views import run_native  # tests/unit/data is on sys.path, as for fakedata
+
     from ssl_ray.data import ffcv_color
     from ssl_ray.data.ffcv_seeding import draw_coins, draw_orders, draw_uniform, seed_batch, seed_key
-
-    from test_ffcv_views import run_native  # tests/unit/data is on sys.path, as for fakedata
 
     n, s = img.shape[0], STRONG
     # the argument types a pipeline passes (test_ffcv_views checks that seed_batch compiles for those only)

@@ -6,8 +6,18 @@ import pytest
 
 from ssl_ray.data.protocols import view_specs
 
-FIELDS = ("crop_scale", "hflip_p", "jitter_p", "brightness", "contrast", "saturation", "hue", "grayscale_p", "blur_p",
-          "solarize_p")
+FIELDS = (
+    "crop_scale",
+    "hflip_p",
+    "jitter_p",
+    "brightness",
+    "contrast",
+    "saturation",
+    "hue",
+    "grayscale_p",
+    "blur_p",
+    "solarize_p",
+)
 #               crop          flip jit_p  b    c    s    h    gray blur  sol
 SIMCLR_IN = ((0.08, 1.0), 0.5, 0.8, 0.8, 0.8, 0.8, 0.2, 0.2, 0.5, 0.0)  # s = 1.0, blur 0.5
 SIMCLR_C = ((0.08, 1.0), 0.5, 0.8, 0.4, 0.4, 0.4, 0.1, 0.2, 0.0, 0.0)  # s = 0.5, no blur

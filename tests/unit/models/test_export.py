@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-
 from conftest import PY, ROOT, run_many
 
 RES = {"backbone": "res", "depth": 3, "width": 8, "projector_dims": [16, 12]}
@@ -31,8 +30,15 @@ def trained_checkpoint(tmp_path, model_cfg, image_size=16, epoch=3, **sections):
     opt = build_optimizer(model.parameters(), cfg.optim, 1)
     d = tmp_path / "trial" / f"epoch_{epoch:04d}"
     d.mkdir(parents=True)
-    save_state(str(d), model=model, optimizer=opt, scheduler=build_scheduler(opt, 0, 10), epoch=epoch, cfg=cfg.to_dict(),
-               mlflow_run_id="abc123")
+    save_state(
+        str(d),
+        model=model,
+        optimizer=opt,
+        scheduler=build_scheduler(opt, 0, 10),
+        epoch=epoch,
+        cfg=cfg.to_dict(),
+        mlflow_run_id="abc123",
+    )
     return d, model.eval()
 
 
@@ -49,7 +55,9 @@ def res_export(tmp_path_factory):
 
 def test_res_export_describes_the_whole_network(res_export):
     _, _, out, line, d = res_export
-    assert d["format"] == 2 and d["architecture"] == "res" and d["kwargs"] == {"depth": 3, "width": 8} and d["epoch"] == 3
+    assert (
+        d["format"] == 2 and d["architecture"] == "res" and d["kwargs"] == {"depth": 3, "width": 8} and d["epoch"] == 3
+    )
     assert d["taps"] == RES_TAPS and d["mlflow_run_id"] == "abc123" and d["objective"]["name"] == "vicreg"
     assert d["projector"] == {"dims": [8, 16, 12], "batch_norm": True, "last_bias": False, "taps": RES_TAPS[3:]}
     assert sorted(p.name for p in out.iterdir()) == ["backbone.json", "model.safetensors"]
@@ -147,8 +155,12 @@ def test_torchvision_statement_names_why_not():
     from ssl_ray.models.export import torchvision_equivalent
 
     assert torchvision_equivalent("resnet18", {"width": 64, "stem": "cifar"}) == (
-        False, ("no torchvision equivalent: this resnet18 has base width 64 and the cifar stem "
-                "(torchvision's has 64 and the ImageNet stem)"))
+        False,
+        (
+            "no torchvision equivalent: this resnet18 has base width 64 and the cifar stem "
+            "(torchvision's has 64 and the ImageNet stem)"
+        ),
+    )
     assert not torchvision_equivalent("resnet50", {"width": 128, "stem": "imagenet"})[0]
 
 
@@ -162,11 +174,17 @@ def test_export_command_finds_the_checkpoint_from_the_run_id(tmp_path):
     (tmp_path / "a_file").write_text("x")
     cli = [PY, "-m", "ssl_ray.cli", "export", "--mlflow-uri", uri, "--out", str(tmp_path / "out")]
     local = [PY, "-m", "ssl_ray.cli", "export"]
-    found, no_epoch, no_run, out_file, not_ckpt, epoch_too = run_many([
-        [*cli, "--run-id", run.info.run_id], [*cli, "--run-id", run.info.run_id, "--epoch", "7"], [*cli, "--run-id", "nope"],
-        [*local, "--checkpoint", str(ckpt), "--out", str(tmp_path / "a_file")],
-        [*local, "--checkpoint", str(tmp_path), "--out", str(tmp_path / "o2")],
-        [*local, "--checkpoint", str(ckpt), "--epoch", "5", "--out", str(tmp_path / "o3")]], cwd=ROOT)
+    found, no_epoch, no_run, out_file, not_ckpt, epoch_too = run_many(
+        [
+            [*cli, "--run-id", run.info.run_id],
+            [*cli, "--run-id", run.info.run_id, "--epoch", "7"],
+            [*cli, "--run-id", "nope"],
+            [*local, "--checkpoint", str(ckpt), "--out", str(tmp_path / "a_file")],
+            [*local, "--checkpoint", str(tmp_path), "--out", str(tmp_path / "o2")],
+            [*local, "--checkpoint", str(ckpt), "--epoch", "5", "--out", str(tmp_path / "o3")],
+        ],
+        cwd=ROOT,
+    )
     assert found.returncode == 0, found.stderr
     assert "(backbone and projector)" in found.stdout
     assert "no torchvision equivalent: RES-L-H (depth 2, width 8)" in found.stdout.splitlines()[-1]
@@ -175,7 +193,11 @@ def test_export_command_finds_the_checkpoint_from_the_run_id(tmp_path):
     assert no_epoch.returncode == 2
     assert no_epoch.stderr.strip() == f"error: run {run.info.run_id}: no checkpoint of epoch 7 (epochs: 5)"
     assert no_run.returncode == 2 and "run nope: not found" in no_run.stderr
-    for bad, says in ((out_file, "exists and is not a folder"), (not_ckpt, "not a checkpoint"), (epoch_too, "--epoch goes with --run-id")):
+    for bad, says in (
+        (out_file, "exists and is not a folder"),
+        (not_ckpt, "not a checkpoint"),
+        (epoch_too, "--epoch goes with --run-id"),
+    ):
         err = bad.stderr.strip()
         assert bad.returncode == 2 and says in err and err.startswith("error: ") and "\n" not in err, bad.stderr
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()

@@ -40,7 +40,7 @@ def worker(rank, names, init_file, out_dir):
         x, model = make_inputs()
         ddp = DDP(model)
         torch.manual_seed(7)
-        out = build_objective(name, **HPARAMS.get(name, {}))(ddp(x[rank * B:(rank + 1) * B]))
+        out = build_objective(name, **HPARAMS.get(name, {}))(ddp(x[rank * B : (rank + 1) * B]))
         out.loss.backward()
         if rank == 0:
             torch.save({"loss": out.loss.item(), "w": model.weight.grad, "b": model.bias.grad}, f"{out_dir}/{name}.pt")

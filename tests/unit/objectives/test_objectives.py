@@ -44,9 +44,11 @@ def test_vicreg_two_views_is_the_official_form():
     z1, z2 = z[:, 0], z[:, 1]
     std1 = np.sqrt(z1.var(0, ddof=1) + 1e-4)
     std2 = np.sqrt(z2.var(0, ddof=1) + 1e-4)
-    official = (25 * np.mean((z1 - z2) ** 2)
-                + 25 * (np.mean(np.maximum(0, 1 - std1)) / 2 + np.mean(np.maximum(0, 1 - std2)) / 2)
-                + 1 * (cov_terms[0] + cov_terms[1]))
+    official = (
+        25 * np.mean((z1 - z2) ** 2)
+        + 25 * (np.mean(np.maximum(0, 1 - std1)) / 2 + np.mean(np.maximum(0, 1 - std2)) / 2)
+        + 1 * (cov_terms[0] + cov_terms[1])
+    )
     out = build_objective("vicreg")(torch.tensor(z))
     assert out.loss.item() == pytest.approx(official, rel=1e-10)
 

@@ -68,7 +68,7 @@ def np_arb(z, groups, perm):
             a, c = std(z[:, i])[:, perm], std(z[:, j])[:, perm]
             tot = 0.0
             for g in range(groups):
-                ag, cg = a[:, g * size:(g + 1) * size], c[:, g * size:(g + 1) * size]
+                ag, cg = a[:, g * size : (g + 1) * size], c[:, g * size : (g + 1) * size]
                 tot += ((1 - (ag * base(cg)).sum(0)) ** 2).sum() + ((1 - (cg * base(ag)).sum(0)) ** 2).sum()
             pairs.append(tot)
     return np.mean(pairs)
@@ -109,7 +109,9 @@ def test_mmcr(views, lam):
     out = build_objective("mmcr", lam=lam)(torch.tensor(z))
     assert out.loss.item() == pytest.approx(np_mmcr(z, lam), rel=1e-9)
     zn = z / np.linalg.norm(z, axis=2, keepdims=True)
-    assert out.terms["centroid_nuclear"].item() == pytest.approx(np.linalg.svd(zn.mean(1), compute_uv=False).sum(), rel=1e-9)
+    assert out.terms["centroid_nuclear"].item() == pytest.approx(
+        np.linalg.svd(zn.mean(1), compute_uv=False).sum(), rel=1e-9
+    )
 
 
 @pytest.mark.parametrize("views,groups", [(2, 1), (3, 1), (2, 2)])

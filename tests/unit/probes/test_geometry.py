@@ -44,8 +44,8 @@ def test_manifold_geometry_is_the_normalized_definition_on_a_known_spectrum():
     rs, ds = [], []
     for c in range(6):
         lam = np.sqrt(np.clip(np.linalg.eigvalsh(np.cov(u[y == c].T, bias=True)), 0, None))
-        rs.append(np.sqrt((lam ** 2).sum()))
-        ds.append(lam.sum() ** 2 / (lam ** 2).sum())
+        rs.append(np.sqrt((lam**2).sum()))
+        ds.append(lam.sum() ** 2 / (lam**2).sum())
     assert manifold_geometry(x, y) == pytest.approx((np.mean(rs), np.mean(ds)), rel=1e-9)
     assert manifold_geometry(x * 10, y) == pytest.approx((np.mean(rs), np.mean(ds)), rel=1e-9)
     assert np.mean(rs) <= 1.0  # on the sphere the radius is at most 1

@@ -11,7 +11,7 @@ import pytest
 import torch
 from sklearn.neighbors import KNeighborsClassifier
 
-from ssl_ray.probes.knn import K, TEMPERATURE, knn_accuracy, knn_votes
+from ssl_ray.probes.knn import TEMPERATURE, K, knn_accuracy, knn_votes
 
 
 def clusters(n, d, classes, spread, seed, centers_seed=None):
@@ -25,8 +25,9 @@ def clusters(n, d, classes, spread, seed, centers_seed=None):
 def test_matches_sklearn_weighted_knn(d, classes, spread):
     xm, ym = clusters(1000, d, classes, spread, seed=d)
     xq, yq = clusters(300, d, classes, spread, seed=d + 1, centers_seed=d)  # queries around the same centers
-    sk = KNeighborsClassifier(n_neighbors=K, metric="cosine", algorithm="brute",
-                              weights=lambda dist: np.exp((1.0 - dist) / TEMPERATURE)).fit(xm, ym)
+    sk = KNeighborsClassifier(
+        n_neighbors=K, metric="cosine", algorithm="brute", weights=lambda dist: np.exp((1.0 - dist) / TEMPERATURE)
+    ).fit(xm, ym)
     expected = float((sk.predict(xq) == yq).mean())
     got = knn_accuracy(torch.from_numpy(xm), torch.from_numpy(ym), torch.from_numpy(xq), torch.from_numpy(yq))
     assert abs(got - expected) <= 1.0 / 300 + 1e-9  # at most one query apart (float32 vs float64 near-ties)

@@ -5,10 +5,10 @@ import pytest
 import torch
 from sklearn.neighbors import NearestCentroid
 
+from ssl_ray.errors import ConfigError
 from ssl_ray.probes.metrics import cdnv, ncc_accuracy
 from ssl_ray.probes.target_names import parse_target
 from ssl_ray.probes.targets import random_labels
-from ssl_ray.errors import ConfigError
 
 
 def test_ncc_hand_computed():
@@ -29,7 +29,9 @@ def test_ncc_matches_sklearn_nearest_centroid():
     xq, yq = x[200:], y[200:]
     sk = NearestCentroid().fit(xt, yt)
     assert ncc_accuracy(xt, yt, xq, yq) == pytest.approx((sk.predict(xq) == yq).mean())
-    assert ncc_accuracy(torch.tensor(xt), torch.tensor(yt), torch.tensor(xq), torch.tensor(yq)) == pytest.approx((sk.predict(xq) == yq).mean())
+    assert ncc_accuracy(torch.tensor(xt), torch.tensor(yt), torch.tensor(xq), torch.tensor(yq)) == pytest.approx(
+        (sk.predict(xq) == yq).mean()
+    )
 
 
 def test_separable_clusters_give_ncc_one_and_small_cdnv():

@@ -17,7 +17,7 @@ def gaussian_pairs(mi: float, d: int, n: int = 2000, seed: int = 0):
     rho = math.sqrt(1 - math.exp(-2 * mi / d))
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, d))
-    return x, rho * x + math.sqrt(1 - rho ** 2) * rng.standard_normal((n, d))
+    return x, rho * x + math.sqrt(1 - rho**2) * rng.standard_normal((n, d))
 
 
 def embedded_pairs(mi: float, k: int, dx: int = 192, dz: int = 32, n: int = 1800, seed: int = 0):
@@ -27,7 +27,7 @@ def embedded_pairs(mi: float, k: int, dx: int = 192, dz: int = 32, n: int = 1800
     rng = np.random.default_rng(seed)
     rho = math.sqrt(1 - math.exp(-2 * mi / k))
     u = rng.standard_normal((n, k))
-    v = rho * u + math.sqrt(1 - rho ** 2) * rng.standard_normal((n, k))
+    v = rho * u + math.sqrt(1 - rho**2) * rng.standard_normal((n, k))
     x = np.concatenate([u, rng.standard_normal((n, dx - k))], 1)
     z = np.concatenate([v, rng.standard_normal((n, dz - k))], 1)
 
@@ -139,7 +139,7 @@ def test_wilks_null_mean_matches_independent_samples():
             x, z = rng.standard_normal((n, p)), rng.standard_normal((n, q))
             xc, zc = x - x.mean(0), z - z.mean(0)
             r = np.linalg.svd(np.linalg.qr(xc)[0].T @ np.linalg.qr(zc)[0], compute_uv=False)
-            sims.append(-0.5 * np.log1p(-r ** 2).sum())
+            sims.append(-0.5 * np.log1p(-(r**2)).sum())
             refs.append(gaussian_reference(torch.tensor(x), torch.tensor(z)))
         se = np.std(sims) / math.sqrt(len(sims))
         assert abs(np.mean(sims) - wilks_null_mean(n, p, q)) < 3 * se + 1e-3
@@ -154,6 +154,9 @@ def test_probe_config_runs_mine_with_the_estimator_defaults():
 
     sig = inspect.signature(mine_estimates).parameters
     p = ProbeConfig()
-    assert (p.mine_steps, p.mine_hidden, p.mine_batch_size) == (sig["steps"].default, sig["hidden"].default,
-                                                                 sig["batch_size"].default)
+    assert (p.mine_steps, p.mine_hidden, p.mine_batch_size) == (
+        sig["steps"].default,
+        sig["hidden"].default,
+        sig["batch_size"].default,
+    )
     assert p.mine_seeds == len(DEFAULT_SEEDS) == 5

@@ -28,7 +28,9 @@ def test_families_and_layers_per_checkpoint_and_the_keys_they_make():
     assert layers_at(["block1", "block2"], SCHEDULE, 0) == ["block1", "block2", INPUT_LAYER]
     assert layers_at(["block1", "block2"], SCHEDULE, 8) == ["block1", "block2"]
     assert "mine" in families_at(p, fams, SCHEDULE, 4, "block1")
-    assert "mine" not in families_at(p, fams, SCHEDULE, 8, "block1") and "information" in families_at(p, fams, SCHEDULE, 8, "block1")
+    assert "mine" not in families_at(p, fams, SCHEDULE, 8, "block1") and "information" in families_at(
+        p, fams, SCHEDULE, 8, "block1"
+    )
     on_input = families_at(p, fams, SCHEDULE, 0, INPUT_LAYER)
     assert "mine" not in on_input and "information" not in on_input and "linear" in on_input
     targets = ["sample", "class", "random_1.0"]

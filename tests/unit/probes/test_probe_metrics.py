@@ -14,8 +14,7 @@ from ssl_ray.errors import ConfigError
 from ssl_ray.probes.geometry import participation_ratio, rankme
 from ssl_ray.probes.linear import softmax_probe_accuracies
 from ssl_ray.probes.metrics import class_mean_distance, linear_probe_accuracy, within_class_variance
-from ssl_ray.probes.target_bank import bank_randomness
-from ssl_ray.probes.target_bank import TargetBank
+from ssl_ray.probes.target_bank import TargetBank, bank_randomness
 from ssl_ray.probes.targets import clean_targets, stratified_split
 
 
@@ -51,10 +50,21 @@ def test_linear_probe_separable_is_perfect_and_joint_fit_equals_separate_fits():
     y2 = rng.integers(0, 3, size=len(y))  # a second, unrelated label set on the same features
     xt = torch.tensor(x, dtype=torch.float32)
     ys = [torch.tensor(y), torch.tensor(y2)]
-    joint = softmax_probe_accuracies(xt[:400], [t[:400] for t in ys], xt[400:], [t[400:] for t in ys], [8, 3],
-                                     max_iter=500, device=torch.device("cpu"))
-    alone = [softmax_probe_accuracies(xt[:400], [t[:400]], xt[400:], [t[400:]], [k], max_iter=500,
-                                      device=torch.device("cpu"))[0] for t, k in zip(ys, [8, 3])]
+    joint = softmax_probe_accuracies(
+        xt[:400],
+        [t[:400] for t in ys],
+        xt[400:],
+        [t[400:] for t in ys],
+        [8, 3],
+        max_iter=500,
+        device=torch.device("cpu"),
+    )
+    alone = [
+        softmax_probe_accuracies(
+            xt[:400], [t[:400]], xt[400:], [t[400:]], [k], max_iter=500, device=torch.device("cpu")
+        )[0]
+        for t, k in zip(ys, [8, 3])
+    ]
     for (jtr, jte), (atr, ate) in zip(joint, alone):
         assert jtr == pytest.approx(atr, abs=0.006) and jte == pytest.approx(ate, abs=0.006)
 
@@ -100,8 +110,12 @@ def test_permuted_and_superclass_targets_and_the_validation_split():
     fit, val = stratified_split(y[:800], 0.2, seed=0)
     assert len(val) == 160 and np.bincount(y[:800][val]).tolist() == [16] * 10  # stratified by class
     assert len(np.intersect1d(fit, val)) == 0 and len(fit) + len(val) == 800
-    ts = {t.name: t for t in clean_targets(["sample", "class", "superclass", "permuted_0.5", "permuted_1.0"], train, test,
-                                           0, fit, val)}
+    ts = {
+        t.name: t
+        for t in clean_targets(
+            ["sample", "class", "superclass", "permuted_0.5", "permuted_1.0"], train, test, 0, fit, val
+        )
+    }
     assert set(ts) == {"class", "superclass", "permuted_0.5", "permuted_1.0"}  # sample lives on augmented views
     assert ts["superclass"].num_classes == 2 and torch.equal(ts["class"].test, torch.tensor(y[800:]))
     assert torch.equal(ts["class"].val, torch.tensor(y[:800][val]))
@@ -126,7 +140,7 @@ def graded_bank(y_train, y_test, accs=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), seed=0) ->
         rows.append(lab)
         acc.append((lab == truth).mean())
     rows = np.stack(rows)
-    return TargetBank(np.arange(len(accs)), rows[:, : len(y_train)], rows[:, len(y_train):], np.array(acc), 10)
+    return TargetBank(np.arange(len(accs)), rows[:, : len(y_train)], rows[:, len(y_train) :], np.array(acc), 10)
 
 
 def test_target_bank_randomness_round_trip_and_refusals(tmp_path):
@@ -147,7 +161,9 @@ def test_target_bank_randomness_round_trip_and_refusals(tmp_path):
         TargetBank.load(degenerate.save(tmp_path / "degenerate.npz"))
     # a gap in randomness over 0.25 is refused
     with pytest.raises(ConfigError, match="no gap over 0.25"):
-        TargetBank.load(graded_bank(y[:500], y[500:], accs=(0.1, 0.15, 0.2, 0.25, 0.8, 0.95)).save(tmp_path / "gap.npz"))
+        TargetBank.load(
+            graded_bank(y[:500], y[500:], accs=(0.1, 0.15, 0.2, 0.25, 0.8, 0.95)).save(tmp_path / "gap.npz")
+        )
     (tmp_path / "junk.npz").write_bytes(b"not a bank")
     with pytest.raises(ConfigError, match="not a target bank"):
         TargetBank.load(tmp_path / "junk.npz")
@@ -161,19 +177,23 @@ def test_untrained_classifier_labels_spread_over_the_classes(tmp_path):
     import subprocess
 
     from conftest import PY, ROOT
+
     from ssl_ray.config import ExperimentConfig
-    from ssl_ray.validation import validate_experiment
     from ssl_ray.data.datasets import load_dataset
-    from ssl_ray.probes.bank import build_target_bank, logits
     from ssl_ray.models.build import load_model, model_from_config
+    from ssl_ray.probes.bank import build_target_bank, logits
     from ssl_ray.probes.target_bank import label_entropy
-    from ssl_ray.train.steps import supervised_step
     from ssl_ray.train.optim import build_optimizer, build_scheduler
     from ssl_ray.train.state import save_state
+    from ssl_ray.train.steps import supervised_step
+    from ssl_ray.validation import validate_experiment
 
-    raw = {"data": {"dataset": "digits", "image_size": 16, "augment": "none"},
-           "model": {"backbone": "res", "depth": 2, "width": 16, "projector_dims": [32, 10]}, "train": {"mode": "supervised"},
-           "optim": {"lr": 0.01, "batch_size": 64}}
+    raw = {
+        "data": {"dataset": "digits", "image_size": 16, "augment": "none"},
+        "model": {"backbone": "res", "depth": 2, "width": 16, "projector_dims": [32, 10]},
+        "train": {"mode": "supervised"},
+        "optim": {"lr": 0.01, "batch_size": 64},
+    }
     cfg = validate_experiment(ExperimentConfig.from_dict(raw))
     torch.manual_seed(0)
     model = model_from_config(cfg)
@@ -186,13 +206,15 @@ def test_untrained_classifier_labels_spread_over_the_classes(tmp_path):
         if epoch:
             model.train()
             for i in range(0, len(y), 64):
-                out, _ = supervised_step(model, x[i:i + 64], y[i:i + 64])
+                out, _ = supervised_step(model, x[i : i + 64], y[i : i + 64])
                 opt.zero_grad()
                 out.loss.backward()
                 opt.step()
         d = tmp_path / "trial" / f"epoch_{epoch:04d}"
         d.mkdir(parents=True)
-        save_state(str(d), model=model, optimizer=opt, scheduler=sched, epoch=epoch, cfg=cfg.to_dict(), mlflow_run_id=None)
+        save_state(
+            str(d), model=model, optimizer=opt, scheduler=sched, epoch=epoch, cfg=cfg.to_dict(), mlflow_run_id=None
+        )
         ckpts.append((epoch, str(d)))
     untrained, _, _ = load_model(ckpts[0][1])
     raw_labels = logits(untrained, ds.images).argmax(1).numpy()
@@ -200,8 +222,23 @@ def test_untrained_classifier_labels_spread_over_the_classes(tmp_path):
     bank = build_target_bank(ckpts)
     assert (bank.entropies() >= 0.8).all() and (bank.classes_used() >= 8).all()
     assert bank.randomness[0] == 1.0 and bank.randomness[-1] == 0.0 and bank.accuracy[-1] > 0.8 > 0.3 > bank.accuracy[0]
-    proc = subprocess.run([PY, "-m", "ssl_ray.cli", "probe", "bank", "--trial-dir", str(tmp_path / "trial"), "--out",
-                           str(tmp_path / "bank.npz")], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [
+            PY,
+            "-m",
+            "ssl_ray.cli",
+            "probe",
+            "bank",
+            "--trial-dir",
+            str(tmp_path / "trial"),
+            "--out",
+            str(tmp_path / "bank.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "need >= 6 points" in proc.stderr, proc.stderr
     assert not (tmp_path / "bank.npz").exists()
 
@@ -210,18 +247,23 @@ def test_random_targets_come_from_the_bank_and_unscorable_targets_are_skipped(tm
     """random_<r> takes the bank epoch nearest r; a single-class target next to good ones is skipped
     with a reason while the good ones are scored."""
     from ssl_ray.config import ExperimentConfig
-    from ssl_ray.validation import validate_experiment
     from ssl_ray.data.datasets import load_dataset
     from ssl_ray.probes.probe_data import build_probe_data
     from ssl_ray.probes.scoring import FeatureSet, score_layer
     from ssl_ray.probes.targets import LabelTarget
+    from ssl_ray.validation import validate_experiment
 
     tr, te = load_dataset("digits", "train", 8), load_dataset("digits", "test", 8)
     bank = graded_bank(tr.labels.numpy(), te.labels.numpy())
     path = bank.save(tmp_path / "bank.npz")
-    ssl = validate_experiment(ExperimentConfig.from_dict({"data": {"dataset": "digits", "image_size": 8},
-                                      "probe": {"target_bank": str(path),
-                                                "targets": ["class", "random_0.0", "random_1.0", "permuted_1.0"]}}))
+    ssl = validate_experiment(
+        ExperimentConfig.from_dict(
+            {
+                "data": {"dataset": "digits", "image_size": 8},
+                "probe": {"target_bank": str(path), "targets": ["class", "random_0.0", "random_1.0", "permuted_1.0"]},
+            }
+        )
+    )
     data = build_probe_data(ssl)
     t = {lt.name: lt for lt in data.clean}
     fit, val = data.clean_split
@@ -232,8 +274,13 @@ def test_random_targets_come_from_the_bank_and_unscorable_targets_are_skipped(tm
         assert np.array_equal(t[name].test, inv[n:])
     x = torch.tensor(np.random.default_rng(0).normal(size=(len(tr.labels), 8)), dtype=torch.float32)
     xt = torch.tensor(np.random.default_rng(1).normal(size=(len(te.labels), 8)), dtype=torch.float32)
-    one = LabelTarget("superclass", torch.zeros(len(fit), dtype=torch.long), torch.zeros(len(val), dtype=torch.long),
-                      torch.zeros(len(xt), dtype=torch.long), 1)
+    one = LabelTarget(
+        "superclass",
+        torch.zeros(len(fit), dtype=torch.long),
+        torch.zeros(len(val), dtype=torch.long),
+        torch.zeros(len(xt), dtype=torch.long),
+        1,
+    )
     inputs = torch.cat([x[fit], x[val], xt])
     fs = FeatureSet("clean", x[fit], x[val], xt, inputs, [t["class"], one, t["permuted_1.0"]])
     scores = score_layer("block1", [fs], ssl.probe, probes=["ncc", "linear", "cdnv"])

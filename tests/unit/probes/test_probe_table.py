@@ -8,7 +8,9 @@ from ssl_ray.tracking import client
 
 
 def keys(n_layers: int):
-    return [f"probe/{t}/{m}/layer{i}" for i in range(n_layers) for t in ("class", "sample") for m in ("ncc_test", "cdnv")]
+    return [
+        f"probe/{t}/{m}/layer{i}" for i in range(n_layers) for t in ("class", "sample") for m in ("ncc_test", "cdnv")
+    ]
 
 
 def counting_histories(c) -> list:
@@ -51,7 +53,14 @@ def test_the_table_is_every_value_and_catches_up_with_mlflow(tmp_path):
     """The table holds every probe value (MLflow a curated few); the fan-out rewrites it from what the run had plus
     the new rows, the first value of a (epoch, layer, target, metric) staying, as in MLflow; a value MLflow holds at
     a step the table lacks (a process killed between logging and rewriting the table) comes back into it."""
-    from ssl_ray.probes.table import current_table, merge_rows, read_probe_table, score_rows, table_keys, write_probe_table
+    from ssl_ray.probes.table import (
+        current_table,
+        merge_rows,
+        read_probe_table,
+        score_rows,
+        table_keys,
+        write_probe_table,
+    )
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     c = client(uri)
@@ -64,8 +73,11 @@ def test_the_table_is_every_value_and_catches_up_with_mlflow(tmp_path):
     back = read_probe_table(c, run_id)
     assert len(back) == 9 and list(back.columns) == COLUMNS and back.equals(current_table(MetricWriter(uri, run_id)))
     # the same key again at epoch 0 keeps its first value; epoch 1 is new
-    again = merge_rows(back, score_rows("t0", run_id, 0, {"probe/class/cdnv/layer0": 9.0})
-                       + score_rows("t0", run_id, 1, {"probe/class/cdnv/layer0": 0.25}))
+    again = merge_rows(
+        back,
+        score_rows("t0", run_id, 0, {"probe/class/cdnv/layer0": 9.0})
+        + score_rows("t0", run_id, 1, {"probe/class/cdnv/layer0": 0.25}),
+    )
     got = again.query("metric == 'cdnv' and layer == 'layer0' and target == 'class'").set_index("epoch").value
     assert got.to_dict() == {0: 0.5, 1: 0.25}
     # MLflow holds epoch 2 of a curated key that the table never got: current_table brings it in, and nothing else

@@ -31,8 +31,10 @@ def with_baselines():
                 rows.append((t.trial_id, "run" + t.trial_id, e, layer, "class", "mi_gaussian", 1.5 + i + 0.1 * e))
                 if e != 1:
                     flagged = 0.0 if layer == "block1" else 1.0
-                    rows += [(t.trial_id, "run" + t.trial_id, e, layer, "class", m, v)
-                             for m, v in (("mine", 0.9 + 0.1 * e), ("mine_std", 0.05), ("mine_unreliable", flagged))]
+                    rows += [
+                        (t.trial_id, "run" + t.trial_id, e, layer, "class", m, v)
+                        for m, v in (("mine", 0.9 + 0.1 * e), ("mine_std", 0.05), ("mine_unreliable", flagged))
+                    ]
     d.probes = pd.concat([d.probes, pd.DataFrame(rows, columns=d.probes.columns)], ignore_index=True)
     return d
 
@@ -62,7 +64,9 @@ def test_figure_4_draws_the_pixel_baseline_and_figure_10_subtracts_it():
     trial = d.configs()[list(d.configs())[0]][0].trial_id
     for ln in lines:  # each point is the layer's accuracy minus the pixels', at the same r
         for r, y in zip(ln.get_xdata(), ln.get_ydata()):
-            acc = d.probes[(d.probes.trial_id == trial) & (d.probes.target == f"random_{r}") & (d.probes.metric == "linear_test")]
+            acc = d.probes[
+                (d.probes.trial_id == trial) & (d.probes.target == f"random_{r}") & (d.probes.metric == "linear_test")
+            ]
             assert any(abs(v - PIXELS[f"random_{r}"] - y) < 1e-9 for v in acc.value)
 
 

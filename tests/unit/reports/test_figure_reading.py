@@ -79,8 +79,13 @@ def test_epoch_axes_are_ticked_at_the_checkpoints():
     d = sweep()
     d.probes = d.probes.assign(epoch=d.probes.epoch.map({0: 0, 1: 4, 2: 20}))  # checkpoints 0, 4 and 20
     layer = select(d).layer
-    for fig in (F.ncc_over_training(d, layer), F.ncc_linear_ratio(d, layer, "A"), F.loss_and_accuracy(d, layer),
-                L.geometry_over_training(d, layer), F.semantic_over_random(d, layer)):
+    for fig in (
+        F.ncc_over_training(d, layer),
+        F.ncc_linear_ratio(d, layer, "A"),
+        F.loss_and_accuracy(d, layer),
+        L.geometry_over_training(d, layer),
+        F.semantic_over_random(d, layer),
+    ):
         for ax in panels(fig):
             assert list(ax.get_xticks()) == [0, 4, 20], title(fig)
 
@@ -103,8 +108,10 @@ def test_figure_8_reads_every_configuration_at_its_best_layer_as_trials_md_does(
     colors = {tuple(matplotlib.colors.to_rgba(ln.get_color())) for ln in par.get_lines() if ln.get_marker() == "o"}
     assert tuple(cmap(0.0)) in colors and tuple(cmap(1.0)) in colors
     # --layer: every configuration at that one layer
-    fixed = np.ma.filled(panels(HP.hyperparameter_view(d, "block1", ["objective.lam", "model.width"]))[0].get_images()[0]
-                         .get_array(), np.nan)
+    fixed = np.ma.filled(
+        panels(HP.hyperparameter_view(d, "block1", ["objective.lam", "model.width"]))[0].get_images()[0].get_array(),
+        np.nan,
+    )
     assert fixed[0, 0] == pytest.approx(d.final("A", "class", "linear_test", "block1"))
 
 
@@ -136,10 +143,17 @@ def test_every_figure_names_its_seeds():
     d = sweep()
     sel = select(d)
     layer = sel.layer
-    figs = [F.ncc_over_training(d, layer), F.ncc_linear_ratio(d, layer, "A"), F.loss_and_accuracy(d, layer),
-            F.accuracy_vs_randomness(d, layer), L.accuracy_per_layer(d, "A"), L.geometry_over_training(d, layer),
-            _embedding_figure(d, layer, sel.best_trial, []), HP.hyperparameter_view(d, None, ["objective.lam"]),
-            F.semantic_over_random(d, layer)]
+    figs = [
+        F.ncc_over_training(d, layer),
+        F.ncc_linear_ratio(d, layer, "A"),
+        F.loss_and_accuracy(d, layer),
+        F.accuracy_vs_randomness(d, layer),
+        L.accuracy_per_layer(d, "A"),
+        L.geometry_over_training(d, layer),
+        _embedding_figure(d, layer, sel.best_trial, []),
+        HP.hyperparameter_view(d, None, ["objective.lam"]),
+        F.semantic_over_random(d, layer),
+    ]
     for fig in figs:
         assert "one seed per configuration" in title(fig), title(fig)
     many = sweep(seeds=2)

@@ -9,8 +9,17 @@ import pytest
 from test_baseline_figures import with_baselines
 from test_report_figures import sweep
 
-from ssl_ray.reports.label_free import (STEM, Reading, label_free_choice, label_free_figure, label_free_line, readings,
-                                        representation_layer, rho_text, spearman)
+from ssl_ray.reports.label_free import (
+    STEM,
+    Reading,
+    label_free_choice,
+    label_free_figure,
+    label_free_line,
+    readings,
+    representation_layer,
+    rho_text,
+    spearman,
+)
 from ssl_ray.reports.selection import select
 from ssl_ray.reports.source import SweepData, Trial
 
@@ -20,7 +29,9 @@ def r(tid, rankme, acc, alpha=1.0, status="finished"):
 
 
 def test_rho_known_answers():
-    up = [r(f"t{i}", rk, acc) for i, (rk, acc) in enumerate([(10, 0.10), (20, 0.15), (30, 0.50), (40, 0.51), (55, 0.90)])]
+    up = [
+        r(f"t{i}", rk, acc) for i, (rk, acc) in enumerate([(10, 0.10), (20, 0.15), (30, 0.50), (40, 0.51), (55, 0.90)])
+    ]
     assert label_free_choice(up).rho_rankme == pytest.approx(1.0) and label_free_choice(up).n_rankme == 5
     down = [r(x.trial_id, x.rankme, 1.0 - x.accuracy) for x in up]
     assert label_free_choice(down).rho_rankme == pytest.approx(-1.0)  # negative, as computed: no sign flipped
@@ -43,9 +54,15 @@ def test_alpha_is_read_as_its_distance_from_one():
 
 
 def test_the_choice_is_the_highest_rankme_among_usable_trials():
-    rs = [r("A", 10, 0.5), r("B", 1000, 0.1, status="diverged"), r("C", 900, 0.05, status="collapsed"),
-          r("D", 800, 0.0, status="errored"), r("E", 50, 0.9, status="stopped"), r("F", 40, 0.8, status="running"),
-          r("G", math.nan, 0.95)]
+    rs = [
+        r("A", 10, 0.5),
+        r("B", 1000, 0.1, status="diverged"),
+        r("C", 900, 0.05, status="collapsed"),
+        r("D", 800, 0.0, status="errored"),
+        r("E", 50, 0.9, status="stopped"),
+        r("F", 40, 0.8, status="running"),
+        r("G", math.nan, 0.95),
+    ]
     lf = label_free_choice(rs)
     assert (lf.trial_id, lf.rankme) == ("E", 50)
     # over A, E, F only (G has no RankMe): rho 1; with B, C, D counted it would be far below
@@ -81,8 +98,11 @@ def geometry_sweep(trials) -> SweepData:
                     continue
                 for target in ("class", "sample"):
                     here = epoch == 2 and layer == "block2" and target == "class"
-                    vals = {"rankme": rk if here else 1000.0 - rk, "alpha": al if here else al + 5.0,
-                            "linear_val": acc if here else 1.0 - acc}
+                    vals = {
+                        "rankme": rk if here else 1000.0 - rk,
+                        "alpha": al if here else al + 5.0,
+                        "linear_val": acc if here else 1.0 - acc,
+                    }
                     vals["linear_test"] = vals["linear_val"]
                     rows += [(tid, "run" + tid, epoch, layer, target, m, v) for m, v in vals.items()]
     probes = pd.DataFrame(rows, columns=["trial_id", "run_id", "epoch", "layer", "target", "metric", "value"])
@@ -93,16 +113,30 @@ def geometry_sweep(trials) -> SweepData:
 
 # RankMe ranks the usable trials exactly backwards (rho -1); alpha agrees with alpha-ReQ (|alpha - 1| grows as accuracy
 # falls: rho +1)
-KNOWN = {"A": ("finished", 10.0, 1.0, 0.90), "B": ("finished", 20.0, 1.2, 0.80), "C": ("finished", 30.0, 0.6, 0.70),
-         "D": ("stopped", 40.0, 2.0, 0.60), "E": ("finished", 50.0, 3.5, 0.50), "X": ("diverged", 999.0, 1.0, 0.99)}
+KNOWN = {
+    "A": ("finished", 10.0, 1.0, 0.90),
+    "B": ("finished", 20.0, 1.2, 0.80),
+    "C": ("finished", 30.0, 0.6, 0.70),
+    "D": ("stopped", 40.0, 2.0, 0.60),
+    "E": ("finished", 50.0, 3.5, 0.50),
+    "X": ("diverged", 999.0, 1.0, 0.99),
+}
 
 
 def test_the_representation_is_the_backbones_last_tap_read_at_the_last_checkpoint():
     d = geometry_sweep(KNOWN)
     assert representation_layer(d) == "block2"  # not proj_hidden1, projector or input
     assert readings(d, "block2") == [Reading(t, s, rk, al, acc) for t, (s, rk, al, acc) in KNOWN.items()]
-    no_backbone = SweepData(d.uri, d.experiment, d.parent_run_id, {}, d.trials, d.probes[~d.probes.layer.str.startswith("block")],
-                            d.train, [])
+    no_backbone = SweepData(
+        d.uri,
+        d.experiment,
+        d.parent_run_id,
+        {},
+        d.trials,
+        d.probes[~d.probes.layer.str.startswith("block")],
+        d.train,
+        [],
+    )
     assert representation_layer(no_backbone) is None
     assert label_free_line(no_backbone, select(d)).startswith("label-free choice: none")
 
@@ -121,12 +155,16 @@ def test_figure_draws_usable_trials_with_their_rho_and_both_choices():
     # ringed: the labeled choice A, then the label-free choice E
     assert [tuple(c.get_offsets()[0]) for c in p1.collections[1:]] == [(10.0, 0.90), (50.0, 0.50)]
     assert "1 unusable trial(s) left out" in fig._suptitle.get_text().replace("\n", " ")
-    assert label_free_line(d, sel) == ("label-free choice (highest RankMe at block2): TE (RankMe 50.0); labeled choice: TA; "
-                                       "Spearman rho(RankMe, class linear val) = -1.00 over 5 trials")
+    assert label_free_line(d, sel) == (
+        "label-free choice (highest RankMe at block2): TE (RankMe 50.0); labeled choice: TA; "
+        "Spearman rho(RankMe, class linear val) = -1.00 over 5 trials"
+    )
     few = geometry_sweep({k: KNOWN[k] for k in ("A", "B", "X")})
     fig = label_free_figure(few, select(few))
     panels = [ax for ax in fig.axes if ax.get_visible()]
-    assert all("rho: too few trials (n=2)" in ax.get_title() and len(ax.collections[0].get_offsets()) == 2 for ax in panels)
+    assert all(
+        "rho: too few trials (n=2)" in ax.get_title() and len(ax.collections[0].get_offsets()) == 2 for ax in panels
+    )
     assert label_free_line(few, select(few)).endswith("Spearman rho(RankMe, class linear val): too few trials (n=2)")
     import matplotlib.pyplot as plt
 
@@ -136,12 +174,18 @@ def test_figure_draws_usable_trials_with_their_rho_and_both_choices():
 def test_the_report_writes_the_figure_and_its_section(tmp_path):
     from ssl_ray.reports.report import FIGURES, write_report
 
-    rep = write_report("exp", data=with_baselines(), log=False, out_dir=str(tmp_path), stream=open(tmp_path / "log", "w"))
+    rep = write_report(
+        "exp", data=with_baselines(), log=False, out_dir=str(tmp_path), stream=open(tmp_path / "log", "w")
+    )
     assert STEM in FIGURES and (tmp_path / f"{STEM}.png") in rep.files
     assert (tmp_path / f"{STEM}.png").stat().st_size > 10_000
     readme = (tmp_path / "README.md").read_text()
     # the report tests' sweep (with the information readings fig 11 needs): A and B usable (C diverged), RankMe read at block2 (not the projector)
-    assert "## Label-free selection" in readme and "highest RankMe at block2" in readme and "too few trials (n=2)" in readme
+    assert (
+        "## Label-free selection" in readme
+        and "highest RankMe at block2" in readme
+        and "too few trials (n=2)" in readme
+    )
 
 
 def test_the_sweep_summary_names_both_choices(tmp_path):
@@ -155,8 +199,12 @@ def test_the_sweep_summary_names_both_choices(tmp_path):
     c = client(uri)
     parent = c.create_run(c.create_experiment("exp", artifact_location=str(tmp_path / "artifacts"))).info.run_id
     out = io.StringIO()
-    print_summary({"mlflow_uri": uri, "parent_run_id": parent, "sweep_dir": str(tmp_path), "results": None},
-                  SweepConfig(name="exp"), stream=out, data=sweep())
+    print_summary(
+        {"mlflow_uri": uri, "parent_run_id": parent, "sweep_dir": str(tmp_path), "results": None},
+        SweepConfig(name="exp"),
+        stream=out,
+        data=sweep(),
+    )
     text = out.getvalue()
     (line,) = [ln for ln in text.splitlines() if ln.startswith("label-free choice")]
     d = sweep()

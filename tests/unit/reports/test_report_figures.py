@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ssl_ray.probes.choice import layer_order
 from ssl_ray.reports import figures as F
 from ssl_ray.reports import hyperparameter_figure as HP
 from ssl_ray.reports import layer_figures as L
 from ssl_ray.reports import plotting as P
-from ssl_ray.probes.choice import layer_order
-from ssl_ray.reports.source import SweepData, Trial, target_order, trial_label
 from ssl_ray.reports.selection import select
+from ssl_ray.reports.source import SweepData, Trial, target_order, trial_label
 from ssl_ray.reports.tables import config_table, to_markdown, trial_table
 
 LAYERS = ["block1", "block2", "projector"]
@@ -39,43 +39,98 @@ def sweep(superclass=True, linear=True, seeds=1) -> SweepData:
                 if superclass:
                     targets["superclass"] = min(1.0, a * 1.05)
                 for target, v in targets.items():
-                    metrics = {"ncc_train": v + 0.01, "ncc_val": v - 0.04, "ncc_test": v - 0.05, "cdnv": 1.0 / (1 + epoch),
-                               "rankme": 3.0 + epoch}
+                    metrics = {
+                        "ncc_train": v + 0.01,
+                        "ncc_val": v - 0.04,
+                        "ncc_test": v - 0.05,
+                        "cdnv": 1.0 / (1 + epoch),
+                        "rankme": 3.0 + epoch,
+                    }
                     if linear:
-                        metrics.update(linear_train=v + 0.02, linear_val=v - 0.01, linear_test=v,
-                                       ncc_linear_ratio=(v - 0.05) / v)
+                        metrics.update(
+                            linear_train=v + 0.02, linear_val=v - 0.01, linear_test=v, ncc_linear_ratio=(v - 0.05) / v
+                        )
                     rows += [(tid, "run" + tid, epoch, layer, target, m, val) for m, val in metrics.items()]
     probes = pd.DataFrame(rows, columns=["trial_id", "run_id", "epoch", "layer", "target", "metric", "value"])
-    train = pd.DataFrame([(tid, e, m, v) for tid in acc for e in (1, 2) for m, v in
-                          (("loss", 20.0 - e), ("invariance", 0.2), ("variance", 0.5), ("covariance", 3.0))],
-                         columns=["trial_id", "epoch", "metric", "value"])
-    params = {"A": {"objective.name": "vicreg", "objective.lam": "10.0", "objective.mu": "25.0", "objective.nu": "1.0", "model.width": "16"},
-              "B": {"objective.name": "vicreg", "objective.lam": "25.0", "objective.mu": "25.0", "objective.nu": "1.0", "model.width": "32"},
-              "C": {"objective.name": "vicreg", "objective.lam": "25.0", "objective.mu": "25.0", "objective.nu": "1.0", "model.width": "16"}}
+    train = pd.DataFrame(
+        [
+            (tid, e, m, v)
+            for tid in acc
+            for e in (1, 2)
+            for m, v in (("loss", 20.0 - e), ("invariance", 0.2), ("variance", 0.5), ("covariance", 3.0))
+        ],
+        columns=["trial_id", "epoch", "metric", "value"],
+    )
+    params = {
+        "A": {
+            "objective.name": "vicreg",
+            "objective.lam": "10.0",
+            "objective.mu": "25.0",
+            "objective.nu": "1.0",
+            "model.width": "16",
+        },
+        "B": {
+            "objective.name": "vicreg",
+            "objective.lam": "25.0",
+            "objective.mu": "25.0",
+            "objective.nu": "1.0",
+            "model.width": "32",
+        },
+        "C": {
+            "objective.name": "vicreg",
+            "objective.lam": "25.0",
+            "objective.mu": "25.0",
+            "objective.nu": "1.0",
+            "model.width": "16",
+        },
+    }
     for p in params.values():  # the bundled digits (10 classes) and their 3 superclasses: chance 1/10 and 1/3
         p.update({"data.dataset": "digits", "data.superclass_map": SUPERCLASS_MAP})
     status = {"A": "finished", "B": "finished", "C": "diverged"}
     varied = ["model.width", "objective.lam"]
-    trials = [Trial(t, "run" + t, status[t], params[t], None, trial_label(params[t], varied), trial_label(params[t], varied))
-              for t in acc]
+    trials = [
+        Trial(t, "run" + t, status[t], params[t], None, trial_label(params[t], varied), trial_label(params[t], varied))
+        for t in acc
+    ]
     if seeds > 1:  # seed k of trial X is X<k>, its values shifted by 0.01 k
         copies, ptab, ttab = [], [probes], [train]
         for k in range(seeds):
             for t in trials:
                 tid = f"{t.trial_id}{k}"
-                copies.append(Trial(tid, "run" + tid, t.status, {**t.params, "train.seed": str(k)}, None, f"{t.label} #{k}",
-                                    t.config))
-                ptab.append(probes[probes.trial_id == t.trial_id].assign(trial_id=tid, value=lambda d: d.value + 0.01 * k))
+                copies.append(
+                    Trial(
+                        tid,
+                        "run" + tid,
+                        t.status,
+                        {**t.params, "train.seed": str(k)},
+                        None,
+                        f"{t.label} #{k}",
+                        t.config,
+                    )
+                )
+                ptab.append(
+                    probes[probes.trial_id == t.trial_id].assign(trial_id=tid, value=lambda d: d.value + 0.01 * k)
+                )
                 ttab.append(train[train.trial_id == t.trial_id].assign(trial_id=tid))
         trials, probes, train = copies, pd.concat(ptab[1:]), pd.concat(ttab[1:])
     return SweepData("sqlite:///x.db", "exp", "parent", {}, trials, probes, train, varied)
 
 
 def test_orders_and_labels():
-    assert sorted(["projector", "block10", "block2", "proj_hidden1", "block1"], key=layer_order) == \
-        ["block1", "block2", "block10", "proj_hidden1", "projector"]
-    assert sorted(["random_1.0", "class", "random_0.25", "superclass", "sample"], key=target_order) == \
-        ["sample", "class", "superclass", "random_0.25", "random_1.0"]
+    assert sorted(["projector", "block10", "block2", "proj_hidden1", "block1"], key=layer_order) == [
+        "block1",
+        "block2",
+        "block10",
+        "proj_hidden1",
+        "projector",
+    ]
+    assert sorted(["random_1.0", "class", "random_0.25", "superclass", "sample"], key=target_order) == [
+        "sample",
+        "class",
+        "superclass",
+        "random_0.25",
+        "random_1.0",
+    ]
     assert trial_label({"objective.lam": "10.0", "model.width": "32"}, ["objective.lam", "model.width"]) == "λ=10 H=32"
 
 
@@ -122,7 +177,11 @@ def test_tables_read_test_numbers_at_the_validation_choice():
     df = trial_table(d, sel)
     assert list(df.trial) == ["A", "B", "C"]
     a, b = df.iloc[0], df.iloc[1]
-    assert a.best_layer == "block2" and a.class_linear_val == pytest.approx(0.89) and a.class_linear_test == pytest.approx(0.90)
+    assert (
+        a.best_layer == "block2"
+        and a.class_linear_val == pytest.approx(0.89)
+        and a.class_linear_test == pytest.approx(0.90)
+    )
     assert a.class_ncc_test == pytest.approx(0.85) and a.class_cdnv == pytest.approx(1 / 3)
     assert a.superclass_linear_test == pytest.approx(0.945) and a["permuted_1.0_linear_test"] == pytest.approx(0.1)
     assert a["random_1.0_linear_test"] == pytest.approx(0.2) and a.run_id == "runA"
@@ -145,11 +204,15 @@ def test_seeds_are_aggregated_with_their_spread():
     assert a.class_linear_test == pytest.approx(0.905) and a.class_linear_test_std == pytest.approx(0.01 / math.sqrt(2))
     assert "0.905 ± 0.0071" in to_markdown(table)
     fig = F.ncc_over_training(d, sel.layer)
-    assert any(type(c).__name__ in ("PolyCollection", "FillBetweenPolyCollection") for ax in fig.axes for c in ax.collections)
+    assert any(
+        type(c).__name__ in ("PolyCollection", "FillBetweenPolyCollection") for ax in fig.axes for c in ax.collections
+    )
     assert "(N=2)" in " ".join(t.get_text() for t in fig.legends[0].get_texts())
     assert "N=2 seeds" in fig._suptitle.get_text().replace("\n", " ")
     one = F.ncc_over_training(sweep(), sel.layer)
-    assert not any(ax.collections for ax in one.axes) and "one seed per configuration" in one._suptitle.get_text().replace("\n", " ")
+    assert not any(
+        ax.collections for ax in one.axes
+    ) and "one seed per configuration" in one._suptitle.get_text().replace("\n", " ")
     # fig 8 with one varied key: a point per configuration (not per trial) with its spread and N
     lam_only = SweepData(d.uri, d.experiment, d.parent_run_id, {}, d.trials, d.probes, d.train, ["objective.lam"])
     ax = HP.hyperparameter_view(lam_only, None, ["objective.lam"]).axes[0]
@@ -165,16 +228,27 @@ def test_seeds_are_aggregated_with_their_spread():
 def test_every_figure_draws(tmp_path, superclass, linear):
     d = sweep(superclass, linear)
     layer = select(d).layer
-    figs = {"1": F.ncc_over_training(d, layer), "2": F.ncc_linear_ratio(d, layer, "A"), "3": F.loss_and_accuracy(d, layer),
-            "4": F.accuracy_vs_randomness(d, layer), "5": L.accuracy_per_layer(d, "A"), "6": L.geometry_over_training(d, layer),
-            "8": HP.hyperparameter_view(d, None, ["objective.lam", "objective.mu", "objective.nu", "model.width"]),
-            "9": F.semantic_over_random(d, layer)}
+    figs = {
+        "1": F.ncc_over_training(d, layer),
+        "2": F.ncc_linear_ratio(d, layer, "A"),
+        "3": F.loss_and_accuracy(d, layer),
+        "4": F.accuracy_vs_randomness(d, layer),
+        "5": L.accuracy_per_layer(d, "A"),
+        "6": L.geometry_over_training(d, layer),
+        "8": HP.hyperparameter_view(d, None, ["objective.lam", "objective.mu", "objective.nu", "model.width"]),
+        "9": F.semantic_over_random(d, layer),
+    }
     rng = np.random.default_rng(0)
-    pts = {(r, lv): (rng.normal(size=(30, 2)), rng.integers(0, 3, 30)) for r in ("before", "after") for lv in ("class", "sample")}
+    pts = {
+        (r, lv): (rng.normal(size=(30, 2)), rng.integers(0, 3, 30))
+        for r in ("before", "after")
+        for lv in ("class", "sample")
+    }
     figs["7"] = L.embeddings(pts, "t", {"class": ["a", "b", "c"]})
     visible = {k: [ax for ax in f.axes if ax.get_visible() and ax.get_label() != "<colorbar>"] for k, f in figs.items()}
-    assert [ax.get_title() for ax in visible["1"]] == (["sample level", "class level", "superclass level"] if superclass
-                                                       else ["sample level", "class level"])
+    assert [ax.get_title() for ax in visible["1"]] == (
+        ["sample level", "class level", "superclass level"] if superclass else ["sample level", "class level"]
+    )
     # figure 5: class, superclass and superclass/class panels, one legend below them, none on a panel
     assert len(visible["5"]) == (3 if superclass else 1)
     assert not any(ax.get_legend() for ax in visible["5"]) and figs["5"].legends
@@ -201,8 +275,13 @@ def test_every_figure_draws(tmp_path, superclass, linear):
     # it); the diverged trial's cell says so instead of showing its last probe
     texts = sorted(t.get_text() for t in visible["8"][0].texts)
     m = P.score_metric(d)
-    assert texts == sorted([f"{d.final('A', 'class', m, 'block2'):.3f}\nblock2",
-                            f"{d.final('B', 'class', m, 'projector'):.3f}\nprojector", "diverged"])
+    assert texts == sorted(
+        [
+            f"{d.final('A', 'class', m, 'block2'):.3f}\nblock2",
+            f"{d.final('B', 'class', m, 'projector'):.3f}\nprojector",
+            "diverged",
+        ]
+    )
     for k, f in figs.items():
         f.savefig(tmp_path / f"{k}.png")
         assert (tmp_path / f"{k}.png").stat().st_size > 10_000
@@ -215,8 +294,12 @@ def test_git_commit_names_the_commit_and_code_changes_only(tmp_path):
     from ssl_ray.provenance import git_commit
 
     assert git_commit(tmp_path) == "unknown (not a git checkout)"
-    git = lambda *a: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path, check=True,  # noqa: E731
-                                    capture_output=True)
+    git = lambda *a: subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *a],
+        cwd=tmp_path,
+        check=True,  # noqa: E731
+        capture_output=True,
+    )
     git("init", "-q")
     (tmp_path / "results").mkdir()
     (tmp_path / "code.py").write_text("a = 1\n")

@@ -12,8 +12,16 @@ import numpy as np
 from ssl_ray.config import ExperimentConfig, SweepConfig
 from ssl_ray.probes.target_bank import TargetBank
 from ssl_ray.sweep.bank import bank_config, ensure_target_bank
-from ssl_ray.sweep.bank_cache import (BANK_FILE, BANKS_EXPERIMENT, TAG_BANK_KEY, bank_key, bank_lock, bank_params,
-                                      cached_bank_dir, estimate_seconds)
+from ssl_ray.sweep.bank_cache import (
+    BANK_FILE,
+    BANKS_EXPERIMENT,
+    TAG_BANK_KEY,
+    bank_key,
+    bank_lock,
+    bank_params,
+    cached_bank_dir,
+    estimate_seconds,
+)
 from ssl_ray.tracking import TAG_BANK_PATH, TAG_BANK_RUN, client, get_or_create_bank_run, get_or_create_parent_run
 
 
@@ -33,8 +41,13 @@ def test_the_key_is_what_determines_the_bank():
     assert key(train={"cpus_per_worker": 2.0, "epochs": 3}) == k  # a 3-epoch sweep shares the 20-epoch bank
     assert bank_key(bank_config(experiment(), cpus=2)) == k
     # its data, network, optimizer, length and seed stream do
-    for other in ({"model": {"width": 16}}, {"data": {"image_size": 12}}, {"optim": {"lr": 0.01}},
-                  {"probe": {"bank_epochs": 12}}, {"train": {"seed": 1}}):
+    for other in (
+        {"model": {"width": 16}},
+        {"data": {"image_size": 12}},
+        {"optim": {"lr": 0.01}},
+        {"probe": {"bank_epochs": 12}},
+        {"train": {"seed": 1}},
+    ):
         assert key(**other) != k, other
     params = bank_params(bank_config(experiment()))
     assert not any(p.startswith(("objective.", "probe.")) for p in params) and params["train.mode"] == "supervised"
@@ -54,8 +67,12 @@ def valid_bank() -> TargetBank:
 
 def test_a_cached_bank_is_reused_without_ray_and_named_on_the_sweeps_run(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    sweep = SweepConfig(name="second", base=experiment(objective={"name": "simclr"}), storage_path=str(tmp_path / "sweeps"),
-                        mlflow_uri=uri)
+    sweep = SweepConfig(
+        name="second",
+        base=experiment(objective={"name": "simclr"}),
+        storage_path=str(tmp_path / "sweeps"),
+        mlflow_uri=uri,
+    )
     bcfg = bank_config(sweep.base)
     bdir = cached_bank_dir(tmp_path / "sweeps", bcfg)
     valid_bank().save(bdir / BANK_FILE)  # what a first sweep (VICReg, say) left
@@ -79,14 +96,23 @@ def test_a_cached_bank_is_reused_without_ray_and_named_on_the_sweeps_run(tmp_pat
 def test_the_bank_lock_makes_a_second_sweep_wait(tmp_path):
     """While another process holds a bank's lock, a second taker waits; it gets the lock once the holder lets go."""
     bdir = tmp_path / "_banks" / "k"
-    holder = subprocess.Popen([sys.executable, "-c", f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"""
 import sys
 from pathlib import Path
 from ssl_ray.sweep.bank_cache import bank_lock
 with bank_lock(Path({str(bdir)!r})):
     print("held", flush=True)
     sys.stdin.readline()  # until the test lets go
-"""], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+""",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         let_go, taken, order = threading.Event(), threading.Event(), []

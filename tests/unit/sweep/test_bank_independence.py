@@ -25,8 +25,11 @@ def initial_weights(cfg: ExperimentConfig) -> dict:
 
 def shared_tensors(a: dict, b: dict) -> list:
     """Names of the randomly initialized tensors (not a constant like BatchNorm's ones and zeros) equal in both."""
-    return [k for k, v in a.items() if k in b and v.shape == b[k].shape and v.numel() > 1 and v.float().std() > 0
-            and torch.equal(v, b[k])]
+    return [
+        k
+        for k, v in a.items()
+        if k in b and v.shape == b[k].shape and v.numel() > 1 and v.float().std() > 0 and torch.equal(v, b[k])
+    ]
 
 
 def sweep_trials(seeds=(0, 1, 2)):
@@ -53,7 +56,9 @@ def test_no_trial_shares_an_initial_weight_tensor_or_a_data_order_with_the_bank(
         mine = initial_weights(trial)
         assert not shared_tensors(theirs, mine), (trial.model.width, trial.train.seed)
         for epoch in range(bank.train.epochs):
-            assert not torch.equal(epoch_order(n, bank.train.seed, epoch, 0, 1), epoch_order(n, trial.train.seed, epoch, 0, 1))
+            assert not torch.equal(
+                epoch_order(n, bank.train.seed, epoch, 0, 1), epoch_order(n, trial.train.seed, epoch, 0, 1)
+            )
     # the check can fail: with the trials' own seed (how the bank was built before), the classifier's initial
     # weights equal the trial's at the same width, tensor for tensor
     same_seed = bank.replace(train={"seed": base.train.seed})

@@ -45,4 +45,6 @@ def test_rescale_lr_keeps_the_schedule_position():
     for _ in range(6):
         ref_opt.step()
         ref.step()
-    assert opt.param_groups[0]["lr"] == pytest.approx(ref_opt.param_groups[0]["lr"])  # as if trained at 0.25e-3 throughout
+    assert opt.param_groups[0]["lr"] == pytest.approx(
+        ref_opt.param_groups[0]["lr"]
+    )  # as if trained at 0.25e-3 throughout

@@ -50,21 +50,40 @@ def test_configspace_conditions():
 
 def test_a_trials_config_drops_inactive_keys_and_keeps_the_base_typed():
     cfg = sweep()
-    proposed = {EXPERIMENT: cfg.base, "objective": {"name": "simclr", "lam": 3.0, "temperature": 0.1}, "model": {"width": 8}}
-    assert searched_values(proposed, cfg.dims()) == {"objective.name": "simclr", "model.width": 8, "objective.temperature": 0.1}
+    proposed = {
+        EXPERIMENT: cfg.base,
+        "objective": {"name": "simclr", "lam": 3.0, "temperature": 0.1},
+        "model": {"width": 8},
+    }
+    assert searched_values(proposed, cfg.dims()) == {
+        "objective.name": "simclr",
+        "model.width": 8,
+        "objective.temperature": 0.1,
+    }
     exp = trial_experiment(proposed, cfg.dims())
     assert exp.objective.params == SimCLRHparams(temperature=0.1)  # lam is VICReg's: dropped
     assert exp.model.width == 8 and exp.model.depth == cfg.base.model.depth
     base = cfg.base.with_values({"objective.lam": 25.0, "model.width": 32})
-    out = trial_experiment({**proposed, EXPERIMENT: base, "objective": {"name": "vicreg", "temperature": 0.1}}, cfg.dims())
+    out = trial_experiment(
+        {**proposed, EXPERIMENT: base, "objective": {"name": "vicreg", "temperature": 0.1}}, cfg.dims()
+    )
     assert out.objective.params.lam == 25.0  # the base's value stands where the key is not searched
     # a searched value of another objective never reaches this one: the trial starts from mmcr's defaults
     other = base.with_values({"objective.lam": 7.0})
-    assert trial_experiment({EXPERIMENT: other, "objective": {"name": "barlow"}}, cfg.dims()).objective.params == BarlowHparams()
+    assert (
+        trial_experiment({EXPERIMENT: other, "objective": {"name": "barlow"}}, cfg.dims()).objective.params
+        == BarlowHparams()
+    )
     import numpy as np
 
-    out = trial_experiment({EXPERIMENT: cfg.base, "objective": {"name": "vicreg", "lam": np.float64(2.5)},
-                            "model": {"width": np.int64(16)}}, cfg.dims())
+    out = trial_experiment(
+        {
+            EXPERIMENT: cfg.base,
+            "objective": {"name": "vicreg", "lam": np.float64(2.5)},
+            "model": {"width": np.int64(16)},
+        },
+        cfg.dims(),
+    )
     assert type(out.objective.params.lam) is float and type(out.model.width) is int
     with pytest.raises(TypeError, match="ExperimentConfig"):
         trial_experiment({EXPERIMENT: cfg.base.to_dict()}, cfg.dims())  # a dict is never parsed on the trial's path
@@ -95,9 +114,13 @@ def test_engines_built_from_the_settings():
     # random search samples a list as a choice; grid search crosses it
     space = param_space(SweepConfig.from_dict({"search_space": {"model.width": [8, 16]}, "search_alg": "random"}))
     assert type(space["model"]["width"]).__name__ == "Categorical"
-    assert describe(sweep(search_alg="bohb")) == {"search_alg": "bohb", "scheduler": "hyperband_for_bohb",
-                                                  "scheduler_metric": "online/knn_val", "scheduler_mode": "max",
-                                                  "search_seed": "0"}
+    assert describe(sweep(search_alg="bohb")) == {
+        "search_alg": "bohb",
+        "scheduler": "hyperband_for_bohb",
+        "scheduler_metric": "online/knn_val",
+        "scheduler_mode": "max",
+        "search_seed": "0",
+    }
     assert sweep(scheduler_metric="train_loss").metric_mode() == "min"
 
 

@@ -9,8 +9,16 @@ import pytest
 
 from ssl_ray.config import SweepConfig
 from ssl_ray.config.sweep import EXPERIMENT
-from ssl_ray.tracking import (TAG_PBT_LINEAGE, TAG_PBT_PARENT, TAG_STATUS, TAG_STOP_REASON, TrialStatus, client,
-                              get_or_create_parent_run, get_or_create_trial_run)
+from ssl_ray.tracking import (
+    TAG_PBT_LINEAGE,
+    TAG_PBT_PARENT,
+    TAG_STATUS,
+    TAG_STOP_REASON,
+    TrialStatus,
+    client,
+    get_or_create_parent_run,
+    get_or_create_trial_run,
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +46,12 @@ def test_the_probes_read_each_probed_epoch_once_the_latest_write_winning():
     from ssl_ray.sweep.trainer import probed_checkpoints
 
     ck = lambda p: SimpleNamespace(path=p)  # noqa: E731 -- Ray Train's (checkpoint, metrics) pairs, as data
-    reported = [(ck("/a/0"), {"epoch": 0}), (ck("/a/1"), {"epoch": 1, "probed": 0}), (ck("/a/2"), {"epoch": 2, "probed": 1}),
-                (ck("/b/2"), {"epoch": 2, "probed": 1})]  # epoch 2 written again after a fallback
+    reported = [
+        (ck("/a/0"), {"epoch": 0}),
+        (ck("/a/1"), {"epoch": 1, "probed": 0}),
+        (ck("/a/2"), {"epoch": 2, "probed": 1}),
+        (ck("/b/2"), {"epoch": 2, "probed": 1}),
+    ]  # epoch 2 written again after a fallback
     assert probed_checkpoints(reported) == [(0, "/a/0"), (2, "/b/2")]
 
 
@@ -54,7 +66,10 @@ def test_a_finished_trial_keeps_no_stop_reason_and_a_health_stop_stays(store):
     assert record_end(c, crashed_then_resumed) == TrialStatus.FINISHED
     run = c.get_run(crashed_then_resumed)
     assert run.info.status == "FINISHED" and run.data.tags[TAG_STATUS] == "finished"
-    assert TAG_STOP_REASON not in run.data.tags and run.data.tags[TAG_STOP_REASON + ".earlier"] == "RuntimeError: worker died"
+    assert (
+        TAG_STOP_REASON not in run.data.tags
+        and run.data.tags[TAG_STOP_REASON + ".earlier"] == "RuntimeError: worker died"
+    )
 
     diverged = new_run(store, "t_diverged")
     c.set_tag(diverged, TAG_STATUS, TrialStatus.DIVERGED.value)
@@ -93,9 +108,17 @@ def test_a_trial_that_reported_nothing_reads_its_last_online_values_from_mlflow(
 
 
 def sweep(**kw) -> SweepConfig:
-    return SweepConfig.from_dict({"base": {"train": {"epochs": 2}},
-                                  "search_space": {"objective.lam": [10.0, 25.0], "model.width": [8],
-                                                   "optim.lr": {"loguniform": [1e-3, 1e-2]}}, **kw})
+    return SweepConfig.from_dict(
+        {
+            "base": {"train": {"epochs": 2}},
+            "search_space": {
+                "objective.lam": [10.0, 25.0],
+                "model.width": [8],
+                "optim.lr": {"loguniform": [1e-3, 1e-2]},
+            },
+            **kw,
+        }
+    )
 
 
 def test_the_tuner_hands_tune_the_typed_base_and_only_the_searched_leaves():

@@ -15,9 +15,13 @@ from ssl_ray.train.online import KNN, KNN_EMBEDDING, RANKME, OnlineReader, onlin
 
 
 def cfg(**train):
-    return ExperimentConfig.from_dict({"data": {"dataset": "digits", "image_size": 16},
-                                       "model": {"depth": 2, "width": 8, "projector_dims": [32, 32]},
-                                       "train": {"epochs": 5, **train}})
+    return ExperimentConfig.from_dict(
+        {
+            "data": {"dataset": "digits", "image_size": 16},
+            "model": {"depth": 2, "width": 8, "projector_dims": [32, 32]},
+            "train": {"epochs": 5, **train},
+        }
+    )
 
 
 def test_rows_are_the_probes_fit_and_validation_rows_never_test():

@@ -32,7 +32,9 @@ def test_lars_weight_decay_only_on_weights():
 
 
 def test_lr_scaled_by_global_batch_and_schedule():
-    opt = build_optimizer([torch.nn.Parameter(torch.ones(1))], OptimConfig(optimizer="sgd", lr=0.1, batch_size=128), world_size=4)
+    opt = build_optimizer(
+        [torch.nn.Parameter(torch.ones(1))], OptimConfig(optimizer="sgd", lr=0.1, batch_size=128), world_size=4
+    )
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 512 / 256)
     assert warmup_cosine(0, 10, 100) == pytest.approx(0.1)
     assert warmup_cosine(9, 10, 100) == pytest.approx(1.0)

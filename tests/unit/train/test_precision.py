@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from ssl_ray.config import ExperimentConfig
-from ssl_ray.validation import validate_experiment
-from ssl_ray.objectives import build_objective
 from ssl_ray.models.build import model_from_config
-from ssl_ray.train.steps import ssl_step
+from ssl_ray.objectives import build_objective
 from ssl_ray.train.precision import Precision, prepare_module, resolve
+from ssl_ray.train.steps import ssl_step
+from ssl_ray.validation import validate_experiment
 
 
 def test_auto_means_bf16_channels_last_and_syncbn_on_cuda_only():
@@ -26,8 +26,14 @@ def test_auto_means_bf16_channels_last_and_syncbn_on_cuda_only():
 
 
 def small_model():
-    cfg = validate_experiment(ExperimentConfig.from_dict({"model": {"backbone": "res", "depth": 2, "width": 8, "projector_dims": [32, 32]},
-                                      "data": {"dataset": "digits", "image_size": 16}}))
+    cfg = validate_experiment(
+        ExperimentConfig.from_dict(
+            {
+                "model": {"backbone": "res", "depth": 2, "width": 8, "projector_dims": [32, 32]},
+                "data": {"dataset": "digits", "image_size": 16},
+            }
+        )
+    )
     torch.manual_seed(0)
     return model_from_config(cfg)
 
@@ -64,6 +70,9 @@ def test_bf16_channels_last_step_matches_fp32(objective):
     for (name, a), b in zip(model.named_parameters(), ref_model.parameters()):
         assert a.grad.dtype == torch.float32, name  # master weights and gradients stay fp32
         assert cos(a.grad.flatten(), b.grad.flatten(), dim=0) > 0.7, name  # unrelated gradients would give ~0
-    whole = cos(torch.cat([a.grad.flatten() for a in model.parameters()]),
-                torch.cat([b.grad.flatten() for b in ref_model.parameters()]), dim=0)
+    whole = cos(
+        torch.cat([a.grad.flatten() for a in model.parameters()]),
+        torch.cat([b.grad.flatten() for b in ref_model.parameters()]),
+        dim=0,
+    )
     assert whole > 0.95, float(whole)

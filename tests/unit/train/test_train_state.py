@@ -8,15 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from ssl_ray.checkpoints import CorruptCheckpoint, checkpoint_dir_name, checkpoint_epoch, load_state
 from ssl_ray.config import ExperimentConfig
-from ssl_ray.validation import validate_experiment
 from ssl_ray.models.build import model_from_config
 from ssl_ray.tracking import TrialStatus
 from ssl_ray.train.health import EpochHealth, normalized_embedding_std, verdict
 from ssl_ray.train.optim import build_optimizer, build_scheduler
-from ssl_ray.checkpoints import CorruptCheckpoint, checkpoint_dir_name, checkpoint_epoch, load_state
-from ssl_ray.train.state import (rng_state, save_state,
-                                 set_rng_state)
+from ssl_ray.train.state import rng_state, save_state, set_rng_state
+from ssl_ray.validation import validate_experiment
 
 
 def test_normalized_embedding_std_by_hand():
@@ -27,7 +26,7 @@ def test_normalized_embedding_std_by_hand():
     assert float(normalized_embedding_std(torch.full((64, 16), 7.0))) == 0.0
     # spread over the sphere: about 1/sqrt(D)
     g = torch.Generator().manual_seed(0)
-    assert float(normalized_embedding_std(torch.randn(4096, 128, generator=g))) == pytest.approx(128 ** -0.5, rel=0.02)
+    assert float(normalized_embedding_std(torch.randn(4096, 128, generator=g))) == pytest.approx(128**-0.5, rel=0.02)
     # views are more samples: (B, V, D) is read as (B*V, D)
     zz = torch.randn(8, 2, 16, generator=g)
     assert float(normalized_embedding_std(zz)) == pytest.approx(float(normalized_embedding_std(zz.reshape(16, 16))))
@@ -62,7 +61,9 @@ def test_checkpoint_holds_the_whole_training_state_and_restores_every_rng(tmp_pa
     opt = build_optimizer(model.parameters(), cfg.optim, 1)
     sched = build_scheduler(opt, 1, 10)
     torch.manual_seed(1), np.random.seed(2), random.seed(3)
-    save_state(str(tmp_path), model=model, optimizer=opt, scheduler=sched, epoch=7, cfg=cfg.to_dict(), mlflow_run_id="abc")
+    save_state(
+        str(tmp_path), model=model, optimizer=opt, scheduler=sched, epoch=7, cfg=cfg.to_dict(), mlflow_run_id="abc"
+    )
     expected = (torch.rand(3), np.random.rand(3), [random.random() for _ in range(3)])
     state = load_state(str(tmp_path))
     assert state["epoch"] == 7 and state["mlflow_run_id"] == "abc" and state["data_seed"] == cfg.train.seed
@@ -78,8 +79,15 @@ def test_damaged_checkpoint_is_reported_not_loaded(tmp_path):
     cfg = validate_experiment(ExperimentConfig.from_dict({"model": {"depth": 1, "width": 4, "projector_dims": [8]}}))
     model = model_from_config(cfg)
     opt = build_optimizer(model.parameters(), cfg.optim, 1)
-    save_state(str(tmp_path), model=model, optimizer=opt, scheduler=build_scheduler(opt, 1, 10), epoch=1, cfg=cfg.to_dict(),
-               mlflow_run_id=None)
+    save_state(
+        str(tmp_path),
+        model=model,
+        optimizer=opt,
+        scheduler=build_scheduler(opt, 1, 10),
+        epoch=1,
+        cfg=cfg.to_dict(),
+        mlflow_run_id=None,
+    )
     f = tmp_path / "state.pt"
     f.write_bytes(f.read_bytes()[:500])
     with pytest.raises(CorruptCheckpoint, match="state.pt: cannot be read"):

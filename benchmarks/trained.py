@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 
 def base_config(epochs: int) -> dict:
     """The base of the default recipe (configs/vicreg_digits.yaml) trained for ``epochs``."""
-    from ssl_ray.sweep.cli import recipe
+    from ssl_ray.sweep.recipe import recipe
 
     cfg = recipe(str(ROOT / "configs" / "vicreg_digits.yaml"))["base"]
     cfg["train"]["epochs"] = epochs

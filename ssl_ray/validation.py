@@ -17,7 +17,6 @@ from pathlib import Path
 from ssl_ray.config import (
     AMP_MODES,
     BANK_SEED_BASE,
-    MLFLOW_METRICS,
     MODES,
     PLACEMENT_STRATEGIES,
     SWITCHES,
@@ -25,18 +24,13 @@ from ssl_ray.config import (
     SweepConfig,
     check_choice,
     check_int,
-    check_names,
     check_number,
     check_sweep_name,
 )
+from ssl_ray.config.checks import MAX_CPUS, MAX_EPOCHS, MAX_TRIALS
 from ssl_ray.config.io import PATH_KEYS
 from ssl_ray.errors import ConfigError
 from ssl_ray.sweep.checks import check_fits, check_ray_address, check_samplers, check_search, check_storage
-
-MAX_TRIALS = 10000
-MAX_EPOCHS = 10000
-MAX_CPUS = 100000
-MAX_SEED = 2**32 - 1  # numpy's seeds stop here (torch's go further)
 
 
 def validate_sweep(sweep: SweepConfig) -> SweepConfig:
@@ -125,7 +119,9 @@ def validate_experiment(cfg: ExperimentConfig) -> ExperimentConfig:
     _check_data(cfg)
     _check_model(cfg)
     _check_objective(cfg)
-    _check_probe(cfg)
+    from ssl_ray.probes.checks import check_probe
+
+    check_probe(cfg)
     return cfg
 
 
@@ -264,83 +260,3 @@ def _check_init_checkpoint(cfg: ExperimentConfig) -> None:
             f"train.init_checkpoint {str(ckpt_dir)!r} holds a different model: "
             + ", ".join(f"model.{k} {theirs.get(k)!r} there, {mine[k]!r} here" for k in diff)
         )
-
-
-def _check_layers(cfg: ExperimentConfig) -> None:
-    """probe.layers must be taps of the model; they do not depend on the width, so a narrow copy answers."""
-    from ssl_ray.models.build import model_from_config
-
-    taps = model_from_config(cfg.replace(model={"width": 4}, train={"mode": "ssl"})).taps
-    unknown = [name for name in cfg.probe.layers if name not in taps]
-    if unknown:
-        raise ConfigError(f"probe.layers: {unknown[0]!r} is not a layer of this model (its layers: {', '.join(taps)})")
-
-
-def _check_probe(cfg: ExperimentConfig) -> None:
-    from ssl_ray.data.augment import AUGMENTATIONS
-    from ssl_ray.data.datasets import DATASETS, dataset_meta, split_sizes
-    from ssl_ray.probes.scoring import PROBES
-    from ssl_ray.probes.target_bank import TargetBank
-    from ssl_ray.probes.target_names import default_targets, parse_targets
-    from ssl_ray.probes.targets import needs_bank
-
-    d, p = cfg.data, cfg.probe
-    for key in ("targets", "metrics", "layers"):
-        check_names(f"probe.{key}", getattr(p, key))
-    if p.layers is not None:
-        _check_layers(cfg)
-    for name in p.metrics or []:
-        PROBES.get(name)
-    kinds = [kind for kind, _ in parse_targets(p.targets or [])]
-    if "superclass" in kinds and not dataset_meta(d.dataset, d.data_root, d.superclass_map)["num_superclasses"]:
-        raise ConfigError(
-            f"probe target 'superclass': dataset {d.dataset!r} has no superclass labels"
-            + (" (give data.superclass_map)" if DATASETS.get(d.dataset).takes_superclass_map else "")
-        )
-    for key in ("sample_images", "sample_train_views", "sample_test_views"):
-        if getattr(p, key) is not None:
-            check_int(
-                f"probe.{key}",
-                getattr(p, key),
-                lo=2 if key == "sample_images" else 1,
-                hi=100000 if key == "sample_images" else 64,
-            )
-    if p.sample_augment is not None:
-        AUGMENTATIONS.get(p.sample_augment)
-    if p.target_bank is not None and needs_bank(p.targets or default_targets(False)):
-        TargetBank.load(p.target_bank).check_dataset(
-            *split_sizes(d.dataset, d.data_root, d.superclass_map), f"target bank {p.target_bank}"
-        )
-    check_int("probe.bank_epochs", p.bank_epochs, lo=5, hi=MAX_EPOCHS)
-    check_number("probe.val_fraction", p.val_fraction, lo=0.0, strict=True)
-    if p.val_fraction >= 0.5:
-        raise ConfigError(f"probe.val_fraction must be < 0.5 (the probes fit on the rest), got {p.val_fraction!r}")
-    for key, lo, hi in (
-        ("max_train_images", 10, 10**7),
-        ("max_test_images", 10, 10**7),
-        ("linear_max_iter", 1, 10**5),
-        ("mine_seeds", 1, 100),
-        ("mine_steps", 1, 10**6),
-        ("mine_hidden", 1, 8192),
-        ("mine_batch_size", 2, 65536),
-        ("max_retries", 0, 100),
-        ("seed", 0, MAX_SEED),
-    ):
-        check_int(f"probe.{key}", getattr(p, key), lo=lo, hi=hi)
-    check_number("probe.linear_c", p.linear_c, lo=0.0, strict=True)
-    check_number("probe.mine_noise", p.mine_noise, lo=0.0, hi=1000.0, strict=True)
-    if p.mine_epochs is not None:
-        if not isinstance(p.mine_epochs, list) or not p.mine_epochs:
-            raise ConfigError(f"probe.mine_epochs must be a non-empty list of epochs, got {p.mine_epochs!r}")
-        for e in p.mine_epochs:
-            check_int("probe.mine_epochs", e, lo=0, hi=MAX_EPOCHS)
-        if not set(p.mine_epochs) & set(cfg.train.checkpoint_schedule()):
-            raise ConfigError(
-                f"probe.mine_epochs {p.mine_epochs}: no probed checkpoint has these epochs "
-                f"(train.checkpoint_epochs keeps {cfg.train.checkpoint_schedule()})"
-            )
-    check_choice("probe.mlflow_metrics", p.mlflow_metrics, MLFLOW_METRICS)
-    check_number("probe.num_cpus", p.num_cpus, lo=0.0, hi=MAX_CPUS)
-    check_number("probe.num_gpus", p.num_gpus, lo=0.0, hi=64)
-    if p.max_concurrent is not None:
-        check_int("probe.max_concurrent", p.max_concurrent, lo=1, hi=100000)

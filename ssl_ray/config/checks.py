@@ -8,6 +8,12 @@ from typing import Any, Optional, Sequence
 
 from ssl_ray.errors import ConfigError
 
+# The bounds of every count and seed a config may give (validation refuses beyond them).
+MAX_TRIALS = 10000
+MAX_EPOCHS = 10000
+MAX_CPUS = 100000
+MAX_SEED = 2**32 - 1  # numpy's seeds stop here (torch's go further)
+
 
 def check_choice(key: str, v: Any, known: Sequence[str]) -> None:
     if v not in known:

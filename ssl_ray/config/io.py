@@ -19,7 +19,7 @@ from ssl_ray.errors import ConfigError
 MAX_DEPTH = 16  # a recipe nests 5 deep at most (search_space: key: {loguniform: [...], when: {key: [...]}})
 
 # The dotted keys whose values name files or folders: a recipe's relative ones are read from its folder
-# (ssl_ray.sweep.cli.recipe), and validation makes every one absolute (ssl_ray.validation.normalized).
+# (ssl_ray.sweep.recipe.recipe), and validation makes every one absolute (ssl_ray.validation.normalized).
 PATH_KEYS = ("data.data_root", "data.beton", "data.superclass_map", "probe.target_bank", "train.init_checkpoint")
 
 

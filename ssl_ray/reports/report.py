@@ -20,6 +20,7 @@ from ssl_ray.errors import ConfigError
 from ssl_ray.provenance import git_commit
 from ssl_ray.reports import baseline_figures as B
 from ssl_ray.reports import figures as F
+from ssl_ray.reports import randomness_figures as R
 from ssl_ray.reports.findings import information_findings, randomness_findings
 from ssl_ray.reports.hyperparameter_figure import hyperparameter_view
 from ssl_ray.reports.label_free import label_free_figure, label_free_findings
@@ -125,12 +126,12 @@ def write_report(
         "fig1_ncc": lambda: F.ncc_over_training(data, layer),
         "fig2_ncc_linear_ratio": lambda: F.ncc_linear_ratio(data, layer, best),
         "fig3_loss_terms": lambda: F.loss_and_accuracy(data, layer),
-        "fig4_randomness": lambda: F.accuracy_vs_randomness(data, layer),
+        "fig4_randomness": lambda: R.accuracy_vs_randomness(data, layer),
         "fig5_layers": lambda: accuracy_per_layer(data, best),
         "fig6_geometry": lambda: geometry_over_training(data, layer),
         "fig7_embeddings": lambda: _embedding_figure(data, layer, best, rep.notes),
         "fig8_hyperparameters": lambda: hyperparameter_view(data, forced, HP_AXES),
-        "fig9_semantic_over_random": lambda: F.semantic_over_random(data, layer),
+        "fig9_semantic_over_random": lambda: R.semantic_over_random(data, layer),
         "fig10_above_pixels": lambda: B.above_pixels(data),
         "fig11_information": lambda: B.information_over_training(data),
         "fig12_label_free": lambda: label_free_figure(data, sel),

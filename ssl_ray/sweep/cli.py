@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import argparse
 import copy
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ssl_ray.cli_base import OneLineParser
 from ssl_ray.config import (
     SAMPLERS,
-    SECTIONS,
     SweepConfig,
-    dump_yaml,
     get_path,
-    load_yaml_mapping,
     parse_value,
     set_path,
 )
-from ssl_ray.config.io import PATH_KEYS
 from ssl_ray.errors import ConfigError
+from ssl_ray.sweep.recipe import merge_recipes, recipe
 
 # flag -> the base key it sets, its type, what it means
 BASE_FLAGS: List[Tuple[str, str, type, str]] = [
@@ -78,41 +74,6 @@ SWEEP_FLAGS: List[Tuple[str, str, type, str]] = [
     ),
     ("--storage-path", "storage_path", str, "where sweeps keep checkpoints and Tune state (results/sweeps when unset)"),
 ]
-
-
-def recipe(config_file: Optional[str]) -> Dict[str, Any]:
-    """A sweep config file as a mapping, its relative paths (``PATH_KEYS``) made absolute (against the file's
-    folder). A relative path that leaves that folder (``../``, or a link out of it) is refused: a recipe someone hands
-    you names files beside it, and a file elsewhere is named by an absolute path, in plain sight."""
-    if not config_file:
-        return {}
-    raw = load_yaml_mapping(config_file)
-    folder = Path(config_file).resolve().parent
-    base = raw.get("base")
-    if isinstance(base, dict):
-        for key in PATH_KEYS:
-            section, name = key.split(".")
-            v = (base.get(section) or {}).get(name) if isinstance(base.get(section), dict) else None
-            if isinstance(v, str) and v and not Path(v).expanduser().is_absolute() and "://" not in v:
-                if not (folder / v).resolve().is_relative_to(folder):
-                    raise ConfigError(
-                        f"{key} {v!r} in {config_file}: a relative path must stay inside the recipe's "
-                        f"folder {folder}; give a file elsewhere by its absolute path"
-                    )
-                base[section][name] = str(folder / v)
-    return raw
-
-
-def _deep_merge(base: Dict[str, Any], over: Dict[str, Any]) -> Dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        if k == "search_space":  # a search space given replaces the recipe's
-            out[k] = copy.deepcopy(v)
-        elif isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
 
 
 def _effective(raw: Dict[str, Any]) -> Dict[str, Any]:
@@ -226,7 +187,7 @@ def raw_from_args(args: argparse.Namespace) -> Dict[str, Any]:
     """The sweep mapping the recipe and the flags make (not yet validated)."""
     raw: Dict[str, Any] = copy.deepcopy(args._recipe)
     if args.config:
-        raw = _deep_merge(raw, recipe(args.config))
+        raw = merge_recipes(raw, recipe(args.config))
     raw.setdefault("base", {})
     for flag, key, _, _ in SWEEP_FLAGS:
         if getattr(args, _dest(flag)) is not None:
@@ -258,7 +219,7 @@ def raw_from_args(args: argparse.Namespace) -> Dict[str, Any]:
         searched.add(k)
         space[k] = v
     if args.seeds is not None:
-        from ssl_ray.validation import MAX_TRIALS
+        from ssl_ray.config.checks import MAX_TRIALS
 
         if not 1 <= args.seeds <= MAX_TRIALS:
             raise ConfigError(
@@ -301,54 +262,6 @@ def sweep_from_args(args: argparse.Namespace) -> SweepConfig:
     from ssl_ray.validation import validate_sweep
 
     return validate_sweep(SweepConfig.from_dict(raw_from_args(args)))
-
-
-def print_config(cfg: SweepConfig, stream) -> None:
-    """Every key with its value, then the trials Ray Tune would run."""
-    d = cfg.to_dict()
-    d["base"] = {k: d["base"][k] for k in SECTIONS}
-    from ssl_ray.uris import mask_uri
-
-    d.update(storage_path=str(cfg.resolved_storage()), mlflow_uri=mask_uri(cfg.resolved_mlflow_uri()))
-    print(dump_yaml(d).rstrip(), file=stream)
-    from ssl_ray.objectives import OBJECTIVES
-
-    for line in known_names():
-        print(f"# {line}", file=stream)
-
-    searched = [v for d in cfg.dims() if d.key == "objective.name" for v in d.values]
-    names = dict.fromkeys([cfg.base.objective.name, *searched])
-    for name in (n for n in names if isinstance(n, str) and n in OBJECTIVES):
-        print(
-            f"# objective {name}: defaults {OBJECTIVES.get(name).Hparams.defaults()} (a value above or searched wins)",
-            file=stream,
-        )
-    trials = cfg.trial_list()
-    if cfg.search_alg != "grid" and len(trials) > 1:  # every trial is a proposal from the same space
-        print(f"# trials: {len(trials)}, each proposed by {cfg.search_alg} search from", file=stream)
-        trials = trials[:1]
-    else:
-        print(f"# trials: {len(trials)}", file=stream)
-    print(
-        dump_yaml({"trials": trials}, flow=True).rstrip() if cfg.search_space else "trials: [{}]  # the base alone",
-        file=stream,
-    )
-
-
-def known_names() -> List[str]:
-    """One line per registry: the names a config may use (the registries are the only lists of names)."""
-    from ssl_ray.data import datasets  # noqa: F401  (registers every dataset)
-    from ssl_ray.data.containers import DATASETS
-    from ssl_ray.data.protocols import PROTOCOLS
-    from ssl_ray.models.backbones import BACKBONES
-    from ssl_ray.objectives import OBJECTIVES
-    from ssl_ray.probes.scoring import PROBES
-    from ssl_ray.train.optim import OPTIMIZERS
-
-    return [
-        f"known {r.kind}s: {', '.join(r.names())}"
-        for r in (DATASETS, PROTOCOLS, BACKBONES, OBJECTIVES, OPTIMIZERS, PROBES)
-    ]
 
 
 def parse(argv: Sequence[str], prog: Optional[str], config_file: Optional[str]) -> argparse.Namespace:

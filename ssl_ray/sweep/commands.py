@@ -19,7 +19,8 @@ def sweep_main(
     argv: Optional[Sequence[str]] = None, config_file: Optional[str] = None, prog: Optional[str] = None
 ) -> int:
     """Run a sweep: the recipe ``config_file`` (a ``configs/*.yaml``), changed by the flags in ``argv``."""
-    from ssl_ray.sweep.cli import parse, print_config, sweep_from_args
+    from ssl_ray.sweep.cli import parse, sweep_from_args
+    from ssl_ray.sweep.print_config import print_config
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

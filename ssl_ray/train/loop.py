@@ -23,59 +23,29 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import tempfile
 import time
-from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
 import ray
 import ray.train
 import ray.train.torch
 import torch
-from ray.train import CheckpointUploadMode
 
 from ssl_ray import tracking as tk
-from ssl_ray.checkpoints import checkpoint_dir_name, load_state, new_generation
+from ssl_ray.checkpoints import load_state, new_generation
 from ssl_ray.config import ExperimentConfig
 from ssl_ray.data.loaders import build_train_views
 from ssl_ray.faults import maybe_fail
-from ssl_ray.metric_log import MetricWriter
 from ssl_ray.models.build import model_from_config
 from ssl_ray.objectives import objective_from_config
 from ssl_ray.train.health import EpochHealth, verdict
 from ssl_ray.train.online import ONLINE, OnlineReader, read_due
 from ssl_ray.train.optim import build_optimizer, build_scheduler, rescale_lr
-from ssl_ray.train.precision import Precision, prepare_module, resolve
-from ssl_ray.train.state import resume_state, save_state, set_rng_state
+from ssl_ray.train.precision import prepare_module, resolve
+from ssl_ray.train.report import Reporter, ddp_backend, gather_node_ids
+from ssl_ray.train.run import Run
+from ssl_ray.train.state import resume_state, set_rng_state
 from ssl_ray.train.steps import ema_update, ssl_step, supervised_step, unwrap
-
-# Reports go through Ray Train's upload thread: its result queue holds one report and its controller
-# takes it on a poll (ssl_ray.sweep.environment), so a synchronous report after a short epoch would wait
-# for that poll; the thread keeps the reports in order, and the worker waits for it before it ends.
-ASYNC = CheckpointUploadMode.ASYNC
-
-
-@dataclass
-class Run:
-    """Everything one worker trains with."""
-
-    cfg: ExperimentConfig
-    rank: int
-    world: int
-    device: torch.device
-    batches: Any
-    model: torch.nn.Module
-    objective: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    precision: Optional[Precision] = None
-    target_model: Optional[torch.nn.Module] = None  # the EMA target encoder of objectives that take one
-    generation: Optional[str] = None  # set after falling back past a damaged checkpoint
-    tags: Dict[str, Any] = field(default_factory=dict)  # what rank 0 tags the MLflow run with
-
-    @property
-    def supervised(self) -> bool:
-        return self.cfg.train.mode == "supervised"
 
 
 def build(cfg: ExperimentConfig, rank: int, world: int, device: torch.device) -> Run:
@@ -162,74 +132,6 @@ def train_epoch(run: Run, epoch: int) -> tuple[Dict[str, float], EpochHealth, in
     return {tk.TRAIN + k: float(v) / steps for k, v in totals.items()}, health, images
 
 
-class Reporter:
-    """Where an epoch's results go: the trial's MLflow run (rank 0) and ``ray.train.report``, with a
-    checkpoint at the kept epochs."""
-
-    def __init__(self, run: Run, mlflow_uri: Optional[str], run_id: Optional[str]):
-        t = run.cfg.train
-        self.run, self.run_id = run, run_id
-        self.probed, self.kept = set(t.checkpoint_schedule()), set(t.checkpoint_epochs_kept())
-        self.writer = None
-        if run.rank == 0 and run_id:
-            self.writer = MetricWriter(mlflow_uri, run_id)
-
-    def start(self, nodes: list, backend: str) -> None:
-        if self.writer is not None:
-            r = self.run
-            self.writer.set_tags(
-                {
-                    tk.TAG_LOADER: type(r.batches).__name__,
-                    tk.TAG_STEPS_PER_EPOCH: len(r.batches),
-                    tk.TAG_WORLD_SIZE: r.world,
-                    tk.TAG_PRECISION: r.precision.describe(),
-                    tk.TAG_TRAIN_NODES: ",".join(nodes),
-                    tk.TAG_DDP_BACKEND: backend,
-                    **r.tags,
-                }
-            )
-
-    def __call__(self, epoch: int, metrics: Dict[str, float], stop: Optional[tuple] = None) -> None:
-        r = self.run
-        if self.writer is not None and metrics:
-            self.writer.log(metrics, step=epoch)
-        # train/<x> reaches Tune as train_<x>; online/<x> keeps its name, which schedulers and searchers read
-        payload = {
-            "epoch": epoch,
-            "probed": int(epoch in self.probed),
-            **{k if k.startswith(ONLINE) else k.replace("/", "_"): v for k, v in metrics.items()},
-        }
-        if stop is not None:  # no checkpoint of a diverged or collapsed state
-            status = tk.TrialStatus(stop[0]).value
-            payload.update(status=status, stop_reason=stop[1])
-            if self.writer is not None:
-                self.writer.set_tags({tk.TAG_STATUS: status, tk.TAG_STOP_REASON: stop[1]})
-            ray.train.report(payload)
-        elif epoch in self.kept:
-            ckpt = None
-            if r.rank == 0:
-                tmp = tempfile.mkdtemp(prefix="ssl_ray_ckpt_")  # Ray deletes it once uploaded
-                save_state(
-                    tmp,
-                    model=unwrap(r.model),
-                    optimizer=r.optimizer,
-                    scheduler=r.scheduler,
-                    epoch=epoch,
-                    cfg=r.cfg.to_dict(),
-                    mlflow_run_id=self.run_id,
-                    target_model=r.target_model,
-                )
-                ckpt = ray.train.Checkpoint.from_directory(tmp)
-            ray.train.report(
-                payload,
-                checkpoint=ckpt,
-                checkpoint_dir_name=checkpoint_dir_name(epoch, r.generation),
-                checkpoint_upload_mode=ASYNC,
-            )
-        else:
-            ray.train.report(payload, checkpoint_upload_mode=ASYNC)
-
-
 def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
     """``loop_config``: ``experiment`` (the validated, normalized :class:`ExperimentConfig`, typed, as the sweep
     made it: ``sweep.trainer.make_trainer``), ``mlflow_uri``, ``mlflow_run_id``, and ``start_from``: a checkpoint
@@ -241,7 +143,7 @@ def train_loop_per_worker(loop_config: Dict[str, Any]) -> None:
     run = build(cfg, ctx.get_world_rank(), ctx.get_world_size(), ray.train.torch.get_device())
     start = restore(run, ray.train.get_checkpoint() or _start_from(loop_config.get("start_from")))
     report = Reporter(run, loop_config.get("mlflow_uri"), loop_config.get("mlflow_run_id"))
-    report.start(_gather_node_ids(run.world), _backend(run.world))
+    report.start(gather_node_ids(run.world), ddp_backend(run.world))
     t = cfg.train
     reader = OnlineReader.from_config(cfg) if run.rank == 0 and t.online_every > 0 else None
 
@@ -291,24 +193,3 @@ def _agree(values: list[float], world: int, device) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
-
-
-def _gather_node_ids(world: int) -> list[str]:
-    """The Ray node id of every rank, in rank order (one all_gather); ``local`` in Ray Train's local mode
-    (``ScalingConfig(num_workers=0)``: the loop in the calling process, no Ray cluster started)."""
-    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
-    if world == 1:
-        return [node]
-    import torch.distributed as dist
-
-    out: list = [None] * world
-    dist.all_gather_object(out, node)
-    return [str(n) for n in out]
-
-
-def _backend(world: int) -> str:
-    if world == 1:
-        return "none"
-    import torch.distributed as dist
-
-    return str(dist.get_backend())

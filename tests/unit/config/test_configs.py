@@ -33,7 +33,7 @@ def data_roots(tmp_path_factory):
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_every_trial_of_every_recipe_is_valid(path, data_roots, tmp_path):
     from ssl_ray.config import SweepConfig
-    from ssl_ray.sweep.cli import recipe
+    from ssl_ray.sweep.recipe import recipe
     from ssl_ray.validation import validate_sweep
 
     raw = recipe(str(path))
@@ -65,7 +65,7 @@ def test_every_trial_of_every_recipe_is_valid(path, data_roots, tmp_path):
 
 
 def test_relative_paths_in_a_recipe_are_read_from_its_folder():
-    from ssl_ray.sweep.cli import recipe
+    from ssl_ray.sweep.recipe import recipe
 
     raw = recipe(str(ROOT / "configs" / "vicreg_digits.yaml"))
     assert raw["base"]["data"]["superclass_map"] == str(ROOT / "configs" / "digits_superclasses.txt")

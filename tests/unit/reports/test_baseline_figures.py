@@ -9,7 +9,7 @@ import pytest
 from test_report_figures import sweep
 
 from ssl_ray.reports import baseline_figures as B
-from ssl_ray.reports import figures as F
+from ssl_ray.reports import randomness_figures as R
 from ssl_ray.reports.findings import information_findings, monotone_verdict, randomness_findings
 from ssl_ray.reports.selection import select
 
@@ -50,7 +50,7 @@ def test_the_input_is_a_baseline_not_a_layer():
 def test_figure_4_draws_the_pixel_baseline_and_figure_10_subtracts_it():
     d = with_baselines()
     layer = select(d).layer
-    ax4 = F.accuracy_vs_randomness(d, layer).axes[0]
+    ax4 = R.accuracy_vs_randomness(d, layer).axes[0]
     (pix,) = [ln for ln in ax4.get_lines() if ln.get_linestyle() == "-."]
     assert list(pix.get_xdata()) == [0.5, 1.0] and list(pix.get_ydata()) == pytest.approx([0.30, 0.55])
     hollow = [ln for ln in ax4.get_lines() if ln.get_marker() == "*" and ln.get_markerfacecolor() == "none"]

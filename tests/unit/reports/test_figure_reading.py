@@ -14,6 +14,7 @@ from test_report_figures import sweep
 from ssl_ray.reports import figures as F
 from ssl_ray.reports import hyperparameter_figure as HP
 from ssl_ray.reports import layer_figures as L
+from ssl_ray.reports import randomness_figures as R
 from ssl_ray.reports.chance import chance_levels, chance_line
 from ssl_ray.reports.label_free import label_free_figure
 from ssl_ray.reports.report import _embedding_figure
@@ -57,7 +58,7 @@ def test_every_accuracy_axis_marks_chance_at_one_over_k():
     assert chance_at(sample) == [] and chance_at(cls) == [pytest.approx(0.1)]
     assert chance_at(sup) == [pytest.approx(1 / 3)]
     assert chance_at(panels(F.loss_and_accuracy(d, layer))[1]) == [pytest.approx(0.1)]
-    assert all(chance_at(ax) == [pytest.approx(0.1)] for ax in panels(F.accuracy_vs_randomness(d, layer)))
+    assert all(chance_at(ax) == [pytest.approx(0.1)] for ax in panels(R.accuracy_vs_randomness(d, layer)))
     c5, s5, ratio = panels(L.accuracy_per_layer(d, sel.best_trial))
     assert chance_at(c5) == [pytest.approx(0.1)] and chance_at(s5) == [pytest.approx(1 / 3)] and chance_at(ratio) == []
     one_key = SweepData(d.uri, d.experiment, d.parent_run_id, {}, d.trials, d.probes, d.train, ["objective.lam"])
@@ -84,7 +85,7 @@ def test_epoch_axes_are_ticked_at_the_checkpoints():
         F.ncc_linear_ratio(d, layer, "A"),
         F.loss_and_accuracy(d, layer),
         L.geometry_over_training(d, layer),
-        F.semantic_over_random(d, layer),
+        R.semantic_over_random(d, layer),
     ):
         for ax in panels(fig):
             assert list(ax.get_xticks()) == [0, 4, 20], title(fig)
@@ -128,7 +129,7 @@ def test_figure_5_draws_superclass_over_class():
 @pytest.mark.parametrize("seeds", [1, 2])
 def test_figure_4_has_error_bars_only_where_seeds_give_a_spread(seeds):
     d = sweep(seeds=seeds)
-    fig = F.accuracy_vs_randomness(d, select(d).layer)
+    fig = R.accuracy_vs_randomness(d, select(d).layer)
     axes = panels(fig)
     assert all(bool(ax.containers) == (seeds > 1) for ax in axes)
     assert all(isinstance(h, Line2D) for h in fig.legends[0].legend_handles)  # no error-bar glyph in the legend
@@ -147,12 +148,12 @@ def test_every_figure_names_its_seeds():
         F.ncc_over_training(d, layer),
         F.ncc_linear_ratio(d, layer, "A"),
         F.loss_and_accuracy(d, layer),
-        F.accuracy_vs_randomness(d, layer),
+        R.accuracy_vs_randomness(d, layer),
         L.accuracy_per_layer(d, "A"),
         L.geometry_over_training(d, layer),
         _embedding_figure(d, layer, sel.best_trial, []),
         HP.hyperparameter_view(d, None, ["objective.lam"]),
-        F.semantic_over_random(d, layer),
+        R.semantic_over_random(d, layer),
     ]
     for fig in figs:
         assert "one seed per configuration" in title(fig), title(fig)

@@ -14,6 +14,7 @@ from ssl_ray.reports import figures as F
 from ssl_ray.reports import hyperparameter_figure as HP
 from ssl_ray.reports import layer_figures as L
 from ssl_ray.reports import plotting as P
+from ssl_ray.reports import randomness_figures as R
 from ssl_ray.reports.selection import select
 from ssl_ray.reports.source import SweepData, Trial, target_order, trial_label
 from ssl_ray.reports.tables import config_table, to_markdown, trial_table
@@ -232,11 +233,11 @@ def test_every_figure_draws(tmp_path, superclass, linear):
         "1": F.ncc_over_training(d, layer),
         "2": F.ncc_linear_ratio(d, layer, "A"),
         "3": F.loss_and_accuracy(d, layer),
-        "4": F.accuracy_vs_randomness(d, layer),
+        "4": R.accuracy_vs_randomness(d, layer),
         "5": L.accuracy_per_layer(d, "A"),
         "6": L.geometry_over_training(d, layer),
         "8": HP.hyperparameter_view(d, None, ["objective.lam", "objective.mu", "objective.nu", "model.width"]),
-        "9": F.semantic_over_random(d, layer),
+        "9": R.semantic_over_random(d, layer),
     }
     rng = np.random.default_rng(0)
     pts = {

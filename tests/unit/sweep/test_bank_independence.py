@@ -14,7 +14,7 @@ from ssl_ray.config import BANK_SEED_BASE, ExperimentConfig, SweepConfig, set_pa
 from ssl_ray.data.loaders import epoch_order
 from ssl_ray.errors import ConfigError
 from ssl_ray.sweep.bank import bank_config
-from ssl_ray.sweep.cli import recipe
+from ssl_ray.sweep.recipe import recipe
 from ssl_ray.train.loop import build
 from ssl_ray.validation import validate_experiment
 

@@ -111,8 +111,10 @@ def main(argv=None) -> int:
             r = bench_size(size, n, args.batch_size, args.workers, epochs, Path(tmp))
             results.append(r)
             print(
-                f"{size:>3} px: ffcv {r['ffcv']['images_per_s']:>9.0f} img/s | torchvision {r['torchvision']['images_per_s']:>8.0f} img/s"
-                f" | memory {r['memory']['images_per_s']:>8.0f} img/s | ffcv/torchvision = {r['ratio_ffcv_vs_torchvision']:.1f}x",
+                f"{size:>3} px: ffcv {r['ffcv']['images_per_s']:>9.0f} img/s | torchvision "
+                f"{r['torchvision']['images_per_s']:>8.0f} img/s"
+                f" | memory {r['memory']['images_per_s']:>8.0f} img/s | ffcv/torchvision = "
+                f"{r['ratio_ffcv_vs_torchvision']:.1f}x",
                 flush=True,
             )
     import ffcv

@@ -105,7 +105,8 @@ def main() -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(
-        f"a trial's probes ({len(ckpts)} checkpoints x {len(report['layers'])} layers, every metric): serial {t_serial:.1f}s, "
+        f"a trial's probes ({len(ckpts)} checkpoints x {len(report['layers'])} layers, every metric): serial "
+        f"{t_serial:.1f}s, "
         f"Ray on {args.cores} cores {t_ray:.1f}s -> speed-up {report['speedup']:.2f}x, "
         f"parallel efficiency {report['parallel_efficiency']:.0%}"
     )

@@ -226,8 +226,10 @@ def main() -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(
-        f"probe suite, {len(report['layers'])} layers x {len(TARGETS)} target sets x NCC/CDNV/linear on {report['device']}: "
-        f"ours {report['ours_s']:.2f}s, baseline (forward per layer x target + scikit-learn) {report['baseline_s']:.2f}s "
+        f"probe suite, {len(report['layers'])} layers x {len(TARGETS)} target sets x NCC/CDNV/linear on "
+        f"{report['device']}: "
+        f"ours {report['ours_s']:.2f}s, baseline (forward per layer x target + scikit-learn) "
+        f"{report['baseline_s']:.2f}s "
         f"-> ours/baseline speed-up {report['ratio']:.1f}x; max |linear acc diff| {report['max_linear_diff']:.4f}, "
         f"max |NCC diff| {report['max_ncc_diff']:.4f}"
     )
@@ -244,7 +246,8 @@ def main() -> int:
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     if not ok:
         print(
-            f"FAIL: the target is >= {TARGET_RATIO}x with every linear accuracy within {tol * 100:.0f} point(s) (2 at the "
+            f"FAIL: the target is >= {TARGET_RATIO}x with every linear accuracy within {tol * 100:.0f} point(s) (2 at "
+            "the "
             f"chance-level {CHANCE}) and NCC identical"
         )
     return 0 if ok else 1

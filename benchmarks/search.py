@@ -333,7 +333,8 @@ def main(argv=None) -> int:
                     runs["trials"].append(len({t for t, _, _ in events}))
                     runs["events"].append(events)
                     print(
-                        f"[search] {method} seed {seed}: {spent} trial-epochs to within {TOLERANCE:g} of {reference:.4f}"
+                        f"[search] {method} seed {seed}: {spent} trial-epochs to within {TOLERANCE:g} of "
+                        f"{reference:.4f}"
                         f"{'' if reached else ' (never reached: all it spent)'}; best {best:.4f}",
                         flush=True,
                     )

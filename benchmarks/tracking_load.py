@@ -16,10 +16,11 @@ For each backend and N:
 - every value read back from the server's store: ``lost`` (a (key, step) logged and not there), ``duplicated``
   (a (key, step) there twice) and ``wrong`` (another value): all three must be 0, or the run exits 1.
 
-The ratio is PostgreSQL's writes per second over SQLite's at the same N. Writes ``results/benchmarks/tracking_load.json``.
+The ratio is PostgreSQL's writes per second over SQLite's at the same N. Writes
+``results/benchmarks/tracking_load.json``.
 
     .venv/bin/python benchmarks/tracking_load.py            # N = 16, 64: about 3 minutes on 2 cores
-    .venv/bin/python benchmarks/tracking_load.py --quick    # N = 16, 5 batches of 40, 1-worker servers (the default suite)
+    .venv/bin/python benchmarks/tracking_load.py --quick    # N = 16, 5 batches of 40, 1-worker servers (default suite)
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ METRICS = ["ncc_train", "ncc_test", "linear_val", "linear_test", "cdnv", "geomet
 def key_names(writer: int, n: int) -> list:
     layer = f"block{writer % 4 + 1}"
     return [
-        f"probe/{TARGETS[i % len(TARGETS)]}/{METRICS[i // len(TARGETS) % len(METRICS)]}_{i // (len(TARGETS) * len(METRICS))}"
+        f"probe/{TARGETS[i % len(TARGETS)]}/{METRICS[i // len(TARGETS) % len(METRICS)]}"
+        f"_{i // (len(TARGETS) * len(METRICS))}"
         f"/{layer}"
         for i in range(n)
     ]
@@ -243,7 +245,8 @@ def main() -> int:
     print(
         "postgresql/sqlite writes per second: "
         + ", ".join(f"N={n}: {ratios[str(n)]:.2f}x" for n in ns)
-        + f"; lost {totals['lost']}, duplicated {totals['duplicated']}, wrong {totals['wrong']}, failed {totals['failed']},"
+        + f"; lost {totals['lost']}, duplicated {totals['duplicated']}, wrong {totals['wrong']}, failed "
+        f"{totals['failed']},"
         f" retried {totals['retried']} ({report['seconds']:.0f} s)"
     )
     return 0 if totals["lost"] == totals["duplicated"] == totals["wrong"] == 0 else 1

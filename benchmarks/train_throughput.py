@@ -25,13 +25,15 @@ not arise. It gates a loop that loses a quarter of its speed; the full run is th
 The first two epochs of each are warm-up and not counted (the first epochs of a fresh process pay
 for allocator growth, kernel selection, the worker's first checkpoint upload and metric writes: one-time
 costs, which a real epoch of thousands of steps hides). The runs alternate (bare, ours, bare, ours, bare)
-(``--quick``: bare, ours) and each side's figure is the median over all its counted epochs, so that a drift in the machine's speed
+(``--quick``: bare, ours) and each side's figure is the median over all its counted epochs, so that a drift in the
+machine's speed
 does not favour either side. ``ratio`` = ours / bare is what to read.
 
 MFU = images/s x model FLOPs per image (forward + backward, counted by ``torch.utils.flop_counter``)
 / the device's peak, measured here as the best of a few large matmuls (fp32 on the CPU, bf16 on CUDA).
 
-    .venv/bin/python benchmarks/train_throughput.py --quick     # CI: CPU, digits -> results/benchmarks/train_throughput.json
+    .venv/bin/python benchmarks/train_throughput.py --quick     # CI: CPU, digits -> results/benchmarks/
+
     .venv/bin/python benchmarks/train_throughput.py             # on a CUDA machine: ResNet-18, FFCV to the device,
                                                                 #   bf16 -> results/benchmarks/gpu.json
 """
@@ -384,7 +386,8 @@ def main(argv=None) -> int:
     }
     print(
         f"ours {mine['images_per_s']:.0f} img/s | bare {bare['images_per_s']:.0f} img/s | ours/bare = {ratio:.3f} | "
-        f"without the online readings {ratio_training:.3f} | online readings {report['online_share_of_epoch']:.1%} of an epoch | "
+        f"without the online readings {ratio_training:.3f} | online readings {report['online_share_of_epoch']:.1%} of "
+        "an epoch | "
         f"MFU ours {report['mfu_ours']:.1%} (bare {report['mfu_bare']:.1%}) of a measured "
         f"{report['peak_tflops_measured']:.2f} TFLOP/s peak",
         flush=True,

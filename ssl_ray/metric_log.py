@@ -74,7 +74,8 @@ class MetricWriter:
             self.prefetch(metrics)
         new = [Metric(k, float(v), ts, int(step)) for k, v in metrics.items() if restate or not self.has(k, step)]
         for i in range(0, len(new), MAX_BATCH):
-            _retry(lambda: self.client.log_batch(self.run_id, metrics=new[i : i + MAX_BATCH]))
+            batch = new[i : i + MAX_BATCH]
+            _retry(lambda batch=batch: self.client.log_batch(self.run_id, metrics=batch))
         for m in new:  # a restated key this writer never read stays unread (its history is not needed)
             if m.key in self._hist:
                 self._hist[m.key].append(m)

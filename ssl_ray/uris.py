@@ -47,7 +47,8 @@ def store_uri(uri: str) -> str:
 
 
 def is_database(uri: str) -> bool:
-    """A database URI MLflow opens itself (no server between): ``postgresql[+driver]://``, ``mysql...``, ``mssql...``."""
+    """A database URI MLflow opens itself (no server between): ``postgresql[+driver]://``, ``mysql...``,
+    ``mssql...``."""
     scheme = uri.split("://", 1)[0] if isinstance(uri, str) and "://" in uri else ""
     return scheme.split("+", 1)[0] in DATABASES
 

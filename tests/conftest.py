@@ -223,7 +223,8 @@ MlflowClient.get_metric_history = spy
 from ssl_ray import results
 r = results.load(sys.argv[1])
 print(json.dumps({"seconds": time.perf_counter() - t0, "torch": "torch" in sys.modules, "asked": asked,
-                  "trials": len(r.trials), "probes": len(r.probes), "best_layers": bool(r.trials.best_layer.notna().all())}))
+                  "trials": len(r.trials), "probes": len(r.probes),
+                  "best_layers": bool(r.trials.best_layer.notna().all())}))
 """
 
 

@@ -52,7 +52,8 @@ def data_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) 
         if args.cmd == "inspect":
             info = inspect_beton(args.path)
             print(
-                f"{info.path}: {info.num_samples} samples, fields {info.fields}, max {info.max_height}x{info.max_width} px, "
+                f"{info.path}: {info.num_samples} samples, fields {info.fields}, max "
+                f"{info.max_height}x{info.max_width} px, "
                 f"{info.num_classes} classes, {info.num_superclasses} superclasses"
             )
             return 0

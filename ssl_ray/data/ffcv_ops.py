@@ -9,7 +9,8 @@ Determinism: every random op (the crop decoder included) first seeds numba's RNG
 thread from ``(seed, epoch, salt, batch indices)``, with a salt unique to that op in the loader,
 then draws its random numbers for the whole batch through serial helpers before its parallel loop.
 A batch's augmentations therefore do not depend on thread count or on the order in which FFCV
-runs the ops of different views within a stage (it walks a set, so that order varies). The epoch lives in an :class:`EpochCell` that the loader updates before each epoch;
+runs the ops of different views within a stage (it walks a set, so that order varies). The epoch lives in an
+:class:`EpochCell` that the loader updates before each epoch;
 compiled code reads it through its address, because numba freezes global arrays at compile time.
 
 Kernels are module-level ``@njit(cache=True)`` functions, compiled once per machine, each wrapped in a

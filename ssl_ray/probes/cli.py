@@ -79,7 +79,8 @@ def probe_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None)
     print_probe_failures(out["failures"], sys.stdout)
     missing = out.get("missing", [])
     print(
-        f"run {out['run_id']}: {out['checkpoints']} checkpoints in {out['trial_dir']}; {out['tasks']} checkpoint x layer "
+        f"run {out['run_id']}: {out['checkpoints']} checkpoints in {out['trial_dir']}; {out['tasks']} checkpoint x "
+        "layer "
         f"tasks run" + (f"; still missing: {', '.join(missing)}" if missing else "; probes complete")
     )
     return 1 if missing else 0

@@ -9,7 +9,8 @@ Self-Supervised Learning", NeurIPS 2023, sections 4-5).
   classifier gives the images at successive points of its training (a :class:`TargetBank`, built by
   ``ssl_ray.probes.bank`` and, in a sweep, by the sweep itself). At initialization they are a fixed but
   random-looking function of the input (r = 1); at the end of training they are the trained classifier's
-  classes (r = 0; 86% agreement with the true ones on the digits). Epoch e has ``r_e = (acc_E - acc_e) / (acc_E - acc_0)`` (clipped to [0, 1]), with
+  classes (r = 0; 86% agreement with the true ones on the digits). Epoch e has ``r_e = (acc_E - acc_e) / (acc_E -
+  acc_0)`` (clipped to [0, 1]), with
   ``acc_e`` the agreement of its labels with the true ones; ``random_<r>`` takes the epoch whose r_e
   is nearest to r.
 * ``permuted_<r>``: the chance control: a fraction r of the samples (train and test pooled) get their

@@ -157,7 +157,8 @@ def label_free_findings(data: SweepData, sel: Selection) -> List[str]:
     rs = readings(data, layer)
     lf = label_free_choice(rs)
     lines.append(
-        f"- alpha-ReQ at `{layer}`: {rho_text(lf.rho_alpha, lf.n_alpha).replace('Spearman rho', 'Spearman ρ(−|α − 1|, accuracy)')}."
+        f"- alpha-ReQ at `{layer}`: "
+        f"{rho_text(lf.rho_alpha, lf.n_alpha).replace('Spearman rho', 'Spearman ρ(−|α − 1|, accuracy)')}."
     )
     acc = {r.trial_id: r.accuracy for r in rs}
     if lf.trial_id is not None and lf.trial_id != sel.best_trial:

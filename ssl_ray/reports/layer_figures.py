@@ -14,12 +14,12 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from ssl_ray.reports.chance import chance_levels, chance_line  # noqa: E402
-from ssl_ray.reports.plotting import (
+from ssl_ray.reports.plotting import (  # noqa: E402
     GEOMETRY,
     LEVELS,
     checkpoint_colors,
     checkpoints,
-    config_colors,  # noqa: E402
+    config_colors,
     empty_panel,
     figure_grid,
     finish_figure,

@@ -131,7 +131,8 @@ def accuracy_vs_randomness(data: SweepData, layer: str) -> Figure:
 
 def semantic_over_random(data: SweepData, layer: str, random_target: Optional[str] = None) -> Figure:
     """The study's ratio figure: class NCC test accuracy divided by that of the most random ``random_<r>``
-    target (the chance control ``permuted_1.0`` where a sweep has none), and class CDNV divided by its CDNV, over training (mean ± std over seeds). NCC ratio above 1
+    target (the chance control ``permuted_1.0`` where a sweep has none), and class CDNV divided by its CDNV, over
+    training (mean ± std over seeds). NCC ratio above 1
     and rising, CDNV ratio below 1 and falling: the embedding clusters by class more than by an
     arbitrary function of the input."""
     colors = config_colors(data)

@@ -52,8 +52,9 @@ FIGURES: Dict[str, str] = {
     "first and last checkpoint",
     "fig11_information": "the exact information about the input that survives noise, per layer over training, with "
     "MINE's estimate where it is reliable",
-    "fig12_label_free": "label-free selection: RankMe and the eigenspectrum decay α of each usable trial's representation "
-    "against its class validation accuracy, with Spearman's ρ; the labeled and label-free choices ringed",
+    "fig12_label_free": "label-free selection: RankMe and the eigenspectrum decay α of each usable trial's "
+    "representation against its class validation accuracy, with Spearman's ρ; the labeled and label-free choices "
+    "ringed",
 }
 
 

@@ -6,7 +6,8 @@
     [trial 3c2a1_00002] lam=10 width=32: waiting 60 s for its training workers (Ray has 0.0 of 2 CPUs free)
 
 An epoch line appears at every epoch with online readings (``train.online_every``), or, with them off, at
-the checkpoints the probes read (1, 2, 4, 8, ... and the last). A trial that has not reported for a minute says what it waits for.
+the checkpoints the probes read (1, 2, 4, 8, ... and the last). A trial that has not reported for a minute says what
+it waits for.
 """
 
 from __future__ import annotations

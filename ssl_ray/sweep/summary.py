@@ -62,7 +62,12 @@ def print_summary(out: dict, cfg: SweepConfig, stream=None, data=None) -> None:
             file=stream,
         )
         print(
-            f"\n{'mean ± std over ' + str(n) + ' seeds per configuration' if n > 1 else 'one seed per configuration (no error bars; --seeds N)'}",
+            "\n"
+            + (
+                f"mean ± std over {n} seeds per configuration"
+                if n > 1
+                else "one seed per configuration (no error bars; --seeds N)"
+            ),
             file=stream,
         )
         line = headline(data, sel)
@@ -182,7 +187,8 @@ def report_phases(out: dict, ended: float, stream=None) -> dict:
         out["parent_run_id"], metrics=[Metric(k, float(v), int(ended * 1000), 0) for k, v in phases.items()]
     )
     print(
-        f"[sweep] done in {elapsed(ended - out.get('started', started))}: bank and trials {elapsed(phases['sweep/seconds_training'])}; "
+        f"[sweep] done in {elapsed(ended - out.get('started', started))}: bank and trials "
+        f"{elapsed(phases['sweep/seconds_training'])}; "
         f"after the last trial (probes, report) {elapsed(phases['sweep/seconds_after_training'])}, "
         f"{phases['sweep/after_over_training']:.2f}x",
         file=stream or sys.stdout,

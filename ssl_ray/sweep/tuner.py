@@ -1,7 +1,8 @@
 """Run a sweep: a Ray Tune ``Tuner`` over the search space, the probe fan-out, the MLflow parent run.
 
 ``run_sweep(cfg)`` expects a validated :class:`SweepConfig` (the CLI validates before calling). It saves
-the config as ``<sweep dir>/ssl_ray_sweep.yaml`` (``sweep.claim``: one sweep per directory); ``run_sweep(cfg, resume_dir=...)`` continues a sweep
+the config as ``<sweep dir>/ssl_ray_sweep.yaml`` (``sweep.claim``: one sweep per directory); ``run_sweep(cfg,
+resume_dir=...)`` continues a sweep
 with Ray Tune's restore, the config read back from that file (``ssl_ray.sweep.commands``).
 """
 
@@ -218,7 +219,8 @@ def _run_sweep(
     fanout.drain(stream=progress_stream or sys.stderr, tick=check)
     incomplete = [tp.trial_id for tp in fanout.trials.values() if tp.missing]
     c.set_tag(parent, TAG_PROBE_STATUS, "complete" if not incomplete else f"incomplete: {', '.join(incomplete)}")
-    # an errored trial or probes given up: the sweep failed, and its run says so (the exit code too: ssl_ray.sweep.commands)
+    # an errored trial or probes given up: the sweep failed, and its run says so (the exit code too:
+    # ssl_ray.sweep.commands)
     c.set_terminated(parent, status="FAILED" if results.errors or incomplete else "FINISHED")
     return {
         "sweep_dir": str(sweep_dir),

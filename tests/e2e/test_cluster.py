@@ -1,6 +1,7 @@
 """Scale-out: the cluster configs pass Ray's own validation; a sweep runs on a real 3-node
 ``ray.cluster_utils.Cluster`` with a trial's two Train workers on different nodes (DDP over gloo, each reading
-its shard of a .beton through FFCV) and its probe fan-out, storage in one shared directory; and on the fake autoscaling cluster of
+its shard of a .beton through FFCV) and its probe fan-out, storage in one shared directory; and on the fake
+autoscaling cluster of
 ``cluster-local.yaml`` the autoscaler adds the worker nodes that a 2-trial sweep asks for."""
 
 import copy
@@ -200,7 +201,8 @@ def digits_beton(tmp_path):
     proc.kill()
 
 
-@pytest.mark.slow  # 95 s, out of the default suite's 10 minutes; the ImageNet-shaped test (slow) spreads its workers too
+# 95 s, out of the default suite's 10 minutes; the ImageNet-shaped test (slow) spreads its workers too
+@pytest.mark.slow
 def test_trial_spreads_its_train_workers_over_nodes(digits_beton, three_nodes, tmp_path):
     """Two DDP workers on two nodes, each reading its own shard of a .beton through FFCV."""
     cluster, node_ids = three_nodes

@@ -6,7 +6,8 @@ from conftest import LIGHT_PROBES, run_sweep_script
 from fakedata import write_cifar100
 
 
-@pytest.mark.slow  # 45 s: the CIFAR-100 reader is tested in tests/unit/data/test_data_formats.py, BYOL in tests/unit/objectives
+# 45 s: the CIFAR-100 reader is tested in tests/unit/data/test_data_formats.py, BYOL in tests/unit/objectives
+@pytest.mark.slow
 def test_cifar100_through_torchvision_with_byol(tmp_path):
     root = write_cifar100(tmp_path / "data", n_train=96, n_test=40)
     run = run_sweep_script(

@@ -290,7 +290,7 @@ def test_write_beton_errors_name_the_problem(betons, tmp_path, clean_env):
         (["inspect", str(betons / "truncated.beton")], "truncated.beton: truncated"),
     ]
     procs = run_many([cli + args for args, _ in cases], env=clean_env, cwd=ROOT)
-    for (args, message), proc in zip(cases, procs):
+    for (_, message), proc in zip(cases, procs):
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
@@ -307,7 +307,7 @@ def test_probe_command_errors_name_the_problem(tmp_path, clean_env):
         (["bank", "--trial-dir", str(tmp_path / "empty")], "--out"),
     ]
     procs = run_many([cli + args for args, _ in cases], env=clean_env, cwd=ROOT)
-    for (args, message), proc in zip(cases, procs):
+    for (_, message), proc in zip(cases, procs):
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines

@@ -200,7 +200,8 @@ SWEEP_CASES = [
     ),
     (
         ["--config", "{d}/recipes/climb_map.yaml"],
-        "data.superclass_map '../../../../../../../../etc/passwd' in {d}/recipes/climb_map.yaml: a relative path must stay inside",
+        "data.superclass_map '../../../../../../../../etc/passwd' in {d}/recipes/climb_map.yaml: a relative path must "
+        "stay inside",
     ),
     (
         ["--config", "{d}/recipes/climb_bank.yaml"],
@@ -406,7 +407,8 @@ OTHER_CASES = [  # other commands, through ``ssl-ray``'s own entry point
     ),
     (
         ["export", "--checkpoint", "{d}/trial", "--out", "{d}/net"],
-        "{d}/trial: not a checkpoint (no state.pt in it); it is a trial directory (epochs 3): give one of its checkpoints, "
+        "{d}/trial: not a checkpoint (no state.pt in it); it is a trial directory (epochs 3): give one of its "
+        "checkpoints, "
         "e.g. --checkpoint {d}/trial/epoch_0003",
     ),
     (

@@ -49,7 +49,7 @@ def test_votes_by_hand():
 
 def test_scale_invariant_and_label_dependent():
     xm, ym = clusters(1000, 32, 10, 0.8, seed=1)
-    t = lambda a: torch.from_numpy(a)
+    t = torch.from_numpy
     base = knn_accuracy(t(xm), t(ym), t(xm[:200]), t(ym[:200]))
     assert knn_accuracy(t(xm * 7.0), t(ym), t(xm[:200] * 0.01), t(ym[:200])) == pytest.approx(base)
     shuffled = np.random.default_rng(0).permutation(ym)

@@ -180,7 +180,8 @@ def test_the_report_writes_the_figure_and_its_section(tmp_path):
     assert STEM in FIGURES and (tmp_path / f"{STEM}.png") in rep.files
     assert (tmp_path / f"{STEM}.png").stat().st_size > 10_000
     readme = (tmp_path / "README.md").read_text()
-    # the report tests' sweep (with the information readings fig 11 needs): A and B usable (C diverged), RankMe read at block2 (not the projector)
+    # the report tests' sweep (with the information readings fig 11 needs): A and B usable (C diverged), RankMe read
+    # at block2 (not the projector)
     assert (
         "## Label-free selection" in readme
         and "highest RankMe at block2" in readme

@@ -110,7 +110,9 @@ def sweep(superclass=True, linear=True, seeds=1) -> SweepData:
                     )
                 )
                 ptab.append(
-                    probes[probes.trial_id == t.trial_id].assign(trial_id=tid, value=lambda d: d.value + 0.01 * k)
+                    probes[probes.trial_id == t.trial_id].assign(
+                        trial_id=tid, value=probes[probes.trial_id == t.trial_id].value + 0.01 * k
+                    )
                 )
                 ttab.append(train[train.trial_id == t.trial_id].assign(trial_id=tid))
         trials, probes, train = copies, pd.concat(ptab[1:]), pd.concat(ttab[1:])
@@ -295,12 +297,12 @@ def test_git_commit_names_the_commit_and_code_changes_only(tmp_path):
     from ssl_ray.provenance import git_commit
 
     assert git_commit(tmp_path) == "unknown (not a git checkout)"
-    git = lambda *a: subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *a],
-        cwd=tmp_path,
-        check=True,  # noqa: E731
-        capture_output=True,
-    )
+
+    def git(*a):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path, check=True, capture_output=True
+        )
+
     git("init", "-q")
     (tmp_path / "results").mkdir()
     (tmp_path / "code.py").write_text("a = 1\n")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set everything up (into .venv/) and run the test suite. Extra arguments go to pytest
-# (e.g. -m slow for the long end-to-end runs). "No tests ran" (pytest exit 5) is a failure.
+# Set everything up (into .venv/), lint and check the formatting with ruff, and run the test suite. Extra arguments go
+# to pytest (e.g. -m slow for the long end-to-end runs). "No tests ran" (pytest exit 5) is a failure.
 #
 # One process: the suite's sweeps keep both cores of a 2-core machine busy, and two pytest-xdist workers
 # measured slower than one (17:42 + 2:10 against 17:10, the speed gates apart) -- each worker's Ray fights
@@ -9,6 +9,9 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh || exit $?
+# The linter and the formatter first (settings: pyproject.toml's [tool.ruff]); a finding fails the run before pytest.
+.venv/bin/ruff check . || exit $?
+.venv/bin/ruff format --check . || exit $?
 t0=$SECONDS
 .venv/bin/python -m pytest "$@"
 rc=$?

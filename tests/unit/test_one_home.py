@@ -91,7 +91,7 @@ def test_the_chance_target_has_one_home():
     writers = {m for m in MODULES if any("permuted_1.0" in s for s in code_strings(m))}
     assert writers == {"ssl_ray.probes.target_names"}, writers
     assert defined_in("CHANCE_CONTROL") == {"ssl_ray.probes.target_names"}
-    for m in ("ssl_ray.probes.summary", "ssl_ray.sweep.summary", "ssl_ray.reports.tables", "ssl_ray.reports.figures"):
+    for m in ("ssl_ray.probes.summary", "ssl_ray.sweep.summary", "ssl_ray.reports.tables", "ssl_ray.reports.randomness_figures"):
         assert "ssl_ray.probes.target_names" in ours(GRAPH[m]), m
     for name in ("parse_target", "default_targets", "most_random"):
         assert defined_in(name) == {"ssl_ray.probes.target_names"}, (name, defined_in(name))
@@ -113,7 +113,7 @@ def test_the_path_keys_have_one_home():
         section, name = key.split(".")
         assert hasattr(sections[section], name) and getattr(sections[section], name) is None, key
     assert defined_in("PATH_KEYS") == {"ssl_ray.config.io"}, defined_in("PATH_KEYS")
-    for m in ("ssl_ray.validation", "ssl_ray.sweep.cli"):
+    for m in ("ssl_ray.validation", "ssl_ray.sweep.recipe"):
         assert "ssl_ray.config.io" in ours(GRAPH[m]), m
     by_section: Dict[str, Set[str]] = {}
     for key in PATH_KEYS:

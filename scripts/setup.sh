@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
 # Create or reuse .venv/ at the repo root and install ssl_ray with everything it needs.
 #
-# Idempotent: a stamp file records a hash of pyproject.toml and this script; when both are
-# unchanged and the venv imports ssl_ray, nothing is reinstalled and this returns in about a second.
+# Idempotent: a stamp file records a hash of pyproject.toml, requirements.lock, scripts/check_lock.py and this
+# script; when all are unchanged and the venv imports ssl_ray, nothing is reinstalled and this returns in about a
+# second.
 #
 #   bash scripts/setup.sh            # install (or verify) everything
 #   SSL_RAY_SKIP_FFCV=1 bash ...     # skip the optional FFCV extra (no system packages needed)
+#
+# Locked installs: requirements.lock pins every package, the dev and ffcv extras included, for Python 3.11 on
+# Linux x86_64. Setup installs exactly it (pip install --no-deps -r requirements.lock, without its ffcv line under
+# SSL_RAY_SKIP_FFCV=1, then ssl_ray itself with --no-deps), uninstalls whatever else is in .venv, runs pip check,
+# and stops with an error if .venv still differs from the lock (scripts/check_lock.py; tests/unit/test_lock.py
+# checks the same in the suite). To update the lock after changing a dependency in pyproject.toml, with uv
+# (`pip install uv`, in any environment), from the repository root:
+#
+#   uv pip compile pyproject.toml --extra dev --extra ffcv --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
+#
+# It keeps every pin the change allows; add --upgrade-package NAME (or --upgrade, for everything) to move to newer
+# releases. Commit the new lock with the change; the next setup installs it.
 #
 # System packages (installed with apt-get when run as root): FFCV's build dependencies, and PostgreSQL's server,
 # which the tests start in a temporary folder (tests/conftest.py's `postgres`; not needed to run a sweep).
@@ -20,7 +33,7 @@ SYS_PKGS=(pkg-config libopencv-dev libturbojpeg0-dev)
 TEST_PKGS=(postgresql)
 
 want_hash() {
-    cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1
+    cat pyproject.toml requirements.lock scripts/check_lock.py scripts/setup.sh | sha256sum | cut -d' ' -f1
     echo "ffcv=${SSL_RAY_SKIP_FFCV:-0}"
 }
 
@@ -29,6 +42,7 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(want_hash)" ] \
     echo "[setup] .venv is up to date (delete $STAMP to force a reinstall)"
     exit 0
 fi
+rm -f "$STAMP"  # written again only when this install succeeds: one that stops halfway is redone next time
 
 if ! command -v "$PY_BIN" >/dev/null 2>&1; then
     echo "[setup] error: $PY_BIN not found; ssl_ray needs Python 3.11 (set PYTHON=/path/to/python3.11)" >&2
@@ -93,10 +107,29 @@ quiet() {
     rc=${PIPESTATUS[0]}
     return "$rc"
 }
-quiet "${PIP[@]}" install -q --upgrade pip setuptools wheel
-echo "[setup] installing ssl_ray[$EXTRAS] (torch, ray, mlflow, ... this takes a few minutes the first time)"
-# PYTHONWARNINGS: no setuptools deprecation banners from building the editable install
-quiet env PYTHONWARNINGS=ignore "${PIP[@]}" install --progress-bar off -q -e ".[$EXTRAS]"
+quiet "${PIP[@]}" install -q --upgrade pip wheel  # setuptools: the lock's (torch needs it)
+REQS="requirements.lock"
+if [ "${SSL_RAY_SKIP_FFCV:-0}" = "1" ]; then
+    REQS="$(mktemp)"
+    trap 'rm -f "$REQS"' EXIT
+    grep -viE '^ffcv[[:space:]]*==' requirements.lock >"$REQS"
+fi
+echo "[setup] installing requirements.lock for ssl_ray[$EXTRAS] (torch, ray, mlflow, ... this takes a few minutes the first time)"
+# --no-deps: the lock is the whole environment (pip check below confirms it is complete); PYTHONWARNINGS: no
+# setuptools deprecation banners from building FFCV and the editable install
+quiet env PYTHONWARNINGS=ignore "${PIP[@]}" install --progress-bar off -q --no-deps -r "$REQS"
+quiet env PYTHONWARNINGS=ignore "${PIP[@]}" install --progress-bar off -q --no-deps -e .
+unlocked="$("$VENV/bin/python" scripts/check_lock.py --unlocked)"
+if [ -n "$unlocked" ]; then
+    echo "[setup] uninstalling what requirements.lock does not name:" $unlocked
+    quiet "${PIP[@]}" uninstall -q -y $unlocked
+fi
+if ! broken="$("${PIP[@]}" check 2>&1)"; then
+    echo "$broken" >&2
+    echo "[setup] error: the installed packages do not satisfy each other: requirements.lock is incomplete or stale (update it as this script's header says)" >&2
+    exit 1
+fi
+"$VENV/bin/python" scripts/check_lock.py  # every package exactly at its locked version, nothing else; exit 1 otherwise
 "$VENV/bin/python" -c "import ssl_ray, torch, ray, mlflow, sklearn; print('[setup] ok: torch', torch.__version__, '| ray', ray.__version__, '| mlflow', mlflow.__version__)"
 if [ "${SSL_RAY_SKIP_FFCV:-0}" != "1" ]; then
     "$VENV/bin/python" -c "import ffcv, importlib.metadata as m; print('[setup] ok: ffcv', m.version('ffcv'))"  # ffcv.__version__ says 0.0.3rc1

@@ -86,8 +86,9 @@ if [ -n "$miss" ]; then
     fi
 fi
 
-# A fresh install of the CUDA torch build needs about 7 GB; say so up front rather than let
-# pip die halfway with "No space left on device".
+# A fresh .venv is 7.06 GiB (the CUDA torch build and its nvidia-* libraries), and pip's downloads in its temporary
+# folder add at most 0.3 GiB while it installs (docs/benchmarks.md): 8 GB free is enough, 7 is not. Say so up front
+# rather than let pip die halfway with "No space left on device".
 NEED_GB=8
 free_gb=$(df -Pk "$ROOT" | awk 'NR==2 {print int($4 / 1048576)}')
 if [ ! -x "$VENV/bin/python" ] && [ "${free_gb:-0}" -lt "$NEED_GB" ]; then

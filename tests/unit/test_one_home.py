@@ -91,7 +91,12 @@ def test_the_chance_target_has_one_home():
     writers = {m for m in MODULES if any("permuted_1.0" in s for s in code_strings(m))}
     assert writers == {"ssl_ray.probes.target_names"}, writers
     assert defined_in("CHANCE_CONTROL") == {"ssl_ray.probes.target_names"}
-    for m in ("ssl_ray.probes.summary", "ssl_ray.sweep.summary", "ssl_ray.reports.tables", "ssl_ray.reports.randomness_figures"):
+    for m in (
+        "ssl_ray.probes.summary",
+        "ssl_ray.sweep.summary",
+        "ssl_ray.reports.tables",
+        "ssl_ray.reports.randomness_figures",
+    ):
         assert "ssl_ray.probes.target_names" in ours(GRAPH[m]), m
     for name in ("parse_target", "default_targets", "most_random"):
         assert defined_in(name) == {"ssl_ray.probes.target_names"}, (name, defined_in(name))

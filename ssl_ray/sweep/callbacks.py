@@ -13,7 +13,6 @@ in MLflow yet are submitted.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Optional, Sequence
 
@@ -25,6 +24,7 @@ from ssl_ray.config import TRIAL_DRIVER_CPUS, SearchDim
 from ssl_ray.config.sweep import trial_experiment
 from ssl_ray.probes.backfill import TrialCheckpoints, missing_work
 from ssl_ray.probes.fanout import ProbeFanout
+from ssl_ray.sweep.trial import is_closing_report, reported_checkpoints
 from ssl_ray.tracking import TAG_STATUS, TAG_STOP_REASON, TrialStatus, client, find_trial_run
 
 
@@ -36,8 +36,8 @@ def trial_checkpoints(
         return None
     cfg = trial_experiment(result["config"], dims)
     trial_dir = trial_dir_of(sweep_dir, trial_id)
-    if "checkpoints" in result and "mlflow_run_id" in result:
-        checkpoints = [(int(e), p) for e, p in json.loads(result["checkpoints"])]
+    if is_closing_report(result) and "mlflow_run_id" in result:
+        checkpoints = reported_checkpoints(result)
         return TrialCheckpoints(result["mlflow_run_id"], trial_id, trial_dir, checkpoints, cfg)
     run_id = find_trial_run(uri, parent_run_id, trial_id)  # stopped by the scheduler before its trial function returned
     if run_id is None or not trial_dir.is_dir():
@@ -69,7 +69,7 @@ def reassert_scheduler_stops(results, uri: str, parent_run_id: str, dims: Sequen
     for r in results:
         m = r.metrics or {}
         config = r.config or m.get("config")  # a Result's metrics may leave the config out
-        if r.error is not None or "checkpoints" in m or not config or "trial_id" not in m:
+        if r.error is not None or is_closing_report(m) or not config or "trial_id" not in m:
             continue
         run_id = find_trial_run(uri, parent_run_id, m["trial_id"])
         if run_id is not None:
@@ -134,7 +134,7 @@ class ProbeOnCompleteCallback(tune.Callback):
         )
         if plan is None:
             return
-        if "checkpoints" not in result:  # the scheduler stopped it
+        if not is_closing_report(result):  # the scheduler stopped it
             record_scheduler_stop(self.fanout.mlflow_uri, plan.run_id, result, plan.config.train.epochs)
         submit_missing(self.fanout, plan)
 

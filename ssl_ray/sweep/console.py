@@ -20,7 +20,7 @@ from ray import tune
 
 from ssl_ray.config import SearchDim
 from ssl_ray.config.sweep import trial_experiment
-from ssl_ray.sweep.trial import trial_label
+from ssl_ray.sweep.trial import is_closing_report, trial_label
 from ssl_ray.train.online import KNN, RANKME
 
 WAIT_NOTE_S = 60.0
@@ -74,7 +74,7 @@ class ConsoleCallback(tune.Callback):
         online = [(name, result[key]) for key, name in ONLINE_SHOWN if isinstance(result.get(key), float)]
         # the trial function's closing report repeats the last epoch's numbers: shown only if that epoch's own report
         # never reached this callback (Tune can hand a finishing trial's last two results over as one)
-        final = "checkpoints" in result
+        final = is_closing_report(result)
         shown_by_trial = self.__dict__.setdefault("shown", {})  # a callback restored from an older sweep has none
         shown = shown_by_trial.setdefault(trial.trial_id, 0)
         if epoch is None or epoch == 0 or (final and epoch <= shown) or not (result.get("probed", 0) or online):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List, Tuple
 
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
@@ -51,6 +51,21 @@ class SweepContext:
     varied_keys: tuple = ()  # the searched keys that take more than one value: what names a trial
     dims: tuple = ()  # the sweep's SearchDims (their conditions): what trial_experiment applies to the base
     lineage: bool = False  # PBT: trials continue from each other's checkpoints (ssl_ray/sweep/lineage.py)
+
+
+# The key of a trial function's closing report: its probed checkpoints, as JSON ``[[epoch, path], ...]``. Only that
+# report has it: a trial the scheduler stopped early never sends one.
+CHECKPOINTS = "checkpoints"
+
+
+def is_closing_report(result: Dict[str, Any]) -> bool:
+    """Whether a Tune result is the trial function's closing report (its training ended and it said so)."""
+    return CHECKPOINTS in result
+
+
+def reported_checkpoints(result: Dict[str, Any]) -> List[Tuple[int, str]]:
+    """``[(epoch, path)]`` of a closing report's probed checkpoints."""
+    return [(int(e), p) for e, p in json.loads(result[CHECKPOINTS])]
 
 
 def trial_label(config: Dict[str, Any], keys: tuple) -> str:
@@ -118,7 +133,7 @@ def run_trial(config: Dict[str, Any], ctx: SweepContext) -> None:
             "epoch": final.get("epoch", t.epochs),
             "train_loss": final.get("train_loss", float("nan")),
             **last_online(final, c, run_id),  # what the searcher and the scheduler read of a finished trial
-            "checkpoints": json.dumps(probed_checkpoints(result.best_checkpoints or [])),
+            CHECKPOINTS: json.dumps(probed_checkpoints(result.best_checkpoints or [])),
             "mlflow_run_id": run_id,
             "trial_label": label,
             "status": status.value,

@@ -145,3 +145,13 @@ def test_the_sweeps_run_records_what_is_searched_and_what_is_not():
     assert p["base.objective.mu"] == 25.0 and p["base.train.epochs"] == 2
     assert p["search.objective.lam"] == "[10.0, 25.0]" and p["search_alg"] == "grid"
     assert varied_keys(cfg) == ("objective.lam", "optim.lr")  # width takes one value: it names no trial
+
+
+def test_only_the_closing_report_lists_the_checkpoints_and_they_read_back():
+    import json
+
+    from ssl_ray.sweep.trial import CHECKPOINTS, is_closing_report, reported_checkpoints
+
+    closing = {"epoch": 4, CHECKPOINTS: json.dumps([(0, "/t/epoch_0000"), (4, "/t/epoch_0004")])}
+    assert is_closing_report(closing) and not is_closing_report({"epoch": 3, "online/knn_val": 0.5})
+    assert reported_checkpoints(closing) == [(0, "/t/epoch_0000"), (4, "/t/epoch_0004")]

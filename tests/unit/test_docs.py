@@ -81,3 +81,38 @@ def test_the_readme_gives_the_two_commands():
     blocks = re.findall(r"```bash\n(bash scripts/\w+\.sh)[^\n]*\n```", README.read_text())
     assert blocks == ["bash scripts/run.sh", "bash scripts/test.sh"], blocks
     assert all((ROOT / b.split()[1]).is_file() for b in blocks)
+
+
+def measurement_rows(text: str) -> list:
+    """The cells of each data row of a Markdown table whose header names a ``command`` column: ``[(header, cells)]``."""
+    rows, header = [], None
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if header is None:
+            header = [c.lower() for c in cells]
+        elif not set(line) <= set("|- :"):
+            rows.append((header, cells))
+    return rows
+
+
+def test_every_measurement_names_its_command():
+    rows = measurement_rows((ROOT / "docs" / "benchmarks.md").read_text())
+    assert len(rows) >= 10, "docs/benchmarks.md lost its table"
+    for header, cells in rows:
+        assert "command" in header and "date" in header, header
+        command, date = cells[header.index("command")], cells[header.index("date")]
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", date), cells[:2]
+        assert re.search(r"`[^`]*(python|bash|pytest|\.venv/bin/|ssl-ray)[^`]*`", command), cells[:2]
+
+
+def test_every_result_in_the_readme_names_its_command():
+    """Each bullet of the README's Results section that gives a number starts with the command that produced it."""
+    section = re.search(r"^## Results\n(.*?)^## ", README.read_text(), re.S | re.M).group(1)
+    bullets = re.findall(r"^- (.*?)(?=^- |^\S|\Z)", section, re.S | re.M)
+    numbered = [b for b in bullets if re.search(r"\d\.\d|\d×|\d+ min", b)]
+    assert numbered, "the README's Results section gives no number"
+    for b in numbered:
+        assert re.match(r"`(bash scripts/|\.venv/bin/python )[^`]+`", b), b[:80]

@@ -17,6 +17,7 @@ import importlib.metadata
 import os
 import re
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Dict, Iterable, List
 
@@ -72,11 +73,19 @@ def read_lock(path: Path = LOCK) -> Dict[str, str]:
     return parse_lock(path.read_text())
 
 
+def site_packages() -> List[str]:
+    """The environment's own package folders (purelib and platlib; one folder in a venv on Linux)."""
+    paths = sysconfig.get_paths()
+    return list(dict.fromkeys([paths["purelib"], paths["platlib"]]))
+
+
 def installed(dists: Iterable | None = None) -> Dict[str, str]:
-    """{normalized name: version} of every distribution this interpreter's sys.path finds; a name found twice
-    (two .dist-info folders) keeps both versions, joined by " and ", so that it never matches a pin."""
+    """{normalized name: version} of every distribution installed in this interpreter's environment (its
+    site-packages: not whatever else is on sys.path, such as the copies setuptools vendors under
+    ``setuptools/_vendor``, which it puts on sys.path once imported); a name found twice (two .dist-info folders)
+    keeps both versions, joined by " and ", so that it never matches a pin."""
     found: Dict[str, str] = {}
-    for d in importlib.metadata.distributions() if dists is None else dists:
+    for d in importlib.metadata.distributions(path=site_packages()) if dists is None else dists:
         name = d.metadata["Name"]
         if not name:
             continue

@@ -171,3 +171,18 @@ def test_uncovered_names_what_pyproject_wants_and_the_lock_lacks():
     assert uncovered(reqs, GOOD) == []
     assert uncovered(reqs, dict(GOOD, torch="2.13.0")) == ["torch==2.14.1: the lock pins torch==2.13.0"]
     assert uncovered(reqs, {n: v for n, v in GOOD.items() if n != "ffcv"}) == ["ffcv==1.0.2 is not in the lock"]
+
+
+def test_what_setuptools_vendors_is_not_an_installed_package():
+    """Importing setuptools puts ``setuptools/_vendor`` (its own copies of zipp, packaging, jaraco, ...) on sys.path
+    (the suite imports it through torch); those are not the environment's packages, and the check counts none."""
+    import importlib.metadata
+
+    import setuptools  # noqa: F401
+
+    vendored = [p for p in sys.path if p.replace(os.sep, "/").endswith("setuptools/_vendor")]
+    assert vendored, "setuptools no longer puts its vendored packages on sys.path: this test checks nothing"
+    only_vendored = {cl.normalize(d.metadata["Name"]) for d in importlib.metadata.distributions(path=vendored)}
+    only_vendored -= set(cl.read_lock()) | set(cl.TOOLING)  # wheel: vendored and installed (pip's tooling)
+    assert only_vendored  # e.g. autocommand, jaraco-text: in setuptools' _vendor, in no lock
+    assert not only_vendored & set(cl.installed())

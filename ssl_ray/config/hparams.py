@@ -146,7 +146,7 @@ class VICRegHparams(Hparams):
     mu: float = hp(25.0, ge=0.0, symbol="µ")
     nu: float = hp(1.0, ge=0.0, symbol="ν")
     gamma: float = hp(1.0, gt=0.0, symbol="γ")
-    eps: float = hp(1e-4, ge=0.0)
+    eps: float = hp(1e-4, ge=0.0, symbol="ε")
 
 
 @objective_hparams("simclr")

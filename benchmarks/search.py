@@ -166,15 +166,17 @@ def build_table(path: Path, processes: int) -> Dict[str, Any]:
 # ---- 2. the searches, in real Ray Tune, replaying the table
 
 
-def replay(config: Dict[str, Any], curves: Dict[str, List[float]], dims, base: Dict[str, Any]) -> None:
-    """A trial: its configuration's recorded readings, one report per epoch, resumable from a Tune checkpoint."""
+def replay(config: Dict[str, Any], curves: Dict[str, List[float]], dims) -> None:
+    """A trial: its configuration's recorded readings, one report per epoch, resumable from a Tune checkpoint. Its
+    configuration is the sweep's own reading of the trial (``trial_experiment``: the typed base with the values Tune
+    or the searcher chose), so the replay sees what a real trial would train."""
     from ray import tune
 
-    from ssl_ray.config.sweep import resolve_trial
+    from ssl_ray.config.sweep import trial_experiment
 
-    cfg = resolve_trial(config, dims, base)
-    o = cfg["objective"]
-    point = {"name": o["name"], "width": cfg["model"]["width"], **{k: v for k, v in o.items() if k != "name"}}
+    exp = trial_experiment(config, dims)
+    o = exp.objective
+    point = {"name": o.name, "width": exp.model.width, **{c: getattr(o.params, c) for c in COEFFICIENTS[o.name]}}
     curve = curves[key(point)]
     start = 1
     ckpt = tune.get_checkpoint()
@@ -222,7 +224,7 @@ def run_search(method: str, seed: int, trials: int, curves, storage: Path, targe
         def stop_all(self) -> bool:
             return any(v >= target for _, _, v in events)
 
-    trainable = tune.with_parameters(replay, curves=curves, dims=cfg.dims(), base=cfg.base.to_dict())
+    trainable = tune.with_parameters(replay, curves=curves, dims=cfg.dims())
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 1}),
         param_space=param_space(cfg),

@@ -112,7 +112,18 @@ class Hparams:
         unknown = sorted(set(keys) - set(cls.keys()))
         if unknown:
             known = ", ".join(cls.keys()) or "none"
-            raise ConfigError(f"unknown hyperparameter objective.{unknown[0]} for {cls.objective!r} (known: {known})")
+            owners = [name for name, other in HPARAMS.items() if unknown[0] in other.keys()]
+            hint = (
+                (
+                    f"; it is {' and '.join(owners)}'s: a searched objective's own keys are searched too, e.g. "
+                    f"--search objective.{unknown[0]}=[...]"
+                )
+                if owners
+                else ""
+            )
+            raise ConfigError(
+                f"unknown hyperparameter objective.{unknown[0]} for {cls.objective!r} (known: {known}){hint}"
+            )
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> "Hparams":

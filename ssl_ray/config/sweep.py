@@ -247,5 +247,7 @@ def trial_experiment(config: Mapping[str, Any], dims: Sequence[SearchDim]) -> Ex
     ``dataclasses.replace``, no dict round trip). The trial, its workers and the driver's callbacks all ask this."""
     base = config[EXPERIMENT]
     if not isinstance(base, ExperimentConfig):
-        raise TypeError(f"config[{EXPERIMENT!r}] must be the validated ExperimentConfig, got {type(base).__name__}")
+        raise TypeError(
+            f"config[{EXPERIMENT!r}] must be the validated ExperimentConfig, got {type(base).__name__}: {base!r}"[:300]
+        )
     return base.with_values(searched_values(config, dims))

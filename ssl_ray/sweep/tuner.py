@@ -184,7 +184,12 @@ def _run_sweep(
             f"[resume] {sweep_dir}: {queued} missing probe task(s) of finished trials queued",
             file=progress_stream or sys.stderr,
         )
-        tuner = tune.Tuner.restore(str(sweep_dir), trainable, resume_unfinished=True, resume_errored=True)
+        # The param space again: Tune stood each non-primitive value of it (the typed base config) in for a placeholder
+        # that only this process's resolvers fill, so a trial created after the restore (the searcher's next proposal,
+        # the grid's next point) would get the placeholder instead of the config.
+        tuner = tune.Tuner.restore(
+            str(sweep_dir), trainable, resume_unfinished=True, resume_errored=True, param_space=param_space(cfg)
+        )
         attach_fanout(tuner, fanout)
     else:
         concurrency = cfg.max_concurrent_trials or default_concurrency(cfg)

@@ -48,8 +48,8 @@ def test_mmcr_with_momentum_and_many_views(tmp_path):
         "1",
         "--search",
         "model.width=[8]",
-        "--set",
-        "objective.momentum=0.9",
+        "--search",  # an mmcr key: searched, as the objective is (the base objective is vicreg)
+        "objective.momentum=[0.9]",
         "--set",
         "data.views=4",
     )

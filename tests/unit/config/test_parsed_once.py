@@ -77,8 +77,12 @@ def test_the_hyperparameters_are_typed_frozen_and_known_to_both_registries():
     assert p == VICRegHparams(lam=10.0) and type(p.lam) is float  # YAML's 10 is the float the field declares
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.lam = 3.0
-    with pytest.raises(ConfigError, match="unknown hyperparameter objective.temperature for 'vicreg'"):
+    with pytest.raises(ConfigError, match="unknown hyperparameter objective.temperature for 'vicreg'") as e:
         ExperimentConfig.from_dict({"objective": {"name": "vicreg", "temperature": 0.1}})
+    assert "it is simclr's" in str(e.value) and "--search objective.temperature=" in str(e.value)  # where it belongs
+    with pytest.raises(ConfigError) as e:
+        ExperimentConfig.from_dict({"objective": {"name": "vicreg", "tmperature": 0.1}})
+    assert "it is" not in str(e.value)  # a typo belongs to no objective
     with pytest.raises(ConfigError, match="finite number"):
         MMCRHparams(lam=float("nan"))
     # a new objective name starts from that objective's defaults: another objective's values never carry over

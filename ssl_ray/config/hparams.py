@@ -31,7 +31,7 @@ def hp(
     lt: Optional[float] = None,
     symbol: Optional[str] = None,
 ) -> Any:
-    """A hyperparameter field: its default, its range (``ge`` <=, ``gt`` <, ``lt`` >) and its paper's symbol."""
+    """A hyperparameter field: its default, its range (value >= ``ge``, > ``gt``, < ``lt``) and its paper's symbol."""
     return dataclasses.field(default=default, metadata={"ge": ge, "gt": gt, "lt": lt, "symbol": symbol})
 
 

@@ -217,11 +217,16 @@ def _build_section(name: str, cls: type, raw: Any) -> Any:
         raise ConfigError(f"section {name!r} must be a mapping, got {type(raw).__name__}: {raw!r}")
     if cls is ObjectiveConfig:
         return ObjectiveConfig.from_dict(raw)
+    _check_keys(name, cls, raw)
+    return cls(**raw)
+
+
+def _check_keys(name: str, cls: type, keys: Any) -> None:
+    """A ConfigError naming the first of ``keys`` that section ``name`` (the dataclass ``cls``) does not have."""
     known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - known)
+    unknown = sorted(set(keys) - known)
     if unknown:
         raise ConfigError(f"unknown key {name}.{unknown[0]} (known keys of {name}: {', '.join(sorted(known))})")
-    return cls(**raw)
 
 
 @dataclass(frozen=True)
@@ -259,10 +264,7 @@ class ExperimentConfig:
             if name == "objective":
                 changed[name] = section.with_values(keys)
                 continue
-            known = {f.name for f in dataclasses.fields(section)}
-            unknown = sorted(set(keys) - known)
-            if unknown:
-                raise ConfigError(f"unknown key {name}.{unknown[0]} (known keys of {name}: {', '.join(sorted(known))})")
+            _check_keys(name, type(section), keys)
             changed[name] = dataclasses.replace(section, **keys)
         return dataclasses.replace(self, **changed)
 

@@ -158,10 +158,10 @@ def print_next(sweep_dir: str, uri: str, best_run: Optional[str], stream) -> Non
     d, store = shlex.quote(str(Path(sweep_dir).absolute())), shlex.quote(mask_uri(uri))
     py, ssl = venv_command("python"), venv_command("ssl-ray")
     run = best_run or "<run id>"
-    code = f"from ssl_ray import results; print(results.load({str(Path(sweep_dir).absolute())!r}).trials)"
+    code = "import sys; from ssl_ray import results; print(results.load(sys.argv[1]).trials)"  # the path apart
     print("next:", file=stream)
     for what, cmd in (
-        ("results in Python", f"{py} -c {shlex.quote(code)}"),
+        ("results in Python", f"{py} -c {shlex.quote(code)} {d}"),
         ("redraw the report", f"{ssl} report {d}"),
         ("continue after a failure", f"{ssl} resume {d}"),
         ("fill missing probes of the best trial", f"{ssl} probe --run-id {run} --mlflow-uri {store}"),

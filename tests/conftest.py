@@ -96,6 +96,33 @@ def clean_env(tmp_path):
 LIGHT_PROBES = ["--set", "probe.metrics=[ncc,cdnv]", "--set", "probe.targets=[class,permuted_1.0]"]
 
 
+def one_trial_sweep_cmd(tmp: Path, name: str, epochs: int = 6) -> list:
+    """The command of a one-trial sweep (RES-1-4, lambda 25, light probes, no report) on 2 CPUs whose sweeps and
+    SQLite store live in ``tmp``: what the signal, exit-code and concurrency tests start and stop."""
+    return [
+        PY,
+        str(ROOT / "experiments" / "sweep_vicreg.py"),
+        "--name",
+        name,
+        "--epochs",
+        str(epochs),
+        "--set",
+        "model.depth=1",
+        "--search",
+        "model.width=[4]",
+        "--search",
+        "objective.lam=[25]",
+        "--num-cpus",
+        "2",
+        "--storage-path",
+        str(tmp / "sweeps"),
+        "--mlflow-uri",
+        f"sqlite:///{tmp / 'mlflow.db'}",
+        "--no-report",
+        *LIGHT_PROBES,
+    ]
+
+
 class SweepRun:
     """A sweep script run to the end in its own process, and what it left in MLflow."""
 
@@ -341,3 +368,31 @@ def pytest_unconfigure(config):
         import shutil
 
         shutil.rmtree(_RAY_TMP[0], ignore_errors=True)
+
+
+@pytest.fixture
+def fake_autoscaling_cluster():
+    """``cluster-local.yaml`` started as its comment says (Ray's fake multi-node provider: the autoscaler adds
+    worker nodes on this machine); yields the autoscaler's log; every fake node is stopped afterwards."""
+    ray, env = str(Path(PY).parent / "ray"), dict(os.environ, RAY_FAKE_CLUSTER="1", AUTOSCALER_UPDATE_INTERVAL_S="1")
+    subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+    start = subprocess.run(
+        [
+            ray,
+            "start",
+            "--head",
+            "--num-cpus=0",
+            f"--autoscaling-config={ROOT / 'cluster-local.yaml'}",
+            "--dashboard-host=127.0.0.1",
+            "--disable-usage-stats",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert start.returncode == 0, start.stdout[-2000:] + start.stderr[-2000:]
+    try:
+        yield Path("/tmp/ray/session_latest/logs/monitor.log")
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=300)

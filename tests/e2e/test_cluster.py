@@ -5,7 +5,6 @@ autoscaling cluster of
 ``cluster-local.yaml`` the autoscaler adds the worker nodes that a 2-trial sweep asks for."""
 
 import copy
-import os
 import re
 import subprocess
 import time
@@ -14,8 +13,6 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import LIGHT_PROBES, PY, ROOT, SweepRun
-
-RAY = str(Path(PY).parent / "ray")
 
 
 def load(name: str) -> dict:
@@ -242,33 +239,6 @@ def test_trial_spreads_its_train_workers_over_nodes(digits_beton, three_nodes, t
     assert set(tags["ssl_ray.probe.nodes"].split(",")) <= set(node_ids)
     # the checkpoints the probes read lie in the shared storage directory
     assert list((tmp_path / "shared" / "spread" / "train").glob("*/epoch_0001/state.pt"))
-
-
-@pytest.fixture
-def fake_autoscaling_cluster(tmp_path):
-    """``cluster-local.yaml`` started as its comment says; every fake node is stopped afterwards."""
-    env = dict(os.environ, RAY_FAKE_CLUSTER="1", AUTOSCALER_UPDATE_INTERVAL_S="1")
-    subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
-    start = subprocess.run(
-        [
-            RAY,
-            "start",
-            "--head",
-            "--num-cpus=0",
-            f"--autoscaling-config={ROOT / 'cluster-local.yaml'}",
-            "--dashboard-host=127.0.0.1",
-            "--disable-usage-stats",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert start.returncode == 0, start.stdout[-2000:] + start.stderr[-2000:]
-    try:
-        yield Path("/tmp/ray/session_latest/logs/monitor.log")
-    finally:
-        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=300)
 
 
 @pytest.mark.slow  # 70 s; tests/e2e/test_imagenet_cluster.py (slow too) runs the ImageNet recipe on the same cluster

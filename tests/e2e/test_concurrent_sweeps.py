@@ -11,32 +11,7 @@ import time
 
 import pytest
 import yaml
-from conftest import LIGHT_PROBES, PY, ROOT
-
-
-def sweep_cmd(tmp_path, name, epochs):
-    return [
-        PY,
-        str(ROOT / "experiments" / "sweep_vicreg.py"),
-        "--name",
-        name,
-        "--epochs",
-        str(epochs),
-        "--set",
-        "model.depth=1",
-        "--search",
-        "model.width=[4]",
-        "--search",
-        "objective.lam=[25]",
-        "--num-cpus",
-        "2",
-        "--storage-path",
-        str(tmp_path / "sweeps"),
-        "--mlflow-uri",
-        f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "--no-report",
-        *LIGHT_PROBES,
-    ]
+from conftest import PY, ROOT, one_trial_sweep_cmd
 
 
 def stop(proc):
@@ -52,7 +27,7 @@ def stop(proc):
 def test_two_sweeps_started_at_once_under_one_name(tmp_path, clean_env):
     procs = {
         epochs: subprocess.Popen(
-            sweep_cmd(tmp_path, "same", epochs),
+            one_trial_sweep_cmd(tmp_path, "same", epochs),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -93,7 +68,7 @@ def test_a_second_sweep_under_a_finished_ones_name_is_refused(tmp_path, clean_en
     before = (first / "ssl_ray_sweep.yaml").read_bytes()
     ray_tmp = tmp_path / "ray_tmp"  # where a Ray the command started would keep its session
     proc = subprocess.run(
-        sweep_cmd(tmp_path, "done", 1),
+        one_trial_sweep_cmd(tmp_path, "done", 1),
         capture_output=True,
         text=True,
         env=dict(clean_env, RAY_TMPDIR=str(ray_tmp)),

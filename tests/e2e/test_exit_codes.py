@@ -18,35 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import LIGHT_PROBES, PY, ROOT
+from conftest import PY, ROOT, one_trial_sweep_cmd
 
 LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
 DUMPS = ("Traceback", "*** ", "SIGSEGV", "Stack trace", "core dumped", "Fatal Python error")
-
-
-def sweep_cmd(tmp: Path, name: str, epochs: int = 6):
-    return [
-        PY,
-        str(ROOT / "experiments" / "sweep_vicreg.py"),
-        "--name",
-        name,
-        "--epochs",
-        str(epochs),
-        "--set",
-        "model.depth=1",
-        "--search",
-        "model.width=[4]",
-        "--search",
-        "objective.lam=[25]",
-        "--num-cpus",
-        "2",
-        "--storage-path",
-        str(tmp / "sweeps"),
-        "--mlflow-uri",
-        f"sqlite:///{tmp / 'mlflow.db'}",
-        "--no-report",
-        *LIGHT_PROBES,
-    ]
 
 
 def start(cmd, tmp: Path, tag: str, env):
@@ -100,7 +75,7 @@ def stopped_sweep(tmp: Path, env, name: str = "sig"):
     import psutil
 
     sweep_dir = tmp / "sweeps" / name
-    proc = start(sweep_cmd(tmp, name), tmp, "first", env)
+    proc = start(one_trial_sweep_cmd(tmp, name), tmp, "first", env)
     try:
         wait_for(tmp / "first.out", r"epoch 1/6", proc)
         socks = listening(proc.pid)
@@ -161,7 +136,12 @@ def test_a_trial_that_cannot_write_its_directory_fails_the_sweep(tmp_path, clean
     make_immutable(train)
     try:
         proc = subprocess.run(
-            sweep_cmd(tmp_path, "ro", epochs=1), capture_output=True, text=True, env=clean_env, cwd=ROOT, timeout=600
+            one_trial_sweep_cmd(tmp_path, "ro", epochs=1),
+            capture_output=True,
+            text=True,
+            env=clean_env,
+            cwd=ROOT,
+            timeout=600,
         )
     finally:
         subprocess.run(["chattr", "-i", str(train)], capture_output=True) if os.geteuid() == 0 else train.chmod(0o755)

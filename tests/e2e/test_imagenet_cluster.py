@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 from conftest import PY, ROOT, mlflow_server, probe_table_steps
 
-RAY = str(Path(PY).parent / "ray")
 SECRET = "s3cret-pw"
 CLASSES = [f"n0{i:07d}" for i in range(10)]  # ImageNet's wnid-shaped class folders
 LAYERS = ["layer1", "layer2", "layer3", "layer4", "projector"]
@@ -59,34 +58,8 @@ def mlflow_server_port(tmp_path):
         yield int(base.rsplit(":", 1)[1])
 
 
-@pytest.fixture
-def fake_cluster():
-    env = dict(os.environ, RAY_FAKE_CLUSTER="1", AUTOSCALER_UPDATE_INTERVAL_S="1")
-    subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
-    start = subprocess.run(
-        [
-            RAY,
-            "start",
-            "--head",
-            "--num-cpus=0",
-            f"--autoscaling-config={ROOT / 'cluster-local.yaml'}",
-            "--dashboard-host=127.0.0.1",
-            "--disable-usage-stats",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert start.returncode == 0, start.stdout[-2000:] + start.stderr[-2000:]
-    try:
-        yield
-    finally:
-        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=300)
-
-
 @pytest.mark.slow
-def test_imagenet_at_toy_scale_through_the_cluster_topology(tmp_path, mlflow_server_port, fake_cluster):
+def test_imagenet_at_toy_scale_through_the_cluster_topology(tmp_path, mlflow_server_port, fake_autoscaling_cluster):
     from mlflow.tracking import MlflowClient
     from ray.autoscaler._private.fake_multi_node.node_provider import FAKE_HEAD_NODE_ID
 

@@ -247,8 +247,7 @@ def main() -> int:
     if not ok:
         print(
             f"FAIL: the target is >= {TARGET_RATIO}x with every linear accuracy within {tol * 100:.0f} point(s) (2 at "
-            "the "
-            f"chance-level {CHANCE}) and NCC identical"
+            f"the chance-level {CHANCE}) and NCC identical"
         )
     return 0 if ok else 1
 

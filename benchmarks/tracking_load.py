@@ -245,9 +245,8 @@ def main() -> int:
     print(
         "postgresql/sqlite writes per second: "
         + ", ".join(f"N={n}: {ratios[str(n)]:.2f}x" for n in ns)
-        + f"; lost {totals['lost']}, duplicated {totals['duplicated']}, wrong {totals['wrong']}, failed "
-        f"{totals['failed']},"
-        f" retried {totals['retried']} ({report['seconds']:.0f} s)"
+        + f"; lost {totals['lost']}, duplicated {totals['duplicated']}, wrong {totals['wrong']}, "
+        f"failed {totals['failed']}, retried {totals['retried']} ({report['seconds']:.0f} s)"
     )
     return 0 if totals["lost"] == totals["duplicated"] == totals["wrong"] == 0 else 1
 

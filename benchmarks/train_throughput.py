@@ -387,8 +387,7 @@ def main(argv=None) -> int:
     print(
         f"ours {mine['images_per_s']:.0f} img/s | bare {bare['images_per_s']:.0f} img/s | ours/bare = {ratio:.3f} | "
         f"without the online readings {ratio_training:.3f} | online readings {report['online_share_of_epoch']:.1%} of "
-        "an epoch | "
-        f"MFU ours {report['mfu_ours']:.1%} (bare {report['mfu_bare']:.1%}) of a measured "
+        f"an epoch | MFU ours {report['mfu_ours']:.1%} (bare {report['mfu_bare']:.1%}) of a measured "
         f"{report['peak_tflops_measured']:.2f} TFLOP/s peak",
         flush=True,
     )

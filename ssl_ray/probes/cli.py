@@ -80,8 +80,7 @@ def probe_main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None)
     missing = out.get("missing", [])
     print(
         f"run {out['run_id']}: {out['checkpoints']} checkpoints in {out['trial_dir']}; {out['tasks']} checkpoint x "
-        "layer "
-        f"tasks run" + (f"; still missing: {', '.join(missing)}" if missing else "; probes complete")
+        "layer tasks run" + (f"; still missing: {', '.join(missing)}" if missing else "; probes complete")
     )
     return 1 if missing else 0
 

@@ -222,8 +222,7 @@ def _train(cfg: SweepConfig, path: Path, uri: str, parent_run_id: str, stream) -
     first, last = int(np.argmax(bank.randomness)), int(np.argmin(bank.randomness))
     print(
         f"[bank] {len(bank.epochs)} targets in {time.time() - t0:.0f} s, randomness {r[0]:.2f} to {r[-1]:.2f} "
-        "(largest gap "
-        f"{np.diff(r).max():.2f}), label entropy >= {bank.entropies().min():.2f}: {path}",
+        f"(largest gap {np.diff(r).max():.2f}), label entropy >= {bank.entropies().min():.2f}: {path}",
         file=stream,
         flush=True,
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Optional, Set
 
 from ssl_ray.errors import ConfigError
-from ssl_ray.uris import is_database, mask_uri, store_uri
+from ssl_ray.uris import is_database, mask_uri, sqlite_file, store_uri
 
 if TYPE_CHECKING:  # mlflow is imported where a store is opened, never on the bad-input path
     from mlflow.tracking import MlflowClient
@@ -96,11 +96,11 @@ def client(uri: str) -> "MlflowClient":
     # that one would print a password the URI carries; nor a progress bar per artifact read (probes.csv)
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    if not uri.startswith("sqlite:///") or uri in _READY:
+    db = sqlite_file(uri)
+    if db is None or uri in _READY:
         return MlflowClient(tracking_uri=store_uri(uri))
     import fcntl
 
-    db = Path(uri[len("sqlite:///") :])
     db.parent.mkdir(parents=True, exist_ok=True)
     with open(db.with_name(db.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -116,9 +116,10 @@ def client(uri: str) -> "MlflowClient":
 def existing_store(uri: str, what: str = "") -> str:
     """``uri``, for a command that only reads a store: a SQLite URI whose file does not exist is one ConfigError
     naming where it looked (opening it would create an empty store there as a side effect)."""
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+    db = sqlite_file(uri)
+    if db is not None and not db.is_file():
         raise ConfigError(
-            f"{what + ': ' if what else ''}no MLflow store at {uri[len('sqlite:///') :]} (nothing has run there); "
+            f"{what + ': ' if what else ''}no MLflow store at {db} (nothing has run there); "
             f"give the sweep's store with --mlflow-uri, as the sweep's summary prints it"
         )
     return uri
@@ -127,8 +128,8 @@ def existing_store(uri: str, what: str = "") -> str:
 def artifact_root_for(uri: str) -> Optional[str]:
     """For a SQLite store, keep artifacts beside the database; for another database MLflow opens itself (no
     server between), under the results folder: never MLflow's default, ``./mlruns`` in the working directory."""
-    if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///") :])
+    db = sqlite_file(uri)
+    if db is not None:
         return (db.parent / "mlartifacts").resolve().as_uri()
     if is_database(uri):
         from ssl_ray.config import default_results_dir

@@ -6,12 +6,21 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Optional
 
 from ssl_ray.errors import ConfigError
 
 # a scheme is short: bounding it keeps the search linear on a long line (an unbounded one backtracks over every
 # run of letters, minutes on an error line quoting a value of 100,000 characters)
 SECRET_IN_URI = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,31}://[^/\s:@'\"]*:)[^/\s@'\"]+@")
+
+
+SQLITE = "sqlite:///"  # then the database file's path: sqlite:////abs/mlflow.db
+
+
+def sqlite_file(uri: str) -> Optional[Path]:
+    """The database file of a ``sqlite:///<path>`` URI; None for any other store."""
+    return Path(uri[len(SQLITE) :]) if uri.startswith(SQLITE) else None
 
 
 def mask_uri(text: str) -> str:
@@ -136,7 +145,7 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
                 f"(mlflow server --host 127.0.0.1 --port <port>) or fix --mlflow-uri"
             ) from None
     elif u.scheme == "sqlite":
-        path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else ""
+        path = uri[len(SQLITE) :] if uri.startswith(SQLITE) else ""
         if not path:
             raise ConfigError(f"MLflow URI {uri!r}: expected sqlite:///<path to a .db file>")
         if path == ":memory:":

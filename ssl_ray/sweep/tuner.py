@@ -136,8 +136,6 @@ def run_sweep(
     storage = cfg.resolved_storage()
     sweep_dir = Path(resume_dir).resolve() if resume_dir else storage / cfg.name
     uri = cfg.resolved_mlflow_uri()
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     if not resume_dir and not claimed:
         claim(cfg)  # SweepExists when another sweep holds the directory
     parent = get_or_create_parent_run(uri, cfg.name, str(sweep_dir), parent_params(cfg), create=not resume_dir)
